@@ -1,0 +1,3 @@
+//! The auditflow security-monitor service: wires `auditflow-core` to the Kafka runtime.
+//!
+//! Not built yet; see ARCHITECTURE.md for what it will do.
