@@ -7,3 +7,5 @@
 //! What this crate is not: it does no I/O, spawns no tasks and knows nothing of Kafka or CQL.
 //! Runtimes (`auditflow-kafka`, `auditflow-store`) and services wire it to the outside world.
 //! It depends on no other auditflow crate.
+
+pub mod config;

@@ -1,0 +1,24 @@
+//! One module per subcommand; `dispatch` is the only place that knows them all.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let name = match cli.command {
+        Command::Classify => "classify",
+        Command::Detect => "detect",
+        Command::Run { .. } => "run",
+        Command::Migrate => "migrate",
+        Command::Topics { .. } => "topics",
+        Command::Query(_) => "query",
+        Command::Trail(_) => "trail",
+        Command::Gdpr { .. } => "gdpr",
+        Command::Report { .. } => "report",
+        Command::Demo => "demo",
+        Command::Loadgen(_) => "loadgen",
+    };
+    bail!("`auditflow {name}` is not implemented yet")
+}
