@@ -126,6 +126,25 @@ pub struct StoreSettings {
     pub replication: BTreeMap<String, String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Consistency of reads and writes: `one`, `local_one`, `quorum`, `local_quorum`, `all`, ….
+    pub consistency: String,
+    /// File holding the 32-byte master key as 64 hex digits (wraps every per-user data key).
+    pub master_key_file: Option<std::path::PathBuf>,
+    /// Environment variable holding the master key as 64 hex digits; wins over the file.
+    pub master_key_env: String,
+    /// With neither a key file nor the variable set, use the built-in, publicly known
+    /// development key (local stack and tests only; the store warns). Set `false` in production.
+    pub insecure_dev_key: bool,
+    /// How many unwrapped per-user data keys are cached (LRU).
+    pub key_cache_size: usize,
+    /// A cached key is re-read after this many seconds, so `gdpr delete` takes effect everywhere.
+    pub key_cache_ttl_secs: u64,
+    /// Statements in flight at once per store handle.
+    pub max_concurrency: usize,
+    /// Attempts per statement on timeouts and unavailability, with exponential backoff.
+    pub max_attempts: u32,
+    /// Client-side timeout of one statement, in milliseconds.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for StoreSettings {
@@ -139,6 +158,15 @@ impl Default for StoreSettings {
             ]),
             username: None,
             password: None,
+            consistency: "local_quorum".into(),
+            master_key_file: None,
+            master_key_env: "AUDITFLOW_MASTER_KEY".into(),
+            insecure_dev_key: true,
+            key_cache_size: 10_000,
+            key_cache_ttl_secs: 300,
+            max_concurrency: 64,
+            max_attempts: 5,
+            request_timeout_ms: 10_000,
         }
     }
 }
