@@ -24,6 +24,7 @@ pub struct Config {
     pub retention: RetentionPeriods,
     pub metrics: MetricsSettings,
     pub store: StoreSettings,
+    pub security: SecuritySettings,
 }
 
 /// `[kafka]`: how every service reaches the brokers.
@@ -34,11 +35,30 @@ pub struct KafkaSettings {
     /// Passed to librdkafka as they are (TLS, SASL, tuning), e.g.
     /// `"security.protocol" = "SASL_SSL"`.
     pub properties: BTreeMap<String, String>,
+    /// Consumer group ids are `<group_prefix><service>`, e.g. `auditflow-classifier`.
+    pub group_prefix: String,
+    /// The most records one consume-process-commit cycle takes (bounds memory per batch).
+    pub batch_max_records: usize,
+    /// How long a batch waits to fill before it is processed anyway.
+    pub batch_max_wait_ms: u64,
+    /// At-least-once services pause consumption while this many records are consumed but not
+    /// yet durably written.
+    pub max_in_flight_records: usize,
+    /// How often at-least-once services commit their durably-written watermark.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for KafkaSettings {
     fn default() -> Self {
-        Self { bootstrap_servers: "127.0.0.1:9092".into(), properties: BTreeMap::new() }
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            properties: BTreeMap::new(),
+            group_prefix: "auditflow-".into(),
+            batch_max_records: 1000,
+            batch_max_wait_ms: 100,
+            max_in_flight_records: 10_000,
+            commit_interval_ms: 1000,
+        }
     }
 }
 
@@ -53,11 +73,23 @@ pub struct Topics {
     pub alerts: String,
     pub actions: String,
     pub blocklist: String,
+    /// What the classifier reads: topic names, or regular expressions starting with `^`.
+    pub classifier_inputs: Vec<String>,
+    /// Partitions of each topic `auditflow topics create` makes.
+    pub partitions: i32,
+    /// Replication factor of each topic `auditflow topics create` makes (3 in production).
+    pub replication_factor: i32,
+    /// How long the dead-letter topic keeps records, in days.
+    pub dead_letter_retention_days: u32,
 }
 
 impl Default for Topics {
     fn default() -> Self {
         Self {
+            classifier_inputs: vec![r"^user\..+".into(), r"^system\..+".into()],
+            partitions: 6,
+            replication_factor: 1,
+            dead_letter_retention_days: 30,
             user_action: "audit.user.action".into(),
             data_access: "audit.data.access".into(),
             security_event: "audit.security.event".into(),
@@ -167,6 +199,74 @@ impl Default for StoreSettings {
             max_concurrency: 64,
             max_attempts: 5,
             request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[security]`: the security monitor's detection rules (SPEC section 7). Durations are in
+/// seconds; every default is SPEC's value. Read by `auditflow_core::detect`, which documents the
+/// semantics (windows, grace, episodes, bounds) in its module doc.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Length of the sliding window: an event at t sees events with time in (t - window, t].
+    pub window_secs: u64,
+    /// How far behind the newest event of its key an event may arrive and still be judged.
+    /// Must be shorter than the window.
+    pub grace_secs: u64,
+    /// brute_force: more than this many failures from one ip in the window scores 50 (medium).
+    pub brute_force_medium_above: u32,
+    /// ... more than this many scores 80 (high).
+    pub brute_force_high_above: u32,
+    /// ... more than this many scores 95 (critical).
+    pub brute_force_critical_above: u32,
+    /// credential_stuffing: this many distinct users failing from one ip in the window score 85.
+    pub credential_stuffing_min_users: u32,
+    /// impossible_travel: both the distance between two successive successful logins must
+    /// exceed this ...
+    pub travel_min_distance_km: f64,
+    /// ... and the speed needed to cover it must exceed this.
+    pub travel_min_speed_kmh: f64,
+    /// privilege_escalation: a `new_role` in this list is privileged.
+    pub privileged_roles: Vec<String>,
+    /// unusual_access: a user's baseline counts as established after this many actions.
+    pub baseline_min_actions: u32,
+    /// unusual_access: more user actions than this in one window is unusual volume.
+    pub unusual_volume_above: u32,
+    /// unusual_access: how many ip addresses and user agents the baseline remembers per user.
+    pub baseline_max_known: usize,
+    /// unusual_access: a user's baseline is forgotten after this long without actions.
+    pub baseline_idle_secs: u64,
+    /// How long a `block_ip` action and its blocklist entry last.
+    pub block_duration_secs: u64,
+    /// Memory bound: keys (ips or users) tracked per rule family; the stalest is evicted first.
+    pub max_keys: usize,
+    /// Memory bound: events remembered per key; counts saturate at this value.
+    pub max_events_per_key: usize,
+    /// At most this many event ids are listed as an alert's evidence (the newest).
+    pub max_evidence: usize,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            window_secs: 600,
+            grace_secs: 120,
+            brute_force_medium_above: 5,
+            brute_force_high_above: 10,
+            brute_force_critical_above: 20,
+            credential_stuffing_min_users: 10,
+            travel_min_distance_km: 50.0,
+            travel_min_speed_kmh: 1000.0,
+            privileged_roles: ["admin", "owner", "superuser", "root"].map(String::from).to_vec(),
+            baseline_min_actions: 20,
+            unusual_volume_above: 200,
+            baseline_max_known: 16,
+            baseline_idle_secs: 7 * 24 * 3600,
+            block_duration_secs: 3600,
+            max_keys: 100_000,
+            max_events_per_key: 1_000,
+            max_evidence: 100,
         }
     }
 }
