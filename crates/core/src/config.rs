@@ -113,7 +113,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_record_bytes: 1024 * 1024, max_json_depth: 64 }
+        Self {
+            max_record_bytes: 1024 * 1024,
+            max_json_depth: 64,
+        }
     }
 }
 
@@ -130,7 +133,12 @@ pub struct RetentionPeriods {
 impl Default for RetentionPeriods {
     fn default() -> Self {
         // 7 years and 2 years, counting leap days.
-        Self { security_days: 2557, financial_days: 2557, marketing_days: 731, general_days: 731 }
+        Self {
+            security_days: 2557,
+            financial_days: 2557,
+            marketing_days: 731,
+            general_days: 731,
+        }
     }
 }
 
@@ -144,7 +152,9 @@ pub struct MetricsSettings {
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into() }
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
     }
 }
 
@@ -258,7 +268,9 @@ impl Default for SecuritySettings {
             credential_stuffing_min_users: 10,
             travel_min_distance_km: 50.0,
             travel_min_speed_kmh: 1000.0,
-            privileged_roles: ["admin", "owner", "superuser", "root"].map(String::from).to_vec(),
+            privileged_roles: ["admin", "owner", "superuser", "root"]
+                .map(String::from)
+                .to_vec(),
             baseline_min_actions: 20,
             unusual_volume_above: 200,
             baseline_max_known: 16,

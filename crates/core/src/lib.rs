@@ -7,5 +7,16 @@
 //! What this crate is not: it does no I/O, spawns no tasks and knows nothing of Kafka or CQL.
 //! Runtimes (`auditflow-kafka`, `auditflow-store`) and services wire it to the outside world.
 //! It depends on no other auditflow crate.
+//!
+//! Where to start reading: [`envelope`] (bytes → [`Event`] or [`Rejection`]), [`pattern`] (the
+//! one type matcher), then [`classify`] (an event → audit records, SPEC sections 4 and 5).
 
 pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod pattern;
+
+pub use config::Config;
+pub use envelope::{Event, Reason, Rejection};
+pub use error::ConfigError;
+pub use pattern::{Pattern, PatternTable};

@@ -1,0 +1,920 @@
+//! The CloudEvents 1.0 envelope (SPEC section 2): parsing what producers send, in structured or
+//! Kafka binary mode, and serializing what auditflow emits.
+//!
+//! Parsing is where untrusted bytes become an [`Event`], so it is total: any input yields an
+//! event or a [`Rejection`] with a reason code, never a panic, and memory use is bounded by the
+//! record size (the size is checked before anything is parsed, and nesting depth is checked by a
+//! cheap scan before serde recurses). The JSON is parsed once and taken apart by moving, so
+//! `data` is never copied.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
+
+use crate::config::Limits;
+use crate::pattern::is_valid_type;
+
+/// The `specversion` auditflow writes.
+pub const SPEC_VERSION: &str = "1.0";
+/// The `specversion`s accepted on input; `1.0.2` is what Jido.Signal producers send.
+pub const ACCEPTED_SPEC_VERSIONS: [&str; 2] = ["1.0", "1.0.2"];
+
+/// A CloudEvent, as parsed from input or built for output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub source: String,
+    /// The CloudEvents `type` attribute: dot-separated segments of `[A-Za-z0-9_-]+`.
+    pub ty: String,
+    pub subject: Option<String>,
+    /// `None` when the producer sent no `time`; the caller knows the fallback (record timestamp,
+    /// read time), see [`Event::time_or`].
+    pub time: Option<DateTime<Utc>>,
+    pub datacontenttype: Option<String>,
+    pub dataschema: Option<String>,
+    /// Always an object; an absent `data` is `{}`.
+    pub data: Map<String, Value>,
+    /// Every other top-level attribute (CloudEvents extensions such as `userid`), by name.
+    pub extensions: Map<String, Value>,
+    /// The recipe-style `metadata` object (`user_id`, `session_id`, ...); empty when absent.
+    /// Extensions win over it, see [`Event::context`].
+    pub metadata: Map<String, Value>,
+}
+
+/// Why a record goes to the dead-letter topic (SPEC section 6): the `auditflow.error` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// Not JSON, not UTF-8, empty, or nested deeper than the limit.
+    InvalidJson,
+    /// JSON, but not a usable CloudEvent.
+    InvalidEnvelope,
+    /// The audit record it would become breaks the output schema.
+    SchemaViolation,
+    /// A user event (other than a login attempt) that names no user.
+    MissingUserId,
+    /// Larger than `limits.max_record_bytes`.
+    TooLarge,
+    /// A type no classification rule covers (neither `user.**`, `system.**` nor `audit.**`).
+    UnknownType,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::InvalidJson,
+        Reason::InvalidEnvelope,
+        Reason::SchemaViolation,
+        Reason::MissingUserId,
+        Reason::TooLarge,
+        Reason::UnknownType,
+    ];
+
+    /// The reason code as it appears in headers, DLQ lines and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::InvalidEnvelope => "invalid_envelope",
+            Reason::SchemaViolation => "schema_violation",
+            Reason::MissingUserId => "missing_user_id",
+            Reason::TooLarge => "too_large",
+            Reason::UnknownType => "unknown_type",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A record that cannot be audited: a reason code and a human explanation
+/// (the `auditflow.error.detail` header). Details never quote more than a short prefix of the
+/// input, so a hostile record cannot blow up a header or a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+
+    /// A record of `size` bytes over the `limit`; for callers that skip oversized input
+    /// without reading it (the CLI's line reader) as well as for the parser.
+    pub fn too_large(size: usize, limit: usize) -> Self {
+        Self::new(
+            Reason::TooLarge,
+            format!("record is {size} bytes, over the limit of {limit} bytes"),
+        )
+    }
+
+    fn invalid_json(detail: impl Into<String>) -> Self {
+        Self::new(Reason::InvalidJson, detail)
+    }
+
+    fn invalid_envelope(detail: impl Into<String>) -> Self {
+        Self::new(Reason::InvalidEnvelope, detail)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+/// Context attributes that producers send either as CloudEvents extensions or, in the recipe's
+/// style, inside a `metadata` object with snake_case keys (SPEC section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextAttribute {
+    UserId,
+    SessionId,
+    IpAddress,
+    UserAgent,
+    CausationId,
+    CorrelationId,
+}
+
+impl ContextAttribute {
+    /// The CloudEvents extension name (lowercase letters and digits).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::UserId => "userid",
+            Self::SessionId => "sessionid",
+            Self::IpAddress => "ipaddress",
+            Self::UserAgent => "useragent",
+            Self::CausationId => "causationid",
+            Self::CorrelationId => "correlationid",
+        }
+    }
+
+    /// The key in the recipe's `metadata` object.
+    pub fn metadata_key(self) -> &'static str {
+        match self {
+            Self::UserId => "user_id",
+            Self::SessionId => "session_id",
+            Self::IpAddress => "ip_address",
+            Self::UserAgent => "user_agent",
+            Self::CausationId => "causation_id",
+            Self::CorrelationId => "correlation_id",
+        }
+    }
+}
+
+/// An identifier-like value as text: a non-empty string, or an integer as its decimal string.
+/// Anything else (empty string, float, bool, object, null) counts as absent.
+pub fn id_text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+impl Event {
+    /// A minimal event; the other attributes are public fields.
+    pub fn new(id: impl Into<String>, source: impl Into<String>, ty: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            source: source.into(),
+            ty: ty.into(),
+            subject: None,
+            time: None,
+            datacontenttype: None,
+            dataschema: None,
+            data: Map::new(),
+            extensions: Map::new(),
+            metadata: Map::new(),
+        }
+    }
+
+    /// A context attribute: the extension when present and non-empty, else the `metadata` key.
+    pub fn context(&self, attribute: ContextAttribute) -> Option<Cow<'_, str>> {
+        self.extensions
+            .get(attribute.extension())
+            .and_then(id_text)
+            .or_else(|| {
+                self.metadata
+                    .get(attribute.metadata_key())
+                    .and_then(id_text)
+            })
+    }
+
+    /// The event time, or `fallback` when the producer sent none.
+    pub fn time_or(&self, fallback: DateTime<Utc>) -> DateTime<Utc> {
+        self.time.unwrap_or(fallback)
+    }
+
+    /// Builds an event from a JSON object in structured mode. Size and depth limits are the
+    /// byte-level parser's job ([`parse_structured`]); this checks the attributes.
+    pub fn from_json_object(mut object: Map<String, Value>) -> Result<Self, Rejection> {
+        if let Some(version) = take_optional_string(&mut object, "specversion")?
+            && !ACCEPTED_SPEC_VERSIONS.contains(&version.as_str())
+        {
+            return Err(Rejection::invalid_envelope(format!(
+                "specversion {} is not supported (expected \"1.0\" or \"1.0.2\")",
+                quoted(&version)
+            )));
+        }
+        let id = take_required_string(&mut object, "id")?;
+        let source = take_required_string(&mut object, "source")?;
+        let ty = take_required_string(&mut object, "type")?;
+        if !is_valid_type(&ty) {
+            return Err(Rejection::invalid_envelope(format!(
+                "type {} is not dot-separated segments of [A-Za-z0-9_-]",
+                quoted(&ty)
+            )));
+        }
+        let subject = take_optional_string(&mut object, "subject")?;
+        let time = match take_optional_string(&mut object, "time")? {
+            None => None,
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(&text)
+                    .map_err(|_| {
+                        Rejection::invalid_envelope(format!(
+                            "time {} is not an RFC 3339 timestamp",
+                            quoted(&text)
+                        ))
+                    })?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let datacontenttype = take_optional_string(&mut object, "datacontenttype")?;
+        let dataschema = take_optional_string(&mut object, "dataschema")?;
+        if object.contains_key("data_base64") {
+            return Err(Rejection::invalid_envelope(
+                "data_base64 (binary data) is not supported: data must be a JSON object",
+            ));
+        }
+        let data = match object.remove("data") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(data)) => data,
+            Some(other) => {
+                return Err(Rejection::invalid_envelope(format!(
+                    "data must be a JSON object, not {}",
+                    kind(&other)
+                )));
+            }
+        };
+        let metadata = match object.remove("metadata") {
+            Some(Value::Object(metadata)) => metadata,
+            // Not the recipe's object: an ordinary extension attribute.
+            Some(other) => {
+                object.insert("metadata".into(), other);
+                Map::new()
+            }
+            None => Map::new(),
+        };
+        // A null attribute is an absent one.
+        object.retain(|_, value| !value.is_null());
+        Ok(Self {
+            id,
+            source,
+            ty,
+            subject,
+            time,
+            datacontenttype,
+            dataschema,
+            data,
+            extensions: object,
+            metadata,
+        })
+    }
+
+    /// The event as structured-mode JSON bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serializing a map of strings and JSON values into memory cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Structured mode: extensions are top-level attributes, `specversion` is always `"1.0"`, and
+/// `time` is RFC 3339 in UTC with as many fraction digits as it has.
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("specversion", SPEC_VERSION)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("source", &self.source)?;
+        map.serialize_entry("type", &self.ty)?;
+        if let Some(subject) = &self.subject {
+            map.serialize_entry("subject", subject)?;
+        }
+        if let Some(time) = &self.time {
+            map.serialize_entry("time", &format_time(time))?;
+        }
+        if let Some(content_type) = &self.datacontenttype {
+            map.serialize_entry("datacontenttype", content_type)?;
+        }
+        if let Some(schema) = &self.dataschema {
+            map.serialize_entry("dataschema", schema)?;
+        }
+        for (name, value) in &self.extensions {
+            map.serialize_entry(name, value)?;
+        }
+        if !self.metadata.is_empty() {
+            map.serialize_entry("metadata", &self.metadata)?;
+        }
+        map.serialize_entry("data", &self.data)?;
+        map.end()
+    }
+}
+
+/// RFC 3339 in UTC (`Z`), keeping the fraction digits the time has.
+pub fn format_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Parses a structured-mode record (the whole event is the JSON value).
+pub fn parse_structured(bytes: &[u8], limits: &Limits) -> Result<Event, Rejection> {
+    if bytes.len() > limits.max_record_bytes {
+        return Err(Rejection::too_large(bytes.len(), limits.max_record_bytes));
+    }
+    match parse_json(bytes, limits)? {
+        Value::Object(object) => Event::from_json_object(object),
+        other => Err(Rejection::invalid_envelope(format!(
+            "the record is {}, not a JSON object",
+            kind(&other)
+        ))),
+    }
+}
+
+/// Decodes a Kafka record in either mode. Binary mode (attributes in `ce_*` headers, the value
+/// is `data`) is chosen by the presence of a `ce_specversion` header, never by `content-type`:
+/// real SDKs send `application/json` in both modes. Header names match case-insensitively.
+pub fn decode_record<'h>(
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    value: &[u8],
+    limits: &Limits,
+) -> Result<Event, Rejection> {
+    let mut attributes: Vec<(&str, &[u8])> = Vec::new();
+    let mut content_type = None;
+    let mut binary = false;
+    let mut header_bytes = 0;
+    for (name, header_value) in headers {
+        header_bytes += name.len() + header_value.len();
+        if let Some(attribute) = strip_prefix_ignore_case(name, "ce_") {
+            binary |= attribute.eq_ignore_ascii_case("specversion");
+            attributes.push((attribute, header_value));
+        } else if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(header_value);
+        }
+    }
+    if !binary {
+        return parse_structured(value, limits);
+    }
+    let size = value.len() + header_bytes;
+    if size > limits.max_record_bytes {
+        return Err(Rejection::too_large(size, limits.max_record_bytes));
+    }
+    let mut object = Map::new();
+    for (attribute, header_value) in attributes {
+        let text = std::str::from_utf8(header_value).map_err(|_| {
+            Rejection::invalid_envelope(format!("header ce_{attribute} is not valid UTF-8"))
+        })?;
+        object.insert(
+            attribute.to_ascii_lowercase(),
+            Value::String(text.to_owned()),
+        );
+    }
+    if let Some(content_type) = content_type
+        && !object.contains_key("datacontenttype")
+    {
+        let text = std::str::from_utf8(content_type)
+            .map_err(|_| Rejection::invalid_envelope("header content-type is not valid UTF-8"))?;
+        object.insert("datacontenttype".into(), Value::String(text.to_owned()));
+    }
+    // Attributes come from headers only; a `ce_data` header must not pose as the value.
+    object.remove("data");
+    object.remove("data_base64");
+    if !value.is_empty() {
+        object.insert("data".into(), parse_json(value, limits)?);
+    }
+    Event::from_json_object(object)
+}
+
+/// UTF-8, non-empty, not nested too deep, then JSON — in that order, so each failure gets a
+/// detail that says what is wrong.
+fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, Rejection> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Rejection::invalid_json(format!("not valid UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    if text.trim_ascii().is_empty() {
+        return Err(Rejection::invalid_json("empty record"));
+    }
+    if nesting_exceeds(text.as_bytes(), limits.max_json_depth) {
+        return Err(Rejection::invalid_json(format!(
+            "nesting deeper than {} levels",
+            limits.max_json_depth
+        )));
+    }
+    serde_json::from_str(text).map_err(|e| Rejection::invalid_json(format!("not JSON: {e}")))
+}
+
+/// Whether more than `max` arrays/objects are open at once anywhere in `bytes` (the top-level
+/// object is level 1). A linear scan that skips strings; serde_json's own limit (128) is a
+/// recursion guard, not ours, and would answer only after building the tree.
+fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn take_required_string(object: &mut Map<String, Value>, name: &str) -> Result<String, Rejection> {
+    match take_optional_string(object, name)? {
+        None => Err(Rejection::invalid_envelope(format!(
+            "missing required attribute {name}"
+        ))),
+        Some(value) if value.is_empty() => Err(Rejection::invalid_envelope(format!(
+            "required attribute {name} is empty"
+        ))),
+        Some(value) => Ok(value),
+    }
+}
+
+/// An attribute that must be a string when present; `null` counts as absent.
+fn take_optional_string(
+    object: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, Rejection> {
+    match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value)),
+        Some(other) => Err(Rejection::invalid_envelope(format!(
+            "attribute {name} must be a string, not {}",
+            kind(&other)
+        ))),
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// "a number", "an array", ... for details.
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON-quoted, shortened copy of untrusted text for a detail message.
+pub(crate) fn quoted(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.len() <= MAX {
+        return serde_json::to_string(text).unwrap_or_default();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}…",
+        serde_json::to_string(&text[..end]).unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    fn parse(value: Value) -> Result<Event, Rejection> {
+        parse_structured(value.to_string().as_bytes(), &limits())
+    }
+
+    fn minimal() -> Value {
+        json!({"specversion": "1.0", "id": "e1", "source": "svc", "type": "user.created"})
+    }
+
+    fn with(mut value: Value, key: &str, field: Value) -> Value {
+        value[key] = field;
+        value
+    }
+
+    fn without(mut value: Value, key: &str) -> Value {
+        value.as_object_mut().unwrap().remove(key);
+        value
+    }
+
+    fn reason(result: Result<Event, Rejection>) -> Reason {
+        result.expect_err("should be rejected").reason
+    }
+
+    #[test]
+    fn minimal_event_parses_with_empty_data() {
+        let event = parse(minimal()).unwrap();
+        assert_eq!(
+            (event.id.as_str(), event.source.as_str(), event.ty.as_str()),
+            ("e1", "svc", "user.created")
+        );
+        assert!(event.data.is_empty());
+        assert!(event.extensions.is_empty() && event.metadata.is_empty());
+        assert_eq!(event.subject, None);
+        assert_eq!(event.time, None);
+    }
+
+    #[test]
+    fn specversion_is_optional_and_may_be_1_0_2() {
+        assert!(parse(without(minimal(), "specversion")).is_ok());
+        assert!(parse(with(minimal(), "specversion", json!("1.0.2"))).is_ok());
+        for bad in [
+            json!("0.3"),
+            json!("1"),
+            json!("1.0.1"),
+            json!(""),
+            json!(1.0),
+        ] {
+            assert_eq!(
+                reason(parse(with(minimal(), "specversion", bad.clone()))),
+                Reason::InvalidEnvelope,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_attributes_must_be_present_non_empty_strings() {
+        for name in ["id", "source", "type"] {
+            assert_eq!(
+                reason(parse(without(minimal(), name))),
+                Reason::InvalidEnvelope,
+                "{name} missing"
+            );
+            assert_eq!(
+                reason(parse(with(minimal(), name, json!("")))),
+                Reason::InvalidEnvelope,
+                "{name} empty"
+            );
+            assert_eq!(
+                reason(parse(with(minimal(), name, json!(7)))),
+                Reason::InvalidEnvelope,
+                "{name} number"
+            );
+            assert_eq!(
+                reason(parse(with(minimal(), name, Value::Null))),
+                Reason::InvalidEnvelope,
+                "{name} null"
+            );
+        }
+    }
+
+    #[test]
+    fn type_must_be_dot_separated_segments() {
+        for good in ["user", "user.login.attempt", "a-b.c_d.E9"] {
+            assert!(
+                parse(with(minimal(), "type", json!(good))).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "user.",
+            ".user",
+            "user..created",
+            "user created",
+            "user.*",
+            "usér",
+            "a/b",
+        ] {
+            assert_eq!(
+                reason(parse(with(minimal(), "type", json!(bad)))),
+                Reason::InvalidEnvelope,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn optional_attributes_are_read_and_typed() {
+        let event = parse(json!({
+            "id": "e1", "source": "svc", "type": "user.created",
+            "subject": "user:u1", "time": "2026-11-20T11:00:00.250+01:00",
+            "datacontenttype": "application/json", "dataschema": "https://schema/x",
+            "data": {"k": 1}
+        }))
+        .unwrap();
+        assert_eq!(event.subject.as_deref(), Some("user:u1"));
+        assert_eq!(
+            format_time(&event.time.unwrap()),
+            "2026-11-20T10:00:00.250Z"
+        );
+        assert_eq!(event.datacontenttype.as_deref(), Some("application/json"));
+        assert_eq!(event.dataschema.as_deref(), Some("https://schema/x"));
+        assert_eq!(event.data["k"], 1);
+        assert_eq!(
+            reason(parse(with(minimal(), "time", json!("yesterday")))),
+            Reason::InvalidEnvelope
+        );
+        assert_eq!(
+            reason(parse(with(minimal(), "subject", json!(5)))),
+            Reason::InvalidEnvelope
+        );
+    }
+
+    #[test]
+    fn data_must_be_an_object_when_present() {
+        assert!(
+            parse(with(minimal(), "data", Value::Null))
+                .unwrap()
+                .data
+                .is_empty()
+        );
+        for bad in [json!([1]), json!("text"), json!(3)] {
+            assert_eq!(
+                reason(parse(with(minimal(), "data", bad))),
+                Reason::InvalidEnvelope
+            );
+        }
+        assert_eq!(
+            reason(parse(with(minimal(), "data_base64", json!("AAAA")))),
+            Reason::InvalidEnvelope
+        );
+    }
+
+    #[test]
+    fn extensions_win_over_metadata() {
+        let event = parse(json!({
+            "id": "e1", "source": "svc", "type": "user.created",
+            "userid": "ext-user", "ipaddress": "",
+            "metadata": {"user_id": "meta-user", "ip_address": "10.0.0.1", "correlation_id": "c9", "session_id": 42}
+        }))
+        .unwrap();
+        assert_eq!(
+            event.context(ContextAttribute::UserId).as_deref(),
+            Some("ext-user")
+        );
+        // An empty extension is absent, so metadata fills in.
+        assert_eq!(
+            event.context(ContextAttribute::IpAddress).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            event.context(ContextAttribute::CorrelationId).as_deref(),
+            Some("c9")
+        );
+        assert_eq!(
+            event.context(ContextAttribute::SessionId).as_deref(),
+            Some("42")
+        );
+        assert_eq!(event.context(ContextAttribute::UserAgent), None);
+        assert!(!event.extensions.contains_key("metadata"));
+    }
+
+    #[test]
+    fn non_object_metadata_is_an_ordinary_extension() {
+        let event = parse(with(minimal(), "metadata", json!("x"))).unwrap();
+        assert!(event.metadata.is_empty());
+        assert_eq!(event.extensions["metadata"], "x");
+    }
+
+    #[test]
+    fn non_objects_are_invalid_envelopes() {
+        for bad in ["[1,2]", "\"text\"", "42", "null", "true"] {
+            assert_eq!(
+                reason(parse_structured(bad.as_bytes(), &limits())),
+                Reason::InvalidEnvelope,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_json_are_invalid_json() {
+        for bad in [
+            &b"{"[..],
+            b"not json",
+            b"{\"id\": }",
+            b"",
+            b"  \n",
+            b"\xff\xfe{}",
+            b"{\"id\":\"\xc3\x28\"}",
+        ] {
+            assert_eq!(
+                reason(parse_structured(bad, &limits())),
+                Reason::InvalidJson,
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        // The event object is level 1, `data` level 2, then arrays.
+        let inner = format!("{}{}", "[".repeat(depth - 2), "]".repeat(depth - 2));
+        format!(r#"{{"id":"e","source":"s","type":"user.x","data":{{"n":{inner}}}}}"#)
+    }
+
+    #[test]
+    fn nesting_is_limited_to_64_levels() {
+        assert!(parse_structured(nested(64).as_bytes(), &limits()).is_ok());
+        let err = parse_structured(nested(65).as_bytes(), &limits()).unwrap_err();
+        assert_eq!(err.reason, Reason::InvalidJson);
+        assert!(err.detail.contains("64"), "{}", err.detail);
+        // Brackets inside strings are not nesting.
+        let in_string = format!(
+            r#"{{"id":"e","source":"s","type":"user.x","data":{{"s":"{}"}}}}"#,
+            "[{".repeat(100)
+        );
+        assert!(parse_structured(in_string.as_bytes(), &limits()).is_ok());
+        // Far beyond serde_json's own limit, still a clean rejection.
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            reason(parse_structured(deep.as_bytes(), &limits())),
+            Reason::InvalidJson
+        );
+    }
+
+    #[test]
+    fn records_over_the_limit_are_too_large_before_parsing() {
+        let small = Limits {
+            max_record_bytes: 10,
+            ..Limits::default()
+        };
+        assert_eq!(
+            reason(parse_structured(&[b'x'; 11], &small)),
+            Reason::TooLarge
+        );
+        assert_eq!(
+            reason(parse_structured(&[b'x'; 10], &small)),
+            Reason::InvalidJson
+        );
+        let default = Limits::default();
+        assert_eq!(default.max_record_bytes, 1024 * 1024);
+        let big = vec![b' '; 1024 * 1024 + 1];
+        assert_eq!(reason(parse_structured(&big, &default)), Reason::TooLarge);
+    }
+
+    #[test]
+    fn binary_mode_is_chosen_by_ce_specversion() {
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"b1"),
+            ("ce_source", b"svc"),
+            ("ce_type", b"user.login.attempt"),
+            ("ce_time", b"2026-11-20T10:00:00Z"),
+            ("ce_subject", b"user:u1"),
+            ("ce_userid", b"u1"),
+            ("Content-Type", b"application/json"),
+        ];
+        let event =
+            decode_record(headers.iter().copied(), br#"{"success": true}"#, &limits()).unwrap();
+        assert_eq!(event.id, "b1");
+        assert_eq!(event.ty, "user.login.attempt");
+        assert_eq!(event.subject.as_deref(), Some("user:u1"));
+        assert_eq!(event.datacontenttype.as_deref(), Some("application/json"));
+        assert_eq!(event.data["success"], true);
+        assert_eq!(
+            event.context(ContextAttribute::UserId).as_deref(),
+            Some("u1")
+        );
+        assert!(event.time.is_some());
+        // An empty value is empty data.
+        assert!(
+            decode_record(headers.iter().copied(), b"", &limits())
+                .unwrap()
+                .data
+                .is_empty()
+        );
+        // The value must still be a JSON object.
+        assert_eq!(
+            reason(decode_record(headers.iter().copied(), b"[1]", &limits())),
+            Reason::InvalidEnvelope
+        );
+        assert_eq!(
+            reason(decode_record(headers.iter().copied(), b"{", &limits())),
+            Reason::InvalidJson
+        );
+        // Binary mode checks its attributes like structured mode does.
+        let bad_version: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"0.3"),
+            ("ce_id", b"b1"),
+            ("ce_source", b"s"),
+            ("ce_type", b"user.x"),
+        ];
+        assert_eq!(
+            reason(decode_record(bad_version, b"{}", &limits())),
+            Reason::InvalidEnvelope
+        );
+        let bad_utf8: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"\xff"),
+            ("ce_source", b"s"),
+            ("ce_type", b"user.x"),
+        ];
+        assert_eq!(
+            reason(decode_record(bad_utf8, b"{}", &limits())),
+            Reason::InvalidEnvelope
+        );
+    }
+
+    #[test]
+    fn structured_mode_without_ce_specversion_even_with_ce_headers() {
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("content-type", b"application/cloudevents+json"),
+            ("ce_id", b"ignored"),
+        ];
+        let value = minimal().to_string();
+        let event = decode_record(headers, value.as_bytes(), &limits()).unwrap();
+        assert_eq!(event.id, "e1");
+    }
+
+    #[test]
+    fn serialization_says_1_0_and_puts_extensions_on_top() {
+        let mut event = parse(with(
+            with(minimal(), "specversion", json!("1.0.2")),
+            "time",
+            json!("2026-11-20T10:00:00Z"),
+        ))
+        .unwrap();
+        event
+            .extensions
+            .insert("retention".into(), json!("general"));
+        let value: Value = serde_json::from_slice(&event.to_json_bytes()).unwrap();
+        assert_eq!(value["specversion"], "1.0");
+        assert_eq!(value["retention"], "general");
+        assert_eq!(value["time"], "2026-11-20T10:00:00Z");
+        assert_eq!(value["data"], json!({}));
+        assert!(value.get("subject").is_none());
+    }
+
+    #[test]
+    fn details_quote_only_a_prefix_of_hostile_input() {
+        let long_type = "x".repeat(10_000) + "..";
+        let err = parse(with(minimal(), "type", json!(long_type))).unwrap_err();
+        assert!(err.detail.len() < 200, "{}", err.detail.len());
+        assert_eq!(
+            quoted("é".repeat(40).as_str())
+                .chars()
+                .filter(|c| *c == 'é')
+                .count(),
+            32
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_structured(&bytes, &limits());
+        }
+
+        #[test]
+        fn a_parsed_event_round_trips(
+            id in "[a-z0-9-]{1,12}", ty in "[a-z]{1,5}(\\.[a-z_]{1,5}){0,3}",
+            subject in proptest::option::of("[ -~]{0,10}"), ext in "[ -~]{0,10}", n in any::<i64>(),
+        ) {
+            let mut value = json!({"id": id, "source": "svc", "type": ty, "ext": ext, "data": {"n": n}});
+            if let Some(subject) = subject { value["subject"] = json!(subject); }
+            let event = parse(value).unwrap();
+            let again = parse_structured(&event.to_json_bytes(), &limits()).unwrap();
+            prop_assert_eq!(event, again);
+        }
+    }
+}
