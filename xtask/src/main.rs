@@ -1,5 +1,108 @@
-//! `cargo xtask`: project automation.
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! It owns the local stack — real Apache Kafka and Apache Cassandra started as plain JVM
+//! processes, no Docker — and the one test command that CI also runs. It depends on std only
+//! so it compiles in seconds, before the heavy workspace crates.
+//!
+//! Where to read on: `stack.rs` (the lifecycle), `kafka.rs` / `cassandra.rs` (each server),
+//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`.
 
-fn main() {
-    println!("xtask");
+mod cassandra;
+mod demo;
+mod error;
+mod fetch;
+mod java;
+mod kafka;
+mod probe;
+mod process;
+mod stack;
+mod testrun;
+
+use std::process::ExitCode;
+
+use error::{Context, Result};
+use stack::Layout;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  up                 fetch (first run) and start Kafka (127.0.0.1:9092) and Cassandra (127.0.0.1:9042)
+  down               stop both
+  status             whether each runs and answers (exit 1 when one does not)
+  logs [kafka|cassandra] [-n LINES]
+                     the end of a server's log, and its path
+  reset              stop both and delete their data (the jars stay)
+  test [ARGS]        start the stack if needed, run `cargo test --workspace ARGS`, then leave the
+                     stack as it was (e.g. `cargo xtask test -- -p auditflow-integration-tests`)
+  demo               start the stack and show it (the pipeline demo will grow here)
+
+Files live in .stack/ at the workspace root (override: AUDITFLOW_STACK_DIR).
+Tests read AUDITFLOW_KAFKA_BOOTSTRAP and AUDITFLOW_CQL_NODES; with AUDITFLOW_STACK=external
+`test` uses those addresses and starts nothing.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let layout = Layout::from_env()?;
+    match (command.as_str(), rest) {
+        ("up", []) => {
+            stack::up(&layout)?;
+            println!("stack is up; `cargo xtask down` stops it");
+        }
+        ("down", []) => stack::down(&layout)?,
+        ("status", []) => {
+            let ready = stack::status(&layout)?;
+            return Ok(if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        ("logs", rest) => {
+            let (server, lines) = parse_logs_args(rest)?;
+            stack::logs(&layout, server, lines);
+        }
+        ("reset", []) => stack::reset(&layout)?,
+        ("test", rest) => return testrun::run(&layout, rest),
+        ("demo", []) => demo::run(&layout)?,
+        ("help" | "-h" | "--help", _) => println!("{USAGE}"),
+        _ => {
+            eprintln!("{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `[kafka|cassandra] [-n LINES]`, in any order.
+fn parse_logs_args(args: &[String]) -> Result<(Option<&'static dyn stack::Server>, usize)> {
+    let mut server = None;
+    let mut lines = 40;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "-n" {
+            let n = it
+                .next()
+                .ok_or_else(|| error::Error::new("-n needs a number of lines"))?;
+            lines = n
+                .parse()
+                .with_context(|| format!("-n {n}: not a number of lines"))?;
+        } else {
+            server = Some(stack::server_named(arg)?);
+        }
+    }
+    Ok((server, lines))
 }

@@ -1,0 +1,400 @@
+//! The local stack as a whole: where its files live, what a server must provide, and the
+//! lifecycle commands (`up`, `down`, `status`, `logs`, `reset`) over both servers.
+//!
+//! Everything — jars, data, generated configs, logs, pid files — lives under one git-ignored
+//! folder, `.stack/` at the workspace root (or `$AUDITFLOW_STACK_DIR`), so `rm -rf .stack` is
+//! a complete uninstall. Several people (or agents) may drive one checkout at once, so the
+//! commands that start or stop servers take a file lock, and `up` on a running stack only
+//! reports it.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{Context, Error, Result, bail};
+use crate::java::{self, Java};
+use crate::{cassandra, fetch, kafka, probe, process};
+
+/// One server of the stack: how to start it and how to tell it is ready.
+pub trait Server {
+    /// Short lowercase name used in paths and on the command line (`kafka`).
+    fn name(&self) -> &'static str;
+    /// Name for people (`Kafka`).
+    fn title(&self) -> &'static str;
+    /// The artifactId in its POM whose version names the release.
+    fn artifact(&self) -> &'static str;
+    /// The address clients use.
+    fn addr(&self) -> &'static str;
+    /// How long a (first) start may take before we give up waiting.
+    fn ready_timeout(&self) -> Duration;
+    /// Writes the server's config files and completes `cmd` (a `java` command that already
+    /// carries the stack marker) with its JVM options, class path and main class.
+    fn prepare(&self, ctx: &Prepare<'_>, cmd: &mut Command) -> Result<()>;
+    /// Asks the server a real question; `Ok` describes the answer.
+    fn probe(&self) -> Result<String>;
+}
+
+/// What [`Server::prepare`] gets to work with.
+pub struct Prepare<'a> {
+    pub layout: &'a Layout,
+    pub java: &'a Java,
+    /// Folder of the server's jars.
+    pub jars: &'a Path,
+    /// The server's own folder under the stack dir (configs, `data/`).
+    pub dir: PathBuf,
+}
+
+/// Both servers, in start order.
+pub fn servers() -> [&'static dyn Server; 2] {
+    [&kafka::Kafka, &cassandra::Cassandra]
+}
+
+/// The server called `name`, or a usage error listing the names.
+pub fn server_named(name: &str) -> Result<&'static dyn Server> {
+    match servers().into_iter().find(|s| s.name() == name) {
+        Some(server) => Ok(server),
+        None => bail!("unknown server {name:?}: expected kafka or cassandra"),
+    }
+}
+
+/// Where the stack's files are.
+pub struct Layout {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Layout {
+    pub fn from_env() -> Result<Layout> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| Error::new("xtask is not inside a workspace"))?;
+        let dir = match std::env::var_os("AUDITFLOW_STACK_DIR").filter(|d| !d.is_empty()) {
+            Some(dir) => std::env::current_dir()
+                .context("reading the current directory")?
+                .join(dir),
+            None => root.join(".stack"),
+        };
+        Ok(Layout { root, dir })
+    }
+
+    /// A file of `deploy/stack/<server>/`.
+    pub fn template(&self, server: &str, file: &str) -> PathBuf {
+        self.root.join("deploy/stack").join(server).join(file)
+    }
+
+    pub fn read_template(&self, server: &str, file: &str) -> Result<String> {
+        let path = self.template(server, file);
+        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    pub fn service_dir(&self, server: &str) -> PathBuf {
+        self.dir.join(server)
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.logs_dir().join(format!("{name}.log"))
+    }
+
+    fn pid_file(&self, server: &str) -> PathBuf {
+        self.dir.join(format!("{server}.pid"))
+    }
+
+    /// The JVM argument that identifies a server process as this stack's own.
+    fn marker(&self, server: &str) -> String {
+        format!("-Dauditflow.stack={}", self.service_dir(server).display())
+    }
+
+    /// `path` relative to the workspace root when inside it, for shorter messages.
+    pub fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    fn lock_file(&self, name: &str) -> Result<File> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.dir.join(name);
+        File::create(&path).with_context(|| format!("opening {}", path.display()))
+    }
+
+    /// Held while servers are being started or stopped, so two commands never race.
+    pub fn lock(&self) -> Result<File> {
+        let file = self.lock_file("xtask.lock")?;
+        if file.try_lock().is_err() {
+            println!("waiting for another xtask command on this stack to finish …");
+            file.lock().context("locking .stack/xtask.lock")?;
+        }
+        Ok(file)
+    }
+
+    /// Held (shared) by every `cargo xtask test` while its tests run: the one that started
+    /// the stack stops it afterwards only if no other test run still holds it.
+    pub fn in_use(&self) -> Result<File> {
+        let file = self.lock_file("in-use.lock")?;
+        file.lock_shared().context("locking .stack/in-use.lock")?;
+        Ok(file)
+    }
+
+    /// Whether no test run holds [`Layout::in_use`] (checked after releasing our own hold).
+    pub fn unused(&self) -> Result<bool> {
+        let file = self.lock_file("in-use.lock")?;
+        Ok(file.try_lock().is_ok())
+    }
+}
+
+/// A server after `launch`: started by this command (with its child handle) or found running.
+pub struct Launched {
+    server: &'static dyn Server,
+    pid: u32,
+    child: Option<Child>,
+}
+
+impl Launched {
+    pub fn started_here(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// Starts every server that is not running, without waiting for readiness (see
+/// [`await_ready`]), so callers can do other work while the JVMs boot.
+pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
+    let _lock = layout.lock()?;
+    fs::create_dir_all(layout.logs_dir())
+        .with_context(|| format!("creating {}", layout.logs_dir().display()))?;
+    let mut java = None;
+    let mut launched = Vec::new();
+    for server in servers() {
+        let pid_file = layout.pid_file(server.name());
+        let marker = layout.marker(server.name());
+        if let Some(pid) = process::running_pid(&pid_file, &marker) {
+            println!("{} is already running (pid {pid})", server.title());
+            launched.push(Launched {
+                server,
+                pid,
+                child: None,
+            });
+            continue;
+        }
+        if probe::port_open(server.addr()) {
+            bail!(
+                "{} is already in use by a process this stack did not start (no live pid in {}): \
+                 stop it, or point the tests at it with AUDITFLOW_STACK=external",
+                server.addr(),
+                layout.shown(&pid_file)
+            );
+        }
+        let java = match &java {
+            Some(java) => java,
+            None => java.insert(java::find()?),
+        };
+        let jars = fetch::ensure_jars(layout, server, java)?;
+        let dir = layout.service_dir(server.name());
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut cmd = Command::new(&java.bin);
+        cmd.current_dir(&dir).arg(&marker);
+        let ctx = Prepare {
+            layout,
+            java,
+            jars: &jars,
+            dir,
+        };
+        server.prepare(&ctx, &mut cmd)?;
+        let log = layout.log_file(server.name());
+        process::rotate_log(&log);
+        let child = process::spawn_detached(&mut cmd, &log, &pid_file)
+            .with_context(|| format!("starting {}", server.title()))?;
+        println!(
+            "{} starting (pid {}), log {}",
+            server.title(),
+            child.id(),
+            layout.shown(&log)
+        );
+        launched.push(Launched {
+            server,
+            pid: child.id(),
+            child: Some(child),
+        });
+    }
+    Ok(launched)
+}
+
+/// Waits until every launched server answers its probe, or fails naming the log to read.
+pub fn await_ready(layout: &Layout, launched: &mut [Launched]) -> Result<()> {
+    for l in launched.iter_mut() {
+        wait_ready(layout, l)?;
+    }
+    Ok(())
+}
+
+fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
+    let server = l.server;
+    let log = layout.log_file(server.name());
+    let marker = layout.marker(server.name());
+    let timeout = server.ready_timeout();
+    let start = Instant::now();
+    let mut next_note = Duration::from_secs(10);
+    loop {
+        let exited = match &mut l.child {
+            Some(child) => child
+                .try_wait()
+                .context("checking the server process")?
+                .map(|status| status.to_string()),
+            None => (!process::is_ours(l.pid, &marker)).then(|| "it stopped".to_string()),
+        };
+        if let Some(how) = exited {
+            let _ = fs::remove_file(layout.pid_file(server.name()));
+            bail!(
+                "{} exited during startup ({how}); last lines of {}:\n{}",
+                server.title(),
+                layout.shown(&log),
+                process::tail(&log, 25)
+            );
+        }
+        let probe = server.probe();
+        match probe {
+            Ok(answer) => {
+                println!(
+                    "{} ready on {} after {}s: {answer}",
+                    server.title(),
+                    server.addr(),
+                    start.elapsed().as_secs()
+                );
+                return Ok(());
+            }
+            Err(e) if start.elapsed() >= timeout => bail!(
+                "{} did not become ready on {} within {}s (last probe: {e}); it is still \
+                 running (pid {}): read {}, and stop it with `cargo xtask down`",
+                server.title(),
+                server.addr(),
+                timeout.as_secs(),
+                l.pid,
+                layout.shown(&log)
+            ),
+            Err(_) => {}
+        }
+        if start.elapsed() >= next_note {
+            println!(
+                "  waiting for {} on {} … {}s",
+                server.title(),
+                server.addr(),
+                start.elapsed().as_secs()
+            );
+            next_note += Duration::from_secs(10);
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `cargo xtask up`: start what is not running and wait until both servers answer.
+pub fn up(layout: &Layout) -> Result<Vec<Launched>> {
+    let mut launched = launch(layout)?;
+    await_ready(layout, &mut launched)?;
+    Ok(launched)
+}
+
+/// Stops the servers this stack started (by their recorded pids).
+pub fn down(layout: &Layout) -> Result<()> {
+    let _lock = layout.lock()?;
+    for server in servers().into_iter().rev() {
+        stop_server(layout, server)?;
+    }
+    Ok(())
+}
+
+/// Stops only the servers in `launched` that this command started.
+pub fn stop_started(layout: &Layout, launched: &[Launched]) -> Result<()> {
+    let _lock = layout.lock()?;
+    for l in launched.iter().rev().filter(|l| l.started_here()) {
+        stop_server(layout, l.server)?;
+    }
+    Ok(())
+}
+
+fn stop_server(layout: &Layout, server: &dyn Server) -> Result<()> {
+    let pid_file = layout.pid_file(server.name());
+    let marker = layout.marker(server.name());
+    let Some(pid) = process::running_pid(&pid_file, &marker) else {
+        println!("{} is not running", server.title());
+        return Ok(());
+    };
+    let start = Instant::now();
+    let killed = process::stop(pid, &marker, Duration::from_secs(60))
+        .with_context(|| format!("stopping {} (pid {pid})", server.title()))?;
+    let _ = fs::remove_file(&pid_file);
+    let how = if killed {
+        "killed after 60 s without a clean shutdown"
+    } else {
+        "stopped"
+    };
+    println!(
+        "{} {how} (pid {pid}, {:.1}s)",
+        server.title(),
+        start.elapsed().as_secs_f32()
+    );
+    Ok(())
+}
+
+/// `cargo xtask status`: one line per server. Returns whether both answer.
+pub fn status(layout: &Layout) -> Result<bool> {
+    let mut all_ready = true;
+    for server in servers() {
+        let pid = process::running_pid(
+            &layout.pid_file(server.name()),
+            &layout.marker(server.name()),
+        );
+        let state = match pid {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "stopped".to_string(),
+        };
+        let answer = match server.probe() {
+            Ok(answer) => format!("answering: {answer}"),
+            Err(e) => {
+                all_ready = false;
+                format!("not answering ({e})")
+            }
+        };
+        println!(
+            "{:<10} {:<20} {} {answer}",
+            server.name(),
+            state,
+            server.addr()
+        );
+    }
+    println!("logs: {}", layout.shown(&layout.logs_dir()));
+    Ok(all_ready)
+}
+
+/// `cargo xtask logs [server]`: the log path and its last lines.
+pub fn logs(layout: &Layout, only: Option<&'static dyn Server>, lines: usize) {
+    for server in servers() {
+        if only.is_some_and(|o| o.name() != server.name()) {
+            continue;
+        }
+        let log = layout.log_file(server.name());
+        println!("==> {} <==", log.display());
+        println!("{}", process::tail(&log, lines));
+    }
+}
+
+/// `cargo xtask reset`: stop, then delete the servers' data (jars stay).
+pub fn reset(layout: &Layout) -> Result<()> {
+    down(layout)?;
+    let _lock = layout.lock()?;
+    for server in servers() {
+        let data = layout.service_dir(server.name()).join("data");
+        if data.exists() {
+            fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+            println!("removed {}", layout.shown(&data));
+        }
+    }
+    Ok(())
+}
