@@ -156,6 +156,8 @@ pub struct Launched {
     server: &'static dyn Server,
     pid: u32,
     child: Option<Child>,
+    /// When it was started (or found running), for the "ready after" note.
+    since: Instant,
 }
 
 impl Launched {
@@ -181,6 +183,7 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
                 server,
                 pid,
                 child: None,
+                since: Instant::now(),
             });
             continue;
         }
@@ -222,6 +225,7 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
             server,
             pid: child.id(),
             child: Some(child),
+            since: Instant::now(),
         });
     }
     Ok(launched)
@@ -266,7 +270,7 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
                     "{} ready on {} after {}s: {answer}",
                     server.title(),
                     server.addr(),
-                    start.elapsed().as_secs()
+                    l.since.elapsed().as_secs()
                 );
                 return Ok(());
             }
