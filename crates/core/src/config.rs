@@ -249,6 +249,9 @@ pub struct SecuritySettings {
     pub baseline_idle_secs: u64,
     /// How long a `block_ip` action and its blocklist entry last.
     pub block_duration_secs: u64,
+    /// Window state of an ip or user is dropped after this long without events (event time; at
+    /// least window + grace). Generous, so partitions consumed at different speeds keep theirs.
+    pub idle_key_secs: u64,
     /// Memory bound: keys (ips or users) tracked per rule family; the stalest is evicted first.
     pub max_keys: usize,
     /// Memory bound: events remembered per key; counts saturate at this value.
@@ -276,6 +279,7 @@ impl Default for SecuritySettings {
             baseline_max_known: 16,
             baseline_idle_secs: 7 * 24 * 3600,
             block_duration_secs: 3600,
+            idle_key_secs: 3600,
             max_keys: 100_000,
             max_events_per_key: 1_000,
             max_evidence: 100,

@@ -12,6 +12,7 @@
 //! one type matcher), then [`classify`] (an event → audit records, SPEC sections 4 and 5).
 
 pub mod config;
+pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod pattern;

@@ -1,0 +1,368 @@
+//! Threat detection (SPEC section 7): the security monitor's engine, pure and synchronous.
+//!
+//! Feed it [`Observation`]s (the classifier's `audit.security.event` and `audit.user.action`
+//! records) with [`Detector::observe`]; it returns the [`Output`]s to write: `security.alert`s,
+//! `security.action`s and blocklist upserts and tombstones. The `auditflow detect` command and
+//! the security-monitor service both run this engine; neither adds detection logic.
+//!
+//! # Time and windows
+//! Event time is the record's `time`. The window of an event at t holds the events of the same
+//! key with time in (t − window, t] (10 min by default), exactly: each key keeps its recent
+//! timestamps sorted, never bucketed. Rules are keyed: brute_force and credential_stuffing by
+//! source ip, the others by user id.
+//!
+//! # Out-of-order events
+//! Each key has its own clock, the newest event time it has seen (keys are partitioned, so one
+//! slow partition does not make another's events late). An event up to `grace_secs` (2 min)
+//! behind its key's newest event is *late*: it is inserted where it belongs and judged at the
+//! worst of the windows it now belongs to — so a burst whose events arrive shuffled alerts as
+//! the sorted burst would (the alert's window may then end after the late event). An event
+//! further behind is *too late*: it is counted in [`DetectStats::too_late`] and not judged.
+//!
+//! # Threat level, episodes and deduplication
+//! Every applicable rule scores the event; its threat level is the highest score (ties go to
+//! the rule listed first in [`Rule::ALL`]). A medium, high or critical event raises one alert,
+//! for that rule — unless the same (rule, key, level) already alerted in the key's current
+//! *episode*. An episode is a run of a key's events (for one rule family) with each within the
+//! window of the previous one; it ends when the key is quiet for a whole window, i.e. when the
+//! key's window becomes empty. So 21 failures from one ip yield exactly one medium (6th), one
+//! high (11th) and one critical (21st) alert; a second burst after ten quiet minutes alerts
+//! again.
+//!
+//! # Actions and the blocklist
+//! A critical alert also emits `block_ip` (when the ip is known; `reason` = the rule, expiring
+//! `block_duration_secs` after the event) and `disable_account` (when the user is known, i.e.
+//! present and not `unknown`), and upserts the ip on the blocklist. When the engine's clock —
+//! the newest event time it has seen from any key — passes a block's expiry, it emits the ip's
+//! tombstone. [`Detector::advance_to`] moves that clock without an event.
+//!
+//! # Ids and replay
+//! Alert ids are UUID v5 of (rule, key, level, window start, window end), action ids of (alert
+//! id, action): a replay of the same input reproduces them. After a restart the service replays
+//! the events it had already processed in [`Mode::Replay`]: the engine rebuilds its windows,
+//! episodes and blocks exactly as in [`Mode::Live`] but returns no outputs, so nothing already
+//! emitted is emitted again; [`Detector::restore_block`] re-arms blocks read back from the
+//! blocklist. State older than the replayed span (e.g. an episode that began before it) is not
+//! rebuilt; the worst case is a repeated alert for new evidence, never for the same evidence.
+//!
+//! # Memory
+//! Bounded whatever the input: each rule family tracks at most `max_keys` keys (the stalest
+//! is evicted first; keys idle for `idle_key_secs` of event time are dropped), each key at most
+//! `max_events_per_key` events (counts saturate there), each user's baseline a few ips and
+//! agents, and at most `max_keys` blocks.
+
+mod blocks;
+mod episode;
+mod keyed;
+mod level;
+mod observation;
+mod output;
+mod params;
+mod rules;
+mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+
+pub use level::{Rule, ThreatLevel};
+pub use observation::{
+    Geo, InputKind, Observation, SECURITY_EVENT_TYPE, SecurityEventData, Signal, USER_ACTION_TYPE,
+    UserActionData,
+};
+pub use output::{
+    ACTION_TYPE, ALERT_TYPE, Action, ActionKind, Alert, BLOCKLIST_TYPE, BlockEntry, Output,
+    OutputStream, SOURCE,
+};
+
+use crate::config::SecuritySettings;
+use blocks::Blocks;
+use episode::Episode;
+use params::{Params, later};
+use rules::Finding;
+use rules::failures::FailedLogins;
+use rules::privilege::Grants;
+use rules::travel::Logins;
+use rules::unusual::Baselines;
+
+/// Errors of the detection engine. (Bad input is not an error of the engine: building an
+/// [`Observation`] rejects it with a [`Rejection`](crate::Rejection) for the dead-letter topic.)
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DetectError {
+    /// The `[security]` settings contradict each other.
+    #[error("invalid [security] settings: {0}")]
+    InvalidSettings(String),
+}
+
+/// Whether outputs are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Judge and return outputs.
+    Live,
+    /// Rebuild state from events already judged before: update everything, return nothing.
+    Replay,
+}
+
+/// Counters of what the engine did; they only grow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Observations given to the engine, in either mode.
+    pub observed: u64,
+    /// ... of them in replay mode.
+    pub replayed: u64,
+    /// Observations further behind their key than the grace period: not judged.
+    pub too_late: u64,
+    pub alerts: u64,
+    pub actions: u64,
+    pub blocks: u64,
+    pub unblocks: u64,
+    /// Outputs rebuilt in replay mode and not returned.
+    pub suppressed: u64,
+}
+
+/// The detection engine. One per process (or per consumer): its state is the windows of the
+/// keys it has seen.
+#[derive(Debug)]
+pub struct Detector {
+    params: Params,
+    failures: FailedLogins,
+    logins: Logins,
+    grants: Grants,
+    baselines: Baselines,
+    blocks: Blocks,
+    /// The newest event time seen from any key.
+    clock: Option<DateTime<Utc>>,
+    stats: DetectStats,
+}
+
+impl Detector {
+    pub fn new(settings: &SecuritySettings) -> Result<Detector, DetectError> {
+        let params = Params::new(settings)?;
+        Ok(Detector {
+            failures: FailedLogins::new(&params),
+            logins: Logins::new(&params),
+            grants: Grants::new(&params),
+            baselines: Baselines::new(&params),
+            blocks: Blocks::new(params.max_keys),
+            clock: None,
+            stats: DetectStats::default(),
+            params,
+        })
+    }
+
+    /// Judges one event; returns the outputs to write, in order (empty in replay mode).
+    pub fn observe(&mut self, obs: &Observation, mode: Mode) -> Vec<Output> {
+        self.stats.observed += 1;
+        if mode == Mode::Replay {
+            self.stats.replayed += 1;
+        }
+        let mut out = Vec::new();
+        self.advance(obs.time, &mut out);
+        if let Some(top) = self.judge(obs) {
+            self.raise(obs, top, &mut out);
+        }
+        self.deliver(out, mode)
+    }
+
+    /// Moves the engine's clock to `now` (if later) without an event: blocks that expired
+    /// before it are lifted (their tombstones returned) and idle keys evicted.
+    pub fn advance_to(&mut self, now: DateTime<Utc>, mode: Mode) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.advance(now, &mut out);
+        self.deliver(out, mode)
+    }
+
+    /// Re-arms a block read back from the blocklist (e.g. after a restart), so its tombstone
+    /// goes out when it expires.
+    pub fn restore_block(&mut self, ip: &str, expires_at: DateTime<Utc>) -> Vec<Output> {
+        let (_, lifted) = self.blocks.block(ip, expires_at);
+        let out = lifted
+            .into_iter()
+            .map(|ip| Output::Unblock { ip })
+            .collect();
+        self.deliver(out, Mode::Live)
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    /// Keys evicted (idle or at the cap) over all rule families, since start.
+    pub fn evicted_keys(&self) -> u64 {
+        self.failures.keys.evicted()
+            + self.logins.keys.evicted()
+            + self.grants.keys.evicted()
+            + self.baselines.keys.evicted()
+    }
+
+    /// Keys tracked now over all rule families, and blocks held.
+    pub fn tracked(&self) -> (usize, usize) {
+        let keys = self.failures.keys.len()
+            + self.logins.keys.len()
+            + self.grants.keys.len()
+            + self.baselines.keys.len();
+        (keys, self.blocks.len())
+    }
+
+    fn advance(&mut self, now: DateTime<Utc>, out: &mut Vec<Output>) {
+        if self.clock.is_some_and(|clock| clock >= now) {
+            return;
+        }
+        self.clock = Some(now);
+        out.extend(
+            self.blocks
+                .expire(now)
+                .into_iter()
+                .map(|ip| Output::Unblock { ip }),
+        );
+        self.failures.keys.evict_idle(now);
+        self.logins.keys.evict_idle(now);
+        self.grants.keys.evict_idle(now);
+        self.baselines.keys.evict_idle(now);
+    }
+
+    /// Every applicable rule's finding; the highest score wins, ties to the earlier rule.
+    fn judge(&mut self, obs: &Observation) -> Option<Finding> {
+        let p = &self.params;
+        let mut judgements = Vec::with_capacity(3);
+        match &obs.signal {
+            Signal::SecurityEvent(event) => {
+                // A failure without a source ip has no key to count it under.
+                if event.event_type == "failed_login"
+                    && let Some(ip) = &event.source_ip
+                {
+                    judgements.push(self.failures.observe(obs, ip, p));
+                }
+            }
+            Signal::UserAction(action) => {
+                if action.action == "login_attempt"
+                    && action.outcome == "success"
+                    && observation::is_known_user(&action.user_id)
+                    && let Some(geo) = action.geo
+                {
+                    judgements.push(self.logins.observe(obs, &action.user_id, geo, p));
+                }
+                if Grants::applies(action, p) {
+                    judgements.push(self.grants.observe(obs, action, p));
+                }
+                if Baselines::applies(action) {
+                    judgements.push(self.baselines.observe(obs, action, p));
+                }
+            }
+        }
+        if judgements.iter().any(Option::is_none) {
+            self.stats.too_late += 1;
+        }
+        judgements
+            .into_iter()
+            .flatten()
+            .flatten()
+            .reduce(|best, f| if f.score > best.score { f } else { best })
+    }
+
+    /// Alerts (once per rule, key, level and episode) and, when critical, acts.
+    fn raise(&mut self, obs: &Observation, top: Finding, out: &mut Vec<Output>) {
+        let level = ThreatLevel::from_score(top.score);
+        if !level.raises_alert() {
+            return;
+        }
+        let episode: Option<&mut Episode> = match top.rule {
+            Rule::BruteForce | Rule::CredentialStuffing => self.failures.episode(&top.key),
+            Rule::ImpossibleTravel => self.logins.episode(&top.key),
+            Rule::PrivilegeEscalation => self.grants.episode(&top.key),
+            Rule::UnusualAccess => self.baselines.episode(&top.key),
+        };
+        // The key was touched just now, so its episode exists; if not, alerting is safer.
+        if !episode.is_none_or(|e| e.try_mark(top.rule, level)) {
+            return;
+        }
+        let alert = Alert {
+            id: output::alert_id(
+                top.rule,
+                &top.key,
+                level,
+                (top.window_start, top.window_end),
+            ),
+            rule: top.rule,
+            level,
+            score: top.score,
+            key: top.key,
+            user_id: top.user_id,
+            source_ip: top.source_ip,
+            count: top.count,
+            window_start: top.window_start,
+            window_end: top.window_end,
+            evidence: top.evidence.iter().map(|id| id.to_string()).collect(),
+            time: obs.time,
+            causation_id: obs.id.to_string(),
+            correlation_id: obs.correlation_id.clone(),
+        };
+        let critical = level == ThreatLevel::Critical;
+        let (ip, user) = (alert.source_ip.clone(), alert.user_id.clone());
+        let caused = |what: &str, kind| Action {
+            id: output::caused_id(&alert.id, what),
+            kind,
+            time: alert.time,
+            causation_id: alert.id.clone(),
+            correlation_id: alert.correlation_id.clone(),
+        };
+        let mut follow_ups = Vec::new();
+        if critical && let Some(ip) = ip {
+            let (expires_at, lifted) = self
+                .blocks
+                .block(&ip, later(obs.time, self.params.block_duration));
+            let reason = alert.rule.as_str().to_owned();
+            let kind = ActionKind::BlockIp {
+                ip: ip.clone(),
+                reason: reason.clone(),
+                expires_at,
+            };
+            follow_ups.extend(lifted.into_iter().map(|ip| Output::Unblock { ip }));
+            follow_ups.push(Output::Action(caused("block_ip", kind)));
+            let entry = BlockEntry {
+                id: output::caused_id(&alert.id, "blocklist"),
+                ip,
+                reason,
+                expires_at,
+                time: alert.time,
+                causation_id: alert.id.clone(),
+                correlation_id: alert.correlation_id.clone(),
+            };
+            // The blocklist upsert goes after the actions: the action is the decision, the
+            // blocklist its materialised state.
+            follow_ups.push(Output::Block(entry));
+        }
+        if critical && let Some(user_id) = user.filter(|u| observation::is_known_user(u)) {
+            let action = Output::Action(caused(
+                "disable_account",
+                ActionKind::DisableAccount { user_id },
+            ));
+            let at = follow_ups
+                .iter()
+                .position(|o| matches!(o, Output::Block(_)));
+            follow_ups.insert(at.unwrap_or(follow_ups.len()), action);
+        }
+        out.push(Output::Alert(alert));
+        out.extend(follow_ups);
+    }
+
+    /// Counts outputs and hands them out — or, replaying, swallows them.
+    fn deliver(&mut self, out: Vec<Output>, mode: Mode) -> Vec<Output> {
+        for o in &out {
+            match o {
+                Output::Alert(_) => self.stats.alerts += 1,
+                Output::Action(_) => self.stats.actions += 1,
+                Output::Block(_) => self.stats.blocks += 1,
+                Output::Unblock { .. } => self.stats.unblocks += 1,
+            }
+        }
+        match mode {
+            Mode::Live => out,
+            Mode::Replay => {
+                self.stats.suppressed += out.len() as u64;
+                Vec::new()
+            }
+        }
+    }
+}

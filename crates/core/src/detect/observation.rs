@@ -1,0 +1,289 @@
+//! What the engine sees of an input event: the few attributes and data fields its rules read.
+//!
+//! The security monitor's inputs are the classifier's outputs (SPEC sections 2–4):
+//! `audit.security.event` and `audit.user.action` CloudEvents. An [`Observation`] is built from
+//! an [`Event`] the envelope parser produced; other types are not observations, and data that
+//! breaks the output schema where a rule reads it is rejected as `schema_violation`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::envelope::{ContextAttribute, Event, Reason, Rejection};
+
+/// CloudEvent type of the classifier's security events.
+pub const SECURITY_EVENT_TYPE: &str = "audit.security.event";
+/// CloudEvent type of the classifier's user actions.
+pub const USER_ACTION_TYPE: &str = "audit.user.action";
+
+/// The kinds of input the engine reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    SecurityEvent,
+    UserAction,
+}
+
+impl InputKind {
+    /// The kind of a CloudEvent type, or `None` for types the monitor ignores.
+    pub fn of_type(event_type: &str) -> Option<InputKind> {
+        match event_type {
+            SECURITY_EVENT_TYPE => Some(InputKind::SecurityEvent),
+            USER_ACTION_TYPE => Some(InputKind::UserAction),
+            _ => None,
+        }
+    }
+}
+
+/// One input event, as the rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The CloudEvent id: evidence and causation refer to it.
+    pub id: Arc<str>,
+    /// Event time: the CloudEvent `time` (or the record timestamp when absent).
+    pub time: DateTime<Utc>,
+    /// The event's `correlationid` (the classifier always sets one; else the id).
+    pub correlation_id: String,
+    pub signal: Signal,
+}
+
+/// The data of an observation, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    SecurityEvent(SecurityEventData),
+    UserAction(UserActionData),
+}
+
+/// The fields of an `audit.security.event` the rules read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityEventData {
+    pub event_type: String,
+    pub user_id: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+/// The fields of an `audit.user.action` the rules read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserActionData {
+    pub user_id: String,
+    pub action: String,
+    pub outcome: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// `context.geo`, when it holds valid coordinates.
+    pub geo: Option<Geo>,
+    /// `context.new_role`.
+    pub new_role: Option<String>,
+    /// `context.changed_by`.
+    pub changed_by: Option<String>,
+}
+
+/// A point on Earth, in degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geo {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl Geo {
+    /// Valid coordinates only: latitude in [-90, 90], longitude in [-180, 180].
+    pub fn new(lat: f64, lon: f64) -> Option<Geo> {
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon))
+            .then_some(Geo { lat, lon })
+    }
+
+    fn from_json(v: &Value) -> Option<Geo> {
+        let o = v.as_object()?;
+        Geo::new(o.get("lat")?.as_f64()?, o.get("lon")?.as_f64()?)
+    }
+}
+
+impl Observation {
+    /// The observation of a parsed event: `Ok(None)` for types the monitor ignores. `time` is
+    /// the event's time, or the caller's fallback (record timestamp, read time) when it has none.
+    pub fn from_event(
+        event: &Event,
+        fallback_time: DateTime<Utc>,
+    ) -> Result<Option<Observation>, Rejection> {
+        let Some(kind) = InputKind::of_type(&event.ty) else {
+            return Ok(None);
+        };
+        let correlation = event.context(ContextAttribute::CorrelationId);
+        let time = event.time_or(fallback_time);
+        Observation::new(kind, &event.id, time, correlation.as_deref(), &event.data).map(Some)
+    }
+
+    /// Builds an observation of `kind` from an event's attributes and data.
+    pub fn new(
+        kind: InputKind,
+        id: &str,
+        time: DateTime<Utc>,
+        correlation_id: Option<&str>,
+        data: &Map<String, Value>,
+    ) -> Result<Observation, Rejection> {
+        let empty = Map::new();
+        let signal = match kind {
+            InputKind::SecurityEvent => Signal::SecurityEvent(SecurityEventData {
+                event_type: required(data, "event_type")?,
+                user_id: optional(data, "user_id")?,
+                source_ip: optional(data, "source_ip")?,
+            }),
+            InputKind::UserAction => {
+                let context = match data.get("context") {
+                    None | Some(Value::Null) => &empty,
+                    Some(Value::Object(o)) => o,
+                    Some(_) => return Err(violation("context is not a JSON object")),
+                };
+                Signal::UserAction(UserActionData {
+                    user_id: required(data, "user_id")?,
+                    action: required(data, "action")?,
+                    outcome: required(data, "outcome")?,
+                    ip_address: optional(data, "ip_address")?,
+                    user_agent: optional(data, "user_agent")?,
+                    geo: context.get("geo").and_then(Geo::from_json),
+                    new_role: optional(context, "new_role")?,
+                    changed_by: optional(context, "changed_by")?,
+                })
+            }
+        };
+        let correlation_id = correlation_id
+            .filter(|c| !c.is_empty())
+            .unwrap_or(id)
+            .to_owned();
+        Ok(Observation {
+            id: Arc::from(id),
+            time,
+            correlation_id,
+            signal,
+        })
+    }
+
+    /// The ip address an event came from, when known.
+    pub fn ip(&self) -> Option<&str> {
+        match &self.signal {
+            Signal::SecurityEvent(s) => s.source_ip.as_deref(),
+            Signal::UserAction(a) => a.ip_address.as_deref(),
+        }
+    }
+
+    /// The user an event is about, when known (`unknown` is not a user).
+    pub fn known_user(&self) -> Option<&str> {
+        let user = match &self.signal {
+            Signal::SecurityEvent(s) => s.user_id.as_deref(),
+            Signal::UserAction(a) => Some(a.user_id.as_str()),
+        };
+        user.filter(|u| is_known_user(u))
+    }
+}
+
+/// The classifier writes `unknown` for a login attempt without a user id.
+pub(crate) fn is_known_user(user: &str) -> bool {
+    !user.is_empty() && user != "unknown"
+}
+
+fn violation(detail: &str) -> Rejection {
+    Rejection::new(Reason::SchemaViolation, detail)
+}
+
+fn required(o: &Map<String, Value>, field: &str) -> Result<String, Rejection> {
+    optional(o, field)?.ok_or_else(|| violation(&format!("{field} is missing or empty")))
+}
+
+/// A string field; absent, null and empty all mean "not known".
+fn optional(o: &Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
+    match o.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(violation(&format!("{field} is not a string"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: &Value) -> &Map<String, Value> {
+        v.as_object().unwrap()
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn reads_a_security_event() {
+        let data = json!({"event_type": "failed_login", "severity": "warning", "details": {},
+                          "source_ip": "10.0.0.1", "user_id": "alice"});
+        let o =
+            Observation::new(InputKind::SecurityEvent, "e1", t0(), Some("c1"), obj(&data)).unwrap();
+        assert_eq!(o.ip(), Some("10.0.0.1"));
+        assert_eq!(o.known_user(), Some("alice"));
+        assert_eq!(o.correlation_id, "c1");
+    }
+
+    #[test]
+    fn reads_a_user_action_with_context() {
+        let data = json!({"user_id": "u1", "action": "login_attempt", "outcome": "success",
+                          "context": {"geo": {"lat": 40.7, "lon": -74.0, "country": "US"},
+                                      "new_role": "admin", "changed_by": "u1"}});
+        let o = Observation::new(InputKind::UserAction, "e1", t0(), None, obj(&data)).unwrap();
+        let Signal::UserAction(a) = &o.signal else {
+            panic!("not a user action")
+        };
+        assert_eq!(
+            a.geo,
+            Some(Geo {
+                lat: 40.7,
+                lon: -74.0
+            })
+        );
+        assert_eq!(a.new_role.as_deref(), Some("admin"));
+        assert_eq!(o.correlation_id, "e1", "falls back to the id");
+    }
+
+    #[test]
+    fn invalid_geo_is_ignored_and_schema_breaks_are_errors() {
+        let data = json!({"user_id": "u1", "action": "login_attempt", "outcome": "success",
+                          "context": {"geo": {"lat": 140, "lon": 0}}});
+        let o = Observation::new(InputKind::UserAction, "e", t0(), None, obj(&data)).unwrap();
+        let Signal::UserAction(a) = &o.signal else {
+            panic!()
+        };
+        assert_eq!(a.geo, None);
+
+        for bad in [
+            json!({"action": "x", "outcome": "success"}),
+            json!({"user_id": 7, "action": "x", "outcome": "success"}),
+            json!({"user_id": "u", "action": "x", "outcome": "success", "context": []}),
+        ] {
+            let r = Observation::new(InputKind::UserAction, "e", t0(), None, obj(&bad));
+            assert_eq!(r.unwrap_err().reason, Reason::SchemaViolation, "{bad}");
+        }
+        let r = Observation::new(InputKind::SecurityEvent, "e", t0(), None, &Map::new());
+        assert_eq!(r.unwrap_err().reason, Reason::SchemaViolation);
+    }
+
+    #[test]
+    fn from_a_parsed_event() {
+        let line = br#"{"id":"e9","source":"s","type":"audit.security.event","correlationid":"c9",
+            "data":{"event_type":"failed_login","severity":"warning","details":{}}}"#;
+        let event = crate::envelope::parse_structured(line, &Default::default()).unwrap();
+        let o = Observation::from_event(&event, t0()).unwrap().unwrap();
+        assert_eq!(
+            (&*o.id, o.time, o.correlation_id.as_str()),
+            ("e9", t0(), "c9")
+        );
+
+        let other = Event::new("e", "s", "audit.data.access");
+        assert_eq!(Observation::from_event(&other, t0()), Ok(None));
+    }
+
+    #[test]
+    fn unknown_is_not_a_user() {
+        let data = json!({"event_type": "failed_login", "user_id": "unknown"});
+        let o = Observation::new(InputKind::SecurityEvent, "e", t0(), None, obj(&data)).unwrap();
+        assert_eq!(o.known_user(), None);
+    }
+}

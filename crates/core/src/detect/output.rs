@@ -1,0 +1,299 @@
+//! What the engine emits: alerts, actions and blocklist changes, and their CloudEvent form.
+//!
+//! Ids are UUID v5 of the rule, key, level and window (alerts) or of the alert and the action
+//! (actions, blocklist entries): the same input replayed gives the same ids. Event times are
+//! the raising event's time, never the wall clock, for the same reason.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::level::{Rule, ThreatLevel};
+use crate::envelope::{Event, format_time};
+
+/// CloudEvent `source` of everything the monitor emits.
+pub const SOURCE: &str = "auditflow/security-monitor";
+/// CloudEvent type of alerts.
+pub const ALERT_TYPE: &str = "security.alert";
+/// CloudEvent type of actions.
+pub const ACTION_TYPE: &str = "security.action";
+/// CloudEvent type of blocklist entries.
+pub const BLOCKLIST_TYPE: &str = "security.blocklist.entry";
+
+/// Which output topic a record goes to (`[topics]` names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Alerts,
+    Actions,
+    Blocklist,
+}
+
+/// One output record of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Alert(Alert),
+    Action(Action),
+    /// Upsert of an ip on the compacted blocklist.
+    Block(BlockEntry),
+    /// The ip's block expired: a tombstone (null value) on the blocklist.
+    Unblock {
+        ip: String,
+    },
+}
+
+/// A `security.alert`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: String,
+    pub rule: Rule,
+    pub level: ThreatLevel,
+    pub score: u8,
+    /// The rule's key: an ip (brute_force, credential_stuffing) or a user id (the others).
+    pub key: String,
+    pub user_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub count: Option<u64>,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub evidence: Vec<String>,
+    /// The raising event's time.
+    pub time: DateTime<Utc>,
+    /// The raising event's id.
+    pub causation_id: String,
+    /// The raising event's correlation id.
+    pub correlation_id: String,
+}
+
+/// A `security.action`, caused by a critical alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub id: String,
+    pub kind: ActionKind,
+    pub time: DateTime<Utc>,
+    /// The alert's id.
+    pub causation_id: String,
+    pub correlation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionKind {
+    BlockIp {
+        ip: String,
+        reason: String,
+        expires_at: DateTime<Utc>,
+    },
+    DisableAccount {
+        user_id: String,
+    },
+}
+
+/// An ip's entry on the blocklist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockEntry {
+    pub id: String,
+    pub ip: String,
+    pub reason: String,
+    pub expires_at: DateTime<Utc>,
+    pub time: DateTime<Utc>,
+    /// The alert's id.
+    pub causation_id: String,
+    pub correlation_id: String,
+}
+
+impl Output {
+    pub fn stream(&self) -> OutputStream {
+        match self {
+            Output::Alert(_) => OutputStream::Alerts,
+            Output::Action(_) => OutputStream::Actions,
+            Output::Block(_) | Output::Unblock { .. } => OutputStream::Blocklist,
+        }
+    }
+
+    /// The Kafka key: alerts by the rule's key, actions by their ip or user, blocklist by ip.
+    pub fn key(&self) -> &str {
+        match self {
+            Output::Alert(a) => &a.key,
+            Output::Action(a) => match &a.kind {
+                ActionKind::BlockIp { ip, .. } => ip,
+                ActionKind::DisableAccount { user_id } => user_id,
+            },
+            Output::Block(b) => &b.ip,
+            Output::Unblock { ip } => ip,
+        }
+    }
+
+    /// The record value as a structured-mode CloudEvent in JSON; `None` for a tombstone.
+    pub fn to_cloudevent(&self) -> Option<Value> {
+        self.to_event().and_then(|e| serde_json::to_value(e).ok())
+    }
+
+    /// The record value as a CloudEvent; `None` for a tombstone.
+    pub fn to_event(&self) -> Option<Event> {
+        match self {
+            Output::Alert(a) => {
+                let mut data = Map::new();
+                data.insert("level".into(), a.level.as_str().into());
+                data.insert("rule".into(), a.rule.as_str().into());
+                data.insert("score".into(), a.score.into());
+                if let Some(user) = &a.user_id {
+                    data.insert("user_id".into(), user.as_str().into());
+                }
+                if let Some(ip) = &a.source_ip {
+                    data.insert("source_ip".into(), ip.as_str().into());
+                }
+                if let Some(count) = a.count {
+                    data.insert("count".into(), count.into());
+                }
+                data.insert("window_start".into(), rfc3339(a.window_start).into());
+                data.insert("window_end".into(), rfc3339(a.window_end).into());
+                data.insert("evidence".into(), a.evidence.clone().into());
+                let ids = (
+                    a.id.as_str(),
+                    a.causation_id.as_str(),
+                    a.correlation_id.as_str(),
+                );
+                Some(cloudevent(ALERT_TYPE, ids, a.time, Value::Object(data)))
+            }
+            Output::Action(a) => {
+                let data = match &a.kind {
+                    ActionKind::BlockIp {
+                        ip,
+                        reason,
+                        expires_at,
+                    } => json!({
+                        "action": "block_ip", "ip": ip, "reason": reason,
+                        "expires_at": rfc3339(*expires_at),
+                    }),
+                    ActionKind::DisableAccount { user_id } => json!({
+                        "action": "disable_account", "user_id": user_id,
+                        "reason": "security_threat",
+                    }),
+                };
+                let ids = (
+                    a.id.as_str(),
+                    a.causation_id.as_str(),
+                    a.correlation_id.as_str(),
+                );
+                Some(cloudevent(ACTION_TYPE, ids, a.time, data))
+            }
+            Output::Block(b) => {
+                let data =
+                    json!({"ip": b.ip, "reason": b.reason, "expires_at": rfc3339(b.expires_at)});
+                let ids = (
+                    b.id.as_str(),
+                    b.causation_id.as_str(),
+                    b.correlation_id.as_str(),
+                );
+                Some(cloudevent(BLOCKLIST_TYPE, ids, b.time, data))
+            }
+            Output::Unblock { .. } => None,
+        }
+    }
+}
+
+fn cloudevent(
+    kind: &str,
+    (id, causation, correlation): (&str, &str, &str),
+    time: DateTime<Utc>,
+    data: Value,
+) -> Event {
+    let mut event = Event::new(id, SOURCE, kind);
+    event.time = Some(time);
+    event.datacontenttype = Some("application/json".into());
+    event
+        .extensions
+        .insert("causationid".into(), causation.into());
+    event
+        .extensions
+        .insert("correlationid".into(), correlation.into());
+    // Everything the monitor writes is security evidence (SPEC section 4's retention classes).
+    event
+        .extensions
+        .insert("retention".into(), "security".into());
+    if let Value::Object(data) = data {
+        event.data = data;
+    }
+    event
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    format_time(&t)
+}
+
+/// The deterministic id of an alert: its rule, key, level and window.
+pub(crate) fn alert_id(
+    rule: Rule,
+    key: &str,
+    level: ThreatLevel,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> String {
+    derived_id(&[
+        "alert",
+        rule.as_str(),
+        key,
+        level.as_str(),
+        &rfc3339(window.0),
+        &rfc3339(window.1),
+    ])
+}
+
+/// The deterministic id of something an alert caused (`block_ip`, `blocklist`, ...).
+pub(crate) fn caused_id(alert_id: &str, what: &str) -> String {
+    derived_id(&[what, alert_id])
+}
+
+fn derived_id(parts: &[&str]) -> String {
+    // Length-prefixed parts: no choice of keys can make two different part lists collide.
+    let mut name = Vec::new();
+    for part in parts {
+        name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        name.extend_from_slice(part.as_bytes());
+    }
+    Uuid::new_v5(&namespace(), &name).to_string()
+}
+
+fn namespace() -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        b"https://auditflow.invalid/security-monitor",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let a = alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t));
+        assert_eq!(
+            a,
+            alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t))
+        );
+        assert_ne!(
+            a,
+            alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::Critical, (t, t))
+        );
+        assert_ne!(
+            a,
+            alert_id(
+                Rule::CredentialStuffing,
+                "1.2.3.4",
+                ThreatLevel::High,
+                (t, t)
+            )
+        );
+        assert_ne!(caused_id(&a, "block_ip"), caused_id(&a, "disable_account"));
+    }
+
+    #[test]
+    fn tombstones_have_no_value() {
+        let u = Output::Unblock {
+            ip: "1.2.3.4".into(),
+        };
+        assert_eq!(u.to_cloudevent(), None);
+        assert_eq!(u.key(), "1.2.3.4");
+        assert_eq!(u.stream(), OutputStream::Blocklist);
+    }
+}

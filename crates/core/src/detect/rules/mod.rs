@@ -1,0 +1,52 @@
+//! The rule families. Each keeps its own per-key state and turns an observation into
+//! [`Finding`]s: a rule's score with the window and evidence behind it.
+//!
+//! Families, not rules, own state because rules over the same input share it:
+//! `brute_force` and `credential_stuffing` both read one ip's failed logins.
+
+pub(crate) mod failures;
+pub(crate) mod privilege;
+pub(crate) mod travel;
+pub(crate) mod unusual;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::level::Rule;
+use super::timeline::{Stamped, Timeline};
+
+/// One rule's verdict on one event.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Finding {
+    pub rule: Rule,
+    pub score: u8,
+    /// What the rule is keyed by: an ip or a user id. Alerts are keyed by it too.
+    pub key: String,
+    pub user_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub count: Option<u64>,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub evidence: Vec<Arc<str>>,
+}
+
+/// A family's answer: `None` when the event arrived beyond the grace period and was not judged.
+pub(crate) type Judgement = Option<Vec<Finding>>;
+
+/// The ids of the newest `max` entries of `range`, oldest first.
+pub(crate) fn evidence<E>(
+    timeline: &Timeline<E>,
+    range: std::ops::Range<usize>,
+    max: usize,
+    id: impl Fn(&Stamped<E>) -> &Arc<str>,
+) -> Vec<Arc<str>> {
+    let mut ids: Vec<Arc<str>> = timeline
+        .range(range)
+        .rev()
+        .take(max)
+        .map(|e| id(e).clone())
+        .collect();
+    ids.reverse();
+    ids
+}

@@ -1,0 +1,142 @@
+//! `impossible_travel`: two successive successful logins of a user, with `context.geo`, further
+//! apart than 50 km and too far for 1000 km/h in the time between them → 90.
+//!
+//! Distance is great-circle (haversine) over a spherical Earth of mean radius 6371.0088 km.
+//! Two logins at the same instant in different places need infinite speed: impossible. A user's
+//! logins are remembered for as long as any could still be impossible (half the Earth's
+//! circumference at the speed limit, ~20 h by default), at most [`HISTORY`] of them. A late login
+//! is checked against both neighbours it lands between.
+
+use std::sync::Arc;
+
+use super::{Finding, Judgement};
+use crate::detect::episode::Episode;
+use crate::detect::keyed::KeyedState;
+use crate::detect::level::Rule;
+use crate::detect::observation::{Geo, Observation};
+use crate::detect::params::{Params, earlier};
+use crate::detect::timeline::{Arrival, Stamped, Timeline};
+
+/// Mean Earth radius (IUGG), in km.
+pub(crate) const EARTH_RADIUS_KM: f64 = 6371.0088;
+/// Logins remembered per user: the previous one is all the rule needs, a few more let late
+/// logins find their neighbours.
+const HISTORY: usize = 16;
+
+#[derive(Debug, Clone)]
+struct Login {
+    id: Arc<str>,
+    geo: Geo,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LoginState {
+    timeline: Timeline<Login>,
+    pub episode: Episode,
+}
+
+/// Successful logins with a location, keyed by user id.
+#[derive(Debug)]
+pub(crate) struct Logins {
+    pub keys: KeyedState<LoginState>,
+}
+
+impl Logins {
+    pub fn new(p: &Params) -> Self {
+        Self {
+            keys: KeyedState::new(p.max_keys, p.travel_horizon.max(p.idle_key) + p.grace),
+        }
+    }
+
+    pub fn observe(&mut self, obs: &Observation, user: &str, geo: Geo, p: &Params) -> Judgement {
+        let state = self.keys.touch(user, obs.time);
+        let arrival = state.timeline.arrival(obs.time, p.window, p.grace);
+        match arrival {
+            Arrival::TooLate => return None,
+            Arrival::InOrder {
+                opens_episode: true,
+            } => state.episode.reset(),
+            _ => {}
+        }
+        let at = state.timeline.insert(
+            obs.time,
+            Login {
+                id: obs.id.clone(),
+                geo,
+            },
+            HISTORY,
+        );
+        let timeline = &state.timeline;
+        let pairs = [at.checked_sub(1).map(|prev| (prev, at)), Some((at, at + 1))];
+        let finding = pairs.into_iter().flatten().find_map(|(a, b)| {
+            let (a, b) = (timeline.get(a)?, timeline.get(b)?);
+            impossible(a, b, p).then(|| Finding {
+                rule: Rule::ImpossibleTravel,
+                score: 90,
+                key: user.to_owned(),
+                user_id: Some(user.to_owned()),
+                source_ip: obs.ip().map(str::to_owned),
+                count: None,
+                window_start: a.time,
+                window_end: b.time,
+                evidence: vec![a.value.id.clone(), b.value.id.clone()],
+            })
+        });
+        if let Some(newest) = state.timeline.newest() {
+            state
+                .timeline
+                .forget_through(earlier(newest, p.travel_horizon + p.grace));
+        }
+        Some(finding.into_iter().collect())
+    }
+
+    pub fn episode(&mut self, user: &str) -> Option<&mut Episode> {
+        self.keys.get_mut(user).map(|s| &mut s.episode)
+    }
+}
+
+fn impossible(a: &Stamped<Login>, b: &Stamped<Login>, p: &Params) -> bool {
+    let km = haversine_km(a.value.geo, b.value.geo);
+    if km <= p.travel_min_distance_km {
+        return false;
+    }
+    let hours = (b.time - a.time).num_milliseconds() as f64 / 3_600_000.0;
+    hours <= 0.0 || km / hours > p.travel_min_speed_kmh
+}
+
+/// Great-circle distance between two points, in km.
+pub(crate) fn haversine_km(a: Geo, b: Geo) -> f64 {
+    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
+    let d_lat = lat2 - lat1;
+    let d_lon = (b.lon - a.lon).to_radians();
+    let h = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_matches_known_distances() {
+        let new_york = Geo {
+            lat: 40.7128,
+            lon: -74.0060,
+        };
+        let london = Geo {
+            lat: 51.5074,
+            lon: -0.1278,
+        };
+        let d = haversine_km(new_york, london);
+        assert!((d - 5570.0).abs() < 10.0, "{d}");
+        assert_eq!(haversine_km(london, london), 0.0);
+        let antipode = haversine_km(
+            Geo { lat: 0.0, lon: 0.0 },
+            Geo {
+                lat: 0.0,
+                lon: 180.0,
+            },
+        );
+        assert!((antipode - std::f64::consts::PI * EARTH_RADIUS_KM).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,614 @@
+//! Scenario tests of the whole engine: each rule at, just below and just above its thresholds,
+//! window edges, episodes, late events, replay and bounds.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+
+fn t(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).unwrap() + TimeDelta::milliseconds(ms)
+}
+
+const SEC: i64 = 1000;
+const MIN: i64 = 60 * SEC;
+
+fn obs(kind: InputKind, id: &str, at: i64, data: Value) -> Observation {
+    let data = data.as_object().cloned().unwrap_or_default();
+    Observation::new(kind, id, t(at), Some(&format!("corr-{id}")), &data).unwrap()
+}
+
+fn failed(id: &str, at: i64, ip: &str, user: Option<&str>) -> Observation {
+    let mut data = json!({"event_type": "failed_login", "severity": "warning", "details": {},
+                          "source_ip": ip});
+    if let Some(user) = user {
+        data["user_id"] = user.into();
+    }
+    obs(InputKind::SecurityEvent, id, at, data)
+}
+
+fn login(id: &str, at: i64, user: &str, (lat, lon): (f64, f64)) -> Observation {
+    obs(
+        InputKind::UserAction,
+        id,
+        at,
+        json!({"user_id": user, "action": "login_attempt",
+        "outcome": "success", "ip_address": "198.51.100.7", "context": {"geo": {"lat": lat, "lon": lon}}}),
+    )
+}
+
+fn grant(id: &str, at: i64, user: &str, role: &str, by: &str) -> Observation {
+    obs(
+        InputKind::UserAction,
+        id,
+        at,
+        json!({"user_id": user, "action": "privilege_change",
+        "outcome": "success", "context": {"new_role": role, "changed_by": by}}),
+    )
+}
+
+fn act(id: &str, at: i64, user: &str, ip: &str, agent: &str) -> Observation {
+    obs(
+        InputKind::UserAction,
+        id,
+        at,
+        json!({"user_id": user, "action": "page_view",
+        "outcome": "success", "ip_address": ip, "user_agent": agent}),
+    )
+}
+
+fn detector() -> Detector {
+    Detector::new(&SecuritySettings::default()).unwrap()
+}
+
+fn run(d: &mut Detector, events: &[Observation]) -> Vec<Output> {
+    events
+        .iter()
+        .flat_map(|o| d.observe(o, Mode::Live))
+        .collect()
+}
+
+fn alerts(out: &[Output]) -> Vec<(Rule, ThreatLevel, u8)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Alert(a) => Some((a.rule, a.level, a.score)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `n` failures from one ip, one second apart, by `users` cycling.
+fn burst(n: usize, ip: &str, users: &[&str]) -> Vec<Observation> {
+    (0..n)
+        .map(|i| {
+            failed(
+                &format!("f{i}"),
+                i as i64 * SEC,
+                ip,
+                Some(users[i % users.len()]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_burst_of_21_failures_alerts_medium_high_critical_once_each() {
+    let mut d = detector();
+    let events = burst(23, "203.0.113.9", &["alice"]);
+    let mut levels_at = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        for o in d.observe(e, Mode::Live) {
+            if let Output::Alert(a) = o {
+                levels_at.push((i + 1, a.level, a.score, a.count));
+            }
+        }
+    }
+    use ThreatLevel::*;
+    // 5 → 10 (low), 6 → 50, 10 → 50, 11 → 80, 20 → 80, 21 → 95: at, below and above each.
+    assert_eq!(
+        levels_at,
+        [
+            (6, Medium, 50, Some(6)),
+            (11, High, 80, Some(11)),
+            (21, Critical, 95, Some(21))
+        ]
+    );
+}
+
+#[test]
+fn a_critical_alert_acts_and_blocks() {
+    let mut d = detector();
+    let out = run(&mut d, &burst(21, "203.0.113.9", &["alice"]));
+    let tail: Vec<Value> = out[2..]
+        .iter()
+        .map(|o| o.to_cloudevent().unwrap())
+        .collect();
+    assert_eq!(
+        tail.len(),
+        4,
+        "alert, block_ip, disable_account, blocklist: {tail:#?}"
+    );
+    let alert = &tail[0];
+    assert_eq!(alert["type"], "security.alert");
+    assert_eq!(alert["data"]["level"], "critical");
+    assert_eq!(alert["data"]["rule"], "brute_force");
+    assert_eq!(alert["data"]["source_ip"], "203.0.113.9");
+    assert_eq!(alert["data"]["user_id"], "alice");
+    assert_eq!(alert["data"]["evidence"].as_array().unwrap().len(), 21);
+    assert_eq!(alert["data"]["window_end"], "2023-11-14T22:13:40Z");
+    assert_eq!(alert["data"]["window_start"], "2023-11-14T22:03:40Z");
+    assert_eq!(alert["causationid"], "f20");
+    assert_eq!(alert["correlationid"], "corr-f20");
+    assert_eq!(
+        tail[1]["data"],
+        json!({"action": "block_ip", "ip": "203.0.113.9",
+        "reason": "brute_force", "expires_at": "2023-11-14T23:13:40Z"})
+    );
+    assert_eq!(
+        tail[2]["data"],
+        json!({"action": "disable_account", "user_id": "alice",
+        "reason": "security_threat"})
+    );
+    assert_eq!(tail[3]["type"], "security.blocklist.entry");
+    for action in &tail[1..] {
+        assert_eq!(action["causationid"], alert["id"]);
+    }
+    assert_eq!(out[3].key(), "203.0.113.9");
+    assert_eq!(out[4].key(), "alice");
+    assert_eq!(out[5].stream(), OutputStream::Blocklist);
+}
+
+#[test]
+fn an_unknown_user_is_not_disabled() {
+    let mut d = detector();
+    let events: Vec<_> = (0..21)
+        .map(|i| failed(&format!("f{i}"), i * SEC, "ip", Some("unknown")))
+        .collect();
+    let out = run(&mut d, &events);
+    let actions: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o, Output::Action(_)))
+        .collect();
+    assert_eq!(actions.len(), 1);
+    assert!(matches!(
+        &actions[0],
+        Output::Action(Action {
+            kind: ActionKind::BlockIp { .. },
+            ..
+        })
+    ));
+    let Output::Alert(a) = &out[2] else { panic!() };
+    assert_eq!(a.user_id, None);
+}
+
+#[test]
+fn window_edges_are_exact() {
+    // 6 failures: the 6th exactly 10 min after the 1st sees only 5 → low.
+    let mut d = detector();
+    let mut events: Vec<_> = (0..5)
+        .map(|i| failed(&format!("f{i}"), i * SEC, "ip", None))
+        .collect();
+    events.push(failed("f5", 10 * MIN, "ip", None));
+    assert!(alerts(&run(&mut d, &events)).is_empty());
+
+    // A millisecond inside: 6 → medium.
+    let mut d = detector();
+    events[5] = failed("f5", 10 * MIN - 1, "ip", None);
+    assert_eq!(
+        alerts(&run(&mut d, &events)),
+        [(Rule::BruteForce, ThreatLevel::Medium, 50)]
+    );
+}
+
+#[test]
+fn the_episode_ends_when_the_window_empties() {
+    let first = burst(6, "ip", &["u"]);
+    // Quiet for a whole window after the last failure (at 5 s): a new episode alerts again.
+    let again: Vec<_> = (0..6)
+        .map(|i| failed(&format!("g{i}"), 5 * SEC + 10 * MIN + i * SEC, "ip", None))
+        .collect();
+    let mut d = detector();
+    let out = run(&mut d, &[first.clone(), again].concat());
+    assert_eq!(alerts(&out).len(), 2);
+
+    // A millisecond less quiet: the same episode, and still medium → no second alert.
+    let again: Vec<_> = (0..6)
+        .map(|i| {
+            failed(
+                &format!("g{i}"),
+                5 * SEC + 10 * MIN - 1 + i * SEC,
+                "ip",
+                None,
+            )
+        })
+        .collect();
+    let mut d = detector();
+    let out = run(&mut d, &[first, again].concat());
+    assert_eq!(alerts(&out).len(), 1);
+}
+
+#[test]
+fn credential_stuffing_needs_ten_distinct_users() {
+    let users: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+
+    let mut d = detector();
+    let out = run(&mut d, &burst(10, "ip", &users));
+    use ThreatLevel::*;
+    assert_eq!(
+        alerts(&out),
+        [
+            (Rule::BruteForce, Medium, 50),
+            (Rule::CredentialStuffing, High, 85)
+        ]
+    );
+    let Output::Alert(cs) = &out[1] else { panic!() };
+    assert_eq!(cs.count, Some(10));
+
+    // 9 distinct users (10 failures): no credential stuffing.
+    let mut d = detector();
+    assert_eq!(
+        alerts(&run(&mut d, &burst(10, "ip", &users[..9]))),
+        [(Rule::BruteForce, Medium, 50)]
+    );
+
+    // `unknown` is not a user id.
+    let mut d = detector();
+    let mut with_unknown = users[..9].to_vec();
+    with_unknown.push("unknown");
+    assert_eq!(
+        alerts(&run(&mut d, &burst(10, "ip", &with_unknown))).len(),
+        1
+    );
+}
+
+#[test]
+fn the_highest_score_wins_so_21_shuffled_users_still_give_one_alert_per_level() {
+    let users: Vec<String> = (0..21).map(|i| format!("user{i}")).collect();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let mut d = detector();
+    let out = run(&mut d, &burst(21, "ip", &users));
+    let levels: Vec<ThreatLevel> = alerts(&out).iter().map(|a| a.1).collect();
+    assert_eq!(
+        levels,
+        [
+            ThreatLevel::Medium,
+            ThreatLevel::High,
+            ThreatLevel::Critical
+        ]
+    );
+}
+
+const NEW_YORK: (f64, f64) = (40.7128, -74.0060);
+const LONDON: (f64, f64) = (51.5074, -0.1278);
+
+#[test]
+fn impossible_travel() {
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[
+            login("l1", 0, "bob", NEW_YORK),
+            login("l2", 60 * MIN, "bob", LONDON),
+        ],
+    );
+    assert_eq!(
+        alerts(&out),
+        [(Rule::ImpossibleTravel, ThreatLevel::Critical, 90)]
+    );
+    let Output::Alert(a) = &out[0] else { panic!() };
+    assert_eq!(a.evidence, ["l1", "l2"]);
+    assert_eq!((a.window_start, a.window_end), (t(0), t(60 * MIN)));
+    // Critical: the new location's ip is blocked and the account disabled.
+    assert_eq!(out.len(), 4);
+
+    // 7 hours is ~796 km/h: possible.
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[
+            login("l1", 0, "bob", NEW_YORK),
+            login("l2", 420 * MIN, "bob", LONDON),
+        ],
+    );
+    assert!(alerts(&out).is_empty());
+}
+
+#[test]
+fn impossible_travel_thresholds_are_strict() {
+    let (a, b) = ((0.0, 0.0), (0.0, 1.0));
+    let km = rules::travel::haversine_km(Geo { lat: 0.0, lon: 0.0 }, Geo { lat: 0.0, lon: 1.0 });
+    let run_with = |distance: f64, speed: f64| {
+        let settings = SecuritySettings {
+            travel_min_distance_km: distance,
+            travel_min_speed_kmh: speed,
+            ..Default::default()
+        };
+        let mut d = Detector::new(&settings).unwrap();
+        // One hour apart: the speed in km/h is the distance in km.
+        alerts(&run(
+            &mut d,
+            &[login("l1", 0, "u", a), login("l2", 60 * MIN, "u", b)],
+        ))
+        .len()
+    };
+    assert_eq!(run_with(km, 1.0), 0, "distance at the threshold");
+    assert_eq!(run_with(km - 0.001, 1.0), 1, "distance just above");
+    assert_eq!(run_with(1.0, km), 0, "speed at the threshold");
+    assert_eq!(run_with(1.0, km - 0.001), 1, "speed just above");
+    assert_eq!(run_with(km + 0.001, 1.0), 0, "distance just below");
+}
+
+#[test]
+fn simultaneous_logins_far_apart_are_impossible() {
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[login("l1", 0, "u", NEW_YORK), login("l2", 0, "u", LONDON)],
+    );
+    assert_eq!(alerts(&out).len(), 1);
+}
+
+#[test]
+fn privilege_escalation() {
+    let mut d = detector();
+    let out = run(&mut d, &[grant("p1", 0, "carol", "admin", "dave")]);
+    assert_eq!(
+        alerts(&out),
+        [(Rule::PrivilegeEscalation, ThreatLevel::High, 80)]
+    );
+
+    let mut d = detector();
+    let out = run(&mut d, &[grant("p1", 0, "carol", "root", "carol")]);
+    assert_eq!(
+        alerts(&out),
+        [(Rule::PrivilegeEscalation, ThreatLevel::Critical, 95)]
+    );
+    // No ip on the event: only the account is disabled.
+    assert_eq!(out.len(), 2);
+    assert!(matches!(
+        &out[1],
+        Output::Action(Action {
+            kind: ActionKind::DisableAccount { .. },
+            ..
+        })
+    ));
+
+    let mut d = detector();
+    assert!(run(&mut d, &[grant("p1", 0, "carol", "editor", "carol")]).is_empty());
+}
+
+#[test]
+fn unusual_access_after_an_established_baseline() {
+    let baseline: Vec<_> = (0..20)
+        .map(|i| act(&format!("a{i}"), i * SEC, "erin", "10.0.0.1", "ua-1"))
+        .collect();
+
+    // 19 actions: not yet established, a new ip and agent say nothing.
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[
+            &baseline[..19],
+            &[act("x", 30 * SEC, "erin", "10.9.9.9", "ua-2")],
+        ]
+        .concat(),
+    );
+    assert!(alerts(&out).is_empty());
+
+    // 20 actions, then a new ip and a new agent: medium.
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[
+            &baseline[..],
+            &[act("x", 30 * SEC, "erin", "10.9.9.9", "ua-2")],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        alerts(&out),
+        [(Rule::UnusualAccess, ThreatLevel::Medium, 50)]
+    );
+
+    // Only a new ip: low, no alert.
+    let mut d = detector();
+    let out = run(
+        &mut d,
+        &[
+            &baseline[..],
+            &[act("x", 30 * SEC, "erin", "10.9.9.9", "ua-1")],
+        ]
+        .concat(),
+    );
+    assert!(alerts(&out).is_empty());
+}
+
+#[test]
+fn unusual_volume_and_the_score_ceiling() {
+    let settings = SecuritySettings {
+        unusual_volume_above: 30,
+        ..Default::default()
+    };
+    let mut d = Detector::new(&settings).unwrap();
+    let mut events: Vec<_> = (0..30)
+        .map(|i| act(&format!("a{i}"), i * SEC, "erin", "10.0.0.1", "ua-1"))
+        .collect();
+    assert!(alerts(&run(&mut d, &events)).is_empty());
+    // The 31st in the window, from a new ip and agent: volume and novelty, capped at 60.
+    events = vec![act("a30", 31 * SEC, "erin", "10.9.9.9", "ua-2")];
+    assert_eq!(
+        alerts(&run(&mut d, &events)),
+        [(Rule::UnusualAccess, ThreatLevel::Medium, 60)]
+    );
+}
+
+#[test]
+fn late_events_within_grace_are_placed_and_judged_beyond_it_are_not() {
+    // The 21 failures arrive with the first one last, 20 s late: still one critical.
+    let mut events = burst(21, "ip", &["u"]);
+    let first = events.remove(0);
+    events.push(first);
+    let mut d = detector();
+    let out = run(&mut d, &events);
+    let levels: Vec<ThreatLevel> = alerts(&out).iter().map(|a| a.1).collect();
+    assert_eq!(
+        levels,
+        [
+            ThreatLevel::Medium,
+            ThreatLevel::High,
+            ThreatLevel::Critical
+        ]
+    );
+    let Output::Alert(critical) = &out[2] else {
+        panic!()
+    };
+    assert_eq!(critical.causation_id, "f0", "raised by the late event");
+    assert_eq!(
+        critical.window_end,
+        t(20 * SEC),
+        "judged at the window it completes"
+    );
+
+    // The same first failure 2 min + 1 ms behind the newest: too late, not judged.
+    let mut events = burst(20, "ip", &["u"]);
+    events.push(failed("late", 19 * SEC - 2 * MIN - 1, "ip", Some("u")));
+    let mut d = detector();
+    let out = run(&mut d, &events);
+    assert_eq!(alerts(&out).len(), 2);
+    assert_eq!(d.stats().too_late, 1);
+
+    // Exactly at the grace limit: judged, and it completes the 21 of the window ending at 19 s.
+    let mut events = burst(20, "ip", &["u"]);
+    events.push(failed("late", 19 * SEC - 2 * MIN, "ip", Some("u")));
+    let mut d = detector();
+    let out = run(&mut d, &events);
+    assert_eq!(d.stats().too_late, 0);
+    assert_eq!(alerts(&out).last().unwrap().1, ThreatLevel::Critical);
+}
+
+#[test]
+fn replay_rebuilds_state_without_emitting_and_ids_are_reproduced() {
+    let events = burst(21, "ip", &["u"]);
+    let mut live = detector();
+    let all = run(&mut live, &events);
+
+    // A restart after 15 events: those are replayed silently, the rest judged live.
+    let mut d = detector();
+    for e in &events[..15] {
+        assert!(d.observe(e, Mode::Replay).is_empty());
+    }
+    let rest = run(&mut d, &events[15..]);
+    assert_eq!(
+        alerts(&rest),
+        [(Rule::BruteForce, ThreatLevel::Critical, 95)]
+    );
+    assert_eq!(rest, all[2..], "same alert, same ids, same actions");
+    assert_eq!(d.stats().suppressed, 2);
+
+    // Replaying everything already judged emits nothing at all.
+    let mut d = detector();
+    for e in &events {
+        assert!(d.observe(e, Mode::Replay).is_empty());
+    }
+    assert!(run(&mut d, &[failed("f21", 21 * SEC, "ip", Some("u"))]).is_empty());
+}
+
+#[test]
+fn the_blocklist_tombstone_goes_out_after_expiry() {
+    let mut d = detector();
+    run(&mut d, &burst(21, "ip", &["u"]));
+    // The block expires one hour after the 21st failure (at 20 s).
+    let expiry = 20 * SEC + 60 * MIN;
+    assert!(run(&mut d, &[failed("x", expiry, "other", None)]).is_empty());
+    let out = run(&mut d, &[failed("y", expiry + 1, "other", None)]);
+    assert_eq!(out, [Output::Unblock { ip: "ip".into() }]);
+    assert_eq!(out[0].to_cloudevent(), None);
+    // advance_to lifts blocks without an event; nothing more is blocked.
+    assert!(
+        d.advance_to(t(expiry + 2 * 60 * MIN), Mode::Live)
+            .is_empty()
+    );
+
+    let mut d = detector();
+    d.restore_block("198.51.100.1", t(100));
+    assert_eq!(
+        d.advance_to(t(101), Mode::Live),
+        [Output::Unblock {
+            ip: "198.51.100.1".into()
+        }]
+    );
+}
+
+#[test]
+fn memory_is_bounded_in_keys_and_events() {
+    let settings = SecuritySettings {
+        max_keys: 50,
+        max_events_per_key: 30,
+        unusual_volume_above: 20,
+        ..Default::default()
+    };
+    let mut d = Detector::new(&settings).unwrap();
+    for i in 0..1000 {
+        d.observe(
+            &failed(
+                &format!("f{i}"),
+                i * SEC,
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                None,
+            ),
+            Mode::Live,
+        );
+    }
+    assert!(d.tracked().0 <= 50);
+    // One ip hammering: counts saturate at the per-key cap, alerts still come once.
+    let out = run(
+        &mut d,
+        &(0..500)
+            .map(|i| failed(&format!("h{i}"), 1000 * SEC + i, "hot", None))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(alerts(&out).len(), 3);
+}
+
+#[test]
+fn idle_keys_are_evicted_by_event_time() {
+    let mut d = detector();
+    d.observe(&failed("a", 0, "ip-a", None), Mode::Live);
+    assert_eq!(d.tracked().0, 1);
+    d.observe(&failed("b", 61 * MIN, "ip-b", None), Mode::Live);
+    assert_eq!(d.tracked().0, 1);
+    assert_eq!(d.evicted_keys(), 1);
+}
+
+#[test]
+fn the_same_input_gives_the_same_output() {
+    let users = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"];
+    let mut events = burst(30, "ip", &users);
+    events.push(login("l1", 0, "bob", NEW_YORK));
+    events.push(login("l2", MIN, "bob", LONDON));
+    let (mut d1, mut d2) = (detector(), detector());
+    assert_eq!(run(&mut d1, &events), run(&mut d2, &events));
+}
+
+#[test]
+fn failures_without_an_ip_and_other_security_events_raise_nothing() {
+    let mut d = detector();
+    let mut events: Vec<_> = (0..30)
+        .map(|i| {
+            obs(
+                InputKind::SecurityEvent,
+                &format!("s{i}"),
+                i * SEC,
+                json!({"event_type": "failed_login", "user_id": "u"}),
+            )
+        })
+        .collect();
+    events.push(obs(
+        InputKind::SecurityEvent,
+        "x",
+        0,
+        json!({"event_type": "port_scan", "source_ip": "ip"}),
+    ));
+    assert!(run(&mut d, &events).is_empty());
+}
