@@ -1,0 +1,146 @@
+//! Building librdkafka clients from `[kafka]` configuration.
+//!
+//! Order of precedence: our defaults, then the operator's passthrough `properties` (TLS, SASL,
+//! tuning), then the settings the delivery guarantees rest on, which no property overrides:
+//! manual offset commits, `read_committed` reads, cooperative rebalancing, idempotent
+//! transactional producers.
+
+use auditflow_core::config::KafkaSettings;
+use rdkafka::ClientConfig;
+
+/// The consumer group id of `service` (`auditflow-classifier`, …).
+pub fn group_id(settings: &KafkaSettings, service: &str) -> String {
+    format!("{}{}", settings.group_prefix, service)
+}
+
+fn with_properties(settings: &KafkaSettings, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
+    config.set("bootstrap.servers", &settings.bootstrap_servers);
+    for (key, value) in &settings.properties {
+        config.set(key, value);
+    }
+    config
+}
+
+/// A group consumer that commits only what the service says is done.
+pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
+    let mut config = with_properties(
+        settings,
+        &[
+            // A new group starts at the beginning: an audit pipeline must not skip history.
+            ("auto.offset.reset", "earliest"),
+            // Regex subscriptions pick up new `user.*` topics at metadata refresh; librdkafka's
+            // default of 5 minutes is too slow for a topic a producer just created.
+            ("topic.metadata.refresh.interval.ms", "10000"),
+            // Feeds the consumer-lag gauge (see metrics).
+            ("statistics.interval.ms", "5000"),
+            // Bounds what librdkafka prefetches per consumer (default 64 MiB).
+            ("queued.max.messages.kbytes", "16384"),
+        ],
+    );
+    config
+        .set("group.id", group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed");
+    config
+}
+
+/// A transactional producer (which implies idempotence and `acks=all`).
+pub fn transactional_producer_config(
+    settings: &KafkaSettings,
+    transactional_id: &str,
+) -> ClientConfig {
+    let mut config = with_properties(
+        settings,
+        &[("linger.ms", "5"), ("transaction.timeout.ms", "60000")],
+    );
+    config
+        .set("transactional.id", transactional_id)
+        .set("enable.idempotence", "true");
+    config
+}
+
+/// A plain idempotent producer (dead letters of the at-least-once services, tools).
+pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = with_properties(settings, &[("linger.ms", "5")]);
+    config.set("enable.idempotence", "true").set("acks", "all");
+    config
+}
+
+/// An admin client's configuration.
+pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
+    with_properties(settings, &[])
+}
+
+/// A `transactional.id` unique to this process: `<group>-<host>-<pid>-<random>`.
+///
+/// With KIP-447 (`send_offsets_to_transaction` with the consumer's group metadata) zombie
+/// fencing comes from the group generation, not from a stable id per partition, so ids need
+/// only be unique. A fresh one per start also means a restart never waits for its predecessor's
+/// transaction to time out: the broker aborts that one when it expires, and the predecessor's
+/// offsets were never committed, so its records are redelivered.
+pub fn transactional_id(group_id: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{group_id}-{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarantees_win_over_passthrough_properties() {
+        let mut settings = KafkaSettings::default();
+        settings
+            .properties
+            .insert("enable.auto.commit".into(), "true".into());
+        settings
+            .properties
+            .insert("isolation.level".into(), "read_uncommitted".into());
+        settings
+            .properties
+            .insert("session.timeout.ms".into(), "12000".into());
+        settings
+            .properties
+            .insert("auto.offset.reset".into(), "latest".into());
+        let config = consumer_config(&settings, "auditflow-classifier");
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+        assert_eq!(
+            config.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        // Tuning passes through, defaults can be changed.
+        assert_eq!(config.get("session.timeout.ms"), Some("12000"));
+        assert_eq!(config.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(config.get("group.id"), Some("auditflow-classifier"));
+    }
+
+    #[test]
+    fn group_ids_follow_the_prefix() {
+        assert_eq!(
+            group_id(&KafkaSettings::default(), "classifier"),
+            "auditflow-classifier"
+        );
+    }
+
+    #[test]
+    fn transactional_ids_are_unique_per_call() {
+        let a = transactional_id("auditflow-classifier");
+        let b = transactional_id("auditflow-classifier");
+        assert!(a.starts_with("auditflow-classifier-"));
+        assert_ne!(a, b);
+    }
+}

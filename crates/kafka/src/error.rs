@@ -1,0 +1,56 @@
+//! The crate's one error type.
+
+use rdkafka::error::KafkaError;
+
+/// What can go wrong in the Kafka runtime. Messages name the operation and never carry record
+/// contents (which may hold personal data).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A librdkafka call failed; `during` names what the harness was doing.
+    #[error("kafka: {during}: {source}")]
+    Kafka {
+        during: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    /// The producer was fenced or hit a fatal error: this instance must stop (its replacement,
+    /// or a restart, takes over with a fresh producer).
+    #[error("kafka: fatal producer error during {during}: {source}")]
+    Fatal {
+        during: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    /// Creating a topic failed for a reason other than "it already exists".
+    #[error("topic {topic}: {reason}")]
+    Topic { topic: String, reason: String },
+    /// The configuration cannot work (a bad listen address, an empty subscription, …).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The metrics/health HTTP server could not start.
+    #[error("metrics server on {listen}: {source}")]
+    Http {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metric could not be registered (a programming error, surfaced instead of panicking).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The blocking consumer thread panicked or was cancelled.
+    #[error("consumer task ended abnormally: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches what the harness was doing to a librdkafka error.
+pub(crate) trait KafkaContext<T> {
+    fn during(self, during: &'static str) -> Result<T>;
+}
+
+impl<T> KafkaContext<T> for Result<T, KafkaError> {
+    fn during(self, during: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Kafka { during, source })
+    }
+}

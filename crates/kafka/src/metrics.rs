@@ -1,0 +1,378 @@
+//! One Prometheus registry for the whole process, one family of metrics for every service.
+//!
+//! Like Vector's `component_*` metrics, each family is shared by all services and told apart by
+//! the `service` label, so one dashboard serves all four (and `run all` serves one registry).
+//! Labels are service names, topic names, partition numbers, reason codes, outcomes and event
+//! types — never user data. Event types are producer-chosen, so their label values are capped
+//! ([`MAX_TYPE_LABELS`]); the rest fold into `other`.
+//!
+//! The books balance per service: `consumed = Σ processed{outcome}` where outcome is one of
+//! `emitted`, `sampled_out`, `ignored`, `dead_lettered` (SPEC section 6). Counts are applied
+//! only when the work is committed, so an aborted transaction is not counted twice.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use rdkafka::statistics::Statistics;
+
+use crate::rebalance::lock;
+use crate::record::Partition;
+
+/// Distinct `type` label values kept per process before folding into `other`.
+pub const MAX_TYPE_LABELS: usize = 500;
+
+/// How one consumed record was accounted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Emitted,
+    SampledOut,
+    Ignored,
+    DeadLettered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Emitted => "emitted",
+            Outcome::SampledOut => "sampled_out",
+            Outcome::Ignored => "ignored",
+            Outcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+struct Families {
+    consumed: IntCounterVec,
+    processed: IntCounterVec,
+    emitted: IntCounterVec,
+    sampled_out: IntCounterVec,
+    ignored: IntCounterVec,
+    dead_lettered: IntCounterVec,
+    consumer_lag: IntGaugeVec,
+    assigned_partitions: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    batch_write: HistogramVec,
+    end_to_end: HistogramVec,
+    transactions: IntCounterVec,
+    type_labels: Mutex<HashSet<String>>,
+}
+
+/// The process's registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    families: Arc<Families>,
+}
+
+impl Metrics {
+    pub fn new() -> crate::Result<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> crate::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| -> crate::Result<IntGaugeVec> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let histogram =
+            |name: &str, help: &str, buckets: Vec<f64>| -> crate::Result<HistogramVec> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(buckets),
+                    &["service"],
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let families = Families {
+            consumed: counter(
+                "auditflow_consumed_records_total",
+                "Records consumed, by source topic.",
+                &["service", "topic"],
+            )?,
+            processed: counter(
+                "auditflow_processed_records_total",
+                "Consumed records by what became of them (emitted, sampled_out, ignored, dead_lettered); sums to consumed.",
+                &["service", "outcome"],
+            )?,
+            emitted: counter(
+                "auditflow_emitted_records_total",
+                "Records written, by destination topic or table.",
+                &["service", "topic"],
+            )?,
+            sampled_out: counter(
+                "auditflow_sampled_out_total",
+                "Inputs dropped by sampling, by event type.",
+                &["service", "type"],
+            )?,
+            ignored: counter(
+                "auditflow_ignored_total",
+                "Inputs deliberately not processed (loop guard).",
+                &["service"],
+            )?,
+            dead_lettered: counter(
+                "auditflow_dead_lettered_total",
+                "Inputs sent to the dead-letter topic, by reason code.",
+                &["service", "reason"],
+            )?,
+            consumer_lag: gauge(
+                "auditflow_consumer_lag",
+                "Records between the consumer's position and the partition's last stable offset.",
+                &["service", "topic", "partition"],
+            )?,
+            assigned_partitions: gauge(
+                "auditflow_assigned_partitions",
+                "Partitions assigned to this instance.",
+                &["service"],
+            )?,
+            in_flight: gauge(
+                "auditflow_in_flight_records",
+                "Records consumed whose work is not yet durable.",
+                &["service"],
+            )?,
+            batch_write: histogram(
+                "auditflow_batch_write_seconds",
+                "Time to make one batch durable (transaction commit, or database batch write).",
+                prometheus::exponential_buckets(0.001, 2.0, 15)?,
+            )?,
+            end_to_end: histogram(
+                "auditflow_end_to_end_latency_seconds",
+                "Event time to emitted or stored.",
+                prometheus::exponential_buckets(0.005, 2.0, 20)?,
+            )?,
+            transactions: counter(
+                "auditflow_transactions_total",
+                "Kafka transactions, by result (committed, aborted).",
+                &["service", "result"],
+            )?,
+            type_labels: Mutex::new(HashSet::new()),
+        };
+        Ok(Self {
+            registry,
+            families: Arc::new(families),
+        })
+    }
+
+    /// The handle one service records through.
+    pub fn service(&self, service: &str) -> ServiceMetrics {
+        ServiceMetrics {
+            service: service.to_owned(),
+            families: self.families.clone(),
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// One service's view of the registry. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceMetrics {
+    service: String,
+    families: Arc<Families>,
+}
+
+impl ServiceMetrics {
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn consumed(&self, topic: &str, n: u64) {
+        self.families
+            .consumed
+            .with_label_values(&[self.service.as_str(), topic])
+            .inc_by(n);
+    }
+
+    pub fn processed(&self, outcome: Outcome, n: u64) {
+        self.families
+            .processed
+            .with_label_values(&[self.service.as_str(), outcome.as_str()])
+            .inc_by(n);
+    }
+
+    pub fn emitted(&self, topic: &str, n: u64) {
+        self.families
+            .emitted
+            .with_label_values(&[self.service.as_str(), topic])
+            .inc_by(n);
+    }
+
+    pub fn sampled_out(&self, event_type: &str, n: u64) {
+        let label = self.type_label(event_type);
+        self.families
+            .sampled_out
+            .with_label_values(&[self.service.as_str(), label.as_str()])
+            .inc_by(n);
+    }
+
+    pub fn ignored(&self, n: u64) {
+        self.families
+            .ignored
+            .with_label_values(&[self.service.as_str()])
+            .inc_by(n);
+    }
+
+    pub fn dead_lettered(&self, reason: &str, n: u64) {
+        self.families
+            .dead_lettered
+            .with_label_values(&[self.service.as_str(), reason])
+            .inc_by(n);
+    }
+
+    pub fn transaction(&self, committed: bool) {
+        let result = if committed { "committed" } else { "aborted" };
+        self.families
+            .transactions
+            .with_label_values(&[self.service.as_str(), result])
+            .inc();
+    }
+
+    pub fn observe_batch_write(&self, seconds: f64) {
+        self.families
+            .batch_write
+            .with_label_values(&[self.service.as_str()])
+            .observe(seconds);
+    }
+
+    /// Event time (ms since the epoch) to now. Event times in the future count as zero.
+    pub fn observe_end_to_end(&self, event_time_ms: i64, now_ms: i64) {
+        let seconds = (now_ms - event_time_ms).max(0) as f64 / 1000.0;
+        self.families
+            .end_to_end
+            .with_label_values(&[self.service.as_str()])
+            .observe(seconds);
+    }
+
+    pub fn set_in_flight(&self, n: usize) {
+        self.families
+            .in_flight
+            .with_label_values(&[self.service.as_str()])
+            .set(n as i64);
+    }
+
+    pub fn set_assigned_partitions(&self, n: usize) {
+        self.families
+            .assigned_partitions
+            .with_label_values(&[self.service.as_str()])
+            .set(n as i64);
+    }
+
+    /// Lag from librdkafka's statistics: last stable offset (what a `read_committed` reader can
+    /// reach) minus the consumer's position. Only partitions this consumer fetches.
+    pub fn record_lag(&self, statistics: &Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || !p.desired {
+                    continue;
+                }
+                let position = if p.app_offset >= 0 {
+                    p.app_offset
+                } else {
+                    p.committed_offset
+                };
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if position < 0 || end < 0 {
+                    continue;
+                }
+                self.families
+                    .consumer_lag
+                    .with_label_values(&[
+                        self.service.as_str(),
+                        topic.as_str(),
+                        &partition.to_string(),
+                    ])
+                    .set((end - position).max(0));
+            }
+        }
+    }
+
+    /// Drops the lag series of partitions this instance no longer owns, so a dashboard does not
+    /// show a stale lag for them.
+    pub fn forget_lag(&self, partitions: &[Partition]) {
+        for p in partitions {
+            let _ = self.families.consumer_lag.remove_label_values(&[
+                self.service.as_str(),
+                p.topic.as_str(),
+                &p.partition.to_string(),
+            ]);
+        }
+    }
+
+    fn type_label(&self, event_type: &str) -> String {
+        let mut seen = lock(&self.families.type_labels);
+        if seen.contains(event_type) {
+            return event_type.to_owned();
+        }
+        if seen.len() < MAX_TYPE_LABELS {
+            seen.insert(event_type.to_owned());
+            return event_type.to_owned();
+        }
+        "other".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_shared_and_labelled_by_service() {
+        let metrics = Metrics::new().unwrap();
+        let classifier = metrics.service("classifier");
+        let sink = metrics.service("sink");
+        classifier.consumed("user.events", 3);
+        classifier.processed(Outcome::Emitted, 2);
+        classifier.processed(Outcome::DeadLettered, 1);
+        classifier.dead_lettered("invalid_json", 1);
+        sink.consumed("audit.user.action", 5);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"auditflow_consumed_records_total{service="classifier",topic="user.events"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"auditflow_consumed_records_total{service="sink",topic="audit.user.action"} 5"#
+        ));
+        assert!(text.contains(
+            r#"auditflow_processed_records_total{outcome="dead_lettered",service="classifier"} 1"#
+        ));
+        assert!(text.contains(
+            r#"auditflow_dead_lettered_total{reason="invalid_json",service="classifier"} 1"#
+        ));
+    }
+
+    #[test]
+    fn type_labels_are_capped() {
+        let metrics = Metrics::new().unwrap();
+        let m = metrics.service("classifier");
+        for i in 0..MAX_TYPE_LABELS + 10 {
+            m.sampled_out(&format!("user.t{i}"), 1);
+        }
+        m.sampled_out("user.t0", 1);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"auditflow_sampled_out_total{service="classifier",type="other"} 10"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"auditflow_sampled_out_total{service="classifier",type="user.t0"} 2"#)
+        );
+    }
+}

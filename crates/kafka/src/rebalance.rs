@@ -1,0 +1,293 @@
+//! Rebalances: which partitions this instance owns, and what the service must hear about it.
+//!
+//! librdkafka runs rebalance callbacks inside `poll`, on the polling thread. They are kept
+//! small: [`HarnessContext`] records the change in an [`Assignment`] (pure bookkeeping, tested
+//! below) which the consumer loop drains right after the poll returns, before it touches another
+//! record — so the loop can drop batched records of revoked partitions and run the service's
+//! assignment hook. The one thing that must happen *inside* the callback, before the partition
+//! is handed to another member, is the at-least-once services' final commit of their finished
+//! work ([`OffsetLedger::revoke`]); the context does it when a ledger is attached.
+//!
+//! With `cooperative-sticky` assignment, callbacks carry only the partitions that change hands;
+//! the rest keep flowing through a rebalance.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::metrics::ServiceMetrics;
+use crate::record::Partition;
+use crate::watermark::OffsetLedger;
+
+/// The partitions this instance owns, and the changes the loop has not handled yet.
+#[derive(Debug, Default)]
+pub struct Assignment {
+    owned: BTreeSet<Partition>,
+    pending: Changes,
+    joined: bool,
+}
+
+/// Partition changes since the loop last looked, in the order they must be handled: revocations
+/// first (a partition revoked and assigned again in one poll appears in both).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub revoked: Vec<Partition>,
+    pub assigned: Vec<Partition>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty() && self.assigned.is_empty()
+    }
+}
+
+impl Assignment {
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = Partition>) {
+        self.joined = true;
+        for p in partitions {
+            if self.owned.insert(p.clone()) {
+                self.pending.assigned.push(p);
+            }
+        }
+    }
+
+    pub fn revoke(&mut self, partitions: impl IntoIterator<Item = Partition>) {
+        for p in partitions {
+            if self.owned.remove(&p) {
+                // Assigned and revoked before the loop saw either: the loop need not hear of it,
+                // except that records it already batched for the partition must go.
+                self.pending.assigned.retain(|a| a != &p);
+                self.pending.revoked.push(p);
+            }
+        }
+    }
+
+    /// Everything revoked at once (shutdown, or an abort that rewinds every partition).
+    pub fn owned(&self) -> Vec<Partition> {
+        self.owned.iter().cloned().collect()
+    }
+
+    pub fn owns(&self, partition: &Partition) -> bool {
+        self.owned.contains(partition)
+    }
+
+    pub fn owns_record(&self, topic: &str, partition: i32) -> bool {
+        // Avoids allocating a `Partition` per record on the hot path.
+        self.owned
+            .iter()
+            .any(|p| p.partition == partition && p.topic == topic)
+    }
+
+    /// Whether the group has handed this member an assignment (possibly empty) at least once.
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// Shared between the librdkafka callbacks and the consumer loop.
+pub type SharedAssignment = Arc<Mutex<Assignment>>;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain bookkeeping behind, still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The consumer context every auditflow consumer runs with.
+pub struct HarnessContext {
+    service: String,
+    assignment: SharedAssignment,
+    /// Present for at-least-once consumers: revocation commits their finished work.
+    ledger: Option<Arc<Mutex<OffsetLedger>>>,
+    metrics: ServiceMetrics,
+}
+
+impl HarnessContext {
+    pub fn new(service: &str, metrics: ServiceMetrics) -> Self {
+        Self {
+            service: service.to_owned(),
+            assignment: SharedAssignment::default(),
+            ledger: None,
+            metrics,
+        }
+    }
+
+    pub fn with_ledger(mut self, ledger: Arc<Mutex<OffsetLedger>>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    pub fn assignment(&self) -> &SharedAssignment {
+        &self.assignment
+    }
+
+    fn commit_revoked(&self, consumer: &BaseConsumer<Self>, revoked: &[Partition]) {
+        let Some(ledger) = &self.ledger else { return };
+        let commits = lock(ledger).revoke(revoked);
+        if commits.is_empty() || consumer.assignment_lost() {
+            // A lost assignment cannot commit (another member may already own it).
+            return;
+        }
+        match consumer.commit(&offsets_list(&commits), CommitMode::Sync) {
+            Ok(()) => {}
+            // The partition is already gone (ERR__STATE) or the group moved on: the new owner
+            // redelivers from the last commit, and idempotent writes absorb the repeat.
+            Err(err) => {
+                tracing::warn!(service = %self.service, error = %err, "commit on revoke failed; records will be redelivered")
+            }
+        }
+    }
+}
+
+impl ClientContext for HarnessContext {
+    fn stats(&self, statistics: Statistics) {
+        self.metrics.record_lag(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(service = %self.service, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for HarnessContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = partitions_of(tpl);
+            tracing::info!(service = %self.service, partitions = revoked.len(), "partitions revoked");
+            self.commit_revoked(consumer, &revoked);
+            self.metrics.forget_lag(&revoked);
+            lock(&self.assignment).revoke(revoked);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let assigned = partitions_of(tpl);
+                tracing::info!(service = %self.service, partitions = assigned.len(), "partitions assigned");
+                let mut assignment = lock(&self.assignment);
+                assignment.assign(assigned);
+                self.metrics.set_assigned_partitions(assignment.owned.len());
+            }
+            Rebalance::Revoke(_) => {
+                self.metrics
+                    .set_assigned_partitions(lock(&self.assignment).owned.len());
+            }
+            Rebalance::Error(err) => {
+                tracing::warn!(service = %self.service, error = %err, "rebalance error");
+            }
+        }
+    }
+}
+
+pub(crate) fn partitions_of(tpl: &TopicPartitionList) -> Vec<Partition> {
+    tpl.elements()
+        .iter()
+        .map(|e| Partition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+pub(crate) fn offsets_list(offsets: &[(Partition, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for (p, offset) in offsets {
+        // Only fails for an invalid offset value, which these are not.
+        let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(*offset));
+    }
+    tpl
+}
+
+/// Whether an offset-commit error only says the partition was revoked under us (STACK.md:
+/// tolerate `ERR__STATE` for a just-revoked partition).
+pub(crate) fn is_revoked_state(err: &KafkaError) -> bool {
+    matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::State))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: i32) -> Partition {
+        Partition::new("user.events", n)
+    }
+
+    #[test]
+    fn an_empty_assignment_still_means_joined() {
+        let mut a = Assignment::default();
+        assert!(!a.joined());
+        a.assign([]);
+        assert!(a.joined());
+        assert!(a.take_changes().is_empty());
+    }
+
+    #[test]
+    fn changes_are_reported_once() {
+        let mut a = Assignment::default();
+        a.assign([p(0), p(1)]);
+        assert_eq!(
+            a.take_changes(),
+            Changes {
+                revoked: vec![],
+                assigned: vec![p(0), p(1)]
+            }
+        );
+        assert!(a.take_changes().is_empty());
+        a.revoke([p(1)]);
+        assert_eq!(
+            a.take_changes(),
+            Changes {
+                revoked: vec![p(1)],
+                assigned: vec![]
+            }
+        );
+        assert!(a.owns(&p(0)) && !a.owns(&p(1)));
+        assert!(a.owns_record("user.events", 0));
+        assert!(!a.owns_record("user.events", 1));
+    }
+
+    #[test]
+    fn revoke_then_reassign_before_the_loop_looks_reports_both() {
+        let mut a = Assignment::default();
+        a.assign([p(0)]);
+        a.take_changes();
+        a.revoke([p(0)]);
+        a.assign([p(0)]);
+        // The loop drops what it batched for p0 and treats p0 as freshly assigned.
+        assert_eq!(
+            a.take_changes(),
+            Changes {
+                revoked: vec![p(0)],
+                assigned: vec![p(0)]
+            }
+        );
+    }
+
+    #[test]
+    fn assign_then_revoke_before_the_loop_looks_reports_only_the_revocation() {
+        let mut a = Assignment::default();
+        a.assign([p(2)]);
+        a.revoke([p(2)]);
+        assert_eq!(
+            a.take_changes(),
+            Changes {
+                revoked: vec![p(2)],
+                assigned: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn revoking_what_is_not_owned_is_ignored() {
+        let mut a = Assignment::default();
+        a.revoke([p(3)]);
+        assert!(a.take_changes().is_empty());
+    }
+}

@@ -1,0 +1,159 @@
+//! Records as the harness hands them to a service and takes them back.
+//!
+//! Consumed records are detached from librdkafka's buffers ([`InputRecord`]) so a bounded batch
+//! can be processed after the poll that fetched it; what a service makes of one record is a
+//! [`Disposition`], which is what keeps the books (SPEC section 6: every consumed record becomes
+//! outputs, a sampled-out count, an ignored count or a dead letter).
+
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+
+/// One partition of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl Partition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// A consumed record, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+    /// In record order; a header may repeat and may have no value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The Kafka record timestamp (create or log-append time), milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl InputRecord {
+    pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+
+    pub fn partition_id(&self) -> Partition {
+        Partition::new(self.topic.clone(), self.partition)
+    }
+
+    /// The value of the last header called `name` (Kafka allows repeats; the last one wins, as in
+    /// the Java client's `lastHeader`).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        self.payload.as_deref().unwrap_or_default()
+    }
+}
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl OutputRecord {
+    pub fn new(topic: impl Into<String>, key: Option<Vec<u8>>, payload: Vec<u8>) -> Self {
+        Self {
+            topic: topic.into(),
+            key,
+            payload: Some(payload),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// The headers in librdkafka's form, for producing.
+    pub(crate) fn kafka_headers(&self) -> OwnedHeaders {
+        self.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(self.headers.len()),
+            |hs, (key, value)| {
+                hs.insert(Header {
+                    key,
+                    value: value.as_deref(),
+                })
+            },
+        )
+    }
+}
+
+/// Why a record goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// A reason code from SPEC section 6 (`invalid_json`, `missing_user_id`, …). It becomes a
+    /// metric label, so it must come from a closed set.
+    pub reason: String,
+    /// Human text. Must not quote the record (it may hold personal data).
+    pub detail: String,
+}
+
+impl DeadLetter {
+    pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a service made of one consumed record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// One or more output records. `event_time_ms` feeds the end-to-end latency histogram.
+    Emitted {
+        records: Vec<OutputRecord>,
+        event_time_ms: Option<i64>,
+    },
+    /// Dropped by sampling; `event_type` is the CloudEvents type (not personal data), counted
+    /// per type.
+    SampledOut { event_type: String },
+    /// Deliberately not processed (e.g. the classifier's `audit.**` loop guard).
+    Ignored,
+    /// Sent to the dead-letter topic, original bytes unchanged.
+    DeadLetter(DeadLetter),
+}

@@ -1,0 +1,136 @@
+//! Topic administration: every topic SPEC section 1 names that auditflow writes, created
+//! idempotently by `auditflow topics create` and by each service on start.
+//!
+//! Input topics (`user.*`, `system.*`) belong to the producers and are not created here.
+
+use std::time::Duration;
+
+use auditflow_core::config::{KafkaSettings, Topics};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::KafkaContext;
+use crate::{Error, Result, client};
+
+/// One topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Topic-level configuration, e.g. `cleanup.policy=compact`.
+    pub config: Vec<(&'static str, String)>,
+}
+
+/// What creating a topic found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicStatus {
+    Created,
+    AlreadyExisted,
+}
+
+/// The topics auditflow writes, from `[topics]`.
+pub fn planned_topics(topics: &Topics) -> Vec<TopicSpec> {
+    let spec = |name: &str, config: Vec<(&'static str, String)>| TopicSpec {
+        name: name.to_owned(),
+        partitions: topics.partitions,
+        replication_factor: topics.replication_factor,
+        config,
+    };
+    let dlq_retention_ms = u64::from(topics.dead_letter_retention_days) * 24 * 3600 * 1000;
+    vec![
+        spec(&topics.user_action, vec![]),
+        spec(&topics.data_access, vec![]),
+        spec(&topics.security_event, vec![]),
+        spec(
+            &topics.dead_letter,
+            vec![("retention.ms", dlq_retention_ms.to_string())],
+        ),
+        spec(&topics.alerts, vec![]),
+        spec(&topics.actions, vec![]),
+        // The blocklist is a table (ip → entry, tombstone on expiry): keep the latest per key.
+        spec(
+            &topics.blocklist,
+            vec![("cleanup.policy", "compact".to_owned())],
+        ),
+    ]
+}
+
+/// Creates `specs`; a topic that already exists is fine (its settings are left as they are).
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    specs: &[TopicSpec],
+) -> Result<Vec<(String, TopicStatus)>> {
+    let admin: AdminClient<DefaultClientContext> = client::admin_config(settings)
+        .create()
+        .during("creating the admin client")?;
+    let new_topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|s| {
+            s.config.iter().fold(
+                NewTopic::new(
+                    &s.name,
+                    s.partitions,
+                    TopicReplication::Fixed(s.replication_factor),
+                ),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .during("creating topics")?;
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(name) => Ok((name, TopicStatus::Created)),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                Ok((name, TopicStatus::AlreadyExisted))
+            }
+            Err((topic, code)) => Err(Error::Topic {
+                topic,
+                reason: code.to_string(),
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_every_output_topic_of_section_one() {
+        let plan = planned_topics(&Topics::default());
+        let names: Vec<&str> = plan.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "audit.user.action",
+                "audit.data.access",
+                "audit.security.event",
+                "audit.dlq",
+                "security.alerts",
+                "security.actions",
+                "security.blocklist"
+            ]
+        );
+        let blocklist = plan
+            .iter()
+            .find(|s| s.name == "security.blocklist")
+            .unwrap();
+        assert_eq!(blocklist.config, [("cleanup.policy", "compact".to_owned())]);
+        let dlq = plan.iter().find(|s| s.name == "audit.dlq").unwrap();
+        assert_eq!(
+            dlq.config,
+            [("retention.ms", (30u64 * 86_400_000).to_string())]
+        );
+        assert!(
+            plan.iter()
+                .all(|s| s.partitions == 6 && s.replication_factor == 1)
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! The exactly-once consume-transform-produce loop (classifier, security monitor).
+//!
+//! One cycle: poll a bounded batch → [`Transform::transform`] each record → begin a transaction
+//! → produce the outputs and dead letters → `send_offsets_to_transaction` with the consumer's
+//! group metadata (KIP-447) → commit. Outputs and input offsets become visible together or not
+//! at all, so `read_committed` readers see every output exactly once.
+//!
+//! - Rebalance during batching: records of revoked partitions are dropped from the batch before
+//!   anything is produced; their new owner reads them from the last committed offset.
+//! - Abortable error (including a fenced group generation: we were too slow and the group moved
+//!   on): abort, seek every owned partition back to its committed offset, and tell the transform
+//!   its partitions were revoked and assigned again, so stateful transforms rebuild.
+//! - Fatal error (producer fenced by a newer instance, or broken): return it; the process exits
+//!   and its replacement starts fresh.
+//!
+//! The loop runs on a thread of its own ([`spawn`] uses `spawn_blocking`): every librdkafka call
+//! here blocks, and nothing is gained by pretending otherwise. Backpressure is inherent: nothing
+//! is polled while a batch is in flight, and librdkafka's prefetch is bounded by
+//! `queued.max.messages.kbytes`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use auditflow_core::config::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::dead_letter::dead_letter_record;
+use crate::error::KafkaContext;
+use crate::health::Readiness;
+use crate::metrics::{Outcome, ServiceMetrics};
+use crate::rebalance::{HarnessContext, SharedAssignment, lock, offsets_list};
+use crate::record::{Disposition, InputRecord, OutputRecord, Partition};
+use crate::shutdown::Shutdown;
+use crate::{Error, Result, client};
+
+/// How long an idle poll waits before looking at the shutdown signal again.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// Timeout of the blocking metadata calls (committed offsets, offsets for times, seeks).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a retriable transaction call is tried before the batch is aborted.
+const RETRIES: usize = 5;
+
+/// What a service plugs into the loop.
+pub trait Transform: Send {
+    /// What one record becomes. Must not panic on any input, and must be a function of the
+    /// record (and of state rebuilt by `replay`), so a redelivered batch yields the same outputs.
+    fn transform(&mut self, record: &InputRecord) -> Disposition;
+
+    /// Partitions newly owned — after a rebalance, and again for every owned partition after an
+    /// aborted transaction. Return a [`Rewind`] for partitions whose recent history must be
+    /// re-read (through [`Transform::replay`]) before new records are judged.
+    fn on_assigned(&mut self, _partitions: &[Partition]) -> Vec<(Partition, Rewind)> {
+        Vec::new()
+    }
+
+    /// Partitions no longer owned (or about to be re-read after an abort): drop their state.
+    fn on_revoked(&mut self, _partitions: &[Partition]) {}
+
+    /// A record below the committed offset, re-read because of a [`Rewind`]: rebuild state,
+    /// emit nothing (its outputs were committed before).
+    fn replay(&mut self, _record: &InputRecord) {}
+}
+
+/// Where to re-read a partition from before judging new records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewind {
+    /// The first record with a timestamp at or after this (ms since the epoch); the security
+    /// monitor asks for "now − 10 minutes" to rebuild its windows.
+    ToTimestamp(i64),
+}
+
+/// Who the loop is and what it reads and writes.
+#[derive(Debug, Clone)]
+pub struct LoopSpec {
+    /// The service name: metric label, `auditflow.service` header, group id suffix.
+    pub service: String,
+    /// Topic names, or regular expressions starting with `^`.
+    pub inputs: Vec<String>,
+    pub dead_letter_topic: String,
+    pub kafka: KafkaSettings,
+}
+
+/// Counts of one batch, applied to the metrics only once its transaction commits.
+#[derive(Default)]
+struct Tally {
+    consumed: HashMap<String, u64>,
+    emitted: HashMap<String, u64>,
+    outcomes: [u64; 4],
+    sampled_out: HashMap<String, u64>,
+    dead_lettered: HashMap<String, u64>,
+    event_times_ms: Vec<i64>,
+}
+
+impl Tally {
+    fn outcome(&mut self, outcome: Outcome) {
+        self.outcomes[outcome as usize] += 1;
+    }
+
+    fn apply(self, metrics: &ServiceMetrics) {
+        for (topic, n) in &self.consumed {
+            metrics.consumed(topic, *n);
+        }
+        for (topic, n) in &self.emitted {
+            metrics.emitted(topic, *n);
+        }
+        for outcome in [
+            Outcome::Emitted,
+            Outcome::SampledOut,
+            Outcome::Ignored,
+            Outcome::DeadLettered,
+        ] {
+            let n = self.outcomes[outcome as usize];
+            if n > 0 {
+                metrics.processed(outcome, n);
+            }
+        }
+        for (event_type, n) in &self.sampled_out {
+            metrics.sampled_out(event_type, *n);
+        }
+        if self.outcomes[Outcome::Ignored as usize] > 0 {
+            metrics.ignored(self.outcomes[Outcome::Ignored as usize]);
+        }
+        for (reason, n) in &self.dead_lettered {
+            metrics.dead_lettered(reason, *n);
+        }
+        let now = now_ms();
+        for t in self.event_times_ms {
+            metrics.observe_end_to_end(t, now);
+        }
+    }
+}
+
+/// Runs `transform` on its own blocking thread until `shutdown`.
+pub async fn spawn<T: Transform + 'static>(
+    spec: LoopSpec,
+    transform: T,
+    metrics: ServiceMetrics,
+    readiness: Readiness,
+    shutdown: Shutdown,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        TransactionalLoop::new(spec, transform, metrics, readiness)?.run(&shutdown)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
+}
+
+/// The loop's state. Build with [`TransactionalLoop::new`], drive with [`TransactionalLoop::run`].
+pub struct TransactionalLoop<T> {
+    spec: LoopSpec,
+    transform: T,
+    metrics: ServiceMetrics,
+    readiness: Readiness,
+    consumer: BaseConsumer<HarnessContext>,
+    producer: BaseProducer,
+    assignment: SharedAssignment,
+    /// Partitions being re-read after a rewind: records below the offset are replayed.
+    replay_until: HashMap<Partition, i64>,
+}
+
+impl<T: Transform> TransactionalLoop<T> {
+    /// Connects, subscribes and initialises transactions (blocking).
+    pub fn new(
+        spec: LoopSpec,
+        transform: T,
+        metrics: ServiceMetrics,
+        readiness: Readiness,
+    ) -> Result<Self> {
+        if spec.inputs.is_empty() {
+            return Err(Error::Config(format!("{}: no input topics", spec.service)));
+        }
+        let group = client::group_id(&spec.kafka, &spec.service);
+        let context = HarnessContext::new(&spec.service, metrics.clone());
+        let assignment = context.assignment().clone();
+        let consumer: BaseConsumer<HarnessContext> = client::consumer_config(&spec.kafka, &group)
+            .create_with_context(context)
+            .during("creating the consumer")?;
+        let inputs: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&inputs).during("subscribing")?;
+
+        let transactional_id = client::transactional_id(&group);
+        let producer: BaseProducer =
+            client::transactional_producer_config(&spec.kafka, &transactional_id)
+                .create()
+                .during("creating the transactional producer")?;
+        producer
+            .init_transactions(CALL_TIMEOUT)
+            .during("initialising transactions")?;
+        readiness.set_producer_ready(true);
+        tracing::info!(service = %spec.service, %group, %transactional_id, "transactional loop started");
+        Ok(Self {
+            spec,
+            transform,
+            metrics,
+            readiness,
+            consumer,
+            producer,
+            assignment,
+            replay_until: HashMap::new(),
+        })
+    }
+
+    /// Processes batches until `shutdown`, then leaves the group. Every batch is committed or
+    /// aborted before the next poll, so nothing is in flight when this returns.
+    pub fn run(mut self, shutdown: &Shutdown) -> Result<()> {
+        while !shutdown.is_triggered() {
+            let batch = self.poll_batch(shutdown)?;
+            if !batch.is_empty() {
+                self.process(batch)?;
+            }
+        }
+        self.close();
+        Ok(())
+    }
+
+    fn poll_batch(&mut self, shutdown: &Shutdown) -> Result<Vec<InputRecord>> {
+        let max = self.spec.kafka.batch_max_records.max(1);
+        let wait = Duration::from_millis(self.spec.kafka.batch_max_wait_ms);
+        let mut batch = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let timeout =
+                deadline.map_or(IDLE_POLL, |d| d.saturating_duration_since(Instant::now()));
+            let polled = self
+                .consumer
+                .poll(timeout)
+                .map(|r| r.map(|m| InputRecord::from_message(&m)));
+            // Rebalance callbacks ran inside that poll, before any message it returned.
+            self.handle_rebalance(&mut batch)?;
+            match polled {
+                Some(Ok(record))
+                    if lock(&self.assignment).owns_record(&record.topic, record.partition) =>
+                {
+                    batch.push(record);
+                    deadline.get_or_insert_with(|| Instant::now() + wait);
+                }
+                Some(Ok(_)) | None => {}
+                Some(Err(err)) => {
+                    tracing::warn!(service = %self.spec.service, error = %err, "consumer error")
+                }
+            }
+            let full = batch.len() >= max;
+            let due = deadline.is_some_and(|d| Instant::now() >= d);
+            if full || due || (batch.is_empty() && shutdown.is_triggered()) {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Applies partition changes: drops batched records of revoked partitions, tells the
+    /// transform, and performs the rewinds it asks for.
+    fn handle_rebalance(&mut self, batch: &mut Vec<InputRecord>) -> Result<()> {
+        let (changes, joined) = {
+            let mut assignment = lock(&self.assignment);
+            (assignment.take_changes(), assignment.joined())
+        };
+        self.readiness.set_consumer_joined(joined);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if !changes.revoked.is_empty() {
+            batch.retain(|r| {
+                !changes
+                    .revoked
+                    .iter()
+                    .any(|p| p.partition == r.partition && p.topic == r.topic)
+            });
+            for p in &changes.revoked {
+                self.replay_until.remove(p);
+            }
+            self.transform.on_revoked(&changes.revoked);
+        }
+        if !changes.assigned.is_empty() {
+            let rewinds = self.transform.on_assigned(&changes.assigned);
+            self.rewind(rewinds)?;
+        }
+        Ok(())
+    }
+
+    /// Seeks each partition back to its rewind point and marks what lies below the committed
+    /// offset as replay.
+    fn rewind(&mut self, rewinds: Vec<(Partition, Rewind)>) -> Result<()> {
+        if rewinds.is_empty() {
+            return Ok(());
+        }
+        let mut committed_query = TopicPartitionList::new();
+        let mut times_query = TopicPartitionList::new();
+        for (p, Rewind::ToTimestamp(ts)) in &rewinds {
+            committed_query.add_partition(&p.topic, p.partition);
+            let _ = times_query.add_partition_offset(&p.topic, p.partition, Offset::Offset(*ts));
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(committed_query, CALL_TIMEOUT)
+            .during("reading committed offsets for a rewind")?;
+        let from = self
+            .consumer
+            .offsets_for_times(times_query, CALL_TIMEOUT)
+            .during("looking up offsets by time")?;
+        for (p, _) in rewinds {
+            let committed = committed
+                .find_partition(&p.topic, p.partition)
+                .map(|e| e.offset());
+            let from = from
+                .find_partition(&p.topic, p.partition)
+                .map(|e| e.offset());
+            // Nothing committed: every record is new anyway. No record after the time: nothing
+            // to replay.
+            if let (Some(Offset::Offset(committed)), Some(Offset::Offset(from))) = (committed, from)
+                && from < committed
+            {
+                self.consumer
+                    .seek(&p.topic, p.partition, Offset::Offset(from), CALL_TIMEOUT)
+                    .during("seeking for a rewind")?;
+                tracing::info!(service = %self.spec.service, partition = %p, replay = committed - from, "replaying history");
+                self.replay_until.insert(p, committed);
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, batch: Vec<InputRecord>) -> Result<()> {
+        let mut tally = Tally::default();
+        let mut outputs: Vec<OutputRecord> = Vec::new();
+        // Next offset per partition: what the transaction commits.
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for record in &batch {
+            if self.is_replay(record) {
+                self.transform.replay(record);
+                continue;
+            }
+            *tally.consumed.entry(record.topic.clone()).or_default() += 1;
+            next.insert((record.topic.as_str(), record.partition), record.offset + 1);
+            match self.transform.transform(record) {
+                Disposition::Emitted {
+                    records,
+                    event_time_ms,
+                } => {
+                    tally.outcome(Outcome::Emitted);
+                    for r in &records {
+                        *tally.emitted.entry(r.topic.clone()).or_default() += 1;
+                    }
+                    tally.event_times_ms.extend(event_time_ms);
+                    outputs.extend(records);
+                }
+                Disposition::SampledOut { event_type } => {
+                    tally.outcome(Outcome::SampledOut);
+                    *tally.sampled_out.entry(event_type).or_default() += 1;
+                }
+                Disposition::Ignored => tally.outcome(Outcome::Ignored),
+                Disposition::DeadLetter(letter) => {
+                    tally.outcome(Outcome::DeadLettered);
+                    *tally
+                        .dead_lettered
+                        .entry(letter.reason.clone())
+                        .or_default() += 1;
+                    outputs.push(dead_letter_record(
+                        record,
+                        &letter,
+                        &self.spec.service,
+                        &self.spec.dead_letter_topic,
+                    ));
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(()); // a batch of replayed records only
+        }
+        let offsets: Vec<(Partition, i64)> = next
+            .into_iter()
+            .map(|((topic, partition), offset)| (Partition::new(topic, partition), offset))
+            .collect();
+
+        let started = Instant::now();
+        match self.commit(&outputs, &offsets) {
+            Ok(()) => {
+                self.metrics
+                    .observe_batch_write(started.elapsed().as_secs_f64());
+                self.metrics.transaction(true);
+                tally.apply(&self.metrics);
+                Ok(())
+            }
+            Err(TxnError::Abortable(err)) => {
+                tracing::warn!(service = %self.spec.service, error = %err, "transaction aborted; rewinding to committed offsets");
+                self.metrics.transaction(false);
+                if let Err(err) = self.producer.abort_transaction(CALL_TIMEOUT) {
+                    return Err(Error::Fatal {
+                        during: "aborting a transaction",
+                        source: err,
+                    });
+                }
+                self.rewind_to_committed()
+            }
+            Err(TxnError::Fatal(during, source)) => Err(Error::Fatal { during, source }),
+        }
+    }
+
+    fn is_replay(&mut self, record: &InputRecord) -> bool {
+        if self.replay_until.is_empty() {
+            return false;
+        }
+        let p = record.partition_id();
+        match self.replay_until.get(&p) {
+            Some(until) if record.offset < *until => true,
+            Some(_) => {
+                self.replay_until.remove(&p);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn commit(
+        &self,
+        outputs: &[OutputRecord],
+        offsets: &[(Partition, i64)],
+    ) -> Result<(), TxnError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| classify(e, "beginning a transaction"))?;
+        for output in outputs {
+            self.send(output)?;
+        }
+        let group = self
+            .consumer
+            .group_metadata()
+            // Only a consumer without a group id has none, and ours always has one.
+            .ok_or(TxnError::Abortable(KafkaError::Global(
+                RDKafkaErrorCode::State,
+            )))?;
+        let offsets = offsets_list(offsets);
+        retry("sending offsets to the transaction", || {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
+        })?;
+        retry("committing a transaction", || {
+            self.producer.commit_transaction(CALL_TIMEOUT)
+        })
+    }
+
+    fn send(&self, output: &OutputRecord) -> Result<(), TxnError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&output.topic).headers(output.kafka_headers());
+        if let Some(key) = &output.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &output.payload {
+            record = record.payload(payload.as_slice());
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    // The local queue is full: serve delivery reports to make room.
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((err, _)) => return Err(classify(err, "producing")),
+            }
+        }
+    }
+
+    /// After an abort: every owned partition back to its committed offset, and the transform
+    /// told to start over (its state may hold the aborted batch).
+    fn rewind_to_committed(&mut self) -> Result<()> {
+        let owned = lock(&self.assignment).owned();
+        self.replay_until.clear();
+        if owned.is_empty() {
+            return Ok(());
+        }
+        let mut query = TopicPartitionList::new();
+        for p in &owned {
+            query.add_partition(&p.topic, p.partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(query, CALL_TIMEOUT)
+            .during("reading committed offsets")?;
+        for e in committed.elements() {
+            // No commit yet: the group starts from the beginning (`auto.offset.reset=earliest`).
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            match self
+                .consumer
+                .seek(e.topic(), e.partition(), offset, CALL_TIMEOUT)
+            {
+                Ok(()) => {}
+                // Revoked meanwhile: its new owner starts from the committed offset anyway.
+                Err(err) if crate::rebalance::is_revoked_state(&err) => {}
+                Err(err) => {
+                    return Err(Error::Kafka {
+                        during: "seeking back after an abort",
+                        source: err,
+                    });
+                }
+            }
+        }
+        self.transform.on_revoked(&owned);
+        let rewinds = self.transform.on_assigned(&owned);
+        self.rewind(rewinds)
+    }
+
+    /// Leaves the group now rather than after the session timeout, so partitions move at once.
+    fn close(self) {
+        tracing::info!(service = %self.spec.service, "leaving the consumer group");
+        self.readiness.set_consumer_joined(false);
+        if self.consumer.close_queue().is_ok() {
+            while !self.consumer.closed() {
+                // Records still arriving are not processed: their offsets are not committed, so
+                // the next owner reads them.
+                let _ = self.consumer.poll(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+enum TxnError {
+    Abortable(KafkaError),
+    Fatal(&'static str, KafkaError),
+}
+
+fn classify(err: KafkaError, during: &'static str) -> TxnError {
+    match &err {
+        KafkaError::Transaction(e) if e.is_fatal() => TxnError::Fatal(during, err),
+        _ => TxnError::Abortable(err),
+    }
+}
+
+fn retry(
+    during: &'static str,
+    mut call: impl FnMut() -> Result<(), KafkaError>,
+) -> Result<(), TxnError> {
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt + 1 < RETRIES => {
+                attempt += 1;
+                tracing::debug!(during, error = %e, attempt, "retrying");
+            }
+            Err(err) => return Err(classify(err, during)),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
