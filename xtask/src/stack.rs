@@ -154,7 +154,8 @@ impl Layout {
 /// A server after `launch`: started by this command (with its child handle) or found running.
 pub struct Launched {
     server: &'static dyn Server,
-    pid: u32,
+    /// None for a server found answering that this stack did not start.
+    pid: Option<u32>,
     child: Option<Child>,
     /// When it was started (or found running), for the "ready after" note.
     since: Instant,
@@ -181,19 +182,39 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
             println!("{} is already running (pid {pid})", server.title());
             launched.push(Launched {
                 server,
-                pid,
+                pid: Some(pid),
                 child: None,
                 since: Instant::now(),
             });
             continue;
         }
         if probe::port_open(server.addr()) {
-            bail!(
-                "{} is already in use by a process this stack did not start (no live pid in {}): \
-                 stop it, or point the tests at it with AUDITFLOW_STACK=external",
-                server.addr(),
-                layout.shown(&pid_file)
-            );
+            // Someone else's server (another checkout, Docker): use it if it is the real thing.
+            match server.probe() {
+                Ok(answer) => {
+                    println!(
+                        "{} already answers on {} but was not started from {} ({answer});                          using it as it is",
+                        server.title(),
+                        server.addr(),
+                        layout.shown(&layout.dir)
+                    );
+                    launched.push(Launched {
+                        server,
+                        pid: None,
+                        child: None,
+                        since: Instant::now(),
+                    });
+                    continue;
+                }
+                Err(e) => bail!(
+                    "{} is taken by a process that is not {} ({e}) and that this stack did not \
+                     start (no live pid in {}): stop it, or point the tests elsewhere with \
+                     AUDITFLOW_STACK=external",
+                    server.addr(),
+                    server.title(),
+                    layout.shown(&pid_file)
+                ),
+            }
         }
         let java = match &java {
             Some(java) => java,
@@ -223,7 +244,7 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
         );
         launched.push(Launched {
             server,
-            pid: child.id(),
+            pid: Some(child.id()),
             child: Some(child),
             since: Instant::now(),
         });
@@ -252,7 +273,10 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
                 .try_wait()
                 .context("checking the server process")?
                 .map(|status| status.to_string()),
-            None => (!process::is_ours(l.pid, &marker)).then(|| "it stopped".to_string()),
+            None => l
+                .pid
+                .filter(|pid| !process::is_ours(*pid, &marker))
+                .map(|_| "it stopped".to_string()),
         };
         if let Some(how) = exited {
             let _ = fs::remove_file(layout.pid_file(server.name()));
@@ -280,7 +304,7 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
                 server.title(),
                 server.addr(),
                 timeout.as_secs(),
-                l.pid,
+                l.pid.map_or("?".to_string(), |p| p.to_string()),
                 layout.shown(&log)
             ),
             Err(_) => {}
