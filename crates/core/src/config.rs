@@ -12,6 +12,13 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::error::ConfigError;
+use crate::pattern::PatternTable;
+
+mod loader;
+
+pub use loader::ENV_PREFIX;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,11 +27,77 @@ pub struct Config {
     pub topics: Topics,
     pub limits: Limits,
     /// Type pattern → sampling rate in [0, 1] (SPEC section 5), e.g. `"user.page.view" = 0.1`.
-    pub sampling: BTreeMap<String, f64>,
+    pub sampling: SamplingRates,
     pub retention: RetentionPeriods,
     pub metrics: MetricsSettings,
     pub store: StoreSettings,
     pub security: SecuritySettings,
+}
+
+/// `[sampling]`: type pattern → rate, in declaration order (it breaks specificity ties,
+/// SPEC section 3), which is why this is not a map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplingRates(Vec<(String, f64)>);
+
+impl SamplingRates {
+    pub fn from_pairs<S: Into<String>>(pairs: impl IntoIterator<Item = (S, f64)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .map(|(pattern, rate)| (pattern.into(), rate))
+                .collect(),
+        )
+    }
+
+    /// `(pattern, rate)` in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.0
+            .iter()
+            .map(|(pattern, rate)| (pattern.as_str(), *rate))
+    }
+
+    /// Checks every pattern and rate and builds the lookup table; errors name the key, e.g.
+    /// `sampling."user.page.view": rate 1.5 is outside [0, 1]`.
+    pub fn compile(&self) -> Result<PatternTable<f64>, ConfigError> {
+        let mut entries = Vec::with_capacity(self.0.len());
+        for (pattern, rate) in self.iter() {
+            let key = crate::error::key_path(&["sampling", pattern]);
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("rate {rate} is outside [0, 1]"),
+                ));
+            }
+            entries.push((
+                crate::pattern::Pattern::parse(pattern).map_err(|e| e.at(key))?,
+                rate,
+            ));
+        }
+        Ok(PatternTable::new(entries))
+    }
+}
+
+impl<'de> Deserialize<'de> for SamplingRates {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = SamplingRates;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of type pattern = rate")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut rates = Vec::new();
+                while let Some((pattern, rate)) = map.next_entry::<String, f64>()? {
+                    rates.push((pattern, rate));
+                }
+                Ok(SamplingRates(rates))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
 }
 
 /// `[kafka]`: how every service reaches the brokers.

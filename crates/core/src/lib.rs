@@ -11,13 +11,22 @@
 //! Where to start reading: [`envelope`] (bytes → [`Event`] or [`Rejection`]), [`pattern`] (the
 //! one type matcher), then [`classify`] (an event → audit records, SPEC sections 4 and 5).
 
+pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod pattern;
+pub mod record;
+pub mod retention;
+pub mod sampling;
 
+pub use classify::{Classified, Classifier, Counters, Output};
 pub use config::Config;
 pub use envelope::{Event, Reason, Rejection};
 pub use error::ConfigError;
 pub use pattern::{Pattern, PatternTable};
+pub use record::{
+    AuditRecord, DataAccess, Operation, Outcome, RiskLevel, SecurityEvent, Severity, UserAction,
+};
+pub use retention::RetentionClass;

@@ -1,0 +1,280 @@
+//! Classification (SPEC sections 4 and 5): one input event → audit records on the audit topics,
+//! a sampled-out count, an ignored count, or a rejection for the dead-letter topic.
+//!
+//! This is the whole decision of the classifier service and of `auditflow classify`; both call
+//! [`Classifier`] and keep [`Counters`] the same way, so offline runs and the service agree
+//! record for record. Everything here is a pure function of the input, the configuration and
+//! the fallback time the caller passes in (Kafka record timestamp, or the time a line was read),
+//! which is what makes replays reproduce output ids and sampling decisions exactly.
+
+mod derive;
+mod rules;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use derive::{correlation_id, user_id};
+pub use rules::{PRIVILEGED_ROLES, SENSITIVE_FIELDS, is_privileged_role};
+
+use crate::config::{Config, Limits, Topics};
+use crate::envelope::{self, Event, Reason, Rejection};
+use crate::error::ConfigError;
+use crate::pattern::PatternTable;
+use crate::record::AuditRecord;
+use crate::retention::{RetentionClass, RetentionPolicy};
+use crate::sampling::{Sampler, keep, may_sample_out};
+
+/// The `source` attribute of every record the classifier emits.
+pub const OUTPUT_SOURCE: &str = "/auditflow/classifier";
+
+/// Namespace of output ids (UUID v5); fixed forever, or replays would mint new ids.
+const OUTPUT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c2a_8b47_4e0e_9a53_2f1c_7b6d_a4e9);
+
+/// The id of the output of type `output_type` made from the input with id `input_id`:
+/// UUID v5 over `input_id NUL output_type`. The NUL keeps `("a.b", "c")` and `("a", "b.c")`
+/// apart; one input's outputs differ in type, so they never share an id.
+pub fn output_id(input_id: &str, output_type: &str) -> String {
+    let mut name = Vec::with_capacity(input_id.len() + 1 + output_type.len());
+    name.extend_from_slice(input_id.as_bytes());
+    name.push(0);
+    name.extend_from_slice(output_type.as_bytes());
+    Uuid::new_v5(&OUTPUT_ID_NAMESPACE, &name).to_string()
+}
+
+/// One record to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The configured topic name (`[topics]`).
+    pub topic: String,
+    /// The Kafka key (SPEC section 4).
+    pub key: String,
+    pub event: Event,
+}
+
+/// `{"topic": ..., "key": ..., "value": {CloudEvent}}`: the line form of SPEC section 8, shared
+/// by the offline commands.
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("topic", &self.topic)?;
+        map.serialize_entry("key", &self.key)?;
+        map.serialize_entry("value", &self.event)?;
+        map.end()
+    }
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Classified {
+    /// One or more records, in the order to write them (a user action or data access before
+    /// its security event).
+    Emit(Vec<Output>),
+    /// Dropped by sampling; `ty` is the input type, counted per type.
+    SampledOut { ty: String },
+    /// Deliberately not audited (`audit.**`, the loop guard).
+    Ignored,
+    /// For the dead-letter topic.
+    Rejected(Rejection),
+}
+
+/// The classifier: rules, retention and sampling compiled once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    topics: Topics,
+    limits: Limits,
+    rules: PatternTable<rules::Rule>,
+    retention: RetentionPolicy,
+    sampler: Sampler,
+}
+
+impl Classifier {
+    /// Compiles the configuration's `[sampling]`, `[topics]` and `[limits]`.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            topics: config.topics.clone(),
+            limits: config.limits.clone(),
+            rules: rules::rule_table(),
+            retention: RetentionPolicy::new(),
+            sampler: Sampler::new(&config.sampling)?,
+        })
+    }
+
+    /// The input limits in force (for callers that frame records themselves).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Parses a structured-mode record (an NDJSON line, a Kafka value) and classifies it.
+    pub fn classify_structured(&self, bytes: &[u8], fallback_time: DateTime<Utc>) -> Classified {
+        match envelope::parse_structured(bytes, &self.limits) {
+            Ok(event) => self.classify(&event, fallback_time),
+            Err(rejection) => Classified::Rejected(rejection),
+        }
+    }
+
+    /// Decodes a Kafka record in either mode (see [`envelope::decode_record`]) and classifies
+    /// it; `fallback_time` is the record's timestamp.
+    pub fn classify_record<'h>(
+        &self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        value: &[u8],
+        fallback_time: DateTime<Utc>,
+    ) -> Classified {
+        match envelope::decode_record(headers, value, &self.limits) {
+            Ok(event) => self.classify(&event, fallback_time),
+            Err(rejection) => Classified::Rejected(rejection),
+        }
+    }
+
+    /// Classifies a parsed event. `fallback_time` is the event time when it has no `time`;
+    /// every output carries a `time`.
+    pub fn classify(&self, event: &Event, fallback_time: DateTime<Utc>) -> Classified {
+        let segments: Vec<&str> = event.ty.split('.').collect();
+        let rule = match self.rules.lookup_segments(&segments) {
+            Some((_, rules::Rule::LoopGuard)) => return Classified::Ignored,
+            Some((_, rule)) => *rule,
+            None => {
+                return Classified::Rejected(Rejection::new(
+                    Reason::UnknownType,
+                    format!(
+                        "type {} matches no classification rule (user.**, system.** or audit.**)",
+                        event.ty
+                    ),
+                ));
+            }
+        };
+        let derived = derive::Derived::of(event);
+        let records = match rules::apply(rule, event, &derived) {
+            Ok(records) => records,
+            Err(rejection) => return Classified::Rejected(rejection),
+        };
+        let classes: Vec<RetentionClass> = records
+            .iter()
+            .map(|record| self.retention.class_of_segments(&segments, record))
+            .collect();
+
+        let correlation = correlation_id(event);
+        // The whole input is kept or dropped: a chain must not lose half of what one input made.
+        let samplable = records
+            .iter()
+            .zip(&classes)
+            .all(|(record, class)| may_sample_out(record, *class));
+        let mut rate = 1.0;
+        if samplable {
+            rate = self.sampler.rate_of_segments(&segments);
+            if !keep(&correlation, rate) {
+                return Classified::SampledOut {
+                    ty: event.ty.clone(),
+                };
+            }
+        }
+
+        let time = event.time_or(fallback_time);
+        let outputs = records
+            .into_iter()
+            .zip(classes)
+            .map(|(record, class)| {
+                let ty = record.event_type();
+                let mut out = Event::new(output_id(&event.id, ty), OUTPUT_SOURCE, ty);
+                out.subject = event.subject.clone();
+                out.time = Some(time);
+                out.datacontenttype = Some("application/json".into());
+                let extensions = &mut out.extensions;
+                extensions.insert("causationid".into(), Value::from(event.id.as_str()));
+                extensions.insert("correlationid".into(), Value::from(correlation.as_ref()));
+                extensions.insert("originaltype".into(), Value::from(event.ty.as_str()));
+                extensions.insert("retention".into(), Value::from(class.as_str()));
+                extensions.insert("samplerate".into(), rate_value(rate));
+                out.data = record.to_data();
+                Output {
+                    topic: self.topic_of(&record).to_owned(),
+                    key: record.kafka_key().to_owned(),
+                    event: out,
+                }
+            })
+            .collect();
+        Classified::Emit(outputs)
+    }
+
+    fn topic_of(&self, record: &AuditRecord) -> &str {
+        match record {
+            AuditRecord::UserAction(_) => &self.topics.user_action,
+            AuditRecord::SecurityEvent(_) => &self.topics.security_event,
+            AuditRecord::DataAccess(_) => &self.topics.data_access,
+        }
+    }
+}
+
+/// A rate as JSON: an integer when whole (`1`, as the contract writes it), else a number.
+fn rate_value(rate: f64) -> Value {
+    if rate.fract() == 0.0 {
+        Value::from(rate as u64)
+    } else {
+        Value::from(rate)
+    }
+}
+
+/// What a classifier has done, for the CLI summary and the service's metrics. Invariant
+/// (SPEC section 6): `consumed == audited + sampled_out + ignored + dead_lettered`, summing the
+/// maps — see [`Counters::balanced`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Inputs seen, whatever became of them.
+    pub consumed: u64,
+    /// Inputs that produced records.
+    pub audited: u64,
+    /// Records produced, by output type.
+    pub emitted: BTreeMap<String, u64>,
+    /// Inputs dropped by sampling, by input type.
+    pub sampled_out: BTreeMap<String, u64>,
+    /// Inputs deliberately not audited (loop guard).
+    pub ignored: u64,
+    /// Inputs sent to the dead-letter topic, by reason.
+    pub dead_lettered: BTreeMap<Reason, u64>,
+}
+
+impl Counters {
+    /// Counts one consumed input.
+    pub fn record(&mut self, classified: &Classified) {
+        self.consumed += 1;
+        match classified {
+            Classified::Emit(outputs) => {
+                self.audited += 1;
+                for output in outputs {
+                    *self.emitted.entry(output.event.ty.clone()).or_default() += 1;
+                }
+            }
+            Classified::SampledOut { ty } => *self.sampled_out.entry(ty.clone()).or_default() += 1,
+            Classified::Ignored => self.ignored += 1,
+            Classified::Rejected(rejection) => {
+                *self.dead_lettered.entry(rejection.reason).or_default() += 1
+            }
+        }
+    }
+
+    pub fn emitted_total(&self) -> u64 {
+        self.emitted.values().sum()
+    }
+
+    pub fn sampled_out_total(&self) -> u64 {
+        self.sampled_out.values().sum()
+    }
+
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.dead_lettered.values().sum()
+    }
+
+    /// Whether every consumed input is accounted for.
+    pub fn balanced(&self) -> bool {
+        self.consumed
+            == self.audited + self.sampled_out_total() + self.ignored + self.dead_lettered_total()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! The three audit records the classifier emits, as typed data (SPEC section 4 schemas).
+//!
+//! Enumerated fields are Rust enums, so an audit record with an invalid outcome, risk level,
+//! severity or operation cannot be built at all; what remains to check (fields copied from a
+//! producer's `data`) is checked where the record is built, in `classify::rules`. Readers of the
+//! audit topics (security monitor, sink) use [`AuditRecord::from_event`] to get the same types
+//! back.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::envelope::{Event, Reason, Rejection};
+
+/// CloudEvents type of a user action record.
+pub const USER_ACTION: &str = "audit.user.action";
+/// CloudEvents type of a data access record.
+pub const DATA_ACCESS: &str = "audit.data.access";
+/// CloudEvents type of a security event record.
+pub const SECURITY_EVENT: &str = "audit.security.event";
+
+macro_rules! closed_set {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// The value named `text` exactly (lowercase), if it is one.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+closed_set! {
+    /// How a user action ended.
+    Outcome { Success => "success", Failure => "failure", Partial => "partial" }
+}
+
+closed_set! {
+    /// Risk of a user action; ordered, so `risk >= RiskLevel::Medium` reads as it says.
+    RiskLevel { Low => "low", Medium => "medium", High => "high", Critical => "critical" }
+}
+
+closed_set! {
+    /// Severity of a security event; ordered.
+    Severity { Info => "info", Warning => "warning", Critical => "critical" }
+}
+
+closed_set! {
+    /// What a data access did.
+    Operation { Read => "read", Create => "create", Update => "update", Delete => "delete" }
+}
+
+/// `audit.user.action`: something a user (or the system) did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserAction {
+    pub user_id: String,
+    pub action: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<RiskLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// `audit.security.event`: something security-relevant happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    pub event_type: String,
+    pub severity: Severity,
+    pub details: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+/// `audit.data.access`: someone read, exported or deleted personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataAccess {
+    pub user_id: String,
+    pub data_type: String,
+    pub operation: Operation,
+    #[serde(default = "one")]
+    pub record_count: u64,
+    #[serde(default)]
+    pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Any of the three audit records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditRecord {
+    UserAction(UserAction),
+    SecurityEvent(SecurityEvent),
+    DataAccess(DataAccess),
+}
+
+impl AuditRecord {
+    /// The record's CloudEvents type.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            AuditRecord::UserAction(_) => USER_ACTION,
+            AuditRecord::SecurityEvent(_) => SECURITY_EVENT,
+            AuditRecord::DataAccess(_) => DATA_ACCESS,
+        }
+    }
+
+    /// The user it is about, when it names one.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            AuditRecord::UserAction(r) => Some(&r.user_id),
+            AuditRecord::SecurityEvent(r) => r.user_id.as_deref(),
+            AuditRecord::DataAccess(r) => Some(&r.user_id),
+        }
+    }
+
+    /// Kafka key (SPEC section 4): the user id for user actions and data access; the source ip,
+    /// else the user id, for security events — so one ip's (or one user's) records stay in
+    /// order on one partition. A security event with neither is keyed `system`, like a system
+    /// action without a user.
+    pub fn kafka_key(&self) -> &str {
+        match self {
+            AuditRecord::SecurityEvent(r) => r
+                .source_ip
+                .as_deref()
+                .or(r.user_id.as_deref())
+                .unwrap_or("system"),
+            other => other.user_id().unwrap_or("system"),
+        }
+    }
+
+    /// The risk level, for user actions that carry one.
+    pub fn risk_level(&self) -> Option<RiskLevel> {
+        match self {
+            AuditRecord::UserAction(r) => r.risk_level,
+            _ => None,
+        }
+    }
+
+    /// The record's `data` object.
+    pub fn to_data(&self) -> Map<String, Value> {
+        let value = match self {
+            AuditRecord::UserAction(r) => serde_json::to_value(r),
+            AuditRecord::SecurityEvent(r) => serde_json::to_value(r),
+            AuditRecord::DataAccess(r) => serde_json::to_value(r),
+        };
+        // Structs of strings, enums, bools, integers and JSON objects always serialize to an
+        // object.
+        match value {
+            Ok(Value::Object(data)) => data,
+            _ => Map::new(),
+        }
+    }
+
+    /// Reads an audit record back from an event on an audit topic. Another type is
+    /// `unknown_type`; data that breaks the schema is `schema_violation`.
+    pub fn from_event(event: &Event) -> Result<Self, Rejection> {
+        fn read<T: serde::de::DeserializeOwned>(event: &Event) -> Result<T, Rejection> {
+            serde_json::from_value(Value::Object(event.data.clone())).map_err(|e| {
+                Rejection::new(Reason::SchemaViolation, format!("{} data: {e}", event.ty))
+            })
+        }
+        match event.ty.as_str() {
+            USER_ACTION => read(event).map(AuditRecord::UserAction),
+            SECURITY_EVENT => read(event).map(AuditRecord::SecurityEvent),
+            DATA_ACCESS => read(event).map(AuditRecord::DataAccess),
+            _ => Err(Rejection::new(
+                Reason::UnknownType,
+                "not an audit record type",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn enums_are_the_schema_values_and_ordered() {
+        assert_eq!(
+            Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+            ["success", "failure", "partial"]
+        );
+        assert_eq!(
+            RiskLevel::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>(),
+            ["low", "medium", "high", "critical"]
+        );
+        assert_eq!(
+            Severity::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ["info", "warning", "critical"]
+        );
+        assert_eq!(
+            Operation::ALL
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>(),
+            ["read", "create", "update", "delete"]
+        );
+        assert!(RiskLevel::Low < RiskLevel::Medium && RiskLevel::High < RiskLevel::Critical);
+        assert_eq!(RiskLevel::parse("High"), None);
+        assert_eq!(Severity::parse("warning"), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn absent_optionals_are_omitted_and_defaults_written() {
+        let action = AuditRecord::UserAction(UserAction {
+            user_id: "u1".into(),
+            action: "x".into(),
+            outcome: Outcome::Success,
+            resource: None,
+            resource_id: None,
+            ip_address: None,
+            user_agent: None,
+            session_id: None,
+            risk_level: Some(RiskLevel::Low),
+            context: None,
+        });
+        assert_eq!(
+            Value::Object(action.to_data()),
+            json!({"user_id": "u1", "action": "x", "outcome": "success", "risk_level": "low"})
+        );
+        let event = AuditRecord::SecurityEvent(SecurityEvent {
+            event_type: "e".into(),
+            severity: Severity::Info,
+            details: Map::new(),
+            user_id: None,
+            source_ip: None,
+            blocked: false,
+        });
+        assert_eq!(
+            Value::Object(event.to_data()),
+            json!({"event_type": "e", "severity": "info", "details": {}, "blocked": false})
+        );
+        assert_eq!(event.kafka_key(), "system");
+    }
+
+    #[test]
+    fn records_read_back_from_events() {
+        let mut event = Event::new("o1", "s", DATA_ACCESS);
+        event.data = json!({"user_id": "u1", "data_type": "t", "operation": "read"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let AuditRecord::DataAccess(access) = AuditRecord::from_event(&event).unwrap() else {
+            panic!()
+        };
+        assert_eq!((access.record_count, access.sensitive), (1, false));
+        event.data.insert("operation".into(), json!("erase"));
+        assert_eq!(
+            AuditRecord::from_event(&event).unwrap_err().reason,
+            Reason::SchemaViolation
+        );
+        event.ty = "user.created".into();
+        assert_eq!(
+            AuditRecord::from_event(&event).unwrap_err().reason,
+            Reason::UnknownType
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Sampling (SPEC section 5): dropping a configured share of routine, low-risk user actions.
+//!
+//! The keep decision hashes the input's correlation id, never a random number: every instance
+//! and every replay decides alike, and a causal chain (one correlation id) is kept or dropped
+//! as a whole. Comparing the hash with `rate × 2⁶⁴` makes the decision monotone in the rate.
+//! What an audit must keep — failures, risk medium or higher, security events, data access,
+//! security and financial retention — is never sampled out, whatever the rate.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::SamplingRates;
+use crate::error::ConfigError;
+use crate::pattern::PatternTable;
+use crate::record::{AuditRecord, Outcome, RiskLevel};
+use crate::retention::RetentionClass;
+
+/// Configured rates by type pattern; unmatched types have rate 1.
+#[derive(Debug, Clone, Default)]
+pub struct Sampler {
+    rates: PatternTable<f64>,
+}
+
+impl Sampler {
+    /// Validates and compiles `[sampling]`; errors name the key.
+    pub fn new(rates: &SamplingRates) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rates: rates.compile()?,
+        })
+    }
+
+    /// The rate for input type `ty` (the most specific pattern's, else 1).
+    pub fn rate(&self, ty: &str) -> f64 {
+        self.rates.get(ty).copied().unwrap_or(1.0)
+    }
+
+    /// As [`rate`](Self::rate), for a type already split on `.`.
+    pub fn rate_of_segments(&self, ty: &[&str]) -> f64 {
+        self.rates
+            .lookup_segments(ty)
+            .map_or(1.0, |(_, rate)| *rate)
+    }
+}
+
+/// Whether a record may be sampled out at all: only a successful user action of low (or no)
+/// risk whose retention is neither `security` nor `financial`.
+pub fn may_sample_out(record: &AuditRecord, retention: RetentionClass) -> bool {
+    match record {
+        AuditRecord::UserAction(action) => {
+            action.outcome == Outcome::Success
+                && action
+                    .risk_level
+                    .is_none_or(|risk| risk < RiskLevel::Medium)
+                && !matches!(
+                    retention,
+                    RetentionClass::Security | RetentionClass::Financial
+                )
+        }
+        AuditRecord::SecurityEvent(_) | AuditRecord::DataAccess(_) => false,
+    }
+}
+
+/// Whether the chain with `correlation_id` is kept at `rate`. Rate 1 (or more) keeps all,
+/// rate 0 (or less, or NaN) keeps none; kept at `r` implies kept at every rate above `r`.
+pub fn keep(correlation_id: &str, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate.is_nan() || rate <= 0.0 {
+        return false;
+    }
+    // `as` saturates, and both the product and the cast are monotone in the rate.
+    let threshold = (rate * 18_446_744_073_709_551_616.0) as u64;
+    bucket(correlation_id) < threshold
+}
+
+/// A stable, uniform 64-bit hash (SHA-256's first eight bytes): the same on every platform
+/// and in every version, unlike `std`'s hasher.
+fn bucket(correlation_id: &str) -> u64 {
+    let digest = Sha256::digest(correlation_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{SecurityEvent, Severity, UserAction};
+    use proptest::prelude::*;
+
+    fn action(outcome: Outcome, risk: Option<RiskLevel>) -> AuditRecord {
+        AuditRecord::UserAction(UserAction {
+            user_id: "u".into(),
+            action: "a".into(),
+            outcome,
+            resource: None,
+            resource_id: None,
+            ip_address: None,
+            user_agent: None,
+            session_id: None,
+            risk_level: risk,
+            context: None,
+        })
+    }
+
+    #[test]
+    fn only_routine_user_actions_may_be_sampled_out() {
+        let general = RetentionClass::General;
+        assert!(may_sample_out(
+            &action(Outcome::Success, Some(RiskLevel::Low)),
+            general
+        ));
+        assert!(may_sample_out(&action(Outcome::Success, None), general));
+        assert!(may_sample_out(
+            &action(Outcome::Success, Some(RiskLevel::Low)),
+            RetentionClass::Marketing
+        ));
+        assert!(!may_sample_out(
+            &action(Outcome::Failure, Some(RiskLevel::Low)),
+            general
+        ));
+        assert!(!may_sample_out(
+            &action(Outcome::Partial, Some(RiskLevel::Low)),
+            general
+        ));
+        assert!(!may_sample_out(
+            &action(Outcome::Success, Some(RiskLevel::Medium)),
+            general
+        ));
+        assert!(!may_sample_out(
+            &action(Outcome::Success, Some(RiskLevel::Critical)),
+            general
+        ));
+        let low = action(Outcome::Success, Some(RiskLevel::Low));
+        assert!(!may_sample_out(&low, RetentionClass::Security));
+        assert!(!may_sample_out(&low, RetentionClass::Financial));
+        let event = AuditRecord::SecurityEvent(SecurityEvent {
+            event_type: "e".into(),
+            severity: Severity::Info,
+            details: Default::default(),
+            user_id: None,
+            source_ip: None,
+            blocked: false,
+        });
+        assert!(!may_sample_out(&event, general));
+    }
+
+    #[test]
+    fn rates_come_from_the_most_specific_pattern_else_one() {
+        let rates = SamplingRates::from_pairs([("user.**", 0.5), ("user.page.view", 0.1)]);
+        let sampler = Sampler::new(&rates).unwrap();
+        assert_eq!(sampler.rate("user.page.view"), 0.1);
+        assert_eq!(sampler.rate("user.search"), 0.5);
+        assert_eq!(sampler.rate("system.backup"), 1.0);
+    }
+
+    #[test]
+    fn extreme_rates() {
+        for id in ["a", "b", "corr-123", ""] {
+            assert!(keep(id, 1.0));
+            assert!(!keep(id, 0.0));
+            assert!(!keep(id, f64::NAN));
+        }
+    }
+
+    #[test]
+    fn the_kept_share_is_close_to_the_rate() {
+        let kept = (0..10_000)
+            .filter(|i| keep(&format!("corr-{i}"), 0.1))
+            .count();
+        assert!((900..1100).contains(&kept), "{kept}");
+    }
+
+    proptest! {
+        #[test]
+        fn keeping_is_deterministic(id in ".{0,40}", rate in 0.0f64..=1.0) {
+            prop_assert_eq!(keep(&id, rate), keep(&id, rate));
+        }
+
+        #[test]
+        fn keeping_is_monotone_in_the_rate(id in ".{0,40}", a in 0.0f64..=1.0, b in 0.0f64..=1.0) {
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            prop_assert!(!keep(&id, low) || keep(&id, high));
+        }
+    }
+}
