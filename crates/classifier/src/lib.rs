@@ -1,3 +1,216 @@
-//! The auditflow classifier service: wires `auditflow-core` to the Kafka runtime.
+//! The auditflow classifier service: `user.*` / `system.*` CloudEvents in, audit records out
+//! (SPEC sections 1, 4–6).
 //!
-//! Not built yet; see ARCHITECTURE.md for what it will do.
+//! This crate is glue and nothing else: every decision is the core's [`Classifier`]; consuming,
+//! transactions, dead letters, metrics and shutdown are the Kafka harness's
+//! [`transactional`](auditflow_kafka::transactional) loop. What is here is the mapping between
+//! the two — a Kafka record to the core's input (either CloudEvents mode, the record timestamp
+//! as the fallback event time) and the core's outputs to Kafka records (key per SPEC, headers
+//! `ce_type`, `ce_id`, `content-type`).
+//!
+//! What it is not: it does not decide anything about an event, and it keeps no state between
+//! records, so any instance can take over any partition at any time.
+
+use auditflow_core::classify::{Classified, Output};
+use auditflow_core::{Classifier, Config, ConfigError};
+use auditflow_kafka::transactional::{self, LoopSpec, Transform};
+use auditflow_kafka::{
+    DeadLetter, Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, topics,
+};
+use chrono::{DateTime, Utc};
+
+/// The service name: metric label, `auditflow.service` header, group id suffix.
+pub const SERVICE: &str = "classifier";
+
+/// The `content-type` of every output (structured-mode CloudEvents).
+pub const OUTPUT_CONTENT_TYPE: &str = "application/cloudevents+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Kafka(#[from] auditflow_kafka::Error),
+}
+
+/// Runs the classifier until `shutdown`: creates the output topics (idempotent), then consumes
+/// `[topics] classifier_inputs` in group `<group_prefix>classifier`.
+pub async fn run(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let transform = ClassifierTransform::new(Classifier::new(config)?);
+    let readiness = health.register(SERVICE, true);
+    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
+    let spec = LoopSpec {
+        service: SERVICE.to_owned(),
+        inputs: config.topics.classifier_inputs.clone(),
+        dead_letter_topic: config.topics.dead_letter.clone(),
+        kafka: config.kafka.clone(),
+    };
+    transactional::spawn(
+        spec,
+        transform,
+        metrics.service(SERVICE),
+        readiness,
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The core's classifier as a harness [`Transform`]. Stateless.
+pub struct ClassifierTransform {
+    classifier: Classifier,
+}
+
+impl ClassifierTransform {
+    pub fn new(classifier: Classifier) -> Self {
+        Self { classifier }
+    }
+}
+
+impl Transform for ClassifierTransform {
+    fn transform(&mut self, record: &InputRecord) -> Disposition {
+        // SPEC section 2: without a `time`, the Kafka record timestamp is the event time. A
+        // record without one (not possible with Kafka ≥ 0.10) falls back to now.
+        let fallback = record
+            .timestamp_ms
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_else(Utc::now);
+        let headers = record
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?)));
+        match self
+            .classifier
+            .classify_record(headers, record.payload(), fallback)
+        {
+            Classified::Emit(outputs) => {
+                let event_time_ms = outputs
+                    .first()
+                    .and_then(|o| o.event.time)
+                    .map(|t| t.timestamp_millis());
+                Disposition::Emitted {
+                    records: outputs.into_iter().map(output_record).collect(),
+                    event_time_ms,
+                }
+            }
+            Classified::SampledOut { ty } => Disposition::SampledOut { event_type: ty },
+            Classified::Ignored => Disposition::Ignored,
+            Classified::Rejected(rejection) => Disposition::DeadLetter(DeadLetter::new(
+                rejection.reason.as_str(),
+                rejection.detail,
+            )),
+        }
+    }
+}
+
+/// An output as a structured-mode CloudEvents Kafka record.
+pub fn output_record(output: Output) -> OutputRecord {
+    let value = output.event.to_json_bytes();
+    OutputRecord::new(output.topic, Some(output.key.into_bytes()), value)
+        .with_header("ce_type", output.event.ty)
+        .with_header("ce_id", output.event.id)
+        .with_header("content-type", OUTPUT_CONTENT_TYPE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transform() -> ClassifierTransform {
+        ClassifierTransform::new(Classifier::new(&Config::default()).unwrap())
+    }
+
+    fn record(headers: Vec<(&str, &[u8])>, payload: &[u8]) -> InputRecord {
+        InputRecord {
+            topic: "user.events".into(),
+            partition: 0,
+            offset: 7,
+            key: None,
+            payload: Some(payload.to_vec()),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Some(v.to_vec())))
+                .collect(),
+            timestamp_ms: Some(1_700_000_000_000),
+        }
+    }
+
+    fn header<'a>(r: &'a OutputRecord, name: &str) -> &'a [u8] {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .unwrap()
+    }
+
+    #[test]
+    fn structured_mode_becomes_a_keyed_cloudevent_record() {
+        let input = br#"{"specversion":"1.0","id":"e1","source":"s","type":"user.created","data":{"user_id":"u1"}}"#;
+        let Disposition::Emitted {
+            records,
+            event_time_ms,
+        } = transform().transform(&record(vec![], input))
+        else {
+            panic!("expected outputs");
+        };
+        assert_eq!(records.len(), 1);
+        let out = &records[0];
+        assert_eq!(out.topic, "audit.user.action");
+        assert_eq!(out.key.as_deref(), Some(&b"u1"[..]));
+        assert_eq!(header(out, "ce_type"), b"audit.user.action");
+        assert_eq!(header(out, "content-type"), OUTPUT_CONTENT_TYPE.as_bytes());
+        let value: serde_json::Value =
+            serde_json::from_slice(out.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            header(out, "ce_id"),
+            value["id"].as_str().unwrap().as_bytes()
+        );
+        // No `time`: the record timestamp is the event time.
+        assert_eq!(event_time_ms, Some(1_700_000_000_000));
+        assert_eq!(value["time"], "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn binary_mode_is_chosen_by_the_ce_specversion_header() {
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"e2"),
+            ("ce_source", b"s"),
+            ("ce_type", b"user.created"),
+            ("content-type", b"application/json"),
+        ];
+        let out = transform().transform(&record(headers, br#"{"user_id":"u2"}"#));
+        assert!(
+            matches!(out, Disposition::Emitted { ref records, .. } if records[0].key.as_deref() == Some(&b"u2"[..]))
+        );
+    }
+
+    #[test]
+    fn garbage_is_dead_lettered_with_a_reason() {
+        let out = transform().transform(&record(vec![], b"\xff\xfe"));
+        assert!(
+            matches!(out, Disposition::DeadLetter(ref d) if d.reason == "invalid_json"),
+            "{out:?}"
+        );
+        let mut tombstone = record(vec![], b"");
+        tombstone.payload = None;
+        assert!(matches!(
+            transform().transform(&tombstone),
+            Disposition::DeadLetter(_)
+        ));
+    }
+
+    #[test]
+    fn the_loop_guard_is_ignored() {
+        let input = br#"{"id":"e3","source":"s","type":"audit.user.action"}"#;
+        assert_eq!(
+            transform().transform(&record(vec![], input)),
+            Disposition::Ignored
+        );
+    }
+}
