@@ -1,3 +1,54 @@
-//! The auditflow security-monitor service: wires `auditflow-core` to the Kafka runtime.
+//! The auditflow security-monitor service (SPEC section 7): `auditflow-core`'s detection engine
+//! on the shared exactly-once Kafka loop.
 //!
-//! Not built yet; see ARCHITECTURE.md for what it will do.
+//! It reads `audit.security.event` and `audit.user.action` (group `auditflow-security-monitor`,
+//! `read_committed`) and writes `security.alerts`, `security.actions` and the compacted
+//! `security.blocklist` in the same transaction as its input offsets, so every output is
+//! visible exactly once.
+//!
+//! What this crate is not: it holds no detection logic (that is `auditflow_core::detect`) and
+//! no consumer loop (that is `auditflow_kafka::transactional`); [`SecurityMonitor`] is the
+//! glue between them. See [`monitor`] for how state follows partitions and survives restarts.
+
+pub mod monitor;
+
+use auditflow_core::Config;
+use auditflow_kafka::transactional::{self, LoopSpec};
+use auditflow_kafka::{Health, Metrics, Shutdown};
+
+pub use monitor::SecurityMonitor;
+
+/// The service name: group id suffix, metric label, `auditflow.service` header.
+pub const SERVICE: &str = "security-monitor";
+
+/// Errors of the service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] auditflow_core::detect::DetectError),
+    #[error(transparent)]
+    Kafka(#[from] auditflow_kafka::Error),
+}
+
+/// Runs the security monitor until `shutdown`: registers its readiness and metrics, then drives
+/// the transactional loop on a blocking thread.
+pub async fn run(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let monitor = SecurityMonitor::new(config)?;
+    let spec = LoopSpec {
+        service: SERVICE.to_owned(),
+        inputs: vec![
+            config.topics.security_event.clone(),
+            config.topics.user_action.clone(),
+        ],
+        dead_letter_topic: config.topics.dead_letter.clone(),
+        kafka: config.kafka.clone(),
+    };
+    let readiness = health.register(SERVICE, true);
+    transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await?;
+    Ok(())
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Blocks {
     expiry: HashMap<String, DateTime<Utc>>,
     by_expiry: BTreeSet<(DateTime<Utc>, String)>,

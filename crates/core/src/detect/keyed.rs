@@ -11,13 +11,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::params::earlier;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot<S> {
     state: S,
     last_seen: DateTime<Utc>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KeyedState<S> {
     slots: HashMap<String, Slot<S>>,
     /// (newest event time, key), so the stalest key is the first.

@@ -121,9 +121,9 @@ pub struct DetectStats {
     pub suppressed: u64,
 }
 
-/// The detection engine. One per process (or per consumer): its state is the windows of the
-/// keys it has seen.
-#[derive(Debug)]
+/// The detection engine: its state is the windows of the keys it has seen. Cloning a fresh one
+/// is the cheap way to get another with the same (already validated) settings.
+#[derive(Debug, Clone)]
 pub struct Detector {
     params: Params,
     failures: FailedLogins,

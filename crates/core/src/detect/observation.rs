@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::config::Topics;
 use crate::envelope::{ContextAttribute, Event, Reason, Rejection};
 
 /// CloudEvent type of the classifier's security events.
@@ -31,6 +32,17 @@ impl InputKind {
             SECURITY_EVENT_TYPE => Some(InputKind::SecurityEvent),
             USER_ACTION_TYPE => Some(InputKind::UserAction),
             _ => None,
+        }
+    }
+
+    /// The kind of the records of a topic (`[topics]` names them), or `None` for other topics.
+    pub fn of_topic(topic: &str, topics: &Topics) -> Option<InputKind> {
+        if topic == topics.security_event {
+            Some(InputKind::SecurityEvent)
+        } else if topic == topics.user_action {
+            Some(InputKind::UserAction)
+        } else {
+            None
         }
     }
 }
@@ -105,12 +117,22 @@ impl Observation {
         event: &Event,
         fallback_time: DateTime<Utc>,
     ) -> Result<Option<Observation>, Rejection> {
-        let Some(kind) = InputKind::of_type(&event.ty) else {
-            return Ok(None);
-        };
+        match InputKind::of_type(&event.ty) {
+            Some(kind) => Observation::from_event_as(kind, event, fallback_time).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The observation of a parsed event known to be of `kind` (e.g. from the topic it was read
+    /// from), whatever its type says.
+    pub fn from_event_as(
+        kind: InputKind,
+        event: &Event,
+        fallback_time: DateTime<Utc>,
+    ) -> Result<Observation, Rejection> {
         let correlation = event.context(ContextAttribute::CorrelationId);
         let time = event.time_or(fallback_time);
-        Observation::new(kind, &event.id, time, correlation.as_deref(), &event.data).map(Some)
+        Observation::new(kind, &event.id, time, correlation.as_deref(), &event.data)
     }
 
     /// Builds an observation of `kind` from an event's attributes and data.

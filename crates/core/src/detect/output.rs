@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::level::{Rule, ThreatLevel};
+use crate::config::Topics;
 use crate::envelope::{Event, format_time};
 
 /// CloudEvent `source` of everything the monitor emits.
@@ -106,6 +107,15 @@ impl Output {
             Output::Alert(_) => OutputStream::Alerts,
             Output::Action(_) => OutputStream::Actions,
             Output::Block(_) | Output::Unblock { .. } => OutputStream::Blocklist,
+        }
+    }
+
+    /// The topic the record goes to.
+    pub fn topic<'t>(&self, topics: &'t Topics) -> &'t str {
+        match self.stream() {
+            OutputStream::Alerts => &topics.alerts,
+            OutputStream::Actions => &topics.actions,
+            OutputStream::Blocklist => &topics.blocklist,
         }
     }
 

@@ -27,14 +27,14 @@ struct Failure {
     user: Option<Arc<str>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct FailureState {
     timeline: Timeline<Failure>,
     pub episode: Episode,
 }
 
 /// Failed logins, keyed by source ip.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct FailedLogins {
     pub keys: KeyedState<FailureState>,
 }

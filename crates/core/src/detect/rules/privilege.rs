@@ -12,14 +12,14 @@ use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
 use crate::detect::timeline::{Arrival, Timeline};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct GrantState {
     timeline: Timeline<Arc<str>>,
     pub episode: Episode,
 }
 
 /// Privileged role changes, keyed by the user who got the role.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Grants {
     pub keys: KeyedState<GrantState>,
 }

@@ -29,14 +29,14 @@ struct Login {
     geo: Geo,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct LoginState {
     timeline: Timeline<Login>,
     pub episode: Episode,
 }
 
 /// Successful logins with a location, keyed by user id.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Logins {
     pub keys: KeyedState<LoginState>,
 }

@@ -31,7 +31,7 @@ use crate::detect::timeline::{Arrival, Timeline};
 /// The rule's score ceiling (SPEC: never above 60).
 const MAX_SCORE: u8 = 60;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Baseline {
     actions: Timeline<Arc<str>>,
     known_ips: Known,
@@ -41,7 +41,7 @@ pub(crate) struct Baseline {
 }
 
 /// A bounded set of values, each with when it was last seen; the stalest goes first.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Known(Vec<(String, DateTime<Utc>)>);
 
 impl Known {
@@ -64,7 +64,7 @@ impl Known {
 }
 
 /// Per-user baselines of user actions.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Baselines {
     pub keys: KeyedState<Baseline>,
 }
