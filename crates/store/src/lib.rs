@@ -1,7 +1,190 @@
 //! auditflow's CQL store, for ScyllaDB and Apache Cassandra alike.
 //!
-//! Schema and migrations, encrypted and time-bucketed audit rows, causality tables, and the
-//! query API shared by the sink, `auditflow query`, `trail`, `gdpr` and `report`.
+//! Schema and versioned migrations ([`Store::migrate`]), encrypted and time-bucketed audit rows
+//! ([`Store::write_records`]), and the reads shared by the sink, `auditflow query`, and the
+//! `gdpr`, `report` and `trail` commands ([`Store::query_user`], [`Store::get_by_id`],
+//! [`Store::security_events`]). Table layout: see the `schema` module; keys and ciphers: the
+//! `crypto` module.
 //!
-//! What this crate is not: it does not consume Kafka; it uses only CQL that ScyllaDB and
-//! Cassandra both accept.
+//! Invariants:
+//! - personal data is stored only sealed with its subject's data key; clear columns are an
+//!   allow-list of non-personal labels ([`Labels`]);
+//! - writes are idempotent: every key comes from the record's deterministic id and event time,
+//!   so re-delivery overwrites, never duplicates;
+//! - no DELETE is ever issued against a time-series table; the only deletes are of a user's
+//!   key rows ([`Store::destroy_user_key`]) and of the migration lock;
+//! - partitions are bounded: per user and day, per day and shard, per record id, per user
+//!   (days with data, bounded by the retention period).
+//!
+//! What this crate is not: it does not consume Kafka, decides nothing about classification or
+//! retention classes (the record says), and uses only CQL both ScyllaDB and Cassandra accept
+//! (no tablets, `USING TIMEOUT`, `BYPASS CACHE`, CDC, secondary indexes or views).
+
+mod cache;
+mod crypto;
+mod error;
+mod exec;
+mod expiry;
+mod keys;
+mod migrate;
+mod read;
+mod record;
+mod schema;
+mod statements;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditflow_core::config::{RetentionPeriods, StoreSettings};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::{Consistency, SerialConsistency};
+use tokio::sync::OnceCell;
+
+pub use auditflow_core::RetentionClass;
+pub use crypto::KeySource;
+pub use error::{Result, StoreError};
+pub use expiry::ExpiryLimit;
+pub use migrate::MigrationReport;
+pub use read::MAX_PAGE;
+pub use record::{Labels, Page, PageToken, RecordKind, StorableRecord, StoredRecord, TimeRange};
+
+use crate::cache::KeyCache;
+use crate::crypto::{DataKey, Keyring, MasterKey};
+use crate::keys::UserKey;
+use crate::statements::Statements;
+
+/// A connection to the audit keyspace. Cheap to share (`Arc<Store>`); every method takes
+/// `&self` and may run concurrently.
+pub struct Store {
+    session: Session,
+    keyspace: String,
+    replication: std::collections::BTreeMap<String, String>,
+    retention: RetentionPeriods,
+    keyring: Keyring,
+    key_source: KeySource,
+    /// Prepared statements and server capabilities, once the schema is known to be current.
+    ready: OnceCell<Ready>,
+    user_keys: KeyCache<[u8; 32], UserKey>,
+    data_keys: KeyCache<uuid::Uuid, Arc<DataKey>>,
+    max_concurrency: usize,
+    max_attempts: u32,
+}
+
+struct Ready {
+    statements: Statements,
+    expiry_limit: ExpiryLimit,
+}
+
+impl Store {
+    /// Connects to the cluster and loads the master key. Touches no table: a fresh cluster can
+    /// be connected to and then [`migrate`](Self::migrate)d.
+    pub async fn connect(settings: &StoreSettings, retention: &RetentionPeriods) -> Result<Self> {
+        schema::validate_keyspace(&settings.keyspace).map_err(StoreError::Config)?;
+        let consistency = parse_consistency(&settings.consistency)?;
+        let (master, key_source) = MasterKey::load(settings)?;
+        if key_source == KeySource::InsecureDevelopmentKey {
+            tracing::warn!(
+                "using the built-in INSECURE development master key: fine for the local stack, \
+                 never for real data (set [store] master_key_file or ${})",
+                settings.master_key_env
+            );
+        }
+        let profile = ExecutionProfile::builder()
+            .consistency(consistency)
+            .serial_consistency(Some(SerialConsistency::LocalSerial))
+            .request_timeout(Some(Duration::from_millis(
+                settings.request_timeout_ms.max(1),
+            )))
+            .build();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&settings.nodes)
+            .default_execution_profile_handle(profile.into_handle())
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(user) = &settings.username {
+            builder = builder.user(user, settings.password.as_deref().unwrap_or_default());
+        }
+        let session = builder.build().await?;
+        let cache_age = Duration::from_secs(settings.key_cache_ttl_secs);
+        Ok(Self {
+            session,
+            keyspace: settings.keyspace.clone(),
+            replication: settings.replication.clone(),
+            retention: retention.clone(),
+            keyring: Keyring::new(&master),
+            key_source,
+            ready: OnceCell::new(),
+            user_keys: KeyCache::new(settings.key_cache_size, cache_age),
+            data_keys: KeyCache::new(settings.key_cache_size, cache_age),
+            max_concurrency: settings.max_concurrency.max(1),
+            max_attempts: settings.max_attempts.max(1),
+        })
+    }
+
+    /// Where the master key came from.
+    pub fn key_source(&self) -> KeySource {
+        self.key_source
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+
+    /// The latest expiry the server can store, as probed after the schema check.
+    pub async fn expiry_limit(&self) -> Result<ExpiryLimit> {
+        Ok(self.ready().await?.expiry_limit)
+    }
+
+    /// Prepares statements and probes the server, once; fails with `SchemaOutdated` until
+    /// `migrate` has run.
+    async fn ready(&self) -> Result<&Ready> {
+        self.ready
+            .get_or_try_init(|| async {
+                migrate::check_current(self).await?;
+                migrate::check_master_key(self).await?;
+                let expiry_limit = expiry::probe(self).await?;
+                let statements = Statements::prepare(&self.session, &self.keyspace).await?;
+                Ok(Ready {
+                    statements,
+                    expiry_limit,
+                })
+            })
+            .await
+    }
+}
+
+fn parse_consistency(name: &str) -> Result<Consistency> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "any" => Consistency::Any,
+        "one" => Consistency::One,
+        "two" => Consistency::Two,
+        "three" => Consistency::Three,
+        "quorum" => Consistency::Quorum,
+        "all" => Consistency::All,
+        "local_quorum" => Consistency::LocalQuorum,
+        "each_quorum" => Consistency::EachQuorum,
+        "local_one" => Consistency::LocalOne,
+        other => {
+            return Err(StoreError::Config(format!(
+                "unknown consistency level `{other}`"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_names() {
+        assert_eq!(
+            parse_consistency("LOCAL_QUORUM").unwrap(),
+            Consistency::LocalQuorum
+        );
+        assert_eq!(parse_consistency("one").unwrap(), Consistency::One);
+        assert!(parse_consistency("serial").is_err());
+    }
+}

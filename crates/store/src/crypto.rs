@@ -1,0 +1,372 @@
+//! Encryption at rest: the master key, per-user data keys, sealed fields, user references.
+//!
+//! Key hierarchy (every derivation is HKDF-SHA256 over the master key, one `info` label each):
+//! - the **master key** (32 bytes, from a file or an environment variable) never touches the
+//!   database; it derives
+//!   - the **key-encryption key** that wraps every data key (XChaCha20-Poly1305),
+//!   - the **user-reference key**: `user_keys` rows are found by HMAC-SHA256(key, user id), a
+//!     keyed pseudonym nobody without the master key can compute or reverse,
+//!   - the **check key**, whose MAC of a fixed label is stored once per keyspace so a process
+//!     started with the wrong master key fails loudly instead of writing undecryptable rows;
+//! - a **data key** per user (32 random bytes, stored only wrapped) seals that user's fields.
+//!
+//! Sealing is XChaCha20-Poly1305 with a fresh random 192-bit nonce per ciphertext: collisions
+//! are negligible (2^-96 after 2^48 messages under one key), so nonce safety does not depend on
+//! any counter surviving restarts. The associated data names the table, the partition, the
+//! event id and the field, so a ciphertext copied to another row or column fails to open.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{Result, StoreError};
+use auditflow_core::config::StoreSettings;
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+/// First byte of every sealed value: the format, so it can change without guessing.
+const SEALED_V1: u8 = 1;
+
+/// Where the master key came from; printed at startup (never the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    File,
+    /// The built-in, publicly known development key. Protects nothing.
+    InsecureDevelopmentKey,
+}
+
+/// The root secret. Zeroed on drop; no `Debug`, no `Display`.
+pub(crate) struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl MasterKey {
+    /// Loads the key named by the settings: the environment variable, else the file, else (when
+    /// allowed) the development key.
+    pub(crate) fn load(settings: &StoreSettings) -> Result<(Self, KeySource)> {
+        if !settings.master_key_env.is_empty()
+            && let Ok(value) = std::env::var(&settings.master_key_env)
+        {
+            let value = Zeroizing::new(value);
+            let key = Self::from_hex(&value).map_err(|why| {
+                StoreError::MasterKey(format!("${}: {why}", settings.master_key_env))
+            })?;
+            return Ok((key, KeySource::Environment));
+        }
+        if let Some(path) = &settings.master_key_file {
+            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                StoreError::MasterKey(format!("cannot read {}: {e}", path.display()))
+            })?);
+            let key = Self::from_hex(&text)
+                .map_err(|why| StoreError::MasterKey(format!("{}: {why}", path.display())))?;
+            return Ok((key, KeySource::File));
+        }
+        if settings.insecure_dev_key {
+            return Ok((
+                Self::insecure_development_key(),
+                KeySource::InsecureDevelopmentKey,
+            ));
+        }
+        Err(StoreError::MasterKey(format!(
+            "none configured: set ${} or [store] master_key_file (64 hex digits)",
+            settings.master_key_env
+        )))
+    }
+
+    /// A fixed, public key so the local stack and tests work with no setup. Anyone can derive
+    /// it from this source code: it must never guard real data.
+    pub(crate) fn insecure_development_key() -> Self {
+        let digest = Sha256::digest(
+            b"auditflow INSECURE development master key: public, local stack and tests only",
+        );
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&digest);
+        Self(key)
+    }
+
+    /// 64 hex digits, surrounding whitespace ignored. The error never echoes the input.
+    pub(crate) fn from_hex(text: &str) -> Result<Self, &'static str> {
+        let text = text.trim();
+        if text.len() != KEY_LEN * 2 {
+            return Err("expected exactly 64 hex digits (32 bytes)");
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+            let hi = hex_digit(pair[0]).ok_or("not a hex digit")?;
+            let lo = hex_digit(pair[1]).ok_or("not a hex digit")?;
+            key[i] = (hi << 4) | lo;
+        }
+        Ok(Self(key))
+    }
+
+    fn derive(&self, info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let hk = Hkdf::<Sha256>::new(Some(b"auditflow-store"), self.0.as_slice());
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+        hk.expand(info, out.as_mut_slice())
+            .expect("HKDF output length is valid");
+        out
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The keys derived from the master key; the master key itself is dropped after derivation.
+pub(crate) struct Keyring {
+    kek: Zeroizing<[u8; KEY_LEN]>,
+    user_ref: Zeroizing<[u8; KEY_LEN]>,
+    check: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl Keyring {
+    pub(crate) fn new(master: &MasterKey) -> Self {
+        Self {
+            kek: master.derive(b"auditflow/v1/key-encryption-key"),
+            user_ref: master.derive(b"auditflow/v1/user-reference"),
+            check: master.derive(b"auditflow/v1/key-check"),
+        }
+    }
+
+    /// The keyed pseudonym under which a subject's key row is stored. Domain-separated so a
+    /// user id can never collide with the "no user" subject.
+    pub(crate) fn user_ref(&self, subject: Subject<'_>) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.user_ref.as_slice())
+            .expect("HMAC takes any key length");
+        match subject {
+            Subject::User(id) => {
+                mac.update(b"user\0");
+                mac.update(id.as_bytes());
+            }
+            Subject::NoUser => mac.update(b"no-user\0"),
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// A MAC of a fixed label: equal values mean equal master keys.
+    pub(crate) fn check_value(&self) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.check.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(b"auditflow master key check");
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub(crate) fn wrap(&self, key_id: Uuid, key: &DataKey) -> Vec<u8> {
+        seal_with(&self.kek, &wrap_aad(key_id), key.0.as_slice())
+    }
+
+    pub(crate) fn unwrap(&self, key_id: Uuid, wrapped: &[u8]) -> Result<DataKey> {
+        let bytes = Zeroizing::new(
+            open_with(&self.kek, &wrap_aad(key_id), wrapped)
+                .ok_or(StoreError::Corrupt("wrapped data key"))?,
+        );
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        if bytes.len() != KEY_LEN {
+            return Err(StoreError::Corrupt("wrapped data key"));
+        }
+        key.copy_from_slice(&bytes);
+        Ok(DataKey(key))
+    }
+}
+
+fn wrap_aad(key_id: Uuid) -> Vec<u8> {
+    Aad::new("data_keys")
+        .part(key_id.as_bytes())
+        .part(b"wrapped_key")
+        .into_bytes()
+}
+
+/// Whose key seals a record: a user's, or the shared key of records that name no user (an
+/// ip-only security event or alert). `gdpr delete` only ever destroys `User` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Subject<'a> {
+    User(&'a str),
+    NoUser,
+}
+
+/// One user's data key. Zeroed on drop; no `Debug`.
+pub(crate) struct DataKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl DataKey {
+    pub(crate) fn generate() -> Result<Self> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        getrandom::fill(key.as_mut_slice())
+            .map_err(|e| StoreError::MasterKey(format!("no OS randomness: {e}")))?;
+        Ok(Self(key))
+    }
+
+    pub(crate) fn seal(&self, aad: &Aad, plaintext: &[u8]) -> Vec<u8> {
+        seal_with(&self.0, &aad.bytes, plaintext)
+    }
+
+    /// `None` when the ciphertext does not authenticate under this key and associated data.
+    pub(crate) fn open(&self, aad: &Aad, sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(&self.0, &aad.bytes, sealed)
+    }
+}
+
+/// Associated data: length-prefixed parts, so no two different part lists encode alike.
+pub(crate) struct Aad {
+    bytes: Vec<u8>,
+}
+
+impl Aad {
+    pub(crate) fn new(table: &str) -> Self {
+        Self {
+            bytes: b"auditflow/v1".to_vec(),
+        }
+        .part(table.as_bytes())
+    }
+
+    pub(crate) fn part(mut self, part: &[u8]) -> Self {
+        self.bytes
+            .extend_from_slice(&(part.len() as u64).to_be_bytes());
+        self.bytes.extend_from_slice(part);
+        self
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    // Without OS randomness nothing can be sealed safely; this only fails on a broken host.
+    getrandom::fill(&mut nonce).expect("the OS random number generator is available");
+    let cipher = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key));
+    let ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("XChaCha20-Poly1305 encrypts any length we store");
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+    out.push(SEALED_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    out
+}
+
+fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    let (&version, rest) = sealed.split_first()?;
+    if version != SEALED_V1 || rest.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+    XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key))
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyring() -> Keyring {
+        Keyring::new(&MasterKey::from_hex(&"ab".repeat(32)).unwrap())
+    }
+
+    #[test]
+    fn sealed_field_opens_only_with_its_own_associated_data() {
+        let key = DataKey::generate().unwrap();
+        let aad = || {
+            Aad::new("audit_general_by_user")
+                .part(b"p")
+                .part(b"e1")
+                .part(b"event")
+        };
+        let sealed = key.seal(&aad(), b"alice@example.com");
+        assert_eq!(key.open(&aad(), &sealed).unwrap(), b"alice@example.com");
+        let other_row = Aad::new("audit_general_by_user")
+            .part(b"p")
+            .part(b"e2")
+            .part(b"event");
+        assert!(key.open(&other_row, &sealed).is_none());
+        assert!(DataKey::generate().unwrap().open(&aad(), &sealed).is_none());
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(key.open(&aad(), &tampered).is_none());
+        assert!(key.open(&aad(), &[]).is_none());
+    }
+
+    #[test]
+    fn two_seals_of_one_value_differ() {
+        let key = DataKey::generate().unwrap();
+        let aad = || Aad::new("t");
+        assert_ne!(key.seal(&aad(), b"x"), key.seal(&aad(), b"x"));
+    }
+
+    #[test]
+    fn aad_parts_are_unambiguous() {
+        assert_ne!(
+            Aad::new("t").part(b"ab").part(b"c").bytes,
+            Aad::new("t").part(b"a").part(b"bc").bytes
+        );
+    }
+
+    #[test]
+    fn data_keys_wrap_and_unwrap_bound_to_their_id() {
+        let ring = keyring();
+        let key = DataKey::generate().unwrap();
+        let id = Uuid::new_v4();
+        let wrapped = ring.wrap(id, &key);
+        assert_eq!(
+            ring.unwrap(id, &wrapped).unwrap().0.as_slice(),
+            key.0.as_slice()
+        );
+        assert!(ring.unwrap(Uuid::new_v4(), &wrapped).is_err());
+        let other = Keyring::new(&MasterKey::from_hex(&"cd".repeat(32)).unwrap());
+        assert!(other.unwrap(id, &wrapped).is_err());
+    }
+
+    #[test]
+    fn user_refs_are_keyed_and_domain_separated() {
+        let ring = keyring();
+        assert_eq!(
+            ring.user_ref(Subject::User("u1")),
+            ring.user_ref(Subject::User("u1"))
+        );
+        assert_ne!(
+            ring.user_ref(Subject::User("u1")),
+            ring.user_ref(Subject::User("u2"))
+        );
+        assert_ne!(
+            ring.user_ref(Subject::User("")),
+            ring.user_ref(Subject::NoUser)
+        );
+        let other = Keyring::new(&MasterKey::insecure_development_key());
+        assert_ne!(
+            ring.user_ref(Subject::User("u1")),
+            other.user_ref(Subject::User("u1"))
+        );
+        assert_ne!(ring.check_value(), other.check_value());
+    }
+
+    #[test]
+    fn master_key_hex_is_strict_and_errors_do_not_echo_it() {
+        assert!(MasterKey::from_hex(&format!("  {}\n", "0F".repeat(32))).is_ok());
+        let secret = "zz".repeat(32);
+        let err = MasterKey::from_hex(&secret).err().unwrap();
+        assert!(!err.contains("zz"));
+        assert!(MasterKey::from_hex("abcd").is_err());
+    }
+}

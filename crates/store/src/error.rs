@@ -1,0 +1,143 @@
+//! The store's one error type.
+//!
+//! Messages never carry personal data: no user id, no decrypted field, no key material. A
+//! driver error is kept whole (server messages name tables and limits, never bound values).
+
+use scylla::errors::{
+    DbError, ExecutionError, NewSessionError, PagerExecutionError, RequestAttemptError,
+};
+
+/// Everything that can go wrong in `auditflow-store`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The settings cannot work (bad consistency name, keyspace name, replication map…).
+    #[error("store configuration: {0}")]
+    Config(String),
+
+    /// The master key could not be read or is malformed. Never contains the key itself.
+    #[error("master key: {0}")]
+    MasterKey(String),
+
+    /// The keyspace was created with another master key: nothing in it could be decrypted.
+    #[error(
+        "the master key does not match the one this keyspace was created with \
+         (check [store] master_key_file / master_key_env)"
+    )]
+    WrongMasterKey,
+
+    /// No node of the cluster could be reached.
+    #[error("cannot connect to the CQL cluster: {0}")]
+    Connect(#[source] Box<NewSessionError>),
+
+    /// A statement failed (after retries when the failure looked transient).
+    #[error("CQL {context}: {source}")]
+    Cql {
+        context: &'static str,
+        #[source]
+        source: Box<ExecutionError>,
+    },
+
+    /// Reading rows failed mid-stream or a row had an unexpected shape.
+    #[error("CQL {context}: {detail}")]
+    Read {
+        context: &'static str,
+        detail: String,
+    },
+
+    /// The schema is missing or older than this binary: run `auditflow migrate`.
+    #[error(
+        "the schema of keyspace `{keyspace}` is {found}; this build needs version {needed}: run `auditflow migrate`"
+    )]
+    SchemaOutdated {
+        keyspace: String,
+        found: String,
+        needed: i32,
+    },
+
+    /// Another process held the migration lock for too long.
+    #[error("could not take the schema migration lock (another `auditflow migrate` running?)")]
+    MigrationLocked,
+
+    /// The server would expire (or silently cap) this record before its retention period ends.
+    #[error(
+        "retention class `{class}` needs rows to live until {needed}, but this server cannot \
+         store an expiry after {limit} (Cassandra: set `storage_compatibility_mode: NONE` in \
+         cassandra.yaml once every node runs 5.0; ScyllaDB: shorten the retention period)"
+    )]
+    ExpiryBeyondServerLimit {
+        class: &'static str,
+        needed: String,
+        limit: String,
+    },
+
+    /// A record handed to `write_records` cannot be stored as it is (never retried).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+
+    /// A `--page` token that this store did not produce.
+    #[error("invalid page token")]
+    InvalidPageToken,
+
+    /// A ciphertext failed authentication with a key that exists: tampering or corruption.
+    #[error("stored data failed authentication ({0}): corrupt or tampered")]
+    Corrupt(&'static str),
+}
+
+impl From<NewSessionError> for StoreError {
+    fn from(e: NewSessionError) -> Self {
+        StoreError::Connect(Box::new(e))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    pub(crate) fn cql(context: &'static str) -> impl FnOnce(ExecutionError) -> StoreError {
+        move |source| StoreError::Cql { context, source: Box::new(source) }
+    }
+
+    pub(crate) fn pager(context: &'static str) -> impl FnOnce(PagerExecutionError) -> StoreError {
+        move |e| StoreError::Read {
+            context,
+            detail: e.to_string(),
+        }
+    }
+
+    pub(crate) fn read(context: &'static str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Read {
+            context,
+            detail: e.to_string(),
+        }
+    }
+
+    /// Worth retrying later: the cluster was slow, overloaded, unreachable or restarting. A
+    /// service that gets a transient error keeps the record and tries again; any other error
+    /// means the record (or the deployment) is wrong and retrying cannot help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Cql { source, .. } => is_transient(source),
+            StoreError::Read { .. } | StoreError::Connect(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Timeouts, unavailability, overload and broken connections are transient; a request the
+/// server refuses as invalid, unauthorized or misconfigured is not.
+pub(crate) fn is_transient(e: &ExecutionError) -> bool {
+    match e {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => !matches!(
+            db,
+            DbError::SyntaxError
+                | DbError::Invalid
+                | DbError::AlreadyExists { .. }
+                | DbError::FunctionFailure { .. }
+                | DbError::AuthenticationError
+                | DbError::Unauthorized
+                | DbError::ConfigError
+                | DbError::ProtocolError
+        ),
+        ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => false,
+        _ => true,
+    }
+}

@@ -1,0 +1,106 @@
+//! Executing statements: retries with backoff for transient failures, and streamed reads.
+//!
+//! The driver already fails over between nodes; what it does not do is wait out a cluster that
+//! is briefly unavailable or overloaded. Idempotent statements are retried here with
+//! exponential backoff and jitter (100 ms doubling to 5 s), up to `[store] max_attempts`; a
+//! caller that gets a transient error after that (the sink) keeps the record and pauses.
+
+use std::time::Duration;
+
+use futures::{Stream, TryStreamExt};
+use scylla::deserialize::row::DeserializeRow;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+
+use crate::Store;
+use crate::error::{Result, StoreError, is_transient};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Runs a prepared statement, retrying transient failures when it is idempotent.
+    pub(crate) async fn execute(
+        &self,
+        context: &'static str,
+        statement: &PreparedStatement,
+        values: &impl SerializeRow,
+    ) -> Result<QueryResult> {
+        let mut attempt = 1;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.session.execute_unpaged(statement, values).await {
+                Ok(result) => return Ok(result),
+                Err(e)
+                    if attempt < self.max_attempts
+                        && statement.get_is_idempotent()
+                        && is_transient(&e) =>
+                {
+                    tracing::warn!(context, attempt, error = %e, "transient CQL failure, retrying");
+                    tokio::time::sleep(backoff + jitter(backoff)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                Err(source) => return Err(StoreError::Cql { context, source: Box::new(source) }),
+            }
+        }
+    }
+
+    /// Streams the rows of a (paged) read.
+    pub(crate) async fn rows<R>(
+        &self,
+        context: &'static str,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Result<R>> + Send>>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let pager = self
+            .session
+            .execute_iter(statement.clone(), values)
+            .await
+            .map_err(StoreError::pager(context))?;
+        let rows = pager
+            .rows_stream::<R>()
+            .map_err(|e| StoreError::read(context, e))?;
+        Ok(Box::pin(
+            rows.map_err(move |e| StoreError::read(context, e)),
+        ))
+    }
+
+    /// The first row of a single-partition read, if any.
+    pub(crate) async fn first_row<R>(
+        &self,
+        context: &'static str,
+        statement: &PreparedStatement,
+        values: &impl SerializeRow,
+    ) -> Result<Option<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = self.execute(context, statement, values).await?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| StoreError::read(context, e))?;
+        rows.maybe_first_row::<R>()
+            .map_err(|e| StoreError::read(context, e))
+    }
+
+    /// DDL and other one-off statements (no retries: migrations are re-run as a whole).
+    pub(crate) async fn run_ddl(&self, statement: &str) -> Result<()> {
+        self.session
+            .query_unpaged(statement, ())
+            .await
+            .map(|_| ())
+            .map_err(StoreError::cql("schema change"))
+    }
+}
+
+/// Up to a quarter of the backoff, so retrying clients do not move in lockstep.
+fn jitter(backoff: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    backoff / 4 * u32::from(byte[0]) / 255
+}

@@ -1,0 +1,370 @@
+//! The read path: a user's trail, a record by id, security events by time.
+//!
+//! Reads never scan: a user's trail starts from `user_days` (which day partitions of which
+//! class hold their rows), security events from the day and shard partitions of the range.
+//! Partitions of one day are merged newest first (time desc, then id asc: one total order, so
+//! a page token is a position in it). Only the rows returned are decrypted.
+
+use std::pin::Pin;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use futures::stream::Peekable;
+use futures::{Stream, StreamExt, TryStreamExt};
+use scylla::DeserializeRow;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::crypto::{DataKey, Subject};
+use crate::error::{Result, StoreError};
+use auditflow_core::RetentionClass;
+
+use crate::record::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
+use crate::schema::TIME_SHARDS;
+use crate::statements::class_index;
+use crate::write::{class_aad, time_aad};
+
+/// The most records one page may hold.
+pub const MAX_PAGE: usize = 10_000;
+
+#[derive(DeserializeRow)]
+struct AuditRow {
+    pseudonym: Uuid,
+    event_time: DateTime<Utc>,
+    event_id: String,
+    kind: Option<String>,
+    event_type: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    risk_level: Option<String>,
+    severity: Option<String>,
+    blocked: Option<bool>,
+    data_type: Option<String>,
+    record_count: Option<i64>,
+    sensitive: Option<bool>,
+    sample_rate: Option<f64>,
+    event: Option<Vec<u8>>,
+}
+
+/// Which partition a row came from: decides its associated data.
+#[derive(Clone, Copy)]
+enum Origin {
+    Class(RetentionClass, NaiveDate),
+    Time(NaiveDate, i32),
+}
+
+type RowStream = Pin<Box<dyn Stream<Item = Result<(Origin, AuditRow)>> + Send>>;
+
+impl Store {
+    /// A user's records newest first across every retention class, optionally only some
+    /// actions, `limit` per page (at most 10 000). An unknown or erased user has no records.
+    pub async fn query_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        actions: &[String],
+        limit: usize,
+        page: Option<&PageToken>,
+    ) -> Result<Page> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let Some(key) = self.key_for_read(Subject::User(user_id)).await? else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let Some((from, upper)) = bounds(range, page) else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let st = &self.ready().await?.statements;
+        let days: Vec<(NaiveDate, String)> = self
+            .rows::<(NaiveDate, String)>(
+                "read user days",
+                &st.select_user_days,
+                (key.key_id, from.date_naive(), last_day(upper)),
+            )
+            .await?
+            .try_collect()
+            .await?;
+
+        let accept = |row: &AuditRow| {
+            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
+                && (actions.is_empty() || row.action.as_ref().is_some_and(|a| actions.contains(a)))
+        };
+        let mut found = Vec::new();
+        for group in days.chunk_by(|a, b| a.0 == b.0) {
+            let day = group[0].0;
+            let mut streams: Vec<RowStream> = Vec::new();
+            for (_, class_name) in group {
+                let class = RetentionClass::parse(class_name)
+                    .ok_or_else(|| StoreError::read("user days", "unknown retention class"))?;
+                let rows = self
+                    .rows::<AuditRow>(
+                        "read audit rows",
+                        &st.class[class_index(class)].select_range,
+                        (key.key_id, day, from, upper),
+                    )
+                    .await?;
+                streams.push(Box::pin(
+                    rows.map_ok(move |r| (Origin::Class(class, day), r)),
+                ));
+            }
+            let want = limit + 1 - found.len();
+            found.extend(merge_newest_first(streams, accept, want).await?);
+            if found.len() > limit {
+                break;
+            }
+        }
+        self.page(found, limit, |_| async { Ok(Some(key.key.clone())) })
+            .await
+    }
+
+    /// One record by its id, wherever it is stored; its `event` is `None` once erased.
+    pub async fn get_by_id(&self, event_id: &str) -> Result<Option<StoredRecord>> {
+        let st = &self.ready().await?.statements;
+        type Location = (
+            Option<String>,
+            Option<Uuid>,
+            Option<NaiveDate>,
+            Option<DateTime<Utc>>,
+        );
+        let location = self
+            .first_row::<Location>("read record index", &st.select_by_id, &(event_id,))
+            .await?;
+        let Some((Some(class), Some(pseudonym), Some(day), Some(time))) = location else {
+            return Ok(None);
+        };
+        let class = RetentionClass::parse(&class)
+            .ok_or_else(|| StoreError::read("record index", "unknown retention class"))?;
+        let row = self
+            .first_row::<AuditRow>(
+                "read audit row",
+                &st.class[class_index(class)].select_one,
+                &(pseudonym, day, time, event_id),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key = self.data_key(pseudonym).await?;
+        Ok(Some(decode(
+            Origin::Class(class, day),
+            row,
+            key.as_deref(),
+        )?))
+    }
+
+    /// Security events and alerts with `from <= time < to`, newest first, paged. Reads every
+    /// shard of every day in the range: keep ranges to what a report needs.
+    pub async fn security_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+        page: Option<&PageToken>,
+    ) -> Result<Page> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let range = TimeRange {
+            from: Some(from),
+            to: Some(to),
+        };
+        let Some((from, upper)) = bounds(range, page) else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let st = &self.ready().await?.statements;
+        let accept = |row: &AuditRow| {
+            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
+        };
+        let mut found = Vec::new();
+        let first_day = from.date_naive();
+        let mut day = last_day(upper);
+        while day >= first_day && found.len() <= limit {
+            let mut streams: Vec<RowStream> = Vec::new();
+            for shard in 0..TIME_SHARDS {
+                let rows = self
+                    .rows::<AuditRow>(
+                        "read security rows",
+                        &st.select_by_time,
+                        (day, shard, from, upper),
+                    )
+                    .await?;
+                streams.push(Box::pin(
+                    rows.map_ok(move |r| (Origin::Time(day, shard), r)),
+                ));
+            }
+            let want = limit + 1 - found.len();
+            found.extend(merge_newest_first(streams, accept, want).await?);
+            let Some(previous) = day.pred_opt() else {
+                break;
+            };
+            day = previous;
+        }
+        self.page(found, limit, |key_id| self.data_key(key_id))
+            .await
+    }
+
+    /// Decrypts the first `limit` rows and sets the next-page token when there were more.
+    async fn page<F, Fut>(
+        &self,
+        mut rows: Vec<(Origin, AuditRow)>,
+        limit: usize,
+        key_of: F,
+    ) -> Result<Page>
+    where
+        F: Fn(Uuid) -> Fut,
+        Fut: Future<Output = Result<Option<std::sync::Arc<DataKey>>>>,
+    {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let mut records = Vec::with_capacity(rows.len());
+        for (origin, row) in rows {
+            let key = key_of(row.pseudonym).await?;
+            records.push(decode(origin, row, key.as_deref())?);
+        }
+        let next = if more {
+            records.last().map(PageToken::after)
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+}
+
+/// `[from, upper)` in CQL terms, the page token's position folded into the upper bound (its
+/// own millisecond is kept: rows there are sorted by id and filtered by `precedes`).
+fn bounds(range: TimeRange, page: Option<&PageToken>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let from = range.from.unwrap_or(DateTime::UNIX_EPOCH);
+    let far_future = Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0).single()?;
+    let mut upper = range.to.unwrap_or(far_future).min(far_future);
+    if let Some(p) = page {
+        let after_token = DateTime::from_timestamp_millis(p.time_millis.checked_add(1)?)?;
+        upper = upper.min(after_token);
+    }
+    (from < upper).then_some((from, upper))
+}
+
+/// The last day with a time below the exclusive `upper`.
+fn last_day(upper: DateTime<Utc>) -> NaiveDate {
+    (upper - chrono::Duration::milliseconds(1)).date_naive()
+}
+
+/// Merges streams each sorted newest first into one, keeping the first `want` rows `accept`
+/// lets through.
+async fn merge_newest_first(
+    streams: Vec<RowStream>,
+    accept: impl Fn(&AuditRow) -> bool,
+    want: usize,
+) -> Result<Vec<(Origin, AuditRow)>> {
+    let mut streams: Vec<Peekable<RowStream>> =
+        streams.into_iter().map(StreamExt::peekable).collect();
+    let mut out = Vec::new();
+    while out.len() < want {
+        let mut best: Option<(usize, i64, String)> = None;
+        for (i, stream) in streams.iter_mut().enumerate() {
+            let head = match Pin::new(&mut *stream).peek().await {
+                None => continue,
+                Some(Ok((_, row))) => (row.event_time.timestamp_millis(), row.event_id.clone()),
+                Some(Err(_)) => match stream.next().await {
+                    Some(Err(e)) => return Err(e),
+                    _ => continue,
+                },
+            };
+            let newer = best
+                .as_ref()
+                .is_none_or(|(_, t, id)| head.0 > *t || (head.0 == *t && head.1 < *id));
+            if newer {
+                best = Some((i, head.0, head.1));
+            }
+        }
+        let Some((i, _, _)) = best else { break };
+        let Some(item) = streams[i].next().await else {
+            break;
+        };
+        let item = item?;
+        if accept(&item.1) {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
+fn decode(origin: Origin, row: AuditRow, key: Option<&DataKey>) -> Result<StoredRecord> {
+    let bad = |what: &'static str| StoreError::read("audit row", what);
+    let kind = row
+        .kind
+        .as_deref()
+        .and_then(RecordKind::parse)
+        .ok_or_else(|| bad("unknown kind"))?;
+    let (class, aad) = match origin {
+        Origin::Class(class, day) => (class, class_aad(class, row.pseudonym, day, &row.event_id)),
+        Origin::Time(day, shard) => (
+            RetentionClass::Security,
+            time_aad(day, shard, &row.event_id),
+        ),
+    };
+    let event = match (key, &row.event) {
+        // Erased: the key is gone, the ciphertext is noise to everyone.
+        (None, _) | (_, None) => None,
+        (Some(key), Some(sealed)) => {
+            let plaintext = key
+                .open(&aad, sealed)
+                .ok_or(StoreError::Corrupt("sealed event"))?;
+            Some(
+                serde_json::from_slice(&plaintext)
+                    .map_err(|_| StoreError::Corrupt("sealed event"))?,
+            )
+        }
+    };
+    Ok(StoredRecord {
+        id: row.event_id,
+        kind,
+        class,
+        event_time: row.event_time,
+        event_type: row.event_type.unwrap_or_default(),
+        labels: Labels {
+            action: row.action,
+            outcome: row.outcome,
+            risk_level: row.risk_level,
+            severity: row.severity,
+            blocked: row.blocked,
+            data_type: row.data_type,
+            record_count: row.record_count,
+            sensitive: row.sensitive,
+            sample_rate: row.sample_rate,
+        },
+        event,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_fold_the_page_token_in() {
+        let t = |ms| DateTime::from_timestamp_millis(ms).unwrap();
+        let range = TimeRange {
+            from: Some(t(1_000)),
+            to: Some(t(5_000)),
+        };
+        assert_eq!(bounds(range, None), Some((t(1_000), t(5_000))));
+        let token = PageToken {
+            time_millis: 3_000,
+            id: "x".into(),
+        };
+        assert_eq!(bounds(range, Some(&token)), Some((t(1_000), t(3_001))));
+        let early = PageToken {
+            time_millis: 500,
+            id: "x".into(),
+        };
+        assert_eq!(bounds(range, Some(&early)), None);
+        assert!(bounds(TimeRange::default(), None).is_some());
+        assert_eq!(
+            last_day(t(86_400_000)),
+            NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! What goes in (`AuditRecord`) and what comes out (`StoredRecord`, `Page`).
+//!
+//! A record is split in two: `Labels`, an allow-list of non-personal columns stored in clear
+//! (kind, type, action, outcome, risk, severity, counts, times, retention class) so reports can
+//! count records whose owner was erased; and the whole CloudEvent, sealed with its subject's
+//! key. Nothing personal can reach a clear column by forgetting to list it: only what is listed
+//! in `Labels` is ever stored unencrypted.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use auditflow_core::RetentionClass;
+
+use crate::error::{Result, StoreError};
+
+/// The per-user time-series table of a retention class.
+pub(crate) fn class_table(class: RetentionClass) -> &'static str {
+    match class {
+        RetentionClass::Security => "audit_security_by_user",
+        RetentionClass::Financial => "audit_financial_by_user",
+        RetentionClass::Marketing => "audit_marketing_by_user",
+        RetentionClass::General => "audit_general_by_user",
+    }
+}
+
+/// Which audit topic a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    UserAction,
+    DataAccess,
+    SecurityEvent,
+    Alert,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserAction => "user_action",
+            Self::DataAccess => "data_access",
+            Self::SecurityEvent => "security_event",
+            Self::Alert => "alert",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::UserAction,
+            Self::DataAccess,
+            Self::SecurityEvent,
+            Self::Alert,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
+    /// Security events and alerts are also stored by time, for `report security`.
+    pub(crate) fn is_security(self) -> bool {
+        matches!(self, Self::SecurityEvent | Self::Alert)
+    }
+}
+
+/// The non-personal columns, stored in clear. Each is a closed vocabulary or a type name, never
+/// free text from a user: `action` is the user action's action, the data access's operation,
+/// the security event's event type or the alert's rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Labels {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<String>,
+    /// A security event's severity or an alert's level.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
+}
+
+/// One audit record to store, as the sink builds it from a consumed CloudEvent.
+#[derive(Debug, Clone)]
+pub struct StorableRecord {
+    /// The CloudEvent id (deterministic: re-delivery writes the same rows again).
+    pub id: String,
+    pub kind: RecordKind,
+    pub class: RetentionClass,
+    pub event_time: DateTime<Utc>,
+    /// The CloudEvent type, e.g. `audit.user.action`.
+    pub event_type: String,
+    /// Whose key seals the event and whose trail it joins; `None` for ip-only records.
+    pub user_id: Option<String>,
+    pub labels: Labels,
+    /// The whole CloudEvent, stored only sealed.
+    pub event: serde_json::Value,
+}
+
+/// Ids longer than this are refused: they are keys, and no producer needs more.
+const MAX_ID_LEN: usize = 512;
+
+impl StorableRecord {
+    /// What `write_records` would refuse, checked up front so a caller can dead-letter one
+    /// record instead of failing its whole batch.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.is_empty() || self.id.len() > MAX_ID_LEN {
+            return Err(StoreError::InvalidRecord(format!(
+                "event id must be 1..={MAX_ID_LEN} bytes"
+            )));
+        }
+        if self.user_id.as_deref() == Some("") {
+            return Err(StoreError::InvalidRecord("empty user id".into()));
+        }
+        if self.event_type.is_empty() {
+            return Err(StoreError::InvalidRecord("empty event type".into()));
+        }
+        Ok(())
+    }
+
+    /// The day bucket of the record's partitions (UTC).
+    pub(crate) fn day(&self) -> NaiveDate {
+        self.event_time.date_naive()
+    }
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRecord {
+    pub id: String,
+    pub kind: RecordKind,
+    pub class: RetentionClass,
+    pub event_time: DateTime<Utc>,
+    pub event_type: String,
+    #[serde(flatten)]
+    pub labels: Labels,
+    /// The CloudEvent as stored; `None` once its subject's key was destroyed (erased).
+    pub event: Option<serde_json::Value>,
+}
+
+/// A time range: `from` inclusive, `to` exclusive; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One page of results, newest first, and where the next page starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub records: Vec<StoredRecord>,
+    pub next: Option<PageToken>,
+}
+
+/// Where a page ended: the position of its last record in the (time desc, id asc) order.
+/// Opaque to users (hex), stable across processes and restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub(crate) time_millis: i64,
+    pub(crate) id: String,
+}
+
+impl PageToken {
+    pub(crate) fn after(record: &StoredRecord) -> Self {
+        Self {
+            time_millis: record.event_time.timestamp_millis(),
+            id: record.id.clone(),
+        }
+    }
+
+    pub fn parse(token: &str) -> Result<Self> {
+        let bytes = decode_hex(token).ok_or(StoreError::InvalidPageToken)?;
+        let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidPageToken)?;
+        let rest = text
+            .strip_prefix("1\n")
+            .ok_or(StoreError::InvalidPageToken)?;
+        let (millis, id) = rest.split_once('\n').ok_or(StoreError::InvalidPageToken)?;
+        let time_millis = millis.parse().map_err(|_| StoreError::InvalidPageToken)?;
+        Ok(Self {
+            time_millis,
+            id: id.to_owned(),
+        })
+    }
+
+    /// Is this (time, id) strictly after the token in newest-first order?
+    pub(crate) fn precedes(&self, time_millis: i64, id: &str) -> bool {
+        time_millis < self.time_millis || (time_millis == self.time_millis && id > self.id.as_str())
+    }
+}
+
+impl std::fmt::Display for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in format!("1\n{}\n{}", self.time_millis, self.id).bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for PageToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() > 4 * MAX_ID_LEN {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let t = PageToken {
+            time_millis: 1_700_000_000_123,
+            id: "evt:1\n2".into(),
+        };
+        assert_eq!(PageToken::parse(&t.to_string()).unwrap(), t);
+        for bad in ["", "zz", "abc", "00", &"41".repeat(10)] {
+            assert!(PageToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_order_is_newest_first_then_id() {
+        let t = PageToken {
+            time_millis: 10,
+            id: "b".into(),
+        };
+        assert!(t.precedes(9, "a"));
+        assert!(t.precedes(10, "c"));
+        assert!(!t.precedes(10, "b"));
+        assert!(!t.precedes(10, "a"));
+        assert!(!t.precedes(11, "z"));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in [
+            RecordKind::UserAction,
+            RecordKind::DataAccess,
+            RecordKind::SecurityEvent,
+            RecordKind::Alert,
+        ] {
+            assert_eq!(RecordKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

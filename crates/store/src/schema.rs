@@ -1,0 +1,263 @@
+//! The CQL schema, its versioned migrations, and the table options derived from configuration.
+//!
+//! Tables (keyspace from `[store] keyspace`):
+//!
+//! | table | partition | clustering | what |
+//! |---|---|---|---|
+//! | `audit_<class>_by_user` ×4 | (pseudonym, day) | event_time DESC, event_id | one time-series table per retention class; TWCS, TTL = the class's period; never deleted from |
+//! | `security_by_time` | (day, shard) | event_time DESC, event_id | security events and alerts by time; TWCS, TTL = security period |
+//! | `records_by_id` | event_id | | where a record lives (class, pseudonym, day, time); nothing personal |
+//! | `user_days` | pseudonym | day DESC, class | which partitions hold a user's records, so reads never scan |
+//! | `user_keys` | user_ref | | HMAC(user id) → key id; deleted by `gdpr delete` |
+//! | `data_keys` | key_id | | the wrapped data key; deleted by `gdpr delete` |
+//! | `store_meta`, `schema_migrations`, `schema_lock` | | | master-key check, expiry probe, applied versions, migration lock |
+//!
+//! The `pseudonym` of a user's rows is the random id of their data key, not a function of
+//! their user id: once the key rows are deleted nothing (not even the master key) links those
+//! rows back to the user. Every statement is plain CQL that ScyllaDB and Cassandra both accept.
+//!
+//! A migration only ever adds (`IF NOT EXISTS`), so re-running one that was interrupted is
+//! harmless; its version is recorded after all its statements succeeded.
+
+use auditflow_core::config::RetentionPeriods;
+
+use auditflow_core::RetentionClass;
+
+use crate::record::class_table;
+
+/// The version this build reads and writes.
+pub(crate) const LATEST_VERSION: i32 = 1;
+
+/// Shards per day of `security_by_time`. Part of the stored layout: changing it makes rows
+/// already written under another count unreachable, so it is a constant, not a setting.
+pub(crate) const TIME_SHARDS: i32 = 8;
+
+/// The per-time table of security events and alerts.
+pub(crate) const SECURITY_BY_TIME: &str = "security_by_time";
+
+pub(crate) struct Migration {
+    pub(crate) version: i32,
+    pub(crate) description: &'static str,
+    pub(crate) statements: fn(&SchemaParams) -> Vec<String>,
+}
+
+/// What the DDL depends on.
+pub(crate) struct SchemaParams<'a> {
+    pub(crate) keyspace: &'a str,
+    pub(crate) retention: &'a RetentionPeriods,
+}
+
+impl SchemaParams<'_> {
+    pub(crate) fn ttl_days(&self, class: RetentionClass) -> u32 {
+        let r = self.retention;
+        match class {
+            RetentionClass::Security => r.security_days,
+            RetentionClass::Financial => r.financial_days,
+            RetentionClass::Marketing => r.marketing_days,
+            RetentionClass::General => r.general_days,
+        }
+    }
+
+    /// The time-series tables and the retention class whose period is their TTL.
+    pub(crate) fn time_series_tables(&self) -> Vec<(&'static str, RetentionClass)> {
+        let mut tables: Vec<_> = RetentionClass::ALL
+            .iter()
+            .map(|c| (class_table(*c), *c))
+            .collect();
+        tables.push((SECURITY_BY_TIME, RetentionClass::Security));
+        tables
+    }
+}
+
+pub(crate) fn ttl_seconds(days: u32) -> i64 {
+    i64::from(days) * 86_400
+}
+
+/// TWCS works best with a few dozen windows over the data's lifetime: one window per ~1/30 of
+/// the TTL (7 years → 85-day windows, 2 years → 24-day windows).
+pub(crate) fn window_days(ttl_days: u32) -> u32 {
+    (ttl_days / 30).max(1)
+}
+
+/// The table options of a time-series table: TWCS and the class's TTL.
+pub(crate) fn time_series_options(ttl_days: u32) -> String {
+    format!(
+        "compaction = {{'class': 'TimeWindowCompactionStrategy', \
+         'compaction_window_unit': 'DAYS', 'compaction_window_size': '{}'}} \
+         AND default_time_to_live = {}",
+        window_days(ttl_days),
+        ttl_seconds(ttl_days)
+    )
+}
+
+/// The clear, non-personal columns every audit row carries (see `record::Labels`).
+const LABEL_COLUMNS: &str = "kind text, event_type text, action text, outcome text, \
+     risk_level text, severity text, blocked boolean, data_type text, record_count bigint, \
+     sensitive boolean, sample_rate double";
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "audit tables per retention class, security by time, lookups, keys",
+    statements: v1,
+}];
+
+fn v1(p: &SchemaParams) -> Vec<String> {
+    let ks = p.keyspace;
+    let mut out = Vec::new();
+    for class in RetentionClass::ALL {
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.{table} (\
+               pseudonym uuid, day date, event_time timestamp, event_id text, {LABEL_COLUMNS}, \
+               event blob, \
+               PRIMARY KEY ((pseudonym, day), event_time, event_id)) \
+             WITH CLUSTERING ORDER BY (event_time DESC, event_id ASC) AND {options}",
+            table = class_table(class),
+            options = time_series_options(p.ttl_days(class)),
+        ));
+    }
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.{SECURITY_BY_TIME} (\
+           day date, shard int, event_time timestamp, event_id text, pseudonym uuid, \
+           {LABEL_COLUMNS}, event blob, \
+           PRIMARY KEY ((day, shard), event_time, event_id)) \
+         WITH CLUSTERING ORDER BY (event_time DESC, event_id ASC) AND {options}",
+        options = time_series_options(p.ttl_days(RetentionClass::Security)),
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.records_by_id (\
+           event_id text PRIMARY KEY, class text, kind text, pseudonym uuid, day date, \
+           event_time timestamp)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.user_days (\
+           pseudonym uuid, day date, class text, PRIMARY KEY ((pseudonym), day, class)) \
+         WITH CLUSTERING ORDER BY (day DESC, class ASC)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.user_keys (\
+           user_ref blob PRIMARY KEY, key_id uuid, created_at timestamp)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.data_keys (\
+           key_id uuid PRIMARY KEY, wrapped_key blob, created_at timestamp)"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.store_meta (name text PRIMARY KEY, value blob)"
+    ));
+    out
+}
+
+/// Created before the migration lock can be taken, so outside any migration.
+pub(crate) fn bootstrap_statements(keyspace: &str, replication: &str) -> Vec<String> {
+    vec![
+        format!("CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations (\
+               version int PRIMARY KEY, description text, applied_at timestamp)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.schema_lock (name text PRIMARY KEY, owner uuid)"
+        ),
+    ]
+}
+
+/// A keyspace name is spliced into DDL, so only plain CQL identifiers are accepted.
+pub(crate) fn validate_keyspace(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphabetic();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "keyspace name `{name}` must be 1-48 letters, digits or `_`, starting with a letter"
+        ))
+    }
+}
+
+/// `{'class': 'SimpleStrategy', 'replication_factor': '1'}` from the configured map.
+pub(crate) fn replication_literal(
+    map: &std::collections::BTreeMap<String, String>,
+) -> Result<String, String> {
+    if !map.contains_key("class") {
+        return Err("[store] replication needs a `class`".into());
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let body: Vec<String> = map
+        .iter()
+        .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
+        .collect();
+    Ok(format!("{{{}}}", body.join(", ")))
+}
+
+/// Which shard of `security_by_time` a record lands in: FNV-1a of its id. Part of the stored
+/// layout like `TIME_SHARDS`: never change it.
+pub(crate) fn shard_of(event_id: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in event_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h % TIME_SHARDS as u32) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ordered_and_idempotent_ddl() {
+        let retention = RetentionPeriods::default();
+        let p = SchemaParams {
+            keyspace: "ks",
+            retention: &retention,
+        };
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last);
+            last = m.version;
+            for s in (m.statements)(&p) {
+                assert!(s.starts_with("CREATE TABLE IF NOT EXISTS ks."), "{s}");
+            }
+        }
+        assert_eq!(last, LATEST_VERSION);
+    }
+
+    #[test]
+    fn time_series_tables_use_twcs_and_the_class_ttl() {
+        let retention = RetentionPeriods::default();
+        let p = SchemaParams {
+            keyspace: "ks",
+            retention: &retention,
+        };
+        let ddl = v1(&p).join("\n");
+        assert!(ddl.contains("default_time_to_live = 220924800"));
+        assert!(ddl.contains("default_time_to_live = 63158400"));
+        assert_eq!(ddl.matches("TimeWindowCompactionStrategy").count(), 5);
+        assert_eq!(window_days(2557), 85);
+        assert_eq!(window_days(10), 1);
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_safe() {
+        assert!(validate_keyspace("auditflow_test1").is_ok());
+        for bad in ["", "1ks", "ks;drop", "ks.x", &"k".repeat(49)] {
+            assert!(validate_keyspace(bad).is_err());
+        }
+        let map = [("class".to_string(), "S'x".to_string())]
+            .into_iter()
+            .collect();
+        assert_eq!(replication_literal(&map).unwrap(), "{'class': 'S''x'}");
+        assert!(replication_literal(&Default::default()).is_err());
+    }
+
+    #[test]
+    fn shards_are_stable_and_in_range() {
+        assert_eq!(shard_of(""), (0x811c_9dc5u32 % 8) as i32);
+        for id in ["a", "b", "evt-123", "ünïcode"] {
+            assert!((0..TIME_SHARDS).contains(&shard_of(id)));
+            assert_eq!(shard_of(id), shard_of(id));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Every statement the store runs after migration, prepared once per `Store`.
+
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+use crate::error::{Result, StoreError};
+use auditflow_core::RetentionClass;
+
+use crate::record::class_table;
+use crate::schema::SECURITY_BY_TIME;
+
+/// The clear label columns, in the order every statement below lists them.
+const LABELS: &str = "kind, event_type, action, outcome, risk_level, severity, blocked, \
+     data_type, record_count, sensitive, sample_rate";
+const LABEL_MARKERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+
+/// Per retention class, indexed by `class_index`.
+pub(crate) struct ClassStatements {
+    pub(crate) insert: PreparedStatement,
+    pub(crate) select_range: PreparedStatement,
+    pub(crate) select_one: PreparedStatement,
+}
+
+pub(crate) struct Statements {
+    pub(crate) class: Vec<ClassStatements>,
+    pub(crate) insert_by_time: PreparedStatement,
+    pub(crate) select_by_time: PreparedStatement,
+    pub(crate) insert_by_id: PreparedStatement,
+    pub(crate) select_by_id: PreparedStatement,
+    pub(crate) insert_user_day: PreparedStatement,
+    pub(crate) select_user_days: PreparedStatement,
+    pub(crate) select_user_key: PreparedStatement,
+    pub(crate) insert_user_key: PreparedStatement,
+    pub(crate) select_user_key_serial: PreparedStatement,
+    pub(crate) delete_user_key: PreparedStatement,
+    pub(crate) select_data_key: PreparedStatement,
+    pub(crate) insert_data_key: PreparedStatement,
+    pub(crate) delete_data_key: PreparedStatement,
+}
+
+pub(crate) fn class_index(class: RetentionClass) -> usize {
+    match class {
+        RetentionClass::Security => 0,
+        RetentionClass::Financial => 1,
+        RetentionClass::Marketing => 2,
+        RetentionClass::General => 3,
+    }
+}
+
+impl Statements {
+    pub(crate) async fn prepare(session: &Session, ks: &str) -> Result<Self> {
+        let p = |cql: String, idempotent: bool| prepare(session, cql, idempotent);
+        let mut class = Vec::new();
+        for c in RetentionClass::ALL {
+            debug_assert_eq!(class_index(c), class.len());
+            let table = class_table(c);
+            class.push(ClassStatements {
+                insert: p(
+                    format!(
+                        "INSERT INTO {ks}.{table} (pseudonym, day, event_time, event_id, {LABELS}, event) \
+                         VALUES (?, ?, ?, ?, {LABEL_MARKERS}, ?)"
+                    ),
+                    true,
+                )
+                .await?,
+                select_range: p(
+                    format!(
+                        "SELECT pseudonym, event_time, event_id, {LABELS}, event FROM {ks}.{table} \
+                         WHERE pseudonym = ? AND day = ? AND event_time >= ? AND event_time < ?"
+                    ),
+                    true,
+                )
+                .await?,
+                select_one: p(
+                    format!(
+                        "SELECT pseudonym, event_time, event_id, {LABELS}, event FROM {ks}.{table} \
+                         WHERE pseudonym = ? AND day = ? AND event_time = ? AND event_id = ?"
+                    ),
+                    true,
+                )
+                .await?,
+            });
+        }
+        Ok(Self {
+            class,
+            insert_by_time: p(
+                format!(
+                    "INSERT INTO {ks}.{SECURITY_BY_TIME} (day, shard, event_time, event_id, pseudonym, \
+                     {LABELS}, event) VALUES (?, ?, ?, ?, ?, {LABEL_MARKERS}, ?)"
+                ),
+                true,
+            )
+            .await?,
+            select_by_time: p(
+                format!(
+                    "SELECT pseudonym, event_time, event_id, {LABELS}, event FROM {ks}.{SECURITY_BY_TIME} \
+                     WHERE day = ? AND shard = ? AND event_time >= ? AND event_time < ?"
+                ),
+                true,
+            )
+            .await?,
+            insert_by_id: p(
+                format!(
+                    "INSERT INTO {ks}.records_by_id (event_id, class, kind, pseudonym, day, event_time) \
+                     VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            select_by_id: p(
+                format!(
+                    "SELECT class, pseudonym, day, event_time FROM {ks}.records_by_id WHERE event_id = ?"
+                ),
+                true,
+            )
+            .await?,
+            insert_user_day: p(
+                format!(
+                    "INSERT INTO {ks}.user_days (pseudonym, day, class) VALUES (?, ?, ?) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            select_user_days: p(
+                format!(
+                    "SELECT day, class FROM {ks}.user_days WHERE pseudonym = ? AND day >= ? AND day <= ?"
+                ),
+                true,
+            )
+            .await?,
+            select_user_key: p(
+                format!("SELECT key_id FROM {ks}.user_keys WHERE user_ref = ?"),
+                true,
+            )
+            .await?,
+            // A lightweight transaction: two sinks meeting a new user at once must agree on
+            // one key, or rows sealed with the loser's key would be unreadable.
+            insert_user_key: p(
+                format!(
+                    "INSERT INTO {ks}.user_keys (user_ref, key_id, created_at) VALUES (?, ?, ?) \
+                     IF NOT EXISTS"
+                ),
+                false,
+            )
+            .await?,
+            select_user_key_serial: {
+                let mut s = p(
+                    format!("SELECT key_id FROM {ks}.user_keys WHERE user_ref = ?"),
+                    true,
+                )
+                .await?;
+                s.set_consistency(scylla::statement::Consistency::LocalSerial);
+                s
+            },
+            delete_user_key: p(format!("DELETE FROM {ks}.user_keys WHERE user_ref = ?"), true)
+                .await?,
+            select_data_key: p(
+                format!("SELECT wrapped_key FROM {ks}.data_keys WHERE key_id = ?"),
+                true,
+            )
+            .await?,
+            insert_data_key: p(
+                format!(
+                    "INSERT INTO {ks}.data_keys (key_id, wrapped_key, created_at) VALUES (?, ?, ?)"
+                ),
+                true,
+            )
+            .await?,
+            delete_data_key: p(format!("DELETE FROM {ks}.data_keys WHERE key_id = ?"), true)
+                .await?,
+        })
+    }
+}
+
+async fn prepare(session: &Session, cql: String, idempotent: bool) -> Result<PreparedStatement> {
+    let mut statement = session.prepare(cql).await.map_err(|e| StoreError::Read {
+        context: "prepare statement",
+        detail: e.to_string(),
+    })?;
+    statement.set_is_idempotent(idempotent);
+    Ok(statement)
+}

@@ -1,0 +1,273 @@
+//! The write path: one record becomes up to four rows, all keyed by its id and event time.
+//!
+//! - its retention class's table, partition (pseudonym, day), sealed event;
+//! - `security_by_time`, partition (day, shard), for security events and alerts, sealed again
+//!   under that row's own associated data;
+//! - `records_by_id` (where it lives) and `user_days` (that its user has data that day), both
+//!   with the class's TTL so they never outlive the row they point to by more than a day.
+//!
+//! Rows are written concurrently (bounded by `[store] max_concurrency`) and without batches:
+//! they live in different partitions, and re-delivery rewrites the same keys, so a crash
+//! between them is repaired by the re-delivery the caller's uncommitted offset guarantees.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
+use scylla::SerializeRow;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::crypto::{Aad, Subject};
+use crate::error::{Result, StoreError};
+use crate::keys::UserKey;
+use auditflow_core::RetentionClass;
+
+use crate::record::{Labels, StorableRecord, class_table};
+use crate::schema::{self, SECURITY_BY_TIME, shard_of};
+use crate::statements::class_index;
+
+#[derive(SerializeRow)]
+struct ClassRow<'a> {
+    pseudonym: Uuid,
+    day: NaiveDate,
+    event_time: DateTime<Utc>,
+    event_id: &'a str,
+    kind: &'a str,
+    event_type: &'a str,
+    action: Option<&'a str>,
+    outcome: Option<&'a str>,
+    risk_level: Option<&'a str>,
+    severity: Option<&'a str>,
+    blocked: Option<bool>,
+    data_type: Option<&'a str>,
+    record_count: Option<i64>,
+    sensitive: Option<bool>,
+    sample_rate: Option<f64>,
+    event: Vec<u8>,
+}
+
+#[derive(SerializeRow)]
+struct TimeRow<'a> {
+    day: NaiveDate,
+    shard: i32,
+    event_time: DateTime<Utc>,
+    event_id: &'a str,
+    pseudonym: Uuid,
+    kind: &'a str,
+    event_type: &'a str,
+    action: Option<&'a str>,
+    outcome: Option<&'a str>,
+    risk_level: Option<&'a str>,
+    severity: Option<&'a str>,
+    blocked: Option<bool>,
+    data_type: Option<&'a str>,
+    record_count: Option<i64>,
+    sensitive: Option<bool>,
+    sample_rate: Option<f64>,
+    event: Vec<u8>,
+}
+
+enum Row<'a> {
+    Class(RetentionClass, ClassRow<'a>),
+    Time(TimeRow<'a>),
+    ById(
+        (
+            &'a str,
+            &'static str,
+            &'static str,
+            Uuid,
+            NaiveDate,
+            DateTime<Utc>,
+            i32,
+        ),
+    ),
+    UserDay((Uuid, NaiveDate, &'static str, i32)),
+}
+
+/// The associated data of a sealed event in a per-user table.
+pub(crate) fn class_aad(
+    class: RetentionClass,
+    pseudonym: Uuid,
+    day: NaiveDate,
+    event_id: &str,
+) -> Aad {
+    Aad::new(class_table(class))
+        .part(pseudonym.as_bytes())
+        .part(day.to_string().as_bytes())
+        .part(event_id.as_bytes())
+        .part(b"event")
+}
+
+/// The associated data of a sealed event in `security_by_time`.
+pub(crate) fn time_aad(day: NaiveDate, shard: i32, event_id: &str) -> Aad {
+    Aad::new(SECURITY_BY_TIME)
+        .part(day.to_string().as_bytes())
+        .part(&shard.to_be_bytes())
+        .part(event_id.as_bytes())
+        .part(b"event")
+}
+
+impl Store {
+    /// Stores a batch; all of it or an error. Idempotent: writing the same records again
+    /// leaves the same rows. On a transient error (see [`StoreError::is_transient`]) some rows
+    /// may be written: write the batch again.
+    pub async fn write_records(&self, records: &[StorableRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for record in records {
+            record.validate()?;
+        }
+        let ready = self.ready().await?;
+        let now = Utc::now();
+        for record in records {
+            ready
+                .expiry_limit
+                .check(record.class, self.ttl_secs(record.class), now)?;
+        }
+        let keys = self.keys_for(records).await?;
+
+        let mut rows = Vec::with_capacity(records.len() * 3);
+        let mut days_seen = HashSet::new();
+        for record in records {
+            let key = &keys[&subject_of(record)];
+            let plaintext = serde_json::to_vec(&record.event)
+                .map_err(|e| StoreError::InvalidRecord(format!("event not serializable: {e}")))?;
+            let day = record.day();
+            let class_ttl = i32::try_from(self.ttl_secs(record.class)).unwrap_or(i32::MAX);
+            let l = &record.labels;
+            let sealed = key.key.seal(
+                &class_aad(record.class, key.key_id, day, &record.id),
+                &plaintext,
+            );
+            rows.push(Row::Class(
+                record.class,
+                ClassRow {
+                    pseudonym: key.key_id,
+                    day,
+                    event_time: record.event_time,
+                    event_id: &record.id,
+                    kind: record.kind.as_str(),
+                    event_type: &record.event_type,
+                    action: l.action.as_deref(),
+                    outcome: l.outcome.as_deref(),
+                    risk_level: l.risk_level.as_deref(),
+                    severity: l.severity.as_deref(),
+                    blocked: l.blocked,
+                    data_type: l.data_type.as_deref(),
+                    record_count: l.record_count,
+                    sensitive: l.sensitive,
+                    sample_rate: l.sample_rate,
+                    event: sealed,
+                },
+            ));
+            if record.kind.is_security() {
+                let shard = shard_of(&record.id);
+                rows.push(Row::Time(time_row(record, l, key, day, shard, &plaintext)));
+            }
+            rows.push(Row::ById((
+                &record.id,
+                record.class.as_str(),
+                record.kind.as_str(),
+                key.key_id,
+                day,
+                record.event_time,
+                class_ttl,
+            )));
+            if days_seen.insert((key.key_id, day, record.class)) {
+                // A day longer than the rows it indexes, so it never expires first.
+                let ttl = class_ttl.saturating_add(86_400);
+                rows.push(Row::UserDay((key.key_id, day, record.class.as_str(), ttl)));
+            }
+        }
+
+        let st = &ready.statements;
+        futures::stream::iter(rows)
+            .map(|row| async move {
+                match &row {
+                    Row::Class(class, values) => {
+                        self.execute(
+                            "write audit row",
+                            &st.class[class_index(*class)].insert,
+                            values,
+                        )
+                        .await
+                    }
+                    Row::Time(values) => {
+                        self.execute("write security row", &st.insert_by_time, values)
+                            .await
+                    }
+                    Row::ById(values) => {
+                        self.execute("write record index", &st.insert_by_id, values)
+                            .await
+                    }
+                    Row::UserDay(values) => {
+                        self.execute("write user day", &st.insert_user_day, values)
+                            .await
+                    }
+                }
+                .map(|_| ())
+            })
+            .buffer_unordered(self.max_concurrency)
+            .try_collect::<()>()
+            .await
+    }
+
+    pub(crate) fn ttl_secs(&self, class: RetentionClass) -> i64 {
+        let params = schema::SchemaParams {
+            keyspace: &self.keyspace,
+            retention: &self.retention,
+        };
+        schema::ttl_seconds(params.ttl_days(class))
+    }
+
+    /// One key per distinct subject of the batch, fetched or created concurrently.
+    async fn keys_for<'r>(
+        &self,
+        records: &'r [StorableRecord],
+    ) -> Result<HashMap<Subject<'r>, UserKey>> {
+        let subjects: HashSet<Subject<'r>> = records.iter().map(subject_of).collect();
+        futures::stream::iter(subjects)
+            .map(|subject| async move { Ok((subject, self.key_for_write(subject).await?)) })
+            .buffer_unordered(self.max_concurrency)
+            .try_collect()
+            .await
+    }
+}
+
+fn subject_of(record: &StorableRecord) -> Subject<'_> {
+    match record.user_id.as_deref() {
+        Some(user) => Subject::User(user),
+        None => Subject::NoUser,
+    }
+}
+
+fn time_row<'a>(
+    record: &'a StorableRecord,
+    l: &'a Labels,
+    key: &UserKey,
+    day: NaiveDate,
+    shard: i32,
+    plaintext: &[u8],
+) -> TimeRow<'a> {
+    TimeRow {
+        day,
+        shard,
+        event_time: record.event_time,
+        event_id: &record.id,
+        pseudonym: key.key_id,
+        kind: record.kind.as_str(),
+        event_type: &record.event_type,
+        action: l.action.as_deref(),
+        outcome: l.outcome.as_deref(),
+        risk_level: l.risk_level.as_deref(),
+        severity: l.severity.as_deref(),
+        blocked: l.blocked,
+        data_type: l.data_type.as_deref(),
+        record_count: l.record_count,
+        sensitive: l.sensitive,
+        sample_rate: l.sample_rate,
+        event: key.key.seal(&time_aad(day, shard, &record.id), plaintext),
+    }
+}

@@ -1,0 +1,626 @@
+//! `auditflow-store` against a real Cassandra (or ScyllaDB): migrations, the write and read
+//! paths, encryption at rest, crypto-shredding and long TTLs. Each test uses its own keyspace.
+//! Fails, never skips, when the CQL node is down.
+
+use std::collections::BTreeSet;
+
+use auditflow_core::config::{RetentionPeriods, StoreSettings};
+use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_store::{
+    Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::value::{CqlValue, Row};
+use serde_json::json;
+
+const USER: &str = "alice.liddell@example.com";
+const IP: &str = "203.0.113.77";
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0-rabbit-hole";
+const SESSION: &str = "sess-9f8e7d6c5b4a";
+const NEW_EMAIL: &str = "alice.new.mail@wonderland.example";
+
+fn settings(keyspace: &str) -> StoreSettings {
+    StoreSettings {
+        nodes: require_cql(),
+        keyspace: keyspace.to_owned(),
+        // Not from this process's environment: the test picks its key explicitly.
+        master_key_env: String::new(),
+        insecure_dev_key: true,
+        ..StoreSettings::default()
+    }
+}
+
+async fn fresh_store(prefix: &str) -> (Store, StoreSettings) {
+    fresh_store_with(prefix, RetentionPeriods::default()).await
+}
+
+async fn fresh_store_with(prefix: &str, retention: RetentionPeriods) -> (Store, StoreSettings) {
+    let settings = settings(&unique_name(prefix));
+    let store = Store::connect(&settings, &retention)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, settings)
+}
+
+async fn raw_session() -> Session {
+    SessionBuilder::new()
+        .known_nodes(require_cql())
+        .build()
+        .await
+        .expect("raw CQL session")
+}
+
+async fn drop_keyspace(keyspace: &str) {
+    let _ = raw_session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await;
+}
+
+fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0)
+        .unwrap()
+}
+
+/// The recipe's lifecycle as stored records: account created, logins (one failed, with its
+/// security event), a sensitive profile update, a privilege change, a data export, a payment.
+///
+/// Ids are the classifier's kind (derived, not personal): here a short tag per user.
+fn lifecycle(user: &str) -> Vec<StorableRecord> {
+    let tag = &user[..3];
+    let action = |id: &str, time, action: &str, class, outcome: &str, data: serde_json::Value| {
+        StorableRecord {
+            id: format!("{tag}/{id}"),
+            kind: RecordKind::UserAction,
+            class,
+            event_time: time,
+            event_type: "audit.user.action".into(),
+            user_id: Some(user.to_owned()),
+            labels: Labels {
+                action: Some(action.into()),
+                outcome: Some(outcome.into()),
+                risk_level: Some("low".into()),
+                ..Labels::default()
+            },
+            event: json!({
+                "specversion": "1.0", "id": format!("{tag}/{id}"), "source": "/accounts",
+                "type": "audit.user.action", "subject": format!("user:{user}"),
+                "time": time.to_rfc3339(),
+                "data": data,
+            }),
+        }
+    };
+    let personal = |extra: serde_json::Value| {
+        let mut d = json!({"user_id": user, "ip_address": IP, "user_agent": USER_AGENT, "session_id": SESSION});
+        d.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        d
+    };
+    let mut records = vec![
+        action(
+            "1",
+            at(20, 9, 0),
+            "account_created",
+            RetentionClass::General,
+            "success",
+            personal(json!({"action": "account_created", "context": {"email": USER}})),
+        ),
+        action(
+            "2",
+            at(20, 9, 5),
+            "login_attempt",
+            RetentionClass::Security,
+            "failure",
+            personal(json!({"action": "login_attempt"})),
+        ),
+        action(
+            "3",
+            at(20, 9, 6),
+            "login_attempt",
+            RetentionClass::Security,
+            "success",
+            personal(json!({"action": "login_attempt"})),
+        ),
+        action(
+            "4",
+            at(21, 10, 0),
+            "profile_update",
+            RetentionClass::General,
+            "success",
+            personal(
+                json!({"action": "profile_update", "context": {"sensitive_data": true, "new_email": NEW_EMAIL}}),
+            ),
+        ),
+        action(
+            "5",
+            at(21, 11, 0),
+            "privilege_change",
+            RetentionClass::Security,
+            "success",
+            personal(json!({"action": "privilege_change", "context": {"new_role": "admin"}})),
+        ),
+        action(
+            "7",
+            at(22, 8, 0),
+            "user.payment.completed",
+            RetentionClass::Financial,
+            "success",
+            personal(json!({"action": "user.payment.completed"})),
+        ),
+        action(
+            "8",
+            at(22, 8, 30),
+            "user.newsletter.subscribed",
+            RetentionClass::Marketing,
+            "success",
+            personal(json!({"action": "user.newsletter.subscribed"})),
+        ),
+    ];
+    records.push(StorableRecord {
+        id: format!("{tag}/2-security"),
+        kind: RecordKind::SecurityEvent,
+        class: RetentionClass::Security,
+        event_time: at(20, 9, 5),
+        event_type: "audit.security.event".into(),
+        user_id: Some(user.to_owned()),
+        labels: Labels {
+            action: Some("failed_login".into()),
+            severity: Some("warning".into()),
+            blocked: Some(false),
+            ..Labels::default()
+        },
+        event: json!({"id": format!("{tag}/2-security"), "type": "audit.security.event",
+            "data": {"event_type": "failed_login", "user_id": user, "source_ip": IP,
+                     "details": {"user_agent": USER_AGENT}}}),
+    });
+    records.push(StorableRecord {
+        id: format!("{tag}/6"),
+        kind: RecordKind::DataAccess,
+        class: RetentionClass::General,
+        event_time: at(21, 12, 0),
+        event_type: "audit.data.access".into(),
+        user_id: Some(user.to_owned()),
+        labels: Labels {
+            action: Some("read".into()),
+            data_type: Some("user_profile".into()),
+            record_count: Some(1),
+            sensitive: Some(true),
+            ..Labels::default()
+        },
+        event: json!({"id": format!("{tag}/6"), "data": {"user_id": user, "operation": "read", "purpose": "export for alice"}}),
+    });
+    records
+}
+
+fn ids(page: &auditflow_store::Page) -> Vec<String> {
+    page.records.iter().map(|r| r.id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_twice_is_idempotent() {
+    let (store, settings) = fresh_store("store_mig").await;
+    let again = store.migrate().await.expect("second migrate");
+    assert!(again.applied.is_empty(), "{again:?}");
+    assert!(again.altered.is_empty(), "{again:?}");
+    // A new process (new connection) sees a current schema and can write.
+    let other = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    let third = other.migrate().await.unwrap();
+    assert!(third.applied.is_empty());
+    other
+        .write_records(&lifecycle("bob"))
+        .await
+        .expect("write after re-migrate");
+
+    // Changed retention: only the TTLs and windows move, nothing is recreated.
+    let longer = RetentionPeriods {
+        general_days: 800,
+        ..RetentionPeriods::default()
+    };
+    let reconfigured = Store::connect(&settings, &longer).await.unwrap();
+    let report = reconfigured.migrate().await.unwrap();
+    assert_eq!(report.altered, vec!["audit_general_by_user".to_string()]);
+    assert!(reconfigured.migrate().await.unwrap().altered.is_empty());
+    drop_keyspace(&settings.keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmigrated_keyspace_is_reported_not_created() {
+    let settings = settings(&unique_name("store_none"));
+    let store = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    let err = store
+        .query_user(USER, TimeRange::default(), &[], 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SchemaOutdated { .. }), "{err}");
+    assert!(err.to_string().contains("auditflow migrate"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_reads_newest_first_filtered_and_paged() {
+    let (store, settings) = fresh_store("store_life").await;
+    let records = lifecycle(USER);
+    store.write_records(&records).await.expect("write");
+    // Re-delivery: the same records again, and again concurrently, change nothing.
+    store.write_records(&records).await.expect("rewrite");
+    let (a, b) = tokio::join!(
+        store.write_records(&records[..5]),
+        store.write_records(&records[3..])
+    );
+    a.unwrap();
+    b.unwrap();
+    store.write_records(&lifecycle("bob")).await.unwrap();
+
+    let all = store
+        .query_user(USER, TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    let mut expected: Vec<&StorableRecord> = records.iter().collect();
+    expected.sort_by(|x, y| y.event_time.cmp(&x.event_time).then(x.id.cmp(&y.id)));
+    assert_eq!(
+        ids(&all),
+        expected.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+    );
+    assert!(all.next.is_none());
+    let first = &all.records[0];
+    assert_eq!(first.class, RetentionClass::Marketing);
+    assert_eq!(
+        first.event.as_ref().unwrap()["data"]["user_agent"],
+        USER_AGENT
+    );
+    let classes: BTreeSet<_> = all.records.iter().map(|r| r.class).collect();
+    assert_eq!(classes.len(), 4, "every retention class is read");
+
+    let logins = store
+        .query_user(
+            USER,
+            TimeRange::default(),
+            &["login_attempt".into()],
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&logins), vec!["ali/3".to_string(), "ali/2".to_string()]);
+
+    let range = TimeRange {
+        from: Some(at(21, 0, 0)),
+        to: Some(at(22, 8, 0)),
+    };
+    let day21 = store.query_user(USER, range, &[], 100, None).await.unwrap();
+    assert_eq!(
+        ids(&day21),
+        vec![
+            "ali/6".to_string(),
+            "ali/5".to_string(),
+            "ali/4".to_string()
+        ]
+    );
+
+    // Pages of 2 add up to the whole trail, in order, with no repeats.
+    let mut paged = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store
+            .query_user(USER, TimeRange::default(), &[], 2, token.as_ref())
+            .await
+            .unwrap();
+        assert!(page.records.len() <= 2);
+        paged.extend(ids(&page));
+        match page.next {
+            Some(next) => {
+                // Tokens survive printing and parsing (the CLI's round trip).
+                token = Some(auditflow_store::PageToken::parse(&next.to_string()).unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids(&all));
+
+    let one = store.get_by_id("ali/4").await.unwrap().expect("by id");
+    assert_eq!(
+        one.event.unwrap()["data"]["context"]["new_email"],
+        NEW_EMAIL
+    );
+    assert!(store.get_by_id("no-such-id").await.unwrap().is_none());
+
+    let security = store
+        .security_events(at(20, 0, 0), at(23, 0, 0), 100, None)
+        .await
+        .unwrap();
+    let security_ids = ids(&security);
+    assert!(
+        security_ids.contains(&"ali/2-security".to_string()),
+        "{security_ids:?}"
+    );
+    assert!(
+        security_ids.contains(&"bob/2-security".to_string()),
+        "{security_ids:?}"
+    );
+    assert_eq!(
+        security.records.len(),
+        2,
+        "one security event per user, stored once each"
+    );
+
+    assert!(
+        store
+            .query_user("nobody", TimeRange::default(), &[], 10, None)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    drop_keyspace(&settings.keyspace).await;
+}
+
+/// Every cell of every table, as bytes: text as UTF-8, blobs raw, anything else as printed.
+fn cell_bytes(value: &CqlValue, out: &mut Vec<Vec<u8>>) {
+    match value {
+        CqlValue::Text(s) | CqlValue::Ascii(s) => out.push(s.as_bytes().to_vec()),
+        CqlValue::Blob(b) => out.push(b.clone()),
+        CqlValue::List(items) | CqlValue::Set(items) => {
+            items.iter().for_each(|v| cell_bytes(v, out))
+        }
+        CqlValue::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+            cell_bytes(k, out);
+            cell_bytes(v, out);
+        }),
+        other => out.push(format!("{other:?}").into_bytes()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_rows_hold_no_plaintext_personal_data() {
+    let (store, settings) = fresh_store("store_raw").await;
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    let raw = raw_session().await;
+    let tables = raw
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (&settings.keyspace,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(String,)>()
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect::<Vec<_>>();
+    assert!(tables.len() >= 10, "{tables:?}");
+    let needles: Vec<&str> = vec![
+        USER,
+        "alice.liddell",
+        IP,
+        USER_AGENT,
+        "rabbit-hole",
+        SESSION,
+        NEW_EMAIL,
+        "wonderland",
+        "export for alice",
+    ];
+    let mut cells = 0;
+    for table in &tables {
+        let result = raw
+            .query_unpaged(format!("SELECT * FROM {}.{table}", settings.keyspace), ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        for row in result.rows::<Row>().unwrap() {
+            let mut bytes = Vec::new();
+            for value in row.unwrap().columns.iter().flatten() {
+                cell_bytes(value, &mut bytes);
+            }
+            for cell in bytes {
+                cells += 1;
+                for needle in &needles {
+                    let found = cell.windows(needle.len()).any(|w| w == needle.as_bytes());
+                    assert!(!found, "plaintext {needle:?} stored in table {table}");
+                }
+            }
+        }
+    }
+    assert!(cells > 100, "the grep saw the rows ({cells} cells)");
+    drop_keyspace(&settings.keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_key_erases_the_user_but_keeps_the_counts() {
+    let (store, settings) = fresh_store("store_shred").await;
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    store.write_records(&lifecycle("bob")).await.unwrap();
+    let before = store
+        .query_user(USER, TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(before.records.len(), 9);
+
+    assert!(store.destroy_user_key(USER).await.unwrap());
+    assert!(!store.destroy_user_key(USER).await.unwrap(), "idempotent");
+
+    // No query finds the user, in this process or a fresh one (no cache to hide behind).
+    assert!(
+        store
+            .query_user(USER, TimeRange::default(), &[], 100, None)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    let fresh = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    assert!(
+        fresh
+            .query_user(USER, TimeRange::default(), &[], 100, None)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+
+    // The rows still exist and count (no DELETE on time-series tables) but reveal nothing.
+    let erased = fresh.get_by_id("ali/5").await.unwrap().expect("row kept");
+    assert!(erased.event.is_none());
+    assert_eq!(erased.class, RetentionClass::Security);
+    assert_eq!(erased.labels.action.as_deref(), Some("privilege_change"));
+    let security = fresh
+        .security_events(at(20, 0, 0), at(23, 0, 0), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        security.records.len(),
+        2,
+        "erased security events still count"
+    );
+    let erased_event = security
+        .records
+        .iter()
+        .find(|r| r.id == "ali/2-security")
+        .unwrap();
+    assert!(erased_event.event.is_none());
+    assert_eq!(erased_event.labels.action.as_deref(), Some("failed_login"));
+
+    // Bob is untouched.
+    let bob = fresh
+        .query_user("bob", TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(bob.records.len(), 9);
+    assert!(bob.records.iter().all(|r| r.event.is_some()));
+
+    // No key material is left for the user; every remaining wrapped key opens someone else's rows.
+    let raw = raw_session().await;
+    let keys = raw
+        .query_unpaged(
+            format!("SELECT key_id FROM {}.data_keys", settings.keyspace),
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(uuid::Uuid,)>()
+        .unwrap()
+        .count();
+    assert_eq!(keys, 1, "only bob's key remains");
+
+    // A returning user starts a new, unlinked trail.
+    store.write_records(&lifecycle(USER)[..1]).await.unwrap();
+    let again = store
+        .query_user(USER, TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(again.records.len(), 1);
+    drop_keyspace(&settings.keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_key_is_refused() {
+    let (store, settings) = fresh_store("store_key").await;
+    store.write_records(&lifecycle(USER)[..1]).await.unwrap();
+    let dir = std::env::temp_dir().join(unique_name("key"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("master.key");
+    std::fs::write(&file, "42".repeat(32)).unwrap();
+    let other = StoreSettings {
+        master_key_file: Some(file),
+        insecure_dev_key: false,
+        ..settings.clone()
+    };
+    let wrong = Store::connect(&other, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    let err = wrong
+        .query_user(USER, TimeRange::default(), &[], 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::WrongMasterKey), "{err}");
+    assert!(wrong.write_records(&lifecycle(USER)).await.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+    drop_keyspace(&settings.keyspace).await;
+}
+
+async fn read_ttl(keyspace: &str, table: &str) -> i64 {
+    let raw = raw_session().await;
+    raw.query_unpaged(format!("SELECT TTL(event) FROM {keyspace}.{table}"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(Option<i32>,)>()
+        .unwrap()
+        .map(|r| i64::from(r.unwrap().0.unwrap_or(0)))
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seven_year_ttl_is_accepted_and_2038_is_never_silently_capped() {
+    let (store, settings) = fresh_store("store_ttl").await;
+    let mut record = lifecycle(USER).remove(1);
+    record.event_time = Utc::now();
+    store
+        .write_records(std::slice::from_ref(&record))
+        .await
+        .expect("7-year TTL accepted");
+    let seven_years = 2557 * 86_400;
+    let ttl = read_ttl(&settings.keyspace, "audit_security_by_user").await;
+    assert!(
+        ttl > seven_years - 600 && ttl <= seven_years,
+        "TTL read back: {ttl}"
+    );
+    let limit = store.expiry_limit().await.unwrap();
+    eprintln!("server expiry limit: {:?}", limit.limit());
+    drop_keyspace(&settings.keyspace).await;
+
+    // 15 years expires in 2041: kept faithfully, or refused with a clear error, never capped.
+    let fifteen = RetentionPeriods {
+        security_days: 5479,
+        ..RetentionPeriods::default()
+    };
+    let settings = self::settings(&unique_name("store_ttl15"));
+    let store = Store::connect(&settings, &fifteen).await.unwrap();
+    match store.migrate().await {
+        Ok(report) => {
+            assert!(report.expiry_limit.is_none(), "{report:?}");
+            store
+                .write_records(std::slice::from_ref(&record))
+                .await
+                .unwrap();
+            let ttl = read_ttl(&settings.keyspace, "audit_security_by_user").await;
+            let wanted = 5479 * 86_400;
+            assert!(
+                ttl > wanted - 600,
+                "a 2041 expiry was shortened to TTL {ttl}"
+            );
+            eprintln!(
+                "15-year TTL stored, read back {ttl} s (expires {})",
+                Utc::now() + Duration::seconds(ttl)
+            );
+        }
+        Err(err) => {
+            assert!(
+                matches!(err, StoreError::ExpiryBeyondServerLimit { .. }),
+                "{err}"
+            );
+            eprintln!("15-year retention refused: {err}");
+            assert!(
+                store
+                    .write_records(std::slice::from_ref(&record))
+                    .await
+                    .is_err()
+            );
+        }
+    }
+    drop_keyspace(&settings.keyspace).await;
+}
