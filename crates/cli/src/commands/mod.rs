@@ -6,9 +6,18 @@ use anyhow::bail;
 
 use crate::cli::{Cli, Command};
 
+mod classify;
+mod ndjson;
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let name = match cli.command {
-        Command::Classify => "classify",
+        Command::Classify => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return classify::run(&config, cli.global.json);
+        }
         Command::Detect => "detect",
         Command::Run { .. } => "run",
         Command::Migrate => "migrate",
