@@ -13,7 +13,7 @@ use crate::config::Topics;
 use crate::envelope::{Event, format_time};
 
 /// CloudEvent `source` of everything the monitor emits.
-pub const SOURCE: &str = "auditflow/security-monitor";
+pub const SOURCE: &str = "/auditflow/security-monitor";
 /// CloudEvent type of alerts.
 pub const ALERT_TYPE: &str = "security.alert";
 /// CloudEvent type of actions.
