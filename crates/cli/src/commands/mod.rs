@@ -7,6 +7,7 @@ use anyhow::bail;
 use crate::cli::{Cli, Command};
 
 mod classify;
+mod detect;
 mod ndjson;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,7 +19,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return classify::run(&config, cli.global.json);
         }
-        Command::Detect => "detect",
+        Command::Detect => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return detect::run(&config, cli.global.json);
+        }
         Command::Run { .. } => "run",
         Command::Migrate => "migrate",
         Command::Topics { .. } => "topics",
