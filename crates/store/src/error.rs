@@ -25,16 +25,16 @@ pub enum StoreError {
     )]
     WrongMasterKey,
 
-    /// No node of the cluster could be reached.
+    /// No node of the cluster could be reached. (The driver's error is in the message, not
+    /// chained as a source, so `{:#}` does not print it twice.)
     #[error("cannot connect to the CQL cluster: {0}")]
-    Connect(#[source] Box<NewSessionError>),
+    Connect(Box<NewSessionError>),
 
     /// A statement failed (after retries when the failure looked transient).
-    #[error("CQL {context}: {source}")]
+    #[error("CQL {context}: {error}")]
     Cql {
         context: &'static str,
-        #[source]
-        source: Box<ExecutionError>,
+        error: Box<ExecutionError>,
     },
 
     /// Reading rows failed mid-stream or a row had an unexpected shape.
@@ -93,7 +93,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
     pub(crate) fn cql(context: &'static str) -> impl FnOnce(ExecutionError) -> StoreError {
-        move |source| StoreError::Cql { context, source: Box::new(source) }
+        move |source| StoreError::Cql {
+            context,
+            error: Box::new(source),
+        }
     }
 
     pub(crate) fn pager(context: &'static str) -> impl FnOnce(PagerExecutionError) -> StoreError {
@@ -115,7 +118,7 @@ impl StoreError {
     /// means the record (or the deployment) is wrong and retrying cannot help.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Cql { source, .. } => is_transient(source),
+            StoreError::Cql { error, .. } => is_transient(error),
             StoreError::Read { .. } | StoreError::Connect(_) => true,
             _ => false,
         }

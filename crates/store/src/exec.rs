@@ -42,7 +42,12 @@ impl Store {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     attempt += 1;
                 }
-                Err(source) => return Err(StoreError::Cql { context, source: Box::new(source) }),
+                Err(source) => {
+                    return Err(StoreError::Cql {
+                        context,
+                        error: Box::new(source),
+                    });
+                }
             }
         }
     }

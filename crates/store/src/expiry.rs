@@ -91,7 +91,10 @@ pub(crate) async fn probe(store: &Store) -> Result<ExpiryLimit> {
         return if e.to_string().contains("maximum supported expiration date") {
             Ok(limited)
         } else {
-            Err(StoreError::Cql { context: "probe expiry limit", source: Box::new(e) })
+            Err(StoreError::Cql {
+                context: "probe expiry limit",
+                error: Box::new(e),
+            })
         };
     }
     let result = store

@@ -173,7 +173,10 @@ impl Store {
                 tracing::warn!(error = %e, "user key transaction timed out; reading back")
             }
             Err(source) => {
-                return Err(StoreError::Cql { context: "claim user key", source: Box::new(source) });
+                return Err(StoreError::Cql {
+                    context: "claim user key",
+                    error: Box::new(source),
+                });
             }
         }
         match self.load_user_key(user_ref, true).await? {

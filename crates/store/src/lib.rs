@@ -86,7 +86,9 @@ impl Store {
         let consistency = parse_consistency(&settings.consistency)?;
         let (master, key_source) = MasterKey::load(settings)?;
         if key_source == KeySource::InsecureDevelopmentKey {
-            tracing::warn!(
+            // Info, not a warning: every CLI call on the local stack would print it. Services
+            // warn at start (see `key_source`).
+            tracing::info!(
                 "using the built-in INSECURE development master key: fine for the local stack, \
                  never for real data (set [store] master_key_file or ${})",
                 settings.master_key_env

@@ -259,7 +259,7 @@ pub(crate) async fn check_current(store: &Store) -> Result<()> {
             }
         }
         // The keyspace or the table does not exist yet.
-        Err(StoreError::Cql { source, .. }) if !crate::error::is_transient(&source) => {
+        Err(StoreError::Cql { error, .. }) if !crate::error::is_transient(&error) => {
             Err(outdated("absent".into()))
         }
         Err(e) => Err(e),
