@@ -193,7 +193,8 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
             match server.probe() {
                 Ok(answer) => {
                     println!(
-                        "{} already answers on {} but was not started from {} ({answer});                          using it as it is",
+                        "{} already answers on {} but was not started from {} ({answer}); \
+                         using it as it is",
                         server.title(),
                         server.addr(),
                         layout.shown(&layout.dir)
@@ -298,15 +299,21 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
                 );
                 return Ok(());
             }
-            Err(e) if start.elapsed() >= timeout => bail!(
-                "{} did not become ready on {} within {}s (last probe: {e}); it is still \
-                 running (pid {}): read {}, and stop it with `cargo xtask down`",
-                server.title(),
-                server.addr(),
-                timeout.as_secs(),
-                l.pid.map_or("?".to_string(), |p| p.to_string()),
-                layout.shown(&log)
-            ),
+            Err(e) if start.elapsed() >= timeout => {
+                let still = match l.pid {
+                    Some(pid) => format!(
+                        "; it is still running (pid {pid}): stop it with `cargo xtask down`"
+                    ),
+                    None => String::new(),
+                };
+                bail!(
+                    "{} did not become ready on {} within {}s (last probe: {e}); read {}{still}",
+                    server.title(),
+                    server.addr(),
+                    timeout.as_secs(),
+                    layout.shown(&log)
+                )
+            }
             Err(_) => {}
         }
         if start.elapsed() >= next_note {
@@ -314,7 +321,7 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
                 "  waiting for {} on {} … {}s",
                 server.title(),
                 server.addr(),
-                start.elapsed().as_secs()
+                l.since.elapsed().as_secs()
             );
             next_note += Duration::from_secs(10);
         }
