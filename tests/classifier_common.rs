@@ -1,0 +1,359 @@
+//! Helpers shared by the classifier's integration tests (included with `#[path]`): a config
+//! whose topics and group are fresh per test, producing inputs, waiting until the classifier's
+//! group has committed everything, and reading an output topic's `read_committed` view to its
+//! end. Waits are bounded by generous deadlines that fail the test; nothing asserts on timing.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use auditflow_core::Config;
+use auditflow_integration_tests::{require_kafka, unique_name};
+use auditflow_kafka::{Health, Metrics, Shutdown};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A failure guard, not a performance expectation: the first transaction on a fresh broker
+/// creates `__transaction_state`, and two cores may be busy compiling.
+pub const DEADLINE: Duration = Duration::from_secs(180);
+
+/// One test's private corner of the cluster.
+pub struct Setup {
+    pub bootstrap: String,
+    pub prefix: String,
+    pub config: Config,
+    pub input: String,
+}
+
+impl Setup {
+    /// Fresh topic names (`<prefix>.user.events` in, `<prefix>.audit.*` out) and group prefix;
+    /// creates the input topic with `partitions` partitions.
+    pub async fn new(name: &str, partitions: i32) -> Self {
+        let bootstrap = require_kafka();
+        let prefix = unique_name(name);
+        let mut config = Config::default();
+        config.kafka.bootstrap_servers = bootstrap.clone();
+        config.kafka.group_prefix = format!("{prefix}_");
+        config.kafka.batch_max_wait_ms = 20;
+        let t = &mut config.topics;
+        t.user_action = format!("{prefix}.audit.user.action");
+        t.data_access = format!("{prefix}.audit.data.access");
+        t.security_event = format!("{prefix}.audit.security.event");
+        t.dead_letter = format!("{prefix}.audit.dlq");
+        t.alerts = format!("{prefix}.security.alerts");
+        t.actions = format!("{prefix}.security.actions");
+        t.blocklist = format!("{prefix}.security.blocklist");
+        // `unique_name` is `[a-z0-9_]`, so it needs no escaping inside the pattern.
+        t.classifier_inputs = vec![format!(r"^{prefix}\.user\..+")];
+        t.partitions = 3;
+        config.metrics.listen = "127.0.0.1:0".into();
+        let input = format!("{prefix}.user.events");
+        create_topic(&bootstrap, &input, partitions).await;
+        Self {
+            bootstrap,
+            prefix,
+            config,
+            input,
+        }
+    }
+
+    pub fn group(&self) -> String {
+        format!("{}classifier", self.config.kafka.group_prefix)
+    }
+
+    pub fn output_topics(&self) -> [&str; 3] {
+        let t = &self.config.topics;
+        [&t.user_action, &t.data_access, &t.security_event]
+    }
+}
+
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create_topics");
+    for result in results {
+        result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code}"));
+    }
+}
+
+/// An input record: key, value, headers.
+pub type Input = (Option<String>, Vec<u8>, Vec<(String, Vec<u8>)>);
+
+pub fn structured(value: &[u8]) -> Input {
+    (None, value.to_vec(), Vec::new())
+}
+
+/// Produces `records` to `topic` and waits for every acknowledgement.
+pub async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let sends = records.iter().map(|(key, value, headers)| {
+        let headers = headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
+            hs.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
+        let mut record = FutureRecord::to(topic).payload(value).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        producer.send(record, Duration::from_secs(60))
+    });
+    for result in futures::future::join_all(sends).await {
+        result.unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+}
+
+/// Starts the classifier in this process. Returns its shutdown switch, its metrics and its task.
+pub fn start_classifier(
+    config: &Config,
+) -> (
+    Shutdown,
+    Metrics,
+    Health,
+    tokio::task::JoinHandle<Result<(), auditflow_classifier::Error>>,
+) {
+    let shutdown = Shutdown::new();
+    let metrics = Metrics::new().expect("metrics");
+    let health = Health::new();
+    let task = {
+        let (config, metrics, health, shutdown) = (
+            config.clone(),
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            auditflow_classifier::run(&config, &metrics, &health, shutdown).await
+        })
+    };
+    (shutdown, metrics, health, task)
+}
+
+fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer")
+}
+
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect()
+}
+
+/// Each partition's end offset.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let c = consumer(bootstrap, "auditflow-tests-watermarks");
+    partitions(&c, topic)
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(30))
+                    .expect("watermarks")
+                    .1,
+            )
+        })
+        .collect()
+}
+
+/// Offsets `group` has committed on `topic` (partitions without a commit are absent).
+pub fn committed(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let c = consumer(bootstrap, group);
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions(&c, topic) {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `group` has committed every record now in `topic` (so, for the classifier, its
+/// outputs for them are committed too: same transaction).
+pub async fn wait_caught_up(bootstrap: &str, group: &str, topic: &str) {
+    let ends = end_offsets(bootstrap, topic);
+    let started = Instant::now();
+    loop {
+        let done = committed(bootstrap, group, topic);
+        if ends
+            .iter()
+            .all(|(p, end)| *end == 0 || done.get(p).is_some_and(|c| c >= end))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "group {group} did not catch up: committed {done:?}, ends {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One record as a `read_committed` reader sees it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub topic: String,
+    pub key: Option<String>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).expect("output value is JSON")
+    }
+}
+
+/// Everything committed on `topic`, read to its end offsets with `isolation.level=read_committed`.
+pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Read> {
+    let c = consumer(bootstrap, "auditflow-tests-reader");
+    let ends = end_offsets(bootstrap, topic);
+    let mut tpl = TopicPartitionList::new();
+    for p in ends.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("offset");
+    }
+    c.assign(&tpl).expect("assign");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    loop {
+        let position = c.position().expect("position");
+        let done = ends.iter().all(|(p, end)| {
+            *end == 0
+                || matches!(position.find_partition(topic, *p).map(|e| e.offset()), Some(Offset::Offset(o)) if o >= *end)
+        });
+        if done {
+            return out;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "reading {topic} did not reach its end {ends:?}"
+        );
+        if let Some(message) = c.poll(Duration::from_millis(200)) {
+            let m = message.expect("consuming");
+            out.push(Read {
+                topic: m.topic().to_owned(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// The recipe's lifecycle events (SPEC's example), one per line.
+pub fn recipe_lifecycle() -> Vec<Vec<u8>> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/examples/recipe-lifecycle.ndjson"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.as_bytes().to_vec())
+        .collect()
+}
+
+/// What the core's classifier makes of `inputs` offline: `(topic, key, value)`, sorted.
+pub fn expected_outputs(
+    config: &Config,
+    inputs: &[Vec<u8>],
+) -> Vec<(String, String, serde_json::Value)> {
+    use auditflow_core::classify::Classified;
+    let classifier = auditflow_core::Classifier::new(config).expect("classifier");
+    let mut out = Vec::new();
+    for input in inputs {
+        // The examples carry `time`, so the fallback is never used.
+        if let Classified::Emit(outputs) = classifier.classify_structured(input, chrono::Utc::now())
+        {
+            for o in outputs {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&o.event.to_json_bytes()).expect("json");
+                out.push((o.topic, o.key, value));
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.0, a.2["id"].as_str()).cmp(&(&b.0, b.2["id"].as_str())));
+    out
+}
+
+/// Every record on the classifier's three audit topics, as `(topic, key, value)`, sorted.
+pub fn actual_outputs(setup: &Setup) -> Vec<(String, String, serde_json::Value)> {
+    let mut out: Vec<_> = setup
+        .output_topics()
+        .iter()
+        .flat_map(|t| read_committed(&setup.bootstrap, t))
+        .map(|r| (r.topic.clone(), r.key.clone().unwrap_or_default(), r.json()))
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.2["id"].as_str()).cmp(&(&b.0, b.2["id"].as_str())));
+    out
+}
+
+/// The value of one series in a Prometheus text exposition (0 when absent).
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Sums every series of `family` whose labels contain `filter`.
+pub fn metric_sum(text: &str, family: &str, filter: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{family}{{")) && line.contains(filter))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}

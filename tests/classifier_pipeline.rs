@@ -1,0 +1,286 @@
+//! The classifier against the real Kafka: the recipe lifecycle in → the records the core
+//! decides out, exactly once in the `read_committed` view; garbage → dead letters that keep the
+//! original bytes and headers; and counters that add up to what was consumed.
+
+#[path = "classifier_common.rs"]
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_lifecycle_in_expected_records_out() {
+    let setup = Setup::new("cls_recipe", 3).await;
+    let inputs = recipe_lifecycle();
+    produce(
+        &setup.bootstrap,
+        &setup.input,
+        &inputs.iter().map(|v| structured(v)).collect::<Vec<_>>(),
+    )
+    .await;
+
+    let (shutdown, _metrics, _health, task) = start_classifier(&setup.config);
+    wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
+    shutdown.trigger();
+    task.await
+        .expect("classifier task")
+        .expect("classifier ran");
+
+    let expected = expected_outputs(&setup.config, &inputs);
+    // 7 events: 7 user actions or data accesses, plus the failed login's security event.
+    assert_eq!(expected.len(), 8, "{expected:#?}");
+    assert_eq!(actual_outputs(&setup), expected);
+
+    for topic in setup.output_topics() {
+        for record in read_committed(&setup.bootstrap, topic) {
+            let value = record.json();
+            assert_eq!(record.header("ce_type"), value["type"].as_str());
+            assert_eq!(record.header("ce_id"), value["id"].as_str());
+            assert_eq!(
+                record.header("content-type"),
+                Some("application/cloudevents+json")
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_goes_to_the_dead_letter_topic_unchanged() {
+    let mut setup = Setup::new("cls_garbage", 1).await;
+    setup.config.limits.max_record_bytes = 2048;
+    let binary_headers: Vec<(String, Vec<u8>)> = vec![
+        ("ce_specversion".into(), b"1.0".to_vec()),
+        ("ce_id".into(), b"b-1".to_vec()),
+        ("ce_source".into(), b"svc".to_vec()),
+        ("ce_type".into(), b"user.profile.viewed".to_vec()),
+    ];
+    let inputs: Vec<(Input, &str)> = vec![
+        (structured(b"\xff\xfe not utf-8"), "invalid_json"),
+        (structured(b"{not json"), "invalid_json"),
+        (structured(b"[1, 2, 3]"), "invalid_envelope"),
+        (
+            structured(br#"{"source":"s","type":"user.created"}"#),
+            "invalid_envelope",
+        ),
+        (
+            structured(br#"{"id":"x","source":"s","type":"user..created"}"#),
+            "invalid_envelope",
+        ),
+        (
+            structured(br#"{"id":"x","source":"s","type":"user.created","specversion":"0.3"}"#),
+            "invalid_envelope",
+        ),
+        (
+            structured(br#"{"id":"x","source":"s","type":"user.profile.viewed","data":{}}"#),
+            "missing_user_id",
+        ),
+        (
+            structured(
+                format!(
+                    r#"{{"id":"x","source":"s","type":"user.created","data":{{"pad":"{}"}}}}"#,
+                    "a".repeat(4096)
+                )
+                .as_bytes(),
+            ),
+            "too_large",
+        ),
+        // Binary mode: attributes in headers; the value is `data`, here naming no user.
+        (
+            (
+                Some("k-1".into()),
+                br#"{"page":"home"}"#.to_vec(),
+                binary_headers.clone(),
+            ),
+            "missing_user_id",
+        ),
+    ];
+    let records: Vec<Input> = inputs.iter().map(|(i, _)| i.clone()).collect();
+    produce(&setup.bootstrap, &setup.input, &records).await;
+
+    let (shutdown, metrics, _health, task) = start_classifier(&setup.config);
+    wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
+    shutdown.trigger();
+    task.await
+        .expect("classifier task")
+        .expect("classifier ran");
+
+    let dlq = read_committed(&setup.bootstrap, &setup.config.topics.dead_letter);
+    assert_eq!(dlq.len(), inputs.len());
+    // One input partition, so input i is at offset i; the dead letters may be spread over the
+    // DLQ's partitions, so find each by its source offset.
+    for (offset, ((key, value, headers), reason)) in inputs.iter().enumerate() {
+        let letter = dlq
+            .iter()
+            .find(|l| l.header("auditflow.source.offset") == Some(offset.to_string().as_str()))
+            .unwrap_or_else(|| panic!("no dead letter for offset {offset}"));
+        assert_eq!(&letter.value, value, "original bytes unchanged");
+        assert_eq!(&letter.key, key);
+        assert_eq!(
+            letter.header("auditflow.error"),
+            Some(*reason),
+            "{:?}",
+            letter.header("auditflow.error.detail")
+        );
+        assert!(
+            letter
+                .header("auditflow.error.detail")
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert_eq!(
+            letter.header("auditflow.source.topic"),
+            Some(setup.input.as_str())
+        );
+        assert_eq!(letter.header("auditflow.source.partition"), Some("0"));
+        assert_eq!(
+            letter.header("auditflow.source.offset"),
+            Some(offset.to_string().as_str())
+        );
+        assert_eq!(letter.header("auditflow.service"), Some("classifier"));
+        for (name, value) in headers {
+            assert_eq!(
+                letter.header(name).map(str::as_bytes),
+                Some(value.as_slice()),
+                "header {name} kept"
+            );
+        }
+    }
+    for topic in setup.output_topics() {
+        assert!(
+            read_committed(&setup.bootstrap, topic).is_empty(),
+            "{topic} got output from garbage"
+        );
+    }
+    let text = metrics.render();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "auditflow_dead_lettered_total",
+            r#"service="classifier""#
+        ),
+        inputs.len() as u64
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"auditflow_dead_lettered_total{reason="too_large",service="classifier"}"#
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_add_up_to_what_was_consumed() {
+    let mut setup = Setup::new("cls_counters", 2).await;
+    setup.config.sampling =
+        auditflow_core::config::SamplingRates::from_pairs([("user.page.view", 0.0)]);
+    let mut inputs: Vec<Vec<u8>> = recipe_lifecycle();
+    for i in 0..5 {
+        // Rate 0: every one of these low-risk, general-retention views is sampled out.
+        inputs.push(format!(r#"{{"id":"pv-{i}","source":"web","type":"user.page.view","data":{{"user_id":"u{i}"}}}}"#).into_bytes());
+    }
+    for i in 0..3 {
+        // The loop guard.
+        inputs.push(
+            format!(r#"{{"id":"a-{i}","source":"x","type":"audit.user.action","data":{{}}}}"#)
+                .into_bytes(),
+        );
+    }
+    inputs.push(b"garbage".to_vec());
+    inputs.push(br#"{"id":"nu","source":"s","type":"user.profile.viewed"}"#.to_vec());
+    produce(
+        &setup.bootstrap,
+        &setup.input,
+        &inputs.iter().map(|v| structured(v)).collect::<Vec<_>>(),
+    )
+    .await;
+
+    let (shutdown, metrics, health, task) = start_classifier(&setup.config);
+    let (addr, server) = auditflow_kafka::http::serve(
+        "127.0.0.1:0",
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .expect("metrics server");
+    wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
+    let ready = http_get(addr, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let text = http_get(addr, "/metrics").await;
+    shutdown.trigger();
+    task.await
+        .expect("classifier task")
+        .expect("classifier ran");
+    let _ = server.await;
+
+    let svc = r#"service="classifier""#;
+    let consumed = metric_sum(&text, "auditflow_consumed_records_total", svc);
+    let outcome = |o: &str| {
+        metric(
+            &text,
+            &format!(r#"auditflow_processed_records_total{{outcome="{o}",{svc}}}"#),
+        )
+    };
+    assert_eq!(consumed, inputs.len() as u64, "{text}");
+    assert_eq!(
+        outcome("emitted") + outcome("sampled_out") + outcome("ignored") + outcome("dead_lettered"),
+        consumed
+    );
+    assert_eq!(outcome("emitted"), 7);
+    assert_eq!(outcome("sampled_out"), 5);
+    assert_eq!(
+        metric(
+            &text,
+            &format!(r#"auditflow_sampled_out_total{{{svc},type="user.page.view"}}"#)
+        ),
+        5
+    );
+    assert_eq!(outcome("ignored"), 3);
+    assert_eq!(
+        metric(&text, &format!("auditflow_ignored_total{{{svc}}}")),
+        3
+    );
+    assert_eq!(outcome("dead_lettered"), 2);
+    assert_eq!(metric_sum(&text, "auditflow_dead_lettered_total", svc), 2);
+    // Emitted counts match what a read_committed reader finds on each topic.
+    let mut emitted_total = 0;
+    for topic in setup.output_topics() {
+        let found = read_committed(&setup.bootstrap, topic).len() as u64;
+        assert_eq!(
+            metric(
+                &text,
+                &format!(r#"auditflow_emitted_records_total{{{svc},topic="{topic}"}}"#)
+            ),
+            found,
+            "{topic}"
+        );
+        emitted_total += found;
+    }
+    assert_eq!(emitted_total, 8);
+    // Dead letters are counted by reason (above), not as emitted audit records.
+    assert!(
+        metric(
+            &text,
+            &format!(r#"auditflow_transactions_total{{result="committed",{svc}}}"#)
+        ) >= 1
+    );
+    assert!(text.contains("auditflow_end_to_end_latency_seconds_count"));
+    assert!(text.contains("auditflow_batch_write_seconds_count"));
+}
+
+/// A bare HTTP/1.1 GET: status line, headers and body as one string.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
+}
