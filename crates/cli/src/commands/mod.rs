@@ -9,6 +9,8 @@ use crate::cli::{Cli, Command};
 mod classify;
 mod detect;
 mod ndjson;
+mod run;
+mod topics;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let name = match cli.command {
@@ -26,9 +28,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return detect::run(&config, cli.global.json);
         }
-        Command::Run { .. } => "run",
+        Command::Run { service } => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return run::run(service, &config);
+        }
         Command::Migrate => "migrate",
-        Command::Topics { .. } => "topics",
+        Command::Topics { command } => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return topics::run(command, &config, cli.global.json);
+        }
         Command::Query(_) => "query",
         Command::Trail(_) => "trail",
         Command::Gdpr { .. } => "gdpr",
