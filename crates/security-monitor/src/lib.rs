@@ -14,7 +14,7 @@ pub mod monitor;
 
 use auditflow_core::Config;
 use auditflow_kafka::transactional::{self, LoopSpec};
-use auditflow_kafka::{Health, Metrics, Shutdown};
+use auditflow_kafka::{Health, Metrics, Shutdown, topics};
 
 pub use monitor::SecurityMonitor;
 
@@ -30,8 +30,9 @@ pub enum Error {
     Kafka(#[from] auditflow_kafka::Error),
 }
 
-/// Runs the security monitor until `shutdown`: registers its readiness and metrics, then drives
-/// the transactional loop on a blocking thread.
+/// Runs the security monitor until `shutdown`: creates the topics auditflow writes (idempotent;
+/// its inputs are the classifier's outputs, and the blocklist must be compacted), then consumes
+/// `audit.security.event` and `audit.user.action` in group `<group_prefix>security-monitor`.
 pub async fn run(
     config: &Config,
     metrics: &Metrics,
@@ -49,6 +50,7 @@ pub async fn run(
         kafka: config.kafka.clone(),
     };
     let readiness = health.register(SERVICE, true);
+    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await?;
     Ok(())
 }

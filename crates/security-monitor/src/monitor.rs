@@ -30,8 +30,8 @@ use auditflow_kafka::transactional::{Rewind, Transform};
 use auditflow_kafka::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
 
-/// Structured-mode CloudEvents (CloudEvents Kafka binding).
-const CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
+/// Structured-mode CloudEvents (CloudEvents Kafka binding), as the classifier writes them.
+pub const OUTPUT_CONTENT_TYPE: &str = "application/cloudevents+json";
 
 /// The security monitor's record transform.
 pub struct SecurityMonitor {
@@ -110,7 +110,9 @@ impl SecurityMonitor {
         let key = Some(output.key().as_bytes().to_vec());
         match output.to_event() {
             Some(event) => OutputRecord::new(topic, key, event.to_json_bytes())
-                .with_header("content-type", CONTENT_TYPE),
+                .with_header("ce_type", event.ty.as_str())
+                .with_header("ce_id", event.id.as_str())
+                .with_header("content-type", OUTPUT_CONTENT_TYPE),
             // A blocklist tombstone: no value, so compaction removes the ip.
             None => OutputRecord {
                 topic,
