@@ -1,3 +1,84 @@
-//! The auditflow sink service: wires `auditflow-core` to the Kafka runtime.
+//! The auditflow sink service: the audit topics and `security.alerts` in, encrypted CQL rows
+//! out (SPEC sections 1, 6 and 9).
 //!
-//! Not built yet; see ARCHITECTURE.md for what it will do.
+//! Glue between two runtimes: the Kafka harness's at-least-once loop
+//! ([`at_least_once`](auditflow_kafka::at_least_once): batching, per-partition watermarks,
+//! commits only below what is durably written, pause when writes fall behind, retries, dead
+//! letters, metrics) and [`auditflow_store`] (schema, encryption, idempotent writes). What is
+//! here: decoding a record into what the store keeps ([`decode`]), and the [`SinkWriter`] that
+//! writes a batch and says what became of each record.
+//!
+//! Guarantees, and who provides them: a record is stored exactly once because the store's
+//! writes are idempotent (keys from the deterministic event ids) and the harness commits an
+//! offset only when every record below it is written; a database outage makes the write fail,
+//! the harness retry it with backoff and pause consumption — delay, never loss, bounded memory.
+//! A record that can never be stored (not a CloudEvent, unknown type, schema violation) goes to
+//! the dead-letter topic instead of blocking its partition.
+//!
+//! What it is not: it decides nothing about classification or retention (the record carries
+//! its class), and holds no state between batches beyond the store's key cache.
+
+pub mod decode;
+mod writer;
+
+use std::sync::Arc;
+
+use auditflow_core::Config;
+use auditflow_kafka::transactional::LoopSpec;
+use auditflow_kafka::{Health, Metrics, Shutdown, at_least_once};
+use auditflow_store::{KeySource, Store, StoreError};
+
+pub use writer::SinkWriter;
+
+/// The service name: metric label, `auditflow.service` header, group id suffix
+/// (`auditflow-sink` with the default prefix).
+pub const SERVICE: &str = "sink";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kafka(#[from] auditflow_kafka::Error),
+}
+
+/// The topics the sink reads (SPEC section 1).
+pub fn input_topics(config: &Config) -> Vec<String> {
+    let t = &config.topics;
+    vec![
+        t.user_action.clone(),
+        t.data_access.clone(),
+        t.security_event.clone(),
+        t.alerts.clone(),
+    ]
+}
+
+/// Runs the sink until `shutdown`: migrates the schema (idempotent), then consumes the audit
+/// topics in group `<group_prefix>sink`.
+pub async fn run(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let readiness = health.register(SERVICE, true);
+    let store = Store::connect(&config.store, &config.retention).await?;
+    if store.key_source() == KeySource::InsecureDevelopmentKey {
+        tracing::warn!(
+            "the sink seals personal data with the built-in INSECURE development master key: \
+             set [store] master_key_file or ${} for real data",
+            config.store.master_key_env
+        );
+    }
+    let report = store.migrate().await?;
+    tracing::info!(keyspace = %report.keyspace, version = report.current_version, applied = ?report.applied, "schema ready");
+    let writer = SinkWriter::new(Arc::new(store), config.limits.clone());
+    let spec = LoopSpec {
+        service: SERVICE.to_owned(),
+        inputs: input_topics(config),
+        dead_letter_topic: config.topics.dead_letter.clone(),
+        kafka: config.kafka.clone(),
+    };
+    at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
+    Ok(())
+}

@@ -14,7 +14,7 @@ use auditflow_core::RetentionClass;
 use crate::error::{Result, StoreError};
 
 /// The per-user time-series table of a retention class.
-pub(crate) fn class_table(class: RetentionClass) -> &'static str {
+pub fn class_table(class: RetentionClass) -> &'static str {
     match class {
         RetentionClass::Security => "audit_security_by_user",
         RetentionClass::Financial => "audit_financial_by_user",

@@ -11,6 +11,7 @@
 //! between them is repaired by the re-delivery the caller's uncommitted offset guarantees.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -25,7 +26,7 @@ use auditflow_core::RetentionClass;
 
 use crate::record::{Labels, StorableRecord, class_table};
 use crate::schema::{self, SECURITY_BY_TIME, shard_of};
-use crate::statements::class_index;
+use crate::statements::{Statements, class_index};
 
 #[derive(SerializeRow)]
 struct ClassRow<'a> {
@@ -183,35 +184,42 @@ impl Store {
         }
 
         let st = &ready.statements;
-        futures::stream::iter(rows)
-            .map(|row| async move {
-                match &row {
-                    Row::Class(class, values) => {
-                        self.execute(
-                            "write audit row",
-                            &st.class[class_index(*class)].insert,
-                            values,
-                        )
-                        .await
-                    }
-                    Row::Time(values) => {
-                        self.execute("write security row", &st.insert_by_time, values)
-                            .await
-                    }
-                    Row::ById(values) => {
-                        self.execute("write record index", &st.insert_by_id, values)
-                            .await
-                    }
-                    Row::UserDay(values) => {
-                        self.execute("write user day", &st.insert_user_day, values)
-                            .await
-                    }
-                }
-                .map(|_| ())
-            })
+        // Boxed up front: a `map` closure over borrowed rows inside `buffer_unordered` trips
+        // rustc's higher-ranked `Send` inference when callers spawn this future.
+        let writes: Vec<BoxedWrite<'_>> = rows
+            .into_iter()
+            .map(|row| -> BoxedWrite<'_> { Box::pin(self.write_row(st, row)) })
+            .collect();
+        futures::stream::iter(writes)
             .buffer_unordered(self.max_concurrency)
             .try_collect::<()>()
             .await
+    }
+
+    async fn write_row(&self, st: &Statements, row: Row<'_>) -> Result<()> {
+        match &row {
+            Row::Class(class, values) => {
+                self.execute(
+                    "write audit row",
+                    &st.class[class_index(*class)].insert,
+                    values,
+                )
+                .await
+            }
+            Row::Time(values) => {
+                self.execute("write security row", &st.insert_by_time, values)
+                    .await
+            }
+            Row::ById(values) => {
+                self.execute("write record index", &st.insert_by_id, values)
+                    .await
+            }
+            Row::UserDay(values) => {
+                self.execute("write user day", &st.insert_user_day, values)
+                    .await
+            }
+        }
+        .map(|_| ())
     }
 
     pub(crate) fn ttl_secs(&self, class: RetentionClass) -> i64 {
@@ -228,13 +236,21 @@ impl Store {
         records: &'r [StorableRecord],
     ) -> Result<HashMap<Subject<'r>, UserKey>> {
         let subjects: HashSet<Subject<'r>> = records.iter().map(subject_of).collect();
-        futures::stream::iter(subjects)
-            .map(|subject| async move { Ok((subject, self.key_for_write(subject).await?)) })
+        let lookups: Vec<BoxedKey<'_, 'r>> = subjects
+            .into_iter()
+            .map(|subject| -> BoxedKey<'_, 'r> {
+                Box::pin(async move { Ok((subject, self.key_for_write(subject).await?)) })
+            })
+            .collect();
+        futures::stream::iter(lookups)
             .buffer_unordered(self.max_concurrency)
             .try_collect()
             .await
     }
 }
+
+type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+type BoxedKey<'a, 'r> = Pin<Box<dyn Future<Output = Result<(Subject<'r>, UserKey)>> + Send + 'a>>;
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {

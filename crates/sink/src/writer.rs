@@ -1,0 +1,59 @@
+//! The sink's [`BatchWriter`]: decode every record, store the good ones in one call, report a
+//! dead letter for each of the others.
+//!
+//! All-or-nothing per batch: if the store fails, the harness retries the whole batch (writes
+//! are idempotent, so rows already written are simply written again). A record that cannot be
+//! decoded never reaches the store, so one bad record cannot fail, and so block, its batch.
+
+use std::sync::Arc;
+
+use auditflow_core::config::Limits;
+use auditflow_core::retention::RetentionPolicy;
+use auditflow_kafka::InputRecord;
+use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError};
+use auditflow_store::{Store, class_table};
+use chrono::Utc;
+
+use crate::decode::decode;
+
+pub struct SinkWriter {
+    store: Arc<Store>,
+    limits: Limits,
+    policy: RetentionPolicy,
+}
+
+impl SinkWriter {
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        Self {
+            store,
+            limits,
+            policy: RetentionPolicy::new(),
+        }
+    }
+}
+
+impl BatchWriter for SinkWriter {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+        let now = Utc::now();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for input in batch {
+            match decode(input, &self.limits, &self.policy, now) {
+                Ok(record) => {
+                    outcomes.push(Stored::Written {
+                        table: class_table(record.class),
+                        event_time_ms: Some(record.event_time.timestamp_millis()),
+                    });
+                    records.push(record);
+                }
+                Err(letter) => {
+                    // The reason code only: details may quote the record.
+                    tracing::debug!(reason = %letter.reason, topic = %input.topic, offset = input.offset, "dead-lettering");
+                    outcomes.push(Stored::DeadLetter(letter));
+                }
+            }
+        }
+        self.store.write_records(&records).await?;
+        Ok(outcomes)
+    }
+}
