@@ -8,7 +8,9 @@ use crate::cli::{Cli, Command};
 
 mod classify;
 mod detect;
+mod migrate;
 mod ndjson;
+mod query;
 mod run;
 mod topics;
 
@@ -35,7 +37,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return run::run(service, &config);
         }
-        Command::Migrate => "migrate",
+        Command::Migrate => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return migrate::run(&config, cli.global.json);
+        }
         Command::Topics { command } => {
             let config = match crate::config::load(cli.global.config.as_deref()) {
                 Ok(config) => config,
@@ -43,7 +51,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return topics::run(command, &config, cli.global.json);
         }
-        Command::Query(_) => "query",
+        Command::Query(args) => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return query::run(&args, &config, cli.global.json);
+        }
         Command::Trail(_) => "trail",
         Command::Gdpr { .. } => "gdpr",
         Command::Report { .. } => "report",

@@ -1,0 +1,205 @@
+//! `auditflow query --user U [--from T] [--to T] [--action A]... [--limit N] [--page TOKEN]`:
+//! a user's audit trail, newest first, across every retention class (SPEC section 8).
+//!
+//! Bad timestamps, limits and page tokens are usage errors (exit 2), checked before anything
+//! is contacted. A page that has more after it ends with the token for the next one.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use auditflow_core::Config;
+use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use crate::cli::QueryArgs;
+
+pub fn run(args: &QueryArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let query = match Query::parse(args) {
+        Ok(query) => query,
+        Err(usage) => {
+            eprintln!("auditflow query: {usage}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let page = runtime.block_on(async {
+        let store = Store::connect(&config.store, &config.retention).await?;
+        store
+            .query_user(
+                &args.user,
+                query.range,
+                &args.actions,
+                query.limit,
+                query.page.as_ref(),
+            )
+            .await
+    })?;
+    if json {
+        let out = json!({
+            "user_id": args.user,
+            "records": page.records,
+            "next_page": page.next.as_ref().map(ToString::to_string),
+        });
+        println!("{out}");
+    } else {
+        print_table(&args.user, &page);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Query {
+    range: TimeRange,
+    limit: usize,
+    page: Option<PageToken>,
+}
+
+impl Query {
+    fn parse(args: &QueryArgs) -> Result<Self, String> {
+        if args.user.is_empty() {
+            return Err("--user must not be empty".into());
+        }
+        let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(format!("--limit must be between 1 and {MAX_PAGE}"));
+        }
+        let range = TimeRange {
+            from: args
+                .range
+                .from
+                .as_deref()
+                .map(|t| timestamp("--from", t))
+                .transpose()?,
+            to: args
+                .range
+                .to
+                .as_deref()
+                .map(|t| timestamp("--to", t))
+                .transpose()?,
+        };
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from >= to
+        {
+            return Err("--from must be before --to".into());
+        }
+        let page = args
+            .page
+            .as_deref()
+            .map(|t| {
+                PageToken::parse(t)
+                    .map_err(|_| "--page is not a token this command printed".to_owned())
+            })
+            .transpose()?;
+        Ok(Self { range, limit, page })
+    }
+}
+
+/// RFC 3339 (`2026-11-27T10:00:00Z`), or a bare date meaning its midnight UTC.
+pub(crate) fn timestamp(flag: &str, text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(midnight) = day.and_hms_opt(0, 0, 0)
+    {
+        return Ok(midnight.and_utc());
+    }
+    Err(format!(
+        "{flag} {text:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T10:00:00Z) or a date"
+    ))
+}
+
+fn print_table(user: &str, page: &Page) {
+    if page.records.is_empty() {
+        println!("no records for this user");
+        return;
+    }
+    let rows: Vec<[String; 7]> = page.records.iter().map(row).collect();
+    let headers = ["TIME", "CLASS", "KIND", "ACTION", "OUTCOME", "RISK", "IP"];
+    let mut widths = headers.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(&headers.map(str::to_owned));
+    for r in &rows {
+        line(r);
+    }
+    if let Some(next) = &page.next {
+        println!("more: auditflow query --user {user:?} --page {next}");
+    }
+}
+
+fn row(r: &StoredRecord) -> [String; 7] {
+    let data = r.event.as_ref().and_then(|e| e.get("data"));
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("-").to_owned();
+    let label = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    [
+        r.event_time
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        r.class.as_str().to_owned(),
+        r.kind.as_str().to_owned(),
+        label(&r.labels.action),
+        label(&r.labels.outcome),
+        r.labels
+            .risk_level
+            .clone()
+            .or_else(|| r.labels.severity.clone())
+            .unwrap_or_else(|| "-".into()),
+        text(data.and_then(|d| d.get("ip_address").or_else(|| d.get("source_ip")))),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::TimeRange as RangeArgs;
+
+    fn args(from: Option<&str>, to: Option<&str>, limit: u32, page: Option<&str>) -> QueryArgs {
+        QueryArgs {
+            user: "u1".into(),
+            range: RangeArgs {
+                from: from.map(Into::into),
+                to: to.map(Into::into),
+            },
+            actions: vec![],
+            limit,
+            page: page.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn timestamps_and_limits_are_checked_up_front() {
+        assert!(
+            Query::parse(&args(
+                Some("2026-11-27T10:00:00Z"),
+                Some("2026-11-28"),
+                10,
+                None
+            ))
+            .is_ok()
+        );
+        assert!(Query::parse(&args(Some("2026-11-27T10:00:00+02:00"), None, 10, None)).is_ok());
+        for bad in [
+            args(Some("yesterday"), None, 10, None),
+            args(None, Some("2026-13-01"), 10, None),
+            args(Some("2026-11-28"), Some("2026-11-27"), 10, None),
+            args(None, None, 0, None),
+            args(None, None, 10, Some("not-a-token")),
+        ] {
+            assert!(Query::parse(&bad).is_err());
+        }
+    }
+}
