@@ -20,7 +20,7 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
         Service::CausalityIndexer => "causality-indexer",
         Service::All => "all",
     };
-    if service != Service::Classifier {
+    if !matches!(service, Service::Classifier | Service::SecurityMonitor) {
         bail!("`auditflow run {name}` is not implemented yet");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -41,7 +41,16 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
             shutdown.clone(),
         )
         .await?;
-        let result = auditflow_classifier::run(config, &metrics, &health, shutdown.clone()).await;
+        let result: anyhow::Result<()> = match service {
+            Service::SecurityMonitor => {
+                auditflow_security_monitor::run(config, &metrics, &health, shutdown.clone())
+                    .await
+                    .map_err(Into::into)
+            }
+            _ => auditflow_classifier::run(config, &metrics, &health, shutdown.clone())
+                .await
+                .map_err(Into::into),
+        };
         // A service that stopped on its own (an error) takes the metrics server down with it.
         shutdown.trigger();
         let _ = server.await;
