@@ -58,7 +58,14 @@ pub fn transactional_producer_config(
 ) -> ClientConfig {
     let mut config = with_properties(
         settings,
-        &[("linger.ms", "5"), ("transaction.timeout.ms", "60000")],
+        &[
+            ("linger.ms", "5"),
+            // A crashed instance's open transaction holds back `read_committed` readers of its
+            // partitions until the broker aborts it at this timeout (its successor has a new
+            // `transactional.id`, so cannot fence it sooner). One batch takes milliseconds; 10 s
+            // is ample and keeps the stall after a `kill -9` short.
+            ("transaction.timeout.ms", "10000"),
+        ],
     );
     config
         .set("transactional.id", transactional_id)
