@@ -64,6 +64,51 @@ pub trait BatchWriter: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Stored>, WriteError>> + Send;
 }
 
+/// What a store service makes of one record before anything is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<R> {
+    /// A row to write to `table`; `event_time_ms` as in [`Stored::Written`].
+    Row {
+        row: R,
+        table: &'static str,
+        event_time_ms: Option<i64>,
+    },
+    Ignored,
+    DeadLetter(DeadLetter),
+}
+
+/// The first half of a typical [`BatchWriter::write`]: decodes each record of `batch`, giving
+/// the rows to write in one call and, in order, what becomes of each record once they are
+/// written. A dead letter is logged by its reason code only (details may quote the record).
+pub fn split_batch<R>(
+    batch: &[InputRecord],
+    mut decode: impl FnMut(&InputRecord) -> Decoded<R>,
+) -> (Vec<R>, Vec<Stored>) {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for input in batch {
+        outcomes.push(match decode(input) {
+            Decoded::Row {
+                row,
+                table,
+                event_time_ms,
+            } => {
+                rows.push(row);
+                Stored::Written {
+                    table,
+                    event_time_ms,
+                }
+            }
+            Decoded::Ignored => Stored::Ignored,
+            Decoded::DeadLetter(letter) => {
+                tracing::debug!(reason = %letter.reason, topic = %input.topic, offset = input.offset, "dead-lettering");
+                Stored::DeadLetter(letter)
+            }
+        });
+    }
+    (rows, outcomes)
+}
+
 /// First and largest pause between retries of a failed batch write.
 const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
 
@@ -161,8 +206,12 @@ impl<W: BatchWriter> LoopState<W> {
                         self.set_paused(false);
                     }
                 }
-                _ = commit_tick.tick() => self.commit(CommitMode::Async),
-                _ = flush_tick.tick() => self.dispatch(shutdown),
+                _ = commit_tick.tick() => self.commit(),
+                _ = flush_tick.tick() => {
+                    // Also notices an assignment when no record arrives (readiness).
+                    self.handle_rebalance();
+                    self.dispatch(shutdown);
+                }
                 message = self.consumer.recv() => {
                     let message = message.map(|m| InputRecord::from_message(&m));
                     // Rebalance callbacks ran inside that poll, before the message it returned.
@@ -286,13 +335,19 @@ impl<W: BatchWriter> LoopState<W> {
         }
     }
 
-    fn commit(&self, mode: CommitMode) {
+    /// Commits synchronously: a round trip once per interval, and a success really means the
+    /// offsets are stored (an async commit's failure would surface later, after we had moved
+    /// on).
+    fn commit(&self) {
         // Never hold the ledger lock across a librdkafka call: callbacks take it too.
         let commits = lock(&self.ledger).pending_commits();
         if commits.is_empty() {
             return;
         }
-        match self.consumer.commit(&offsets_list(&commits), mode) {
+        match self
+            .consumer
+            .commit(&offsets_list(&commits), CommitMode::Sync)
+        {
             Ok(()) => lock(&self.ledger).mark_committed(&commits),
             Err(err) if is_revoked_state(&err) => {}
             Err(err) => {
@@ -309,7 +364,7 @@ impl<W: BatchWriter> LoopState<W> {
                 self.complete(done);
             }
         }
-        self.commit(CommitMode::Sync);
+        self.commit();
         self.readiness.set_consumer_joined(false);
         tracing::info!(service = %self.spec.service, "leaving the consumer group");
         // Dropping the consumer closes it, serving the final revocation (see `HarnessContext`).
@@ -402,5 +457,48 @@ async fn produce_until_acked(
                 backoff = (backoff * 2).min(RETRY_BACKOFF.1);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, payload: &[u8]) -> InputRecord {
+        InputRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key: None,
+            payload: Some(payload.to_vec()),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn split_batch_keeps_the_order_of_outcomes_and_only_the_rows() {
+        let batch = [record(0, b"row"), record(1, b"bad"), record(2, b"skip")];
+        let (rows, outcomes) = split_batch(&batch, |r| match r.payload() {
+            b"row" => Decoded::Row {
+                row: r.offset,
+                table: "t1",
+                event_time_ms: Some(7),
+            },
+            b"bad" => Decoded::DeadLetter(DeadLetter::new("invalid_json", "not JSON")),
+            _ => Decoded::Ignored,
+        });
+        assert_eq!(rows, [0]);
+        assert_eq!(
+            outcomes,
+            [
+                Stored::Written {
+                    table: "t1",
+                    event_time_ms: Some(7)
+                },
+                Stored::DeadLetter(DeadLetter::new("invalid_json", "not JSON")),
+                Stored::Ignored,
+            ]
+        );
     }
 }
