@@ -114,6 +114,14 @@ impl Params {
     }
 }
 
+impl SecuritySettings {
+    /// Checks what the types cannot (e.g. the grace period is shorter than the window), so a
+    /// configuration loader can reject bad settings up front.
+    pub fn validate(&self) -> Result<(), DetectError> {
+        Params::new(self).map(|_| ())
+    }
+}
+
 fn secs(s: u64) -> TimeDelta {
     TimeDelta::seconds(s.min(MAX_DURATION_SECS) as i64)
 }

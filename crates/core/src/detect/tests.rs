@@ -425,6 +425,26 @@ fn unusual_access_after_an_established_baseline() {
 }
 
 #[test]
+fn failed_attempts_do_not_teach_the_baseline() {
+    let mut events: Vec<_> = (0..20)
+        .map(|i| act(&format!("a{i}"), i * SEC, "erin", "10.0.0.1", "ua-1"))
+        .collect();
+    events.push(obs(
+        InputKind::UserAction,
+        "attacker",
+        25 * SEC,
+        json!({"user_id": "erin", "action": "login_attempt", "outcome": "failure",
+               "ip_address": "10.9.9.9", "user_agent": "ua-2"}),
+    ));
+    events.push(act("x", 30 * SEC, "erin", "10.9.9.9", "ua-2"));
+    let mut d = detector();
+    assert_eq!(
+        alerts(&run(&mut d, &events)),
+        [(Rule::UnusualAccess, ThreatLevel::Medium, 50)]
+    );
+}
+
+#[test]
 fn unusual_volume_and_the_score_ceiling() {
     let settings = SecuritySettings {
         unusual_volume_above: 30,

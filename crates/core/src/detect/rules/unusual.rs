@@ -10,9 +10,10 @@
 //!   (medium), whether or not the baseline is established.
 //! - both novelty and volume → the higher plus 10, capped at 60.
 //!
-//! The action is learned into the baseline after it is judged, so only the first action from a
-//! new place can be novel. Users `unknown` and `system` have no baseline (they are not one
-//! person). A baseline is forgotten after `baseline_idle_secs` without actions; after a restart
+//! Only successful actions are read (failed logins are the other rules' business, and must not
+//! teach a victim's baseline the attacker's ip). The action is learned into the baseline after
+//! it is judged, so only the first action from a new place can be novel. Users `unknown` and
+//! `system` have no baseline (they are not one person). A baseline is forgotten after `baseline_idle_secs` without actions; after a restart
 //! it is rebuilt from the replayed window only, so it must be re-established before novelty
 //! scores again (volume works at once) — the rule errs on the side of silence.
 
@@ -76,9 +77,11 @@ impl Baselines {
         }
     }
 
-    /// Whether the rule reads this action at all.
+    /// Whether the rule reads this action at all: successful actions of a person. (Failures are
+    /// what brute_force and credential_stuffing read; learning from them would let an attacker's
+    /// failed attempts teach the victim's baseline the attacker's ip.)
     pub fn applies(action: &UserActionData) -> bool {
-        !matches!(action.user_id.as_str(), "" | "unknown" | "system")
+        action.outcome == "success" && !matches!(action.user_id.as_str(), "" | "unknown" | "system")
     }
 
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
