@@ -6,6 +6,11 @@
 //! record size (the size is checked before anything is parsed, and nesting depth is checked by a
 //! cheap scan before serde recurses). The JSON is parsed once and taken apart by moving, so
 //! `data` is never copied.
+//!
+//! Beyond SPEC section 2: optional attributes must have their CloudEvents types when present
+//! (`time` RFC 3339, `subject` a string, ...) or the event is `invalid_envelope`, as is a `data`
+//! that is not an object or a `data_base64`; `null` attributes are absent. Nesting depth counts
+//! open arrays and objects, the event object being level 1.
 
 use std::borrow::Cow;
 use std::fmt;

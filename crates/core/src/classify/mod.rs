@@ -6,6 +6,23 @@
 //! record for record. Everything here is a pure function of the input, the configuration and
 //! the fallback time the caller passes in (Kafka record timestamp, or the time a line was read),
 //! which is what makes replays reproduce output ids and sampling decisions exactly.
+//!
+//! Decisions where SPEC is silent (each tested in `tests.rs`):
+//! - A type that no rule covers (neither `user.**`, `system.**` nor `audit.**`) is dead-lettered
+//!   as `unknown_type`: it reached the classifier's topics, so an operator should see it.
+//! - Every output has `time` (the input's, else the fallback), `source` [`OUTPUT_SOURCE`] and
+//!   `datacontenttype` `application/json`; its id is [`output_id`].
+//! - `system.security.**` events carry the derived user id and ip as `user_id` and `source_ip`;
+//!   a security event with neither is keyed `system`. The type `system.security` itself would
+//!   have an empty `event_type`: `schema_violation`.
+//! - Fields copied from `data` are checked against the output schema: `null` is absent, a
+//!   string field accepts an integer (ids often are numbers) as its decimal string, and any
+//!   other type is `schema_violation` naming the field. `data.changes` must be an object and
+//!   `data.geo` `{lat, lon, country?}` with coordinates in range. Flags that only steer a rule
+//!   (`success`, `new_device`, ...) count only when they are the boolean `true`.
+//! - Privileged roles compare ignoring ASCII case (`Admin` is high risk too).
+//! - `samplerate` is written as an integer when whole (`1`); records that cannot be sampled
+//!   out carry `1` whatever rate their type has.
 
 mod derive;
 mod rules;

@@ -1,0 +1,68 @@
+//! Classification throughput against a floor measured in the same run: plain serde_json
+//! (parse to `Value`, serialize back) over the same bytes. The classifier must parse, check,
+//! classify and serialize, so the ratio says what the audit logic costs on top of JSON itself.
+//!
+//! `cargo bench -p auditflow-core --bench classify -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use auditflow_core::{Classified, Classifier, Config};
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+/// The recipe's seven-event user lifecycle (`shared/` sits beside the repository).
+const LIFECYCLE: &str = include_str!("../../../../shared/examples/recipe-lifecycle.ndjson");
+
+/// Traffic of other shapes: system events, sampled page views, a rejected record.
+const OTHERS: &str = r#"{"specversion":"1.0.2","id":"m1","source":"ids","type":"system.security.intrusion.detected","data":{"severity":"critical","blocked":true,"rule":"sqli"},"ipaddress":"198.51.100.7"}
+{"specversion":"1.0","id":"m2","source":"ops","type":"system.backup.completed","time":"2026-11-20T10:00:02Z","data":{"outcome":"success","bytes":123456}}
+{"specversion":"1.0","id":"m3","source":"web","type":"user.page.view","subject":"user:u7","data":{"path":"/pricing"},"correlationid":"c-1"}
+{"specversion":"1.0","id":"m4","source":"web","type":"user.page.view","subject":"user:u8","data":{"path":"/docs"},"correlationid":"c-2"}
+{"specversion":"1.0","id":"m5","source":"web","type":"user.role.changed","subject":"user:u9","data":{"new_role":"admin","old_role":"viewer","changed_by":"u1"}}
+{"specversion":"1.0","id":"m6","source":"web","type":"user.data.read","subject":"user:u9","data":{"data_type":"billing","record_count":40,"sensitive":true}}
+{"id":"m7","source":"web","type":"user.page.view"}"#;
+
+fn lines(text: &str) -> Vec<&[u8]> {
+    text.lines()
+        .filter(|line| !line.is_empty())
+        .map(str::as_bytes)
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let config = Config::from_toml_str("[sampling]\n\"user.page.view\" = 0.5\n").unwrap();
+    let classifier = Classifier::new(&config).unwrap();
+    let fallback = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+    let lifecycle = lines(LIFECYCLE);
+    let mix: Vec<&[u8]> = lines(LIFECYCLE).into_iter().chain(lines(OTHERS)).collect();
+
+    for (name, events) in [("lifecycle", &lifecycle), ("mix", &mix)] {
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(events.len() as u64));
+        group.bench_function("serde_json_parse_serialize", |b| {
+            b.iter(|| {
+                for line in events.iter() {
+                    let value: serde_json::Value = serde_json::from_slice(black_box(line)).unwrap();
+                    black_box(serde_json::to_vec(&value).unwrap());
+                }
+            })
+        });
+        group.bench_function("classify_and_serialize", |b| {
+            b.iter(|| {
+                for line in events.iter() {
+                    if let Classified::Emit(outputs) =
+                        classifier.classify_structured(black_box(line), fallback)
+                    {
+                        for output in &outputs {
+                            black_box(serde_json::to_vec(output).unwrap());
+                        }
+                    }
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
