@@ -242,13 +242,13 @@ fn observe_event(
     }
 }
 
-/// `classify` writes `{"topic", "key", "value"}` and dead-letter lines `{"topic", "error", ...}`;
-/// a CloudEvent has no `topic` attribute of its own (it would be an extension, and extension
-/// names are what producers choose — so require the wrapper's shape, not just the name).
+/// `classify` writes `{"topic", "key", "value"}` and dead-letter lines `{"topic", "error", ...}`.
+/// A CloudEvent always has a `type` and never needs a wrapper's shape, so a line with `type` is
+/// an event even if a producer gave it `topic` and `value` extensions.
 fn is_classify_line(object: &Map<String, Value>) -> bool {
     object.get("topic").is_some_and(Value::is_string)
         && (object.contains_key("value") || object.contains_key("error"))
-        && !object.contains_key("specversion")
+        && !object.contains_key("type")
 }
 
 fn rejected_by_core(bytes: &[u8], config: &Config) -> Routed {
