@@ -82,6 +82,14 @@ impl InputRecord {
     pub fn payload(&self) -> &[u8] {
         self.payload.as_deref().unwrap_or_default()
     }
+
+    /// The headers that carry a value, in record order, as `(name, value)`: the shape the
+    /// core's CloudEvents decoder (`auditflow_core::envelope::decode_record`) takes.
+    pub fn valued_headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?)))
+    }
 }
 
 /// A record to produce.

@@ -21,6 +21,7 @@
 //! (no tablets, `USING TIMEOUT`, `BYPASS CACHE`, CDC, secondary indexes or views).
 
 mod cache;
+pub mod causality;
 mod crypto;
 mod error;
 mod exec;

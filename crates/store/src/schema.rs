@@ -26,7 +26,7 @@ use auditflow_core::RetentionClass;
 use crate::record::class_table;
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 1;
+pub(crate) const LATEST_VERSION: i32 = 2;
 
 /// Shards per day of `security_by_time`. Part of the stored layout: changing it makes rows
 /// already written under another count unreachable, so it is a constant, not a setting.
@@ -95,11 +95,18 @@ const LABEL_COLUMNS: &str = "kind text, event_type text, action text, outcome te
      risk_level text, severity text, blocked boolean, data_type text, record_count bigint, \
      sensitive boolean, sample_rate double";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "audit tables per retention class, security by time, lookups, keys",
-    statements: v1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "audit tables per retention class, security by time, lookups, keys",
+        statements: v1,
+    },
+    Migration {
+        version: 2,
+        description: "causality index: nodes, parent to children, correlation members",
+        statements: crate::causality::migration,
+    },
+];
 
 fn v1(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;

@@ -172,7 +172,11 @@ impl Statements {
     }
 }
 
-async fn prepare(session: &Session, cql: String, idempotent: bool) -> Result<PreparedStatement> {
+pub(crate) async fn prepare(
+    session: &Session,
+    cql: String,
+    idempotent: bool,
+) -> Result<PreparedStatement> {
     let mut statement = session.prepare(cql).await.map_err(|e| StoreError::Read {
         context: "prepare statement",
         detail: e.to_string(),
