@@ -1,3 +1,94 @@
-//! The auditflow causality-indexer service: wires `auditflow-core` to the Kafka runtime.
+//! The auditflow causality indexer: the audit topics, `security.alerts` and `security.actions`
+//! in, the causality graph out (SPEC sections 1, 6 and 8) — and the walk over that graph that
+//! `auditflow trail` prints.
 //!
-//! Not built yet; see ARCHITECTURE.md for what it will do.
+//! For every record it keeps the record's id, type, time, `causationid`, `correlationid`,
+//! `originaltype`, topic and a few non-personal labels, as a node, as a child of its cause
+//! (the edge parent → children) and as a member of its conversation (correlation id → members
+//! in time order); see `auditflow_store::causality` for the tables. Nothing personal: no user
+//! id, ip, subject or data.
+//!
+//! What it reads, and why:
+//! - the three audit topics: every audit record names its input event as its cause, so the
+//!   producers' events — never on these topics themselves — become nodes known as parents;
+//! - `security.alerts` (an alert's cause is the event that raised it) and `security.actions`
+//!   (an action's cause is its alert): SPEC section 1 lists only the alerts, but without the
+//!   actions a trail would stop one step short of what was done about an attack;
+//! - not the dead-letter topic: it holds rejected bytes, not audit records — often not a
+//!   CloudEvent at all, and when it is one, an input event the pipeline refused, not something
+//!   caused by the pipeline;
+//! - not `security.blocklist`: a compacted table of current blocks (an upsert per ip, a
+//!   tombstone on expiry), not a stream of events.
+//!
+//! Guarantees, and who provides them: the Kafka harness's at-least-once loop
+//! ([`at_least_once`](auditflow_kafka::at_least_once)) commits an offset only when every record
+//! below it is written, and the store's writes are upserts keyed by the records' deterministic
+//! ids: each record is stored exactly once across crashes, rebalances and outages. A record
+//! that is not a CloudEvent is dead-lettered rather than block its partition.
+//!
+//! What it is not: it judges nothing (a record's cause is what the record says) and holds no
+//! state between batches; the trail walk ([`trail`]) trusts nothing and reports cycles and
+//! effects dated before their causes.
+
+pub mod extract;
+pub mod trail;
+mod writer;
+
+use std::sync::Arc;
+
+use auditflow_core::Config;
+use auditflow_kafka::transactional::LoopSpec;
+use auditflow_kafka::{Health, Metrics, Shutdown, at_least_once, topics};
+use auditflow_store::causality::CausalityIndex;
+use auditflow_store::{Store, StoreError};
+
+pub use writer::IndexWriter;
+
+/// The service name: metric label, `auditflow.service` header, group id suffix
+/// (`auditflow-causality-indexer` with the default prefix).
+pub const SERVICE: &str = "causality-indexer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kafka(#[from] auditflow_kafka::Error),
+}
+
+/// The topics the indexer reads (see the crate docs for what it leaves out, and why).
+pub fn input_topics(config: &Config) -> Vec<String> {
+    let t = &config.topics;
+    vec![
+        t.user_action.clone(),
+        t.data_access.clone(),
+        t.security_event.clone(),
+        t.alerts.clone(),
+        t.actions.clone(),
+    ]
+}
+
+/// Runs the indexer until `shutdown`: migrates the schema and creates the topics (both
+/// idempotent), then consumes its inputs in group `<group_prefix>causality-indexer`.
+pub async fn run(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let readiness = health.register(SERVICE, true);
+    let store = Store::connect(&config.store, &config.retention).await?;
+    let report = store.migrate().await?;
+    tracing::info!(keyspace = %report.keyspace, version = report.current_version, applied = ?report.applied, "schema ready");
+    let index = CausalityIndex::open(Arc::new(store)).await?;
+    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
+    let spec = LoopSpec {
+        service: SERVICE.to_owned(),
+        inputs: input_topics(config),
+        dead_letter_topic: config.topics.dead_letter.clone(),
+        kafka: config.kafka.clone(),
+    };
+    let writer = IndexWriter::new(Arc::new(index), config.limits.clone());
+    at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! The indexer's [`BatchWriter`]: extract every record, write the indexable ones in one call,
+//! report a dead letter for each of the others.
+//!
+//! All-or-nothing per batch: if the store fails, the harness retries the whole batch (writes
+//! are idempotent upserts keyed by ids, so rows already written are simply written again). A
+//! record that cannot be indexed never reaches the store, so it cannot block its partition.
+
+use std::sync::Arc;
+
+use auditflow_core::config::Limits;
+use auditflow_kafka::InputRecord;
+use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError, split_batch};
+use auditflow_store::causality::CausalityIndex;
+use chrono::Utc;
+
+use crate::extract::extract;
+
+pub struct IndexWriter {
+    index: Arc<CausalityIndex>,
+    limits: Limits,
+}
+
+impl IndexWriter {
+    pub fn new(index: Arc<CausalityIndex>, limits: Limits) -> Self {
+        Self { index, limits }
+    }
+}
+
+impl BatchWriter for IndexWriter {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+        let now = Utc::now();
+        let (records, outcomes) = split_batch(batch, |input| extract(input, &self.limits, now));
+        self.index.write(&records).await?;
+        Ok(outcomes)
+    }
+}
