@@ -17,7 +17,8 @@
 //! behind its key's newest event is *late*: it is inserted where it belongs and judged at the
 //! worst of the windows it now belongs to — so a burst whose events arrive shuffled alerts as
 //! the sorted burst would (the alert's window may then end after the late event). An event
-//! further behind is *too late*: it is counted in [`DetectStats::too_late`] and not judged.
+//! further behind is *too late* for that key: the rules keyed there do not judge it, and it is
+//! counted in [`DetectStats::too_late`].
 //!
 //! # Threat level, episodes and deduplication
 //! Every applicable rule scores the event; its threat level is the highest score (ties go to
@@ -111,7 +112,7 @@ pub struct DetectStats {
     pub observed: u64,
     /// ... of them in replay mode.
     pub replayed: u64,
-    /// Observations further behind their key than the grace period: not judged.
+    /// Observations further behind a key than the grace period (not judged by its rules).
     pub too_late: u64,
     pub alerts: u64,
     pub actions: u64,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Finding, Judgement, evidence};
+use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
 use crate::detect::keyed::KeyedState;
 use crate::detect::level::Rule;
@@ -48,14 +48,7 @@ impl FailedLogins {
 
     pub fn observe(&mut self, obs: &Observation, ip: &str, p: &Params) -> Judgement {
         let state = self.keys.touch(ip, obs.time);
-        let arrival = state.timeline.arrival(obs.time, p.window, p.grace);
-        match arrival {
-            Arrival::TooLate => return None,
-            Arrival::InOrder {
-                opens_episode: true,
-            } => state.episode.reset(),
-            _ => {}
-        }
+        let arrival = admit(&state.timeline, &mut state.episode, obs.time, p)?;
         let user = obs.known_user().map(Arc::from);
         state.timeline.insert(
             obs.time,

@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::episode::Episode;
 use super::level::Rule;
-use super::timeline::{Stamped, Timeline};
+use super::params::Params;
+use super::timeline::{Arrival, Stamped, Timeline};
 
 /// One rule's verdict on one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,25 @@ pub(crate) struct Finding {
 
 /// A family's answer: `None` when the event arrived beyond the grace period and was not judged.
 pub(crate) type Judgement = Option<Vec<Finding>>;
+
+/// Where an event at `time` falls in its key's timeline, or `None` when it is too late to judge.
+/// An event that opens an episode (the key's window was empty) resets its alerted levels.
+pub(crate) fn admit<E>(
+    timeline: &Timeline<E>,
+    episode: &mut Episode,
+    time: DateTime<Utc>,
+    p: &Params,
+) -> Option<Arrival> {
+    let arrival = timeline.arrival(time, p.window, p.grace);
+    match arrival {
+        Arrival::TooLate => return None,
+        Arrival::InOrder {
+            opens_episode: true,
+        } => episode.reset(),
+        Arrival::InOrder { .. } | Arrival::Late => {}
+    }
+    Some(arrival)
+}
 
 /// The ids of the newest `max` entries of `range`, oldest first.
 pub(crate) fn evidence<E>(

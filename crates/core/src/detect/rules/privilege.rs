@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use super::{Finding, Judgement, evidence};
+use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
 use crate::detect::keyed::KeyedState;
 use crate::detect::level::Rule;
 use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
-use crate::detect::timeline::{Arrival, Timeline};
+use crate::detect::timeline::Timeline;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct GrantState {
@@ -43,13 +43,7 @@ impl Grants {
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
         let user = action.user_id.as_str();
         let state = self.keys.touch(user, obs.time);
-        match state.timeline.arrival(obs.time, p.window, p.grace) {
-            Arrival::TooLate => return None,
-            Arrival::InOrder {
-                opens_episode: true,
-            } => state.episode.reset(),
-            _ => {}
-        }
+        admit(&state.timeline, &mut state.episode, obs.time, p)?;
         state
             .timeline
             .insert(obs.time, obs.id.clone(), p.max_events_per_key);

@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use super::{Finding, Judgement};
+use super::{Finding, Judgement, admit};
 use crate::detect::episode::Episode;
 use crate::detect::keyed::KeyedState;
 use crate::detect::level::Rule;
 use crate::detect::observation::{Geo, Observation};
 use crate::detect::params::{Params, earlier};
-use crate::detect::timeline::{Arrival, Stamped, Timeline};
+use crate::detect::timeline::{Stamped, Timeline};
 
 /// Mean Earth radius (IUGG), in km.
 pub(crate) const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -50,14 +50,7 @@ impl Logins {
 
     pub fn observe(&mut self, obs: &Observation, user: &str, geo: Geo, p: &Params) -> Judgement {
         let state = self.keys.touch(user, obs.time);
-        let arrival = state.timeline.arrival(obs.time, p.window, p.grace);
-        match arrival {
-            Arrival::TooLate => return None,
-            Arrival::InOrder {
-                opens_episode: true,
-            } => state.episode.reset(),
-            _ => {}
-        }
+        admit(&state.timeline, &mut state.episode, obs.time, p)?;
         let at = state.timeline.insert(
             obs.time,
             Login {

@@ -21,13 +21,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Finding, Judgement, evidence};
+use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
 use crate::detect::keyed::KeyedState;
 use crate::detect::level::Rule;
 use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
-use crate::detect::timeline::{Arrival, Timeline};
+use crate::detect::timeline::Timeline;
 
 /// The rule's score ceiling (SPEC: never above 60).
 const MAX_SCORE: u8 = 60;
@@ -87,13 +87,7 @@ impl Baselines {
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
         let user = action.user_id.as_str();
         let b = self.keys.touch(user, obs.time);
-        match b.actions.arrival(obs.time, p.window, p.grace) {
-            Arrival::TooLate => return None,
-            Arrival::InOrder {
-                opens_episode: true,
-            } => b.episode.reset(),
-            _ => {}
-        }
+        admit(&b.actions, &mut b.episode, obs.time, p)?;
         let established = b.learned >= p.baseline_min_actions;
         let new_ip = action
             .ip_address
