@@ -13,6 +13,7 @@ mod ndjson;
 mod query;
 mod run;
 mod topics;
+mod trail;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let name = match cli.command {
@@ -58,7 +59,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             return query::run(&args, &config, cli.global.json);
         }
-        Command::Trail(_) => "trail",
+        Command::Trail(args) => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return trail::run(&args, &config, cli.global.json);
+        }
         Command::Gdpr { .. } => "gdpr",
         Command::Report { .. } => "report",
         Command::Demo => "demo",

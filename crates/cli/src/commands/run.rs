@@ -20,7 +20,10 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
         Service::CausalityIndexer => "causality-indexer",
         Service::All => "all",
     };
-    if !matches!(service, Service::Classifier | Service::SecurityMonitor) {
+    if !matches!(
+        service,
+        Service::Classifier | Service::SecurityMonitor | Service::CausalityIndexer
+    ) {
         bail!("`auditflow run {name}` is not implemented yet");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -44,6 +47,11 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
         let result: anyhow::Result<()> = match service {
             Service::SecurityMonitor => {
                 auditflow_security_monitor::run(config, &metrics, &health, shutdown.clone())
+                    .await
+                    .map_err(Into::into)
+            }
+            Service::CausalityIndexer => {
+                auditflow_causality_indexer::run(config, &metrics, &health, shutdown.clone())
                     .await
                     .map_err(Into::into)
             }
