@@ -1,0 +1,197 @@
+//! Helpers shared by the sink's integration tests (included with `#[path]`): a config with
+//! fresh topics, group and keyspace; audit records as the classifier and the security monitor
+//! write them; counting what the store holds with plain CQL. Kafka helpers are the classifier
+//! tests' (`classifier_common.rs`), not a second copy.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::{Duration, Instant};
+
+use auditflow_core::Config;
+use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_kafka::{Health, Metrics, Shutdown};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+#[path = "classifier_common.rs"]
+mod kafka;
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use kafka::{DEADLINE, Input, create_topic, produce, read_committed};
+
+/// One test's private topics, group and keyspace.
+pub struct SinkSetup {
+    pub bootstrap: String,
+    pub config: Config,
+}
+
+impl SinkSetup {
+    pub async fn new(name: &str) -> Self {
+        let setup = kafka::Setup::new(name, 1).await;
+        let mut config = setup.config;
+        config.store.nodes = require_cql();
+        config.store.keyspace = unique_name(name);
+        // The tests choose the key: not whatever this process's environment holds.
+        config.store.master_key_env = String::new();
+        config.kafka.batch_max_records = 200;
+        config.kafka.commit_interval_ms = 200;
+        for topic in sink_topics(&config) {
+            create_topic(&setup.bootstrap, &topic, 3).await;
+        }
+        create_topic(&setup.bootstrap, &config.topics.dead_letter, 1).await;
+        Self {
+            bootstrap: setup.bootstrap,
+            config,
+        }
+    }
+
+    pub fn group(&self) -> String {
+        format!(
+            "{}{}",
+            self.config.kafka.group_prefix,
+            auditflow_sink::SERVICE
+        )
+    }
+
+    /// Waits until the sink's group has committed everything now in its four topics: every
+    /// record below is durably stored (or dead-lettered).
+    pub async fn wait_caught_up(&self) {
+        for topic in sink_topics(&self.config) {
+            kafka::wait_caught_up(&self.bootstrap, &self.group(), &topic).await;
+        }
+    }
+
+    /// Distinct records the store holds (`records_by_id` has one row per stored id).
+    pub async fn stored_ids(&self) -> i64 {
+        count(&self.config.store.keyspace, "records_by_id").await
+    }
+
+    pub async fn drop_keyspace(&self) {
+        let _ = session()
+            .await
+            .query_unpaged(
+                format!("DROP KEYSPACE IF EXISTS {}", self.config.store.keyspace),
+                (),
+            )
+            .await;
+    }
+}
+
+pub fn sink_topics(config: &Config) -> Vec<String> {
+    auditflow_sink::input_topics(config)
+}
+
+pub async fn session() -> Session {
+    SessionBuilder::new()
+        .known_nodes(require_cql())
+        .build()
+        .await
+        .expect("CQL session")
+}
+
+pub async fn count(keyspace: &str, table: &str) -> i64 {
+    session()
+        .await
+        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.{table}"), ())
+        .await
+        .expect("count")
+        .into_rows_result()
+        .expect("rows")
+        .single_row::<(i64,)>()
+        .expect("one row")
+        .0
+}
+
+/// Stored records (rows of `records_by_id`), read directly; 0 while the sink has not created
+/// the schema yet.
+pub async fn stored_or_zero(keyspace: &str) -> i64 {
+    let result = session()
+        .await
+        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.records_by_id"), ())
+        .await;
+    match result {
+        Ok(r) => r
+            .into_rows_result()
+            .ok()
+            .and_then(|r| r.single_row::<(i64,)>().ok())
+            .map_or(0, |(n,)| n),
+        Err(_) => 0,
+    }
+}
+
+/// Polls `check` until it holds; fails the test after [`DEADLINE`].
+pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Starts the sink in this process: its shutdown switch and task.
+pub fn start_sink(
+    config: &Config,
+) -> (
+    Shutdown,
+    tokio::task::JoinHandle<Result<(), auditflow_sink::Error>>,
+) {
+    let shutdown = Shutdown::new();
+    let (config, stop) = (config.clone(), shutdown.clone());
+    let task = tokio::spawn(async move {
+        let metrics = Metrics::new().expect("metrics");
+        auditflow_sink::run(&config, &metrics, &Health::new(), stop).await
+    });
+    (shutdown, task)
+}
+
+/// `audit.user.action` number `i` of `user`, as the classifier writes it (structured mode),
+/// keyed by the user.
+pub fn user_action(i: usize, user: &str) -> Input {
+    let minute = i % 60;
+    let hour = (i / 60) % 24;
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": format!("ua-{i}"), "source": "/auditflow/classifier",
+        "type": "audit.user.action", "subject": format!("user:{user}"),
+        "time": format!("2026-11-2{}T{hour:02}:{minute:02}:00Z", i % 3),
+        "causationid": format!("in-{i}"), "correlationid": format!("in-{i}"),
+        "originaltype": "user.page.view", "retention": "general", "samplerate": 1,
+        "data": {"user_id": user, "action": "user.page.view", "outcome": "success",
+                 "risk_level": "low", "ip_address": "192.0.2.10", "user_agent": "test-agent"}
+    });
+    (
+        Some(user.to_owned()),
+        serde_json::to_vec(&value).unwrap(),
+        Vec::new(),
+    )
+}
+
+/// `audit.security.event` number `i`: a failed login from one ip.
+pub fn security_event(i: usize, user: &str) -> Input {
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": format!("se-{i}"), "source": "/auditflow/classifier",
+        "type": "audit.security.event", "time": format!("2026-11-21T12:00:{:02}Z", i % 60),
+        "retention": "security",
+        "data": {"event_type": "failed_login", "severity": "warning", "user_id": user,
+                 "source_ip": "198.51.100.7", "details": {"attempt": i}}
+    });
+    (
+        Some("198.51.100.7".into()),
+        serde_json::to_vec(&value).unwrap(),
+        Vec::new(),
+    )
+}
+
+/// `security.alert` number `i`, about an ip only.
+pub fn alert(i: usize) -> Input {
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": format!("al-{i}"), "source": "/auditflow/security-monitor",
+        "type": "security.alert", "time": "2026-11-21T12:01:00Z",
+        "data": {"level": "high", "rule": "brute_force", "score": 80, "source_ip": "198.51.100.7",
+                 "count": 11, "window_start": "2026-11-21T11:51:00Z",
+                 "window_end": "2026-11-21T12:01:00Z", "evidence": [format!("se-{i}")]}
+    });
+    (
+        Some("198.51.100.7".into()),
+        serde_json::to_vec(&value).unwrap(),
+        Vec::new(),
+    )
+}
