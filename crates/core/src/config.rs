@@ -322,6 +322,12 @@ pub struct SecuritySettings {
     pub baseline_idle_secs: u64,
     /// How long a `block_ip` action and its blocklist entry last.
     pub block_duration_secs: u64,
+    /// After a restart or rebalance the security monitor replays this much of each assigned
+    /// partition's history (by record time) before judging new records. At least window +
+    /// grace (SPEC: the windows); the default also covers the block duration, so blocks raised
+    /// before the restart are re-armed and still get their blocklist tombstone. Lower it for
+    /// very high volumes if a shorter rebalance pause matters more.
+    pub rebuild_lookback_secs: u64,
     /// Window state of an ip or user is dropped after this long without events (event time; at
     /// least window + grace). Generous, so partitions consumed at different speeds keep theirs.
     pub idle_key_secs: u64,
@@ -352,6 +358,7 @@ impl Default for SecuritySettings {
             baseline_max_known: 16,
             baseline_idle_secs: 7 * 24 * 3600,
             block_duration_secs: 3600,
+            rebuild_lookback_secs: 3600 + 120,
             idle_key_secs: 3600,
             max_keys: 100_000,
             max_events_per_key: 1_000,

@@ -9,16 +9,16 @@
 //! another one's time. The `[security]` memory caps apply per partition.
 //!
 //! # Rebuilding after a restart or rebalance
-//! On assignment the monitor asks the loop to rewind each partition to the first record of the
-//! last window + grace (by record timestamp, `offsets_for_times`). The loop replays the records
-//! below the committed offset through [`Transform::replay`] — the detector rebuilds windows,
-//! episodes and blocks in [`Mode::Replay`] and emits nothing, because those records' outputs were
-//! committed with their offsets — then judges records from the committed offset on. An alert
-//! whose evidence was already judged is therefore never emitted twice, and one whose raising
-//! event was not committed is emitted (with the same deterministic id) exactly once.
-//!
-//! Blocks raised before the replayed span are not re-armed, so their tombstones are not emitted
-//! after a restart; blocklist entries carry `expires_at`, which readers must honour anyway.
+//! On assignment the monitor asks the loop to rewind each partition by `rebuild_lookback_secs`
+//! of record time (`offsets_for_times`): at least a window plus the grace period, by default
+//! also the block duration. The loop replays the records below the committed offset through
+//! [`Transform::replay`] — the detector rebuilds windows, episodes and blocks in
+//! [`Mode::Replay`] and emits nothing, because those records' outputs were committed with their
+//! offsets — then judges records from the committed offset on. An alert whose evidence was
+//! already judged is therefore never emitted twice, and one whose raising event was not
+//! committed is emitted (with the same deterministic id) exactly once. Blocks raised within the
+//! lookback are re-armed, so their blocklist tombstones still go out; a tombstone goes out with
+//! the first record of its partition whose event time is past the expiry.
 
 use std::collections::HashMap;
 
@@ -40,7 +40,7 @@ pub struct SecurityMonitor {
     /// A fresh detector with the validated settings, cloned for every partition.
     fresh: Detector,
     detectors: HashMap<Partition, Detector>,
-    /// How far back a newly assigned partition is replayed: one window plus the grace period.
+    /// How far back a newly assigned partition is replayed (`rebuild_lookback_secs`).
     lookback_ms: i64,
     /// Wall clock in ms since the epoch (injectable for tests).
     now_ms: fn() -> i64,
@@ -50,7 +50,7 @@ impl SecurityMonitor {
     /// Validates the `[security]` settings.
     pub fn new(config: &Config) -> Result<Self, DetectError> {
         let security = &config.security;
-        let lookback_secs = security.window_secs.saturating_add(security.grace_secs);
+        let lookback_secs = security.rebuild_lookback_secs;
         Ok(Self {
             topics: config.topics.clone(),
             limits: config.limits.clone(),
@@ -188,12 +188,19 @@ mod tests {
     }
 
     fn failure(offset: i64, second: i64) -> InputRecord {
+        failure_at(
+            offset,
+            &format!("2024-01-01T00:00:{second:02}Z"),
+            "10.0.0.1",
+        )
+    }
+
+    fn failure_at(offset: i64, time: &str, ip: &str) -> InputRecord {
         let value = json!({
             "specversion": "1.0", "id": format!("e{offset}"), "source": "classifier",
-            "type": "audit.security.event", "correlationid": "c1",
-            "time": format!("2024-01-01T00:00:{second:02}Z"),
+            "type": "audit.security.event", "correlationid": "c1", "time": time,
             "data": {"event_type": "failed_login", "severity": "warning", "details": {},
-                     "source_ip": "10.0.0.1", "user_id": "alice"}});
+                     "source_ip": ip, "user_id": "alice"}});
         InputRecord {
             topic: "audit.security.event".into(),
             partition: 0,
@@ -221,9 +228,10 @@ mod tests {
         let mut m = monitor();
         let p = Partition::new("audit.security.event", 0);
         let rewinds = m.on_assigned(std::slice::from_ref(&p));
+        // The default lookback: the block duration (1 h) plus the grace period.
         assert_eq!(
             rewinds,
-            [(p, Rewind::ToTimestamp(T0_MS + 3_600_000 - 720_000))]
+            [(p, Rewind::ToTimestamp(T0_MS + 3_600_000 - 3_720_000))]
         );
         let out: Vec<OutputRecord> = (0..21)
             .flat_map(|i| emitted(m.transform(&failure(i, i))))
@@ -285,6 +293,23 @@ mod tests {
             .flat_map(|r| emitted(straight.transform(r)))
             .collect();
         assert_eq!(value(&all[2])["id"], alerts[0]["id"]);
+    }
+
+    #[test]
+    fn a_restart_re_arms_blocks_so_their_tombstones_still_go_out() {
+        let p = Partition::new("audit.security.event", 0);
+        let mut m = monitor();
+        m.on_assigned(std::slice::from_ref(&p));
+        for i in 0..21 {
+            m.replay(&failure(i, i));
+        }
+        // Past the block's expiry (1 h after the 21st failure), in event time.
+        let later = failure_at(21, "2024-01-01T01:00:21Z", "10.0.0.2");
+        let out = emitted(m.transform(&later));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].topic, "security.blocklist");
+        assert_eq!(out[0].key.as_deref(), Some(&b"10.0.0.1"[..]));
+        assert_eq!(out[0].payload, None, "a tombstone");
     }
 
     #[test]

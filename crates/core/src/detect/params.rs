@@ -79,6 +79,9 @@ impl Params {
                  credential_stuffing_min_users, unusual_volume_above)",
             );
         }
+        if s.rebuild_lookback_secs < s.window_secs + s.grace_secs {
+            return invalid("rebuild_lookback_secs must be at least window_secs + grace_secs");
+        }
         if s.idle_key_secs < s.window_secs + s.grace_secs {
             return invalid("idle_key_secs must be at least window_secs + grace_secs");
         }
@@ -174,6 +177,10 @@ mod tests {
             },
             SecuritySettings {
                 max_keys: 0,
+                ..Default::default()
+            },
+            SecuritySettings {
+                rebuild_lookback_secs: 700,
                 ..Default::default()
             },
             SecuritySettings {
