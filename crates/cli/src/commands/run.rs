@@ -22,7 +22,7 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
     };
     if !matches!(
         service,
-        Service::Classifier | Service::SecurityMonitor | Service::CausalityIndexer
+        Service::Classifier | Service::SecurityMonitor | Service::Sink | Service::CausalityIndexer
     ) {
         bail!("`auditflow run {name}` is not implemented yet");
     }
@@ -50,6 +50,9 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(Into::into)
             }
+            Service::Sink => auditflow_sink::run(config, &metrics, &health, shutdown.clone())
+                .await
+                .map_err(Into::into),
             Service::CausalityIndexer => {
                 auditflow_causality_indexer::run(config, &metrics, &health, shutdown.clone())
                     .await
