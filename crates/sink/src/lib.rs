@@ -66,8 +66,7 @@ pub async fn run(
     if store.key_source() == KeySource::InsecureDevelopmentKey {
         tracing::warn!(
             "the sink seals personal data with the built-in INSECURE development master key: \
-             set [store] master_key_file or ${} for real data",
-            config.store.master_key_env
+             set [store] master_key_file or master_key_env for real data"
         );
     }
     let report = store.migrate().await?;
