@@ -77,6 +77,25 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}_{micros}_{n}", std::process::id())
 }
 
+/// The `auditflow` binary `cargo build` put next to the running test executable
+/// (`target/<profile>/auditflow`), for tests that run, kill and restart the real thing;
+/// `cargo xtask test` builds it. Panics with what to run when it is missing.
+pub fn auditflow_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/auditflow
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("auditflow");
+    assert!(
+        path.exists(),
+        "{} not found: build it with `cargo build -p auditflow-cli`",
+        path.display()
+    );
+    path
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

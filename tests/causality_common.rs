@@ -1,0 +1,169 @@
+//! Helpers shared by the causality indexer's integration tests (included with `#[path]`): a
+//! config with fresh topics, group and keyspace (the sink tests' setup, plus the actions
+//! topic), starting the indexer in this process or as the real binary, waiting until its group
+//! has committed everything, and reading the causality tables with plain CQL.
+
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
+
+use std::process::{Child, Command, Stdio};
+
+use auditflow_core::Config;
+use auditflow_kafka::{Health, Metrics, Shutdown};
+use auditflow_store::Store;
+use auditflow_store::causality::CausalityIndex;
+use scylla::value::{CqlValue, Row};
+
+#[path = "sink_common.rs"]
+mod sink;
+pub use sink::{DEADLINE, Input, count, create_topic, eventually, produce, session};
+
+#[path = "classifier_common.rs"]
+mod kafka;
+pub use kafka::recipe_lifecycle;
+
+/// The tables the indexer writes.
+pub const TABLES: [&str; 5] = [
+    "causality_nodes",
+    "causality_children",
+    "causality_child_days",
+    "causality_members",
+    "causality_member_days",
+];
+
+/// One test's private topics, group and keyspace.
+pub struct IndexerSetup {
+    pub bootstrap: String,
+    pub config: Config,
+}
+
+impl IndexerSetup {
+    pub async fn new(name: &str) -> Self {
+        let sink::SinkSetup { bootstrap, config } = sink::SinkSetup::new(name).await;
+        create_topic(&bootstrap, &config.topics.actions, 3).await;
+        Self { bootstrap, config }
+    }
+
+    pub fn group(&self) -> String {
+        format!(
+            "{}{}",
+            self.config.kafka.group_prefix,
+            auditflow_causality_indexer::SERVICE
+        )
+    }
+
+    /// Waits until the indexer's group has committed everything now in its inputs: every
+    /// record below is durably indexed (or dead-lettered).
+    pub async fn wait_caught_up(&self) {
+        for topic in auditflow_causality_indexer::input_topics(&self.config) {
+            kafka::wait_caught_up(&self.bootstrap, &self.group(), &topic).await;
+        }
+    }
+
+    /// The causality tables, through the store (after the indexer, or `migrate`, ran).
+    pub async fn index(&self) -> CausalityIndex {
+        let store = Store::connect(&self.config.store, &self.config.retention)
+            .await
+            .expect("connect");
+        CausalityIndex::open(std::sync::Arc::new(store))
+            .await
+            .expect("open the causality index")
+    }
+
+    /// Every text value stored in the causality tables, for looking for what must not be there.
+    pub async fn stored_text(&self) -> Vec<String> {
+        let session = session().await;
+        let mut out = Vec::new();
+        for table in TABLES {
+            let rows = session
+                .query_unpaged(
+                    format!("SELECT * FROM {}.{table}", self.config.store.keyspace),
+                    (),
+                )
+                .await
+                .expect("select")
+                .into_rows_result()
+                .expect("rows");
+            for row in rows.rows::<Row>().expect("typed rows") {
+                for value in row.expect("row").columns.into_iter().flatten() {
+                    if let CqlValue::Text(text) = value {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub async fn drop_keyspace(&self) {
+        let _ = session()
+            .await
+            .query_unpaged(
+                format!("DROP KEYSPACE IF EXISTS {}", self.config.store.keyspace),
+                (),
+            )
+            .await;
+    }
+
+    /// The real `auditflow` binary with this setup's configuration in its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let c = &self.config;
+        let t = &c.topics;
+        let mut command = Command::new(auditflow_integration_tests::auditflow_binary());
+        command
+            .args(args)
+            .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &self.bootstrap)
+            .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)
+            .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
+            // The killed member's partitions move once its session expires: keep that short.
+            .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+            .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
+            .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
+            .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
+            .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
+            .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
+            .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+            .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
+            .env("AUDITFLOW_TOPICS__PARTITIONS", t.partitions.to_string())
+            .env("AUDITFLOW_STORE__KEYSPACE", &c.store.keyspace)
+            .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.store.nodes))
+            .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
+            .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `auditflow run causality-indexer`, as a child process.
+    pub fn spawn_indexer(&self) -> Child {
+        self.command(&["run", "causality-indexer"])
+            .spawn()
+            .expect("starting auditflow run causality-indexer")
+    }
+}
+
+/// Starts the indexer in this process: its shutdown switch and task.
+pub fn start_indexer(
+    config: &Config,
+) -> (
+    Shutdown,
+    tokio::task::JoinHandle<Result<(), auditflow_causality_indexer::Error>>,
+) {
+    let shutdown = Shutdown::new();
+    let (config, stop) = (config.clone(), shutdown.clone());
+    let task = tokio::spawn(async move {
+        let metrics = Metrics::new().expect("metrics");
+        auditflow_causality_indexer::run(&config, &metrics, &Health::new(), stop).await
+    });
+    (shutdown, task)
+}
+
+/// A CloudEvent as the pipeline writes them, with the links the indexer reads.
+pub fn linked(id: &str, ty: &str, time: &str, cause: &str, correlation: &str) -> Input {
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "/auditflow/test", "type": ty,
+        "time": time, "causationid": cause, "correlationid": correlation,
+        "retention": "security",
+        "data": {"user_id": "someone", "source_ip": "198.51.100.7"}
+    });
+    (None, serde_json::to_vec(&value).unwrap(), Vec::new())
+}
