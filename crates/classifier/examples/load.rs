@@ -1,0 +1,276 @@
+//! Load harness (run on demand, not part of the test suite): how fast the classifier goes on
+//! this machine next to the Kafka it reads, compared with a consumer that merely reads the same
+//! topic, measured in the same run; and the classifier's peak RSS.
+//!
+//! ```text
+//! cargo build --release -p auditflow-cli
+//! cargo run --release -p auditflow-classifier --example load -- [EVENTS] [PATH/TO/auditflow]
+//! ```
+//!
+//! It produces EVENTS (default 300 000) CloudEvents to a fresh 6-partition topic, reads them all
+//! once with the harness's consumer settings (the read-only ceiling), then runs the real
+//! `auditflow run classifier` binary over them and watches its committed offsets. Rates are
+//! taken from the first record (or commit) to the last, so start-up and group join are not
+//! counted. Needs the local stack (`cargo xtask up`).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auditflow_core::Config;
+use auditflow_kafka::{InputRecord, client};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 6;
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let events: usize = args
+        .next()
+        .map_or(300_000, |n| n.parse().expect("EVENTS is a number"));
+    let binary = args
+        .next()
+        .unwrap_or_else(|| "target/release/auditflow".into());
+    let bootstrap = std::env::var("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let run = format!("load{}", std::process::id());
+    let input = format!("{run}.user.events");
+
+    create_topic(&bootstrap, &input).await;
+    let started = Instant::now();
+    produce(&bootstrap, &input, events).await;
+    println!(
+        "produced {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut config = Config::default();
+    config.kafka.bootstrap_servers = bootstrap.clone();
+    let read_rate = tokio::task::spawn_blocking({
+        let (config, input) = (config.clone(), input.clone());
+        move || read_only(&config, &input, events)
+    })
+    .await
+    .expect("reader");
+    println!("read-only consumer:  {read_rate:>9.0} events/s");
+
+    let (rate, peak_rss_kib) = classify(&binary, &bootstrap, &run, &input, events).await;
+    println!(
+        "classifier:          {rate:>9.0} events/s  ({:.0}% of read-only)",
+        100.0 * rate / read_rate
+    );
+    println!(
+        "classifier peak RSS: {:>9.1} MiB",
+        peak_rss_kib as f64 / 1024.0
+    );
+}
+
+async fn create_topic(bootstrap: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    results.into_iter().for_each(|r| {
+        r.expect("topic created");
+    });
+}
+
+/// A mix like real traffic: most inputs give one record, failed logins two.
+fn event(i: usize) -> String {
+    let user = format!("user-{}", i % 5000);
+    let (ty, data) = match i % 10 {
+        0 => (
+            "user.login.attempt",
+            format!(
+                r#"{{"user_id":"{user}","success":false,"ip_address":"10.0.{}.{}"}}"#,
+                i % 250,
+                i % 200
+            ),
+        ),
+        1 | 2 => (
+            "user.login.attempt",
+            format!(r#"{{"user_id":"{user}","success":true}}"#),
+        ),
+        3 => (
+            "user.profile.updated",
+            format!(r#"{{"user_id":"{user}","changes":{{"name":"x"}}}}"#),
+        ),
+        4 => (
+            "user.data.read",
+            format!(r#"{{"user_id":"{user}","data_type":"orders","record_count":3}}"#),
+        ),
+        5 => ("system.job.finished", r#"{"outcome":"success"}"#.to_owned()),
+        _ => (
+            "user.page.view",
+            format!(r#"{{"user_id":"{user}","page":"/home"}}"#),
+        ),
+    };
+    format!(
+        r#"{{"specversion":"1.0","id":"ev-{i}","source":"load","type":"{ty}","time":"2026-11-20T10:00:00Z","data":{data},"useragent":"Mozilla/5.0","sessionid":"s-{i}"}}"#
+    )
+}
+
+async fn produce(bootstrap: &str, topic: &str, events: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "500000")
+        .create()
+        .expect("producer");
+    for chunk in (0..events).collect::<Vec<_>>().chunks(20_000) {
+        let values: Vec<(String, String)> = chunk
+            .iter()
+            .map(|i| (format!("user-{}", i % 5000), event(*i)))
+            .collect();
+        let sends = values.iter().map(|(key, value)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(value),
+                Duration::from_secs(60),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).expect("produce");
+        }
+    }
+}
+
+/// Reads every event once with the harness's consumer settings, detaching each record as the
+/// harness does; events/s from the first record to the last.
+fn read_only(config: &Config, topic: &str, events: usize) -> f64 {
+    let group = format!("{topic}-reader");
+    let consumer: BaseConsumer = client::consumer_config(&config.kafka, &group)
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut seen = 0;
+    let mut first = None;
+    while seen < events {
+        if let Some(message) = consumer.poll(Duration::from_millis(500)) {
+            let record = InputRecord::from_message(&message.expect("consume"));
+            std::hint::black_box(record);
+            first.get_or_insert_with(Instant::now);
+            seen += 1;
+        }
+    }
+    events as f64 / first.expect("records").elapsed().as_secs_f64()
+}
+
+/// Runs the real binary over the topic; events/s from its first commit to its last, and its
+/// peak RSS (VmHWM) read just before it is stopped.
+async fn classify(
+    binary: &str,
+    bootstrap: &str,
+    run: &str,
+    input: &str,
+    events: usize,
+) -> (f64, u64) {
+    let group_prefix = format!("{run}-");
+    let mut child = Command::new(binary)
+        .args(["run", "classifier"])
+        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &group_prefix)
+        .env(
+            "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
+            format!("['^{run}\\.user\\..+']"),
+        )
+        .env(
+            "AUDITFLOW_TOPICS__USER_ACTION",
+            format!("{run}.audit.user.action"),
+        )
+        .env(
+            "AUDITFLOW_TOPICS__DATA_ACCESS",
+            format!("{run}.audit.data.access"),
+        )
+        .env(
+            "AUDITFLOW_TOPICS__SECURITY_EVENT",
+            format!("{run}.audit.security.event"),
+        )
+        .env("AUDITFLOW_TOPICS__DEAD_LETTER", format!("{run}.audit.dlq"))
+        .env("AUDITFLOW_TOPICS__ALERTS", format!("{run}.security.alerts"))
+        .env(
+            "AUDITFLOW_TOPICS__ACTIONS",
+            format!("{run}.security.actions"),
+        )
+        .env(
+            "AUDITFLOW_TOPICS__BLOCKLIST",
+            format!("{run}.security.blocklist"),
+        )
+        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{binary}: {e} (build it: cargo build --release -p auditflow-cli)")
+        });
+
+    let mut settings = Config::default().kafka;
+    settings.bootstrap_servers = bootstrap.to_owned();
+    let watcher: BaseConsumer =
+        client::consumer_config(&settings, &format!("{group_prefix}classifier"))
+            .create()
+            .expect("watcher");
+    let mut first: Option<(Instant, i64)> = None;
+    let mut peak = 0;
+    let done = loop {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition(input, p);
+        }
+        let committed: i64 = watcher
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed")
+            .elements()
+            .iter()
+            .map(|e| {
+                if let Offset::Offset(o) = e.offset() {
+                    o
+                } else {
+                    0
+                }
+            })
+            .sum();
+        peak = peak.max(vm_hwm_kib(child.id()));
+        if committed > 0 && first.is_none() {
+            first = Some((Instant::now(), committed));
+        }
+        if committed as usize >= events {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    peak = peak.max(vm_hwm_kib(child.id()));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("classifier exit");
+    assert!(status.success(), "classifier exited with {status}");
+    let (start, at_start) = first.expect("commits");
+    (
+        (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64(),
+        peak,
+    )
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            })
+        })
+        .flatten()
+        .unwrap_or(0)
+}
