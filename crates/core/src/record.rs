@@ -118,6 +118,42 @@ pub struct DataAccess {
     pub purpose: Option<String>,
 }
 
+impl UserAction {
+    /// A user action with every optional field absent.
+    pub fn new(user_id: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            user_id: user_id.into(),
+            action: action.into(),
+            outcome,
+            resource: None,
+            resource_id: None,
+            ip_address: None,
+            user_agent: None,
+            session_id: None,
+            risk_level: None,
+            context: None,
+        }
+    }
+}
+
+impl SecurityEvent {
+    /// A security event naming neither user nor ip, not blocked.
+    pub fn new(
+        event_type: impl Into<String>,
+        severity: Severity,
+        details: Map<String, Value>,
+    ) -> Self {
+        Self {
+            event_type: event_type.into(),
+            severity,
+            details,
+            user_id: None,
+            source_ip: None,
+            blocked: false,
+        }
+    }
+}
+
 fn one() -> u64 {
     1
 }
@@ -244,29 +280,14 @@ mod tests {
     #[test]
     fn absent_optionals_are_omitted_and_defaults_written() {
         let action = AuditRecord::UserAction(UserAction {
-            user_id: "u1".into(),
-            action: "x".into(),
-            outcome: Outcome::Success,
-            resource: None,
-            resource_id: None,
-            ip_address: None,
-            user_agent: None,
-            session_id: None,
             risk_level: Some(RiskLevel::Low),
-            context: None,
+            ..UserAction::new("u1", "x", Outcome::Success)
         });
         assert_eq!(
             Value::Object(action.to_data()),
             json!({"user_id": "u1", "action": "x", "outcome": "success", "risk_level": "low"})
         );
-        let event = AuditRecord::SecurityEvent(SecurityEvent {
-            event_type: "e".into(),
-            severity: Severity::Info,
-            details: Map::new(),
-            user_id: None,
-            source_ip: None,
-            blocked: false,
-        });
+        let event = AuditRecord::SecurityEvent(SecurityEvent::new("e", Severity::Info, Map::new()));
         assert_eq!(
             Value::Object(event.to_data()),
             json!({"event_type": "e", "severity": "info", "details": {}, "blocked": false})

@@ -129,16 +129,8 @@ mod tests {
 
     fn action(risk: RiskLevel) -> AuditRecord {
         AuditRecord::UserAction(UserAction {
-            user_id: "u".into(),
-            action: "a".into(),
-            outcome: Outcome::Success,
-            resource: None,
-            resource_id: None,
-            ip_address: None,
-            user_agent: None,
-            session_id: None,
             risk_level: Some(risk),
-            context: None,
+            ..UserAction::new("u", "a", Outcome::Success)
         })
     }
 
@@ -185,14 +177,8 @@ mod tests {
             policy.class_of("user.page.view", &action(RiskLevel::Medium)),
             RetentionClass::General
         );
-        let event = AuditRecord::SecurityEvent(SecurityEvent {
-            event_type: "e".into(),
-            severity: Severity::Info,
-            details: Default::default(),
-            user_id: None,
-            source_ip: None,
-            blocked: false,
-        });
+        let event =
+            AuditRecord::SecurityEvent(SecurityEvent::new("e", Severity::Info, Default::default()));
         assert_eq!(
             policy.class_of("user.newsletter.x", &event),
             RetentionClass::Security

@@ -90,16 +90,8 @@ mod tests {
 
     fn action(outcome: Outcome, risk: Option<RiskLevel>) -> AuditRecord {
         AuditRecord::UserAction(UserAction {
-            user_id: "u".into(),
-            action: "a".into(),
-            outcome,
-            resource: None,
-            resource_id: None,
-            ip_address: None,
-            user_agent: None,
-            session_id: None,
             risk_level: risk,
-            context: None,
+            ..UserAction::new("u", "a", outcome)
         })
     }
 
@@ -134,14 +126,8 @@ mod tests {
         let low = action(Outcome::Success, Some(RiskLevel::Low));
         assert!(!may_sample_out(&low, RetentionClass::Security));
         assert!(!may_sample_out(&low, RetentionClass::Financial));
-        let event = AuditRecord::SecurityEvent(SecurityEvent {
-            event_type: "e".into(),
-            severity: Severity::Info,
-            details: Default::default(),
-            user_id: None,
-            source_ip: None,
-            blocked: false,
-        });
+        let event =
+            AuditRecord::SecurityEvent(SecurityEvent::new("e", Severity::Info, Default::default()));
         assert!(!may_sample_out(&event, general));
     }
 

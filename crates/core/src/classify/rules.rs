@@ -191,12 +191,10 @@ pub(crate) fn apply(
                 .and_then(Severity::parse)
                 .unwrap_or(Severity::Info);
             vec![AuditRecord::SecurityEvent(SecurityEvent {
-                event_type: event_type.to_owned(),
-                severity,
-                details: data.clone(),
                 user_id: derived.user_id.as_deref().map(str::to_owned),
                 source_ip: derived.ip_address.as_deref().map(str::to_owned),
                 blocked: flag(data, "blocked")?,
+                ..SecurityEvent::new(event_type, severity, data.clone())
             })]
         }
         Rule::OtherSystemEvent => {
@@ -252,12 +250,9 @@ fn login_attempt(
             Severity::Warning
         };
         records.push(AuditRecord::SecurityEvent(SecurityEvent {
-            event_type: "failed_login".into(),
-            severity,
-            details: data.clone(),
             user_id: Some(user),
             source_ip: derived.ip_address.as_deref().map(str::to_owned),
-            blocked: false,
+            ..SecurityEvent::new("failed_login", severity, data.clone())
         }));
     }
     Ok(records)
@@ -296,16 +291,13 @@ fn user_action(
 ) -> Result<AuditRecord, Rejection> {
     let owned = |value: &Option<std::borrow::Cow<'_, str>>| value.as_deref().map(str::to_owned);
     Ok(AuditRecord::UserAction(UserAction {
-        user_id,
-        action: action.to_owned(),
-        outcome,
         resource: optional_text(data, "resource")?,
         resource_id: optional_text(data, "resource_id")?,
         ip_address: owned(&derived.ip_address),
         user_agent: owned(&derived.user_agent),
         session_id: owned(&derived.session_id),
         risk_level: Some(risk),
-        context: None,
+        ..UserAction::new(user_id, action, outcome)
     }))
 }
 
