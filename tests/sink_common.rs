@@ -127,6 +127,42 @@ pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
     }
 }
 
+/// The `auditflow` binary `cargo build` put next to this test (`target/<profile>/auditflow`).
+pub fn binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/auditflow
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("auditflow");
+    assert!(
+        path.exists(),
+        "{} not found: build it with `cargo build -p auditflow-cli`",
+        path.display()
+    );
+    path
+}
+
+/// `auditflow <args>` against this setup's keyspace: exit code, stdout, stderr.
+pub fn auditflow(setup: &SinkSetup, args: &[&str]) -> (i32, String, String) {
+    let c = &setup.config.store;
+    let out = std::process::Command::new(binary())
+        .args(args)
+        .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running auditflow");
+    let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8 output");
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
 /// Starts the sink in this process: its shutdown switch and task.
 pub fn start_sink(
     config: &Config,

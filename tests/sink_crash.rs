@@ -9,26 +9,9 @@
 #[path = "sink_common.rs"]
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use common::*;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> → target/<profile>/auditflow
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("auditflow");
-    assert!(
-        path.exists(),
-        "{} not found: build it with `cargo build -p auditflow-cli`",
-        path.display()
-    );
-    path
-}
 
 fn spawn(setup: &SinkSetup) -> Child {
     let c = &setup.config;

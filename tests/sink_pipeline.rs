@@ -90,5 +90,52 @@ async fn every_record_is_stored_once_and_bad_ones_are_dead_lettered() {
         25,
         "security events and alerts by time"
     );
+
+    // The operator's view: `auditflow query`, paged, as JSON and as a table.
+    let (code, out, err) = auditflow(
+        &setup,
+        &["query", "--user", "u-ada", "--limit", "100", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(json["records"].as_array().unwrap().len(), 100);
+    let token = json["next_page"].as_str().expect("a next page").to_owned();
+    let (code, out, _) = auditflow(
+        &setup,
+        &["query", "--user", "u-ada", "--page", &token, "--json"],
+    );
+    assert_eq!(code, 0);
+    let rest: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rest["records"].as_array().unwrap().len(), 7);
+    assert!(rest["next_page"].is_null());
+    let (code, out, _) = auditflow(
+        &setup,
+        &[
+            "query",
+            "--user",
+            "u-ada",
+            "--action",
+            "failed_login",
+            "--limit",
+            "5",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("TIME"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("failed_login")).count(),
+        5,
+        "{out}"
+    );
+    assert!(
+        out.contains("198.51.100.7") && out.contains("more: auditflow query"),
+        "{out}"
+    );
+    let (code, _, err) = auditflow(
+        &setup,
+        &["query", "--user", "u-ada", "--from", "last tuesday"],
+    );
+    assert_eq!(code, 2, "a bad timestamp is bad usage");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
     setup.drop_keyspace().await;
 }
