@@ -31,7 +31,7 @@ use crate::error::KafkaContext;
 use crate::health::Readiness;
 use crate::metrics::{Outcome, ServiceMetrics};
 use crate::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list};
-use crate::record::{DeadLetter, InputRecord, OutputRecord, Partition};
+use crate::record::{DeadLetter, InputRecord, Partition};
 use crate::shutdown::Shutdown;
 use crate::transactional::{LoopSpec, now_ms};
 use crate::watermark::OffsetLedger;
@@ -133,9 +133,14 @@ pub async fn spawn<W: BatchWriter>(
         .during("creating the consumer")?;
     let inputs: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
     consumer.subscribe(&inputs).during("subscribing")?;
-    let dead_letters: FutureProducer = client::producer_config(&spec.kafka)
-        .create()
-        .during("creating the dead-letter producer")?;
+    let dead_letters = Arc::new(DeadLetters {
+        producer: client::producer_config(&spec.kafka)
+            .create()
+            .during("creating the dead-letter producer")?,
+        service: spec.service.clone(),
+        topic: spec.dead_letter_topic.clone(),
+        max_bytes: client::max_message_bytes(&spec.kafka),
+    });
     readiness.set_producer_ready(true);
     tracing::info!(service = %spec.service, %group, "at-least-once loop started");
 
@@ -174,7 +179,7 @@ struct LoopState<W> {
     metrics: ServiceMetrics,
     readiness: Readiness,
     consumer: StreamConsumer<HarnessContext>,
-    dead_letters: FutureProducer,
+    dead_letters: Arc<DeadLetters>,
     assignment: SharedAssignment,
     ledger: Arc<Mutex<OffsetLedger>>,
     tasks: JoinSet<Option<Done>>,
@@ -289,16 +294,11 @@ impl<W: BatchWriter> LoopState<W> {
         }
         let batch = std::mem::take(&mut self.batch);
         let writer = self.writer.clone();
-        let producer = self.dead_letters.clone();
-        let service = self.spec.service.clone();
-        let dlq_topic = self.spec.dead_letter_topic.clone();
+        let dead_letters = self.dead_letters.clone();
         let metrics = self.metrics.clone();
         let shutdown = shutdown.clone();
         self.tasks.spawn(async move {
-            write_batch(
-                &*writer, &batch, &producer, &service, &dlq_topic, &metrics, &shutdown,
-            )
-            .await
+            write_batch(&*writer, &batch, &dead_letters, &metrics, &shutdown).await
         });
     }
 
@@ -376,12 +376,11 @@ impl<W: BatchWriter> LoopState<W> {
 async fn write_batch<W: BatchWriter>(
     writer: &W,
     batch: &[InputRecord],
-    producer: &FutureProducer,
-    service: &str,
-    dlq_topic: &str,
+    dead_letters: &DeadLetters,
     metrics: &ServiceMetrics,
     shutdown: &Shutdown,
 ) -> Option<Done> {
+    let service = dead_letters.service.as_str();
     let mut backoff = RETRY_BACKOFF.0;
     let outcomes = loop {
         let started = std::time::Instant::now();
@@ -415,11 +414,10 @@ async fn write_batch<W: BatchWriter>(
         counts: Vec::with_capacity(batch.len()),
     };
     for (record, stored) in batch.iter().zip(outcomes) {
-        if let Stored::DeadLetter(letter) = &stored {
-            let dlq = dead_letter_record(record, letter, service, dlq_topic);
-            if !produce_until_acked(producer, &dlq, service, shutdown).await {
-                return None;
-            }
+        if let Stored::DeadLetter(letter) = &stored
+            && !dead_letters.send(record, letter, shutdown).await
+        {
+            return None;
         }
         done.offsets.push((record.partition_id(), record.offset));
         done.counts.push(Counted {
@@ -430,31 +428,39 @@ async fn write_batch<W: BatchWriter>(
     Some(done)
 }
 
-async fn produce_until_acked(
-    producer: &FutureProducer,
-    record: &OutputRecord,
-    service: &str,
-    shutdown: &Shutdown,
-) -> bool {
-    let mut backoff = RETRY_BACKOFF.0;
-    loop {
-        let mut future: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&record.topic).headers(record.kafka_headers());
-        if let Some(key) = &record.key {
-            future = future.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            future = future.payload(payload.as_slice());
-        }
-        match producer.send(future, Duration::from_secs(30)).await {
-            Ok(_) => return true,
-            Err((err, _)) => {
-                tracing::warn!(service, error = %err, "dead-letter produce failed");
-                if shutdown.is_triggered() {
-                    return false;
+/// Where the dead letters of an at-least-once service go.
+struct DeadLetters {
+    producer: FutureProducer,
+    service: String,
+    topic: String,
+    max_bytes: usize,
+}
+
+impl DeadLetters {
+    /// Produces the dead letter of `source` and waits for the broker's acknowledgement,
+    /// retrying until it comes or shutdown. `false` means abandoned (shutdown).
+    async fn send(&self, source: &InputRecord, letter: &DeadLetter, shutdown: &Shutdown) -> bool {
+        let record = dead_letter_record(source, letter, &self.service, &self.topic, self.max_bytes);
+        let mut backoff = RETRY_BACKOFF.0;
+        loop {
+            let mut future: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&record.topic).headers(record.kafka_headers());
+            if let Some(key) = &record.key {
+                future = future.key(key.as_slice());
+            }
+            if let Some(payload) = &record.payload {
+                future = future.payload(payload.as_slice());
+            }
+            match self.producer.send(future, Duration::from_secs(30)).await {
+                Ok(_) => return true,
+                Err((err, _)) => {
+                    tracing::warn!(service = %self.service, error = %err, "dead-letter produce failed");
+                    if shutdown.is_triggered() {
+                        return false;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_BACKOFF.1);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_BACKOFF.1);
             }
         }
     }

@@ -80,6 +80,20 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
+/// The largest record our producers may send: the passthrough `message.max.bytes`, else
+/// librdkafka's default (1 000 000), less room for the record framing librdkafka adds. Records
+/// above it are refused by the client, and one refused record must not stall a partition (see
+/// the dead-letter module).
+pub fn max_message_bytes(settings: &KafkaSettings) -> usize {
+    const FRAMING: usize = 512;
+    settings
+        .properties
+        .get("message.max.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1_000_000)
+        .saturating_sub(FRAMING)
+}
+
 /// An admin client's configuration.
 pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
     with_properties(settings, &[])
@@ -133,6 +147,16 @@ mod tests {
         assert_eq!(config.get("session.timeout.ms"), Some("12000"));
         assert_eq!(config.get("auto.offset.reset"), Some("latest"));
         assert_eq!(config.get("group.id"), Some("auditflow-classifier"));
+    }
+
+    #[test]
+    fn the_message_size_limit_follows_the_producer_setting() {
+        let mut settings = KafkaSettings::default();
+        assert_eq!(max_message_bytes(&settings), 1_000_000 - 512);
+        settings
+            .properties
+            .insert("message.max.bytes".into(), "2000000".into());
+        assert_eq!(max_message_bytes(&settings), 2_000_000 - 512);
     }
 
     #[test]

@@ -26,12 +26,21 @@ const OWN_HEADERS: [&str; 6] = [
     HEADER_SERVICE,
 ];
 
+/// Set (to the value's size in bytes) when the original value was too large to produce and was
+/// left out; the source headers say where to find it while the input topic retains it.
+pub const HEADER_VALUE_DROPPED: &str = "auditflow.error.value_dropped";
+
 /// Builds the dead-letter record for `source` on `dlq_topic`.
+///
+/// A record larger than `max_bytes` (the producer's limit, [`crate::client::max_message_bytes`])
+/// could never be produced, and retrying it would stall its partition for good; its value is
+/// left out instead and [`HEADER_VALUE_DROPPED`] says so.
 pub fn dead_letter_record(
     source: &InputRecord,
     letter: &DeadLetter,
     service: &str,
     dlq_topic: &str,
+    max_bytes: usize,
 ) -> OutputRecord {
     let mut headers: Vec<(String, Option<Vec<u8>>)> = source
         .headers
@@ -47,12 +56,20 @@ pub fn dead_letter_record(
     put(HEADER_SOURCE_PARTITION, source.partition.to_string());
     put(HEADER_SOURCE_OFFSET, source.offset.to_string());
     put(HEADER_SERVICE, service.to_owned());
-    OutputRecord {
+    let mut record = OutputRecord {
         topic: dlq_topic.to_owned(),
         key: source.key.clone(),
         payload: source.payload.clone(),
         headers,
+    };
+    if record.encoded_len() > max_bytes {
+        let dropped = record.payload.take().map_or(0, |v| v.len());
+        record.headers.push((
+            HEADER_VALUE_DROPPED.to_owned(),
+            Some(dropped.to_string().into_bytes()),
+        ));
     }
+    record
 }
 
 #[cfg(test)]
@@ -82,6 +99,7 @@ mod tests {
             &DeadLetter::new("invalid_json", "not UTF-8"),
             "classifier",
             "audit.dlq",
+            1_000_000,
         );
         assert_eq!(dlq.topic, "audit.dlq");
         assert_eq!(dlq.key.as_deref(), Some(&b"k"[..]));
@@ -100,6 +118,7 @@ mod tests {
             &DeadLetter::new("invalid_json", "not UTF-8"),
             "classifier",
             "audit.dlq",
+            1_000_000,
         );
         let get = |name: &str| -> Vec<String> {
             dlq.headers
@@ -114,5 +133,20 @@ mod tests {
         assert_eq!(get(HEADER_SOURCE_PARTITION), ["3"]);
         assert_eq!(get(HEADER_SOURCE_OFFSET), ["42"]);
         assert_eq!(get(HEADER_SERVICE), ["classifier"]);
+        assert!(get(HEADER_VALUE_DROPPED).is_empty());
+    }
+
+    #[test]
+    fn a_value_too_large_to_produce_is_left_out_and_said_so() {
+        let mut big = source();
+        big.payload = Some(vec![b'x'; 2000]);
+        let letter = DeadLetter::new("too_large", "record is 2000 bytes");
+        let dlq = dead_letter_record(&big, &letter, "classifier", "audit.dlq", 1000);
+        assert_eq!(dlq.payload, None);
+        assert!(dlq.encoded_len() <= 1000);
+        let dropped = dlq.headers.iter().find(|(k, _)| k == HEADER_VALUE_DROPPED);
+        assert_eq!(dropped.and_then(|(_, v)| v.as_deref()), Some(&b"2000"[..]));
+        // Where to find the original is still there.
+        assert!(dlq.headers.iter().any(|(k, _)| k == HEADER_SOURCE_OFFSET));
     }
 }

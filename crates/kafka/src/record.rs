@@ -116,6 +116,16 @@ impl OutputRecord {
         self
     }
 
+    /// The bytes the producer counts against `message.max.bytes`: key, value and headers.
+    pub fn encoded_len(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+    }
+
     /// The headers in librdkafka's form, for producing.
     pub(crate) fn kafka_headers(&self) -> OwnedHeaders {
         self.headers.iter().fold(

@@ -33,7 +33,7 @@ use crate::error::KafkaContext;
 use crate::health::Readiness;
 use crate::metrics::{Outcome, ServiceMetrics};
 use crate::rebalance::{HarnessContext, SharedAssignment, lock, offsets_list};
-use crate::record::{Disposition, InputRecord, OutputRecord, Partition};
+use crate::record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use crate::shutdown::Shutdown;
 use crate::{Error, Result, client};
 
@@ -43,6 +43,9 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a retriable transaction call is tried before the batch is aborted.
 const RETRIES: usize = 5;
+/// Pause after the first of consecutive aborts, and the most it grows to.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What a service plugs into the loop.
 pub trait Transform: Send {
@@ -160,6 +163,11 @@ pub struct TransactionalLoop<T> {
     assignment: SharedAssignment,
     /// Partitions being re-read after a rewind: records below the offset are replayed.
     replay_until: HashMap<Partition, i64>,
+    /// The producer's record size limit ([`client::max_message_bytes`]).
+    max_bytes: usize,
+    /// Pause before retrying after an abort; grows while aborts repeat (a broker that refuses
+    /// every transaction must not be hammered in a tight loop), reset by a commit.
+    abort_backoff: Duration,
 }
 
 impl<T: Transform> TransactionalLoop<T> {
@@ -193,7 +201,6 @@ impl<T: Transform> TransactionalLoop<T> {
         readiness.set_producer_ready(true);
         tracing::info!(service = %spec.service, %group, %transactional_id, "transactional loop started");
         Ok(Self {
-            spec,
             transform,
             metrics,
             readiness,
@@ -201,6 +208,9 @@ impl<T: Transform> TransactionalLoop<T> {
             producer,
             assignment,
             replay_until: HashMap::new(),
+            max_bytes: client::max_message_bytes(&spec.kafka),
+            abort_backoff: Duration::ZERO,
+            spec,
         })
     }
 
@@ -335,7 +345,7 @@ impl<T: Transform> TransactionalLoop<T> {
             }
             *tally.consumed.entry(record.topic.clone()).or_default() += 1;
             next.insert((record.topic.as_str(), record.partition), record.offset + 1);
-            match self.transform.transform(record) {
+            match refuse_oversized(self.transform.transform(record), self.max_bytes) {
                 Disposition::Emitted {
                     records,
                     event_time_ms,
@@ -363,6 +373,7 @@ impl<T: Transform> TransactionalLoop<T> {
                         &letter,
                         &self.spec.service,
                         &self.spec.dead_letter_topic,
+                        self.max_bytes,
                     ));
                 }
             }
@@ -382,6 +393,7 @@ impl<T: Transform> TransactionalLoop<T> {
                     .observe_batch_write(started.elapsed().as_secs_f64());
                 self.metrics.transaction(true);
                 tally.apply(&self.metrics);
+                self.abort_backoff = Duration::ZERO;
                 Ok(())
             }
             Err(TxnError::Abortable(err)) => {
@@ -393,6 +405,8 @@ impl<T: Transform> TransactionalLoop<T> {
                         source: err,
                     });
                 }
+                std::thread::sleep(self.abort_backoff);
+                self.abort_backoff = (self.abort_backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
                 self.rewind_to_committed()
             }
             Err(TxnError::Fatal(during, source)) => Err(Error::Fatal { during, source }),
@@ -539,6 +553,29 @@ impl<T: Transform> TransactionalLoop<T> {
     }
 }
 
+/// An output the producer would refuse fails every retry of its batch and would stall the
+/// partitions in it for good; such an input is dead-lettered (`too_large`) instead.
+fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
+    match disposition {
+        Disposition::Emitted { records, .. }
+            if records.iter().any(|r| r.encoded_len() > max_bytes) =>
+        {
+            let largest = records
+                .iter()
+                .map(OutputRecord::encoded_len)
+                .max()
+                .unwrap_or(0);
+            Disposition::DeadLetter(DeadLetter::new(
+                "too_large",
+                format!(
+                    "an output record would be {largest} bytes, over the producer's limit of {max_bytes} bytes"
+                ),
+            ))
+        }
+        other => other,
+    }
+}
+
 enum TxnError {
     Abortable(KafkaError),
     Fatal(&'static str, KafkaError),
@@ -572,4 +609,32 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_outputs_become_a_too_large_dead_letter() {
+        let small = OutputRecord::new("t", None, vec![0; 10]);
+        let big = OutputRecord::new("t", None, vec![0; 2000]);
+        let ok = Disposition::Emitted {
+            records: vec![small.clone()],
+            event_time_ms: None,
+        };
+        assert_eq!(refuse_oversized(ok.clone(), 1000), ok);
+        let too_big = Disposition::Emitted {
+            records: vec![small, big],
+            event_time_ms: None,
+        };
+        match refuse_oversized(too_big, 1000) {
+            Disposition::DeadLetter(letter) => assert_eq!(letter.reason, "too_large"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            refuse_oversized(Disposition::Ignored, 1000),
+            Disposition::Ignored
+        );
+    }
 }
