@@ -223,8 +223,12 @@ fn deserialize(mut table: Table, overrides: &mut [EnvOverride]) -> Result<Config
         } else {
             key_path(&path)
         };
-        match overrides.iter_mut().find(|o| o.path == path) {
-            Some(o) if o.typed => {
+        // The override that set this key, or (for an unknown key) one below it.
+        match overrides
+            .iter_mut()
+            .find(|o| !path.is_empty() && o.path.starts_with(&path))
+        {
+            Some(o) if o.typed && o.path == path => {
                 o.typed = false;
                 let _ = set(&mut table, &o.path, Value::String(o.raw.clone()));
             }
@@ -375,7 +379,15 @@ mod tests {
     #[test]
     fn bad_environment_overrides_name_the_variable_or_key() {
         let unknown = error("", &[("AUDITFLOW_LIMITS__NOPE", "1")]);
-        assert!(unknown.contains("nope"), "{unknown}");
+        assert!(
+            unknown.contains("nope") && unknown.ends_with("(set by AUDITFLOW_LIMITS__NOPE)"),
+            "{unknown}"
+        );
+        let unknown_section = error("", &[("AUDITFLOW_NOPE__X", "1")]);
+        assert!(
+            unknown_section.ends_with("(set by AUDITFLOW_NOPE__X)"),
+            "{unknown_section}"
+        );
         assert_eq!(
             error("", &[("AUDITFLOW_SAMPLING__USER.X", "2")]),
             "sampling.\"user.x\": rate 2 is outside [0, 1]"
