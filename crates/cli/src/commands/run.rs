@@ -3,29 +3,33 @@
 //! One process serves one Prometheus registry and one `/metrics`, `/healthz`, `/readyz`
 //! endpoint for whatever services it runs. SIGTERM or SIGINT stops the services gracefully
 //! (finish the batch in hand, commit, leave the group); the exit code is then 0.
+//!
+//! `run all` runs the four services side by side in this one process. Each keeps its own
+//! consumer group and transactional ids (exactly as if it ran alone, so instances of `run all`
+//! and of single services can be mixed), while the registry, the health endpoint (`/readyz`
+//! answers ready only once all four are) and the shutdown signal are shared. When one service
+//! fails, the others are stopped gracefully and the process exits 1 naming the one that failed:
+//! a half-running pipeline that looks alive is worse than one that is visibly down.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use auditflow_core::Config;
 use auditflow_kafka::{Health, Metrics, Shutdown, http};
 
 use crate::cli::Service;
 
+/// The services `run all` starts, in pipeline order.
+const ALL: [Service; 4] = [
+    Service::Classifier,
+    Service::SecurityMonitor,
+    Service::Sink,
+    Service::CausalityIndexer,
+];
+
 pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
-    let name = match service {
-        Service::Classifier => "classifier",
-        Service::SecurityMonitor => "security-monitor",
-        Service::Sink => "sink",
-        Service::CausalityIndexer => "causality-indexer",
-        Service::All => "all",
-    };
-    if !matches!(
-        service,
-        Service::Classifier | Service::SecurityMonitor | Service::Sink | Service::CausalityIndexer
-    ) {
-        bail!("`auditflow run {name}` is not implemented yet");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,28 +48,105 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
             shutdown.clone(),
         )
         .await?;
-        let result: anyhow::Result<()> = match service {
-            Service::SecurityMonitor => {
-                auditflow_security_monitor::run(config, &metrics, &health, shutdown.clone())
-                    .await
-                    .map_err(Into::into)
-            }
-            Service::Sink => auditflow_sink::run(config, &metrics, &health, shutdown.clone())
+        let result = match service {
+            Service::All => run_all(config, &metrics, &health, &shutdown).await,
+            single => run_service(single, config, &metrics, &health, shutdown.clone())
                 .await
-                .map_err(Into::into),
-            Service::CausalityIndexer => {
-                auditflow_causality_indexer::run(config, &metrics, &health, shutdown.clone())
-                    .await
-                    .map_err(Into::into)
-            }
-            _ => auditflow_classifier::run(config, &metrics, &health, shutdown.clone())
-                .await
-                .map_err(Into::into),
+                .with_context(|| format!("{} stopped", name(single))),
         };
         // A service that stopped on its own (an error) takes the metrics server down with it.
         shutdown.trigger();
         let _ = server.await;
-        result.with_context(|| format!("{name} stopped"))?;
+        result?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn name(service: Service) -> &'static str {
+    match service {
+        Service::Classifier => "classifier",
+        Service::SecurityMonitor => "security-monitor",
+        Service::Sink => "sink",
+        Service::CausalityIndexer => "causality-indexer",
+        Service::All => "all",
+    }
+}
+
+/// Runs one service until `shutdown` (or its own failure).
+async fn run_service(
+    service: Service,
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    match service {
+        Service::Classifier => auditflow_classifier::run(config, metrics, health, shutdown)
+            .await
+            .map_err(Into::into),
+        Service::SecurityMonitor => {
+            auditflow_security_monitor::run(config, metrics, health, shutdown)
+                .await
+                .map_err(Into::into)
+        }
+        Service::Sink => auditflow_sink::run(config, metrics, health, shutdown)
+            .await
+            .map_err(Into::into),
+        Service::CausalityIndexer => {
+            auditflow_causality_indexer::run(config, metrics, health, shutdown)
+                .await
+                .map_err(Into::into)
+        }
+        Service::All => Err(anyhow!("`all` is not a single service")),
+    }
+}
+
+/// The four services as tasks of this process; returns once all have stopped. The first
+/// failure (an error, a panic, or a service returning before shutdown was asked for) stops
+/// the rest and is the result.
+async fn run_all(
+    config: &Config,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut names = HashMap::new();
+    for service in ALL {
+        let (config, metrics, health, stop) = (
+            Arc::clone(&config),
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        let handle = tasks
+            .spawn(async move { run_service(service, &config, &metrics, &health, stop).await });
+        names.insert(handle.id(), name(service));
+    }
+    let mut failure: Option<anyhow::Error> = None;
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, result),
+            Err(join) => (join.id(), Err(anyhow!("panicked: {join}"))),
+        };
+        let service = names.get(&id).copied().unwrap_or("a service");
+        let problem = match result {
+            Err(err) => Some(err),
+            Ok(()) if !shutdown.is_triggered() => Some(anyhow!("stopped on its own")),
+            Ok(()) => None,
+        };
+        match problem {
+            Some(err) if failure.is_none() => {
+                tracing::error!(service, error = %format!("{err:#}"), "stopping the other services");
+                failure = Some(err.context(format!("{service} failed")));
+                shutdown.trigger();
+            }
+            Some(err) => {
+                tracing::warn!(service, error = %format!("{err:#}"), "stopped with an error");
+            }
+            None => tracing::info!(service, "stopped"),
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
