@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
-use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_integration_tests::{auditflow_binary, require_cql, unique_name};
 use auditflow_kafka::{Health, Metrics, Shutdown};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -127,27 +127,10 @@ pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
     }
 }
 
-/// The `auditflow` binary `cargo build` put next to this test (`target/<profile>/auditflow`).
-pub fn binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> → target/<profile>/auditflow
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("auditflow");
-    assert!(
-        path.exists(),
-        "{} not found: build it with `cargo build -p auditflow-cli`",
-        path.display()
-    );
-    path
-}
-
 /// `auditflow <args>` against this setup's keyspace: exit code, stdout, stderr.
 pub fn auditflow(setup: &SinkSetup, args: &[&str]) -> (i32, String, String) {
     let c = &setup.config.store;
-    let out = std::process::Command::new(binary())
+    let out = std::process::Command::new(auditflow_binary())
         .args(args)
         .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))

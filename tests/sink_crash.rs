@@ -11,12 +11,13 @@ mod common;
 
 use std::process::{Child, Command, Stdio};
 
+use auditflow_integration_tests::auditflow_binary;
 use common::*;
 
 fn spawn(setup: &SinkSetup) -> Child {
     let c = &setup.config;
     let t = &c.topics;
-    Command::new(binary())
+    Command::new(auditflow_binary())
         .args(["run", "sink"])
         .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &setup.bootstrap)
         .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)

@@ -28,12 +28,9 @@ use crate::record::{Labels, StorableRecord, class_table};
 use crate::schema::{self, SECURITY_BY_TIME, shard_of};
 use crate::statements::{Statements, class_index};
 
+/// The clear label columns, shared by both audit tables.
 #[derive(SerializeRow)]
-struct ClassRow<'a> {
-    pseudonym: Uuid,
-    day: NaiveDate,
-    event_time: DateTime<Utc>,
-    event_id: &'a str,
+struct LabelColumns<'a> {
     kind: &'a str,
     event_type: &'a str,
     action: Option<&'a str>,
@@ -45,6 +42,35 @@ struct ClassRow<'a> {
     record_count: Option<i64>,
     sensitive: Option<bool>,
     sample_rate: Option<f64>,
+}
+
+impl<'a> LabelColumns<'a> {
+    fn of(record: &'a StorableRecord) -> Self {
+        let l: &'a Labels = &record.labels;
+        Self {
+            kind: record.kind.as_str(),
+            event_type: &record.event_type,
+            action: l.action.as_deref(),
+            outcome: l.outcome.as_deref(),
+            risk_level: l.risk_level.as_deref(),
+            severity: l.severity.as_deref(),
+            blocked: l.blocked,
+            data_type: l.data_type.as_deref(),
+            record_count: l.record_count,
+            sensitive: l.sensitive,
+            sample_rate: l.sample_rate,
+        }
+    }
+}
+
+#[derive(SerializeRow)]
+struct ClassRow<'a> {
+    pseudonym: Uuid,
+    day: NaiveDate,
+    event_time: DateTime<Utc>,
+    event_id: &'a str,
+    #[scylla(flatten)]
+    labels: LabelColumns<'a>,
     event: Vec<u8>,
 }
 
@@ -55,17 +81,8 @@ struct TimeRow<'a> {
     event_time: DateTime<Utc>,
     event_id: &'a str,
     pseudonym: Uuid,
-    kind: &'a str,
-    event_type: &'a str,
-    action: Option<&'a str>,
-    outcome: Option<&'a str>,
-    risk_level: Option<&'a str>,
-    severity: Option<&'a str>,
-    blocked: Option<bool>,
-    data_type: Option<&'a str>,
-    record_count: Option<i64>,
-    sensitive: Option<bool>,
-    sample_rate: Option<f64>,
+    #[scylla(flatten)]
+    labels: LabelColumns<'a>,
     event: Vec<u8>,
 }
 
@@ -137,7 +154,6 @@ impl Store {
                 .map_err(|e| StoreError::InvalidRecord(format!("event not serializable: {e}")))?;
             let day = record.day();
             let class_ttl = i32::try_from(self.ttl_secs(record.class)).unwrap_or(i32::MAX);
-            let l = &record.labels;
             let sealed = key.key.seal(
                 &class_aad(record.class, key.key_id, day, &record.id),
                 &plaintext,
@@ -149,23 +165,21 @@ impl Store {
                     day,
                     event_time: record.event_time,
                     event_id: &record.id,
-                    kind: record.kind.as_str(),
-                    event_type: &record.event_type,
-                    action: l.action.as_deref(),
-                    outcome: l.outcome.as_deref(),
-                    risk_level: l.risk_level.as_deref(),
-                    severity: l.severity.as_deref(),
-                    blocked: l.blocked,
-                    data_type: l.data_type.as_deref(),
-                    record_count: l.record_count,
-                    sensitive: l.sensitive,
-                    sample_rate: l.sample_rate,
+                    labels: LabelColumns::of(record),
                     event: sealed,
                 },
             ));
             if record.kind.is_security() {
                 let shard = shard_of(&record.id);
-                rows.push(Row::Time(time_row(record, l, key, day, shard, &plaintext)));
+                rows.push(Row::Time(TimeRow {
+                    day,
+                    shard,
+                    event_time: record.event_time,
+                    event_id: &record.id,
+                    pseudonym: key.key_id,
+                    labels: LabelColumns::of(record),
+                    event: key.key.seal(&time_aad(day, shard, &record.id), &plaintext),
+                }));
             }
             rows.push(Row::ById((
                 &record.id,
@@ -256,34 +270,5 @@ fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {
         Some(user) => Subject::User(user),
         None => Subject::NoUser,
-    }
-}
-
-fn time_row<'a>(
-    record: &'a StorableRecord,
-    l: &'a Labels,
-    key: &UserKey,
-    day: NaiveDate,
-    shard: i32,
-    plaintext: &[u8],
-) -> TimeRow<'a> {
-    TimeRow {
-        day,
-        shard,
-        event_time: record.event_time,
-        event_id: &record.id,
-        pseudonym: key.key_id,
-        kind: record.kind.as_str(),
-        event_type: &record.event_type,
-        action: l.action.as_deref(),
-        outcome: l.outcome.as_deref(),
-        risk_level: l.risk_level.as_deref(),
-        severity: l.severity.as_deref(),
-        blocked: l.blocked,
-        data_type: l.data_type.as_deref(),
-        record_count: l.record_count,
-        sensitive: l.sensitive,
-        sample_rate: l.sample_rate,
-        event: key.key.seal(&time_aad(day, shard, &record.id), plaintext),
     }
 }
