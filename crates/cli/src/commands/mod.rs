@@ -7,6 +7,7 @@ use anyhow::bail;
 use crate::cli::{Cli, Command};
 
 mod classify;
+mod demo;
 mod detect;
 mod migrate;
 mod ndjson;
@@ -68,7 +69,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gdpr { .. } => "gdpr",
         Command::Report { .. } => "report",
-        Command::Demo => "demo",
+        Command::Demo => {
+            let config = match crate::config::load(cli.global.config.as_deref()) {
+                Ok(config) => config,
+                Err(bad) => return Ok(bad.exit()),
+            };
+            return demo::run(&config, cli.global.json);
+        }
         Command::Loadgen(_) => "loadgen",
     };
     bail!("`auditflow {name}` is not implemented yet")

@@ -78,7 +78,7 @@ enum Target<'a> {
 }
 
 /// The human form of a trail: ancestors, the tree, then what the walk found wrong or cut.
-fn render_trail(trail: &Trail) -> String {
+pub(crate) fn render_trail(trail: &Trail) -> String {
     let mut out = String::new();
     if trail.ancestors.is_empty() {
         out.push_str("ancestors: none known\n");
