@@ -27,14 +27,15 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
   up                 fetch (first run) and start Kafka (127.0.0.1:9092) and Cassandra (127.0.0.1:9042)
-  down               stop both
+  down               stop the demo's pipeline (if running), then both servers
   status             whether each runs and answers (exit 1 when one does not)
   logs [kafka|cassandra] [-n LINES]
                      the end of a server's log, and its path
   reset              stop both and delete their data (the jars stay)
   test [ARGS]        start the stack if needed, run `cargo test --workspace ARGS`, then leave the
                      stack as it was (e.g. `cargo xtask test -- -p auditflow-integration-tests`)
-  demo               start the stack and show it (the pipeline demo will grow here)
+  demo               start the stack, build auditflow, run the pipeline (`auditflow run all`,
+                     left running) and `auditflow demo` against it
 
 Files live in .stack/ at the workspace root (override: AUDITFLOW_STACK_DIR).
 Tests read AUDITFLOW_KAFKA_BOOTSTRAP and AUDITFLOW_CQL_NODES; with AUDITFLOW_STACK=external

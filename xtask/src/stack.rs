@@ -102,7 +102,7 @@ impl Layout {
         self.logs_dir().join(format!("{name}.log"))
     }
 
-    fn pid_file(&self, server: &str) -> PathBuf {
+    pub fn pid_file(&self, server: &str) -> PathBuf {
         self.dir.join(format!("{server}.pid"))
     }
 
@@ -339,6 +339,8 @@ pub fn up(layout: &Layout) -> Result<Vec<Launched>> {
 /// Stops the servers this stack started (by their recorded pids).
 pub fn down(layout: &Layout) -> Result<()> {
     let _lock = layout.lock()?;
+    // The pipeline `cargo xtask demo` left running uses both servers: it goes first.
+    crate::demo::stop_pipeline(layout)?;
     for server in servers().into_iter().rev() {
         stop_server(layout, server)?;
     }
