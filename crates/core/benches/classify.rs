@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 
+use auditflow_core::envelope::{Event, parse_structured};
 use auditflow_core::{Classified, Classifier, Config};
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -32,6 +33,7 @@ fn lines(text: &str) -> Vec<&[u8]> {
 fn bench(c: &mut Criterion) {
     let config = Config::from_toml_str("[sampling]\n\"user.page.view\" = 0.5\n").unwrap();
     let classifier = Classifier::new(&config).unwrap();
+    let limits = config.limits.clone();
     let fallback = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
     let lifecycle = lines(LIFECYCLE);
     let mix: Vec<&[u8]> = lines(LIFECYCLE).into_iter().chain(lines(OTHERS)).collect();
@@ -57,6 +59,25 @@ fn bench(c: &mut Criterion) {
                             black_box(serde_json::to_vec(output).unwrap());
                         }
                     }
+                }
+            })
+        });
+        // Where the time goes: parsing alone, and classifying already parsed events.
+        group.bench_function("envelope_parse_only", |b| {
+            b.iter(|| {
+                for line in events.iter() {
+                    black_box(parse_structured(black_box(line), &limits).ok());
+                }
+            })
+        });
+        let parsed: Vec<Event> = events
+            .iter()
+            .filter_map(|line| parse_structured(line, &limits).ok())
+            .collect();
+        group.bench_function("classify_parsed_only", |b| {
+            b.iter(|| {
+                for event in &parsed {
+                    black_box(classifier.classify(black_box(event), fallback));
                 }
             })
         });
