@@ -490,6 +490,35 @@ async fn a_destroyed_key_erases_the_user_but_keeps_the_counts() {
     assert!(erased_event.event.is_none());
     assert_eq!(erased_event.labels.action.as_deref(), Some("failed_login"));
 
+    // Reports count every record by time, the erased user's financial one included.
+    let all = fresh
+        .records_by_time(at(20, 0, 0), at(23, 0, 0), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(all.records.len(), 18);
+    assert!(all.records.iter().all(|r| r.event.is_none()), "labels only");
+    let payment = all
+        .records
+        .iter()
+        .find(|r| r.id == "ali/7")
+        .expect("erased payment counted");
+    assert_eq!(payment.class, RetentionClass::Financial);
+    let paged = fresh
+        .records_by_time(at(20, 0, 0), at(23, 0, 0), 10, None)
+        .await
+        .unwrap();
+    let rest = fresh
+        .records_by_time(at(20, 0, 0), at(23, 0, 0), 10, paged.next.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&paged)
+            .into_iter()
+            .chain(ids(&rest))
+            .collect::<Vec<_>>(),
+        ids(&all)
+    );
+
     // Bob is untouched.
     let bob = fresh
         .query_user("bob", TimeRange::default(), &[], 100, None)

@@ -11,6 +11,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::stream::Peekable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use scylla::DeserializeRow;
+use scylla::deserialize::row::DeserializeRow as DeserializeRowTrait;
+use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use crate::Store;
@@ -45,6 +47,58 @@ struct AuditRow {
     event: Option<Vec<u8>>,
 }
 
+/// A row of `records_by_time`: labels only.
+#[derive(DeserializeRow)]
+struct LabelRow {
+    event_time: DateTime<Utc>,
+    event_id: String,
+    class: Option<String>,
+    kind: Option<String>,
+    event_type: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    risk_level: Option<String>,
+    severity: Option<String>,
+    blocked: Option<bool>,
+    data_type: Option<String>,
+    record_count: Option<i64>,
+    sensitive: Option<bool>,
+    sample_rate: Option<f64>,
+}
+
+impl LabelRow {
+    fn into_record(self) -> Result<StoredRecord> {
+        let bad = |what: &'static str| StoreError::read("record labels", what);
+        Ok(StoredRecord {
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(RecordKind::parse)
+                .ok_or_else(|| bad("unknown kind"))?,
+            class: self
+                .class
+                .as_deref()
+                .and_then(RetentionClass::parse)
+                .ok_or_else(|| bad("unknown retention class"))?,
+            id: self.event_id,
+            event_time: self.event_time,
+            event_type: self.event_type.unwrap_or_default(),
+            labels: Labels {
+                action: self.action,
+                outcome: self.outcome,
+                risk_level: self.risk_level,
+                severity: self.severity,
+                blocked: self.blocked,
+                data_type: self.data_type,
+                record_count: self.record_count,
+                sensitive: self.sensitive,
+                sample_rate: self.sample_rate,
+            },
+            event: None,
+        })
+    }
+}
+
 /// Which partition a row came from: decides its associated data.
 #[derive(Clone, Copy)]
 enum Origin {
@@ -52,7 +106,7 @@ enum Origin {
     Time(NaiveDate, i32),
 }
 
-type RowStream = Pin<Box<dyn Stream<Item = Result<(Origin, AuditRow)>> + Send>>;
+type RowStream = Sorted<(Origin, AuditRow)>;
 
 impl Store {
     /// A user's records newest first across every retention class, optionally only some
@@ -89,7 +143,7 @@ impl Store {
             .try_collect()
             .await?;
 
-        let accept = |row: &AuditRow| {
+        let accept = |(_, row): &(Origin, AuditRow)| {
             page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
                 && (actions.is_empty() || row.action.as_ref().is_some_and(|a| actions.contains(a)))
         };
@@ -175,35 +229,104 @@ impl Store {
             });
         };
         let st = &self.ready().await?.statements;
-        let accept = |row: &AuditRow| {
+        let accept = |(_, row): &(Origin, AuditRow)| {
             page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
         };
+        let found = self
+            .scan_by_time(
+                "read security rows",
+                &st.select_by_time,
+                (from, upper),
+                limit + 1,
+                accept,
+                |day, shard, row: AuditRow| (Origin::Time(day, shard), row),
+            )
+            .await?;
+        self.page(found, limit, |key_id| self.data_key(key_id))
+            .await
+    }
+
+    /// Every record with `from <= time < to`, newest first, paged: its clear labels only
+    /// (`event` is always `None`), whether or not its owner was erased. What reports count.
+    pub async fn records_by_time(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+        page: Option<&PageToken>,
+    ) -> Result<Page> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let range = TimeRange {
+            from: Some(from),
+            to: Some(to),
+        };
+        let Some((from, upper)) = bounds(range, page) else {
+            return Ok(Page {
+                records: Vec::new(),
+                next: None,
+            });
+        };
+        let st = &self.ready().await?.statements;
+        let accept = |row: &LabelRow| {
+            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
+        };
+        let mut rows = self
+            .scan_by_time(
+                "read record labels",
+                &st.select_labels_by_time,
+                (from, upper),
+                limit + 1,
+                accept,
+                |_, _, row: LabelRow| row,
+            )
+            .await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let records = rows
+            .into_iter()
+            .map(LabelRow::into_record)
+            .collect::<Result<Vec<_>>>()?;
+        let next = if more {
+            records.last().map(PageToken::after)
+        } else {
+            None
+        };
+        Ok(Page { records, next })
+    }
+
+    /// Reads the (day, shard) partitions of `[from, upper)` newest day first, each day's
+    /// shards merged, until `want` rows passed `accept`.
+    async fn scan_by_time<R, T>(
+        &self,
+        context: &'static str,
+        statement: &PreparedStatement,
+        (from, upper): (DateTime<Utc>, DateTime<Utc>),
+        want: usize,
+        accept: impl Fn(&T) -> bool,
+        wrap: fn(NaiveDate, i32, R) -> T,
+    ) -> Result<Vec<T>>
+    where
+        R: for<'f, 'm> DeserializeRowTrait<'f, 'm> + Send + 'static,
+        T: Positioned + Send + 'static,
+    {
         let mut found = Vec::new();
         let first_day = from.date_naive();
         let mut day = last_day(upper);
-        while day >= first_day && found.len() <= limit {
-            let mut streams: Vec<RowStream> = Vec::new();
+        while day >= first_day && found.len() < want {
+            let mut streams: Vec<Sorted<T>> = Vec::new();
             for shard in 0..TIME_SHARDS {
                 let rows = self
-                    .rows::<AuditRow>(
-                        "read security rows",
-                        &st.select_by_time,
-                        (day, shard, from, upper),
-                    )
+                    .rows::<R>(context, statement, (day, shard, from, upper))
                     .await?;
-                streams.push(Box::pin(
-                    rows.map_ok(move |r| (Origin::Time(day, shard), r)),
-                ));
+                streams.push(Box::pin(rows.map_ok(move |r| wrap(day, shard, r))));
             }
-            let want = limit + 1 - found.len();
-            found.extend(merge_newest_first(streams, accept, want).await?);
+            found.extend(merge_newest_first(streams, &accept, want - found.len()).await?);
             let Some(previous) = day.pred_opt() else {
                 break;
             };
             day = previous;
         }
-        self.page(found, limit, |key_id| self.data_key(key_id))
-            .await
+        Ok(found)
     }
 
     /// Decrypts the first `limit` rows and sets the next-page token when there were more.
@@ -251,14 +374,33 @@ fn last_day(upper: DateTime<Utc>) -> NaiveDate {
     (upper - chrono::Duration::milliseconds(1)).date_naive()
 }
 
+/// A row's position in the newest-first order: (time in ms, id).
+trait Positioned {
+    fn position(&self) -> (i64, &str);
+}
+
+impl Positioned for (Origin, AuditRow) {
+    fn position(&self) -> (i64, &str) {
+        (self.1.event_time.timestamp_millis(), &self.1.event_id)
+    }
+}
+
+impl Positioned for LabelRow {
+    fn position(&self) -> (i64, &str) {
+        (self.event_time.timestamp_millis(), &self.event_id)
+    }
+}
+
+type Sorted<T> = Pin<Box<dyn Stream<Item = Result<T>> + Send>>;
+
 /// Merges streams each sorted newest first into one, keeping the first `want` rows `accept`
 /// lets through.
-async fn merge_newest_first(
-    streams: Vec<RowStream>,
-    accept: impl Fn(&AuditRow) -> bool,
+async fn merge_newest_first<T: Positioned>(
+    streams: Vec<Sorted<T>>,
+    accept: impl Fn(&T) -> bool,
     want: usize,
-) -> Result<Vec<(Origin, AuditRow)>> {
-    let mut streams: Vec<Peekable<RowStream>> =
+) -> Result<Vec<T>> {
+    let mut streams: Vec<Peekable<Sorted<T>>> =
         streams.into_iter().map(StreamExt::peekable).collect();
     let mut out = Vec::new();
     while out.len() < want {
@@ -266,7 +408,10 @@ async fn merge_newest_first(
         for (i, stream) in streams.iter_mut().enumerate() {
             let head = match Pin::new(&mut *stream).peek().await {
                 None => continue,
-                Some(Ok((_, row))) => (row.event_time.timestamp_millis(), row.event_id.clone()),
+                Some(Ok(item)) => {
+                    let (time, id) = item.position();
+                    (time, id.to_owned())
+                }
                 Some(Err(_)) => match stream.next().await {
                     Some(Err(e)) => return Err(e),
                     _ => continue,
@@ -284,7 +429,7 @@ async fn merge_newest_first(
             break;
         };
         let item = item?;
-        if accept(&item.1) {
+        if accept(&item) {
             out.push(item);
         }
     }

@@ -26,7 +26,7 @@ use auditflow_core::RetentionClass;
 use crate::record::class_table;
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 2;
+pub(crate) const LATEST_VERSION: i32 = 3;
 
 /// Shards per day of `security_by_time`. Part of the stored layout: changing it makes rows
 /// already written under another count unreachable, so it is a constant, not a setting.
@@ -106,7 +106,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "causality index: nodes, parent to children, correlation members",
         statements: crate::causality::migration,
     },
+    Migration {
+        version: 3,
+        description: "records by time: every record's clear labels, for reports",
+        statements: v3,
+    },
 ];
+
+/// The table name of every record's labels by time.
+pub(crate) const RECORDS_BY_TIME: &str = "records_by_time";
 
 fn v1(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;
@@ -152,6 +160,28 @@ fn v1(p: &SchemaParams) -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {ks}.store_meta (name text PRIMARY KEY, value blob)"
     ));
     out
+}
+
+/// Every record's clear labels by day and shard, each row living as long as its class: what
+/// reports count, including records whose owner was erased (the per-user tables are reachable
+/// only through a user's key). No ciphertext, no pseudonym: nothing links a row to a person.
+/// Rows carry their class's TTL, so TWCS windows follow the shortest period.
+fn v3(p: &SchemaParams) -> Vec<String> {
+    let ks = p.keyspace;
+    let shortest = RetentionClass::ALL
+        .iter()
+        .map(|c| p.ttl_days(*c))
+        .min()
+        .unwrap_or(1);
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.{RECORDS_BY_TIME} (\
+           day date, shard int, event_time timestamp, event_id text, class text, {LABEL_COLUMNS}, \
+           PRIMARY KEY ((day, shard), event_time, event_id)) \
+         WITH CLUSTERING ORDER BY (event_time DESC, event_id ASC) \
+         AND compaction = {{'class': 'TimeWindowCompactionStrategy', \
+         'compaction_window_unit': 'DAYS', 'compaction_window_size': '{}'}}",
+        window_days(shortest)
+    )]
 }
 
 /// Created before the migration lock can be taken, so outside any migration.

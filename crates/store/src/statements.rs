@@ -7,7 +7,7 @@ use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
 
 use crate::record::class_table;
-use crate::schema::SECURITY_BY_TIME;
+use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME};
 
 /// The clear label columns, in the order every statement below lists them.
 const LABELS: &str = "kind, event_type, action, outcome, risk_level, severity, blocked, \
@@ -25,6 +25,8 @@ pub(crate) struct Statements {
     pub(crate) class: Vec<ClassStatements>,
     pub(crate) insert_by_time: PreparedStatement,
     pub(crate) select_by_time: PreparedStatement,
+    pub(crate) insert_labels_by_time: PreparedStatement,
+    pub(crate) select_labels_by_time: PreparedStatement,
     pub(crate) insert_by_id: PreparedStatement,
     pub(crate) select_by_id: PreparedStatement,
     pub(crate) insert_user_day: PreparedStatement,
@@ -94,6 +96,22 @@ impl Statements {
             select_by_time: p(
                 format!(
                     "SELECT pseudonym, event_time, event_id, {LABELS}, event FROM {ks}.{SECURITY_BY_TIME} \
+                     WHERE day = ? AND shard = ? AND event_time >= ? AND event_time < ?"
+                ),
+                true,
+            )
+            .await?,
+            insert_labels_by_time: p(
+                format!(
+                    "INSERT INTO {ks}.{RECORDS_BY_TIME} (day, shard, event_time, event_id, class, \
+                     {LABELS}) VALUES (?, ?, ?, ?, ?, {LABEL_MARKERS}) USING TTL ?"
+                ),
+                true,
+            )
+            .await?,
+            select_labels_by_time: p(
+                format!(
+                    "SELECT event_time, event_id, class, {LABELS} FROM {ks}.{RECORDS_BY_TIME} \
                      WHERE day = ? AND shard = ? AND event_time >= ? AND event_time < ?"
                 ),
                 true,

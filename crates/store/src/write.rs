@@ -1,8 +1,9 @@
-//! The write path: one record becomes up to four rows, all keyed by its id and event time.
+//! The write path: one record becomes up to five rows, all keyed by its id and event time.
 //!
 //! - its retention class's table, partition (pseudonym, day), sealed event;
 //! - `security_by_time`, partition (day, shard), for security events and alerts, sealed again
 //!   under that row's own associated data;
+//! - `records_by_time`, partition (day, shard): its clear labels only, for reports;
 //! - `records_by_id` (where it lives) and `user_days` (that its user has data that day), both
 //!   with the class's TTL so they never outlive the row they point to by more than a day.
 //!
@@ -86,9 +87,23 @@ struct TimeRow<'a> {
     event: Vec<u8>,
 }
 
+#[derive(SerializeRow)]
+struct LabelTimeRow<'a> {
+    day: NaiveDate,
+    shard: i32,
+    event_time: DateTime<Utc>,
+    event_id: &'a str,
+    class: &'static str,
+    #[scylla(flatten)]
+    labels: LabelColumns<'a>,
+    #[scylla(rename = "[ttl]")]
+    ttl: i32,
+}
+
 enum Row<'a> {
     Class(RetentionClass, ClassRow<'a>),
     Time(TimeRow<'a>),
+    LabelsByTime(LabelTimeRow<'a>),
     ById(
         (
             &'a str,
@@ -181,6 +196,15 @@ impl Store {
                     event: key.key.seal(&time_aad(day, shard, &record.id), &plaintext),
                 }));
             }
+            rows.push(Row::LabelsByTime(LabelTimeRow {
+                day,
+                shard: shard_of(&record.id),
+                event_time: record.event_time,
+                event_id: &record.id,
+                class: record.class.as_str(),
+                labels: LabelColumns::of(record),
+                ttl: class_ttl,
+            }));
             rows.push(Row::ById((
                 &record.id,
                 record.class.as_str(),
@@ -222,6 +246,10 @@ impl Store {
             }
             Row::Time(values) => {
                 self.execute("write security row", &st.insert_by_time, values)
+                    .await
+            }
+            Row::LabelsByTime(values) => {
+                self.execute("write record labels", &st.insert_labels_by_time, values)
                     .await
             }
             Row::ById(values) => {
