@@ -3,7 +3,7 @@
 //! Schema and versioned migrations ([`Store::migrate`]), encrypted and time-bucketed audit rows
 //! ([`Store::write_records`]), and the reads shared by the sink, `auditflow query`, and the
 //! `gdpr`, `report` and `trail` commands ([`Store::query_user`], [`Store::get_by_id`],
-//! [`Store::security_events`]). Table layout: see the `schema` module; keys and ciphers: the
+//! [`Store::security_events`], [`Store::records_by_time`]). Table layout: see the `schema` module; keys and ciphers: the
 //! `crypto` module.
 //!
 //! Invariants:

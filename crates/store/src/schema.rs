@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `audit_<class>_by_user` ×4 | (pseudonym, day) | event_time DESC, event_id | one time-series table per retention class; TWCS, TTL = the class's period; never deleted from |
 //! | `security_by_time` | (day, shard) | event_time DESC, event_id | security events and alerts by time; TWCS, TTL = security period |
+//! | `records_by_time` | (day, shard) | event_time DESC, event_id | every record's clear labels, TTL of its class (migration 3): what reports count |
 //! | `records_by_id` | event_id | | where a record lives (class, pseudonym, day, time); nothing personal |
 //! | `user_days` | pseudonym | day DESC, class | which partitions hold a user's records, so reads never scan |
 //! | `user_keys` | user_ref | | HMAC(user id) → key id; deleted by `gdpr delete` |
