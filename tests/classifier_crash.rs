@@ -40,7 +40,7 @@ fn spawn(setup: &Setup) -> Child {
             "AUDITFLOW_KAFKA__GROUP_PREFIX",
             &setup.config.kafka.group_prefix,
         )
-        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
+        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
         // The killed member's partitions move once its session expires: keep that short.
         .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
         .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)

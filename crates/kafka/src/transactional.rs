@@ -228,7 +228,7 @@ impl<T: Transform> TransactionalLoop<T> {
     }
 
     fn poll_batch(&mut self, shutdown: &Shutdown) -> Result<Vec<InputRecord>> {
-        let max = self.spec.kafka.batch_max_records.max(1);
+        let max = self.spec.kafka.transaction_max_records.max(1);
         let wait = Duration::from_millis(self.spec.kafka.batch_max_wait_ms);
         let mut batch = Vec::new();
         let mut deadline: Option<Instant> = None;
