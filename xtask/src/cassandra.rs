@@ -72,6 +72,7 @@ impl Server for Cassandra {
                 "-Dcassandra.logdir={}",
                 ctx.layout.logs_dir().display()
             ))
+            .arg(format!("-Dcassandra.triggers_dir={}", triggers.display()))
             .arg(format!("-Dlogback.configurationFile={}", logback.display()))
             .arg("-Dcassandra-foreground=yes")
             // One node, its own seed: nothing to gossip with or wait for.
