@@ -1,0 +1,363 @@
+//! `auditflow run all` + `auditflow demo --json` on the real stack, as `cargo xtask demo` runs
+//! them, in a private corner of the cluster: fresh topic names (input included, through the
+//! classifier's input pattern and `AUDITFLOW_DEMO_TOPIC`), consumer groups, keyspace and a
+//! free metrics port.
+//!
+//! Checks what the demo printed against SPEC section 4 (actions, outcomes, risk levels,
+//! retention classes, the failed logins' security events) and section 7 (one medium, one high
+//! and one critical brute-force alert; the critical one blocks the ip), that `/readyz` reports
+//! the four services ready, and that SIGTERM stops the process with exit code 0. Waits are
+//! bounded by deadlines that fail the test; nothing asserts on timing.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use auditflow_integration_tests::{
+    auditflow_binary, cql_nodes, require_cql, require_kafka, unique_name,
+};
+use serde_json::Value;
+
+/// A failure guard, not a performance expectation (two busy cores, a cold schema).
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// The environment every `auditflow` command of this test gets.
+struct Corner {
+    env: Vec<(String, String)>,
+    listen: String,
+    log: PathBuf,
+}
+
+impl Corner {
+    fn new() -> Self {
+        let bootstrap = require_kafka();
+        require_cql();
+        let prefix = unique_name("demo");
+        let listen = format!("127.0.0.1:{}", free_port());
+        let topic = |name: &str| format!("{prefix}.{name}");
+        let env = [
+            ("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap),
+            ("AUDITFLOW_KAFKA__GROUP_PREFIX", format!("{prefix}_")),
+            ("AUDITFLOW_TOPICS__USER_ACTION", topic("audit.user.action")),
+            ("AUDITFLOW_TOPICS__DATA_ACCESS", topic("audit.data.access")),
+            (
+                "AUDITFLOW_TOPICS__SECURITY_EVENT",
+                topic("audit.security.event"),
+            ),
+            ("AUDITFLOW_TOPICS__DEAD_LETTER", topic("audit.dlq")),
+            ("AUDITFLOW_TOPICS__ALERTS", topic("security.alerts")),
+            ("AUDITFLOW_TOPICS__ACTIONS", topic("security.actions")),
+            ("AUDITFLOW_TOPICS__BLOCKLIST", topic("security.blocklist")),
+            // `unique_name` is `[a-z0-9_]`: no escaping needed inside the pattern.
+            (
+                "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
+                format!(r#"["^{prefix}\\.user\\..+"]"#),
+            ),
+            ("AUDITFLOW_TOPICS__PARTITIONS", "3".into()),
+            ("AUDITFLOW_DEMO_TOPIC", topic("user.events")),
+            ("AUDITFLOW_STORE__KEYSPACE", prefix.clone()),
+            ("AUDITFLOW_STORE__NODES", format!("{:?}", cql_nodes())),
+            ("AUDITFLOW_METRICS__LISTEN", listen.clone()),
+            ("RUST_LOG", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let log = std::env::temp_dir().join(format!("{prefix}.log"));
+        Self { env, listen, log }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(auditflow_binary());
+        cmd.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("AUDITFLOW_CONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run_ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.command(args).output().expect("running auditflow");
+        assert!(
+            out.status.success(),
+            "auditflow {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+/// The pipeline process; killed if the test fails before stopping it.
+struct Pipeline(Child);
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn readyz(addr: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(format!("GET /readyz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response.split_once("\r\n\r\n")?.1.trim().to_owned())
+}
+
+/// Waits until `/readyz` says `want` (one of them), failing with the pipeline's log.
+fn await_readyz(corner: &Corner, pipeline: &mut Pipeline, want: &[&str]) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = pipeline.0.try_wait().expect("pipeline status") {
+            let log = std::fs::read_to_string(&corner.log).unwrap_or_default();
+            panic!("auditflow run all exited ({status}):\n{log}");
+        }
+        let body = readyz(&corner.listen);
+        if body.as_deref().is_some_and(|b| want.contains(&b)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "/readyz still {body:?}, wanted one of {want:?}"
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+#[test]
+fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
+    let corner = Corner::new();
+    // As `cargo xtask demo` does: topics and schema first, then the pipeline.
+    corner.run_ok(&["topics", "create"]);
+    corner.run_ok(&["migrate"]);
+    let log = std::fs::File::create(&corner.log).expect("pipeline log");
+    let mut pipeline = Pipeline(
+        corner
+            .command(&["run", "all"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting auditflow run all"),
+    );
+    // The classifier joins once a topic matches its pattern; the demo creates that topic.
+    await_readyz(&corner, &mut pipeline, &["ready", "not ready: classifier"]);
+
+    let out = corner.run_ok(&["demo", "--json"]);
+    let demo: Value = serde_json::from_slice(&out).expect("demo --json prints one JSON document");
+    await_readyz(&corner, &mut pipeline, &["ready"]);
+
+    let user = str_at(&demo, "/user_id");
+    let ip = str_at(&demo, "/source_ip");
+    assert!(user.starts_with("demo_user_"), "{user}");
+
+    // SPEC 4: one user action or data access per input, oldest first.
+    let trail = demo["audit_trail"].as_array().expect("audit_trail");
+    assert_eq!(trail.len(), 7 + 21, "{trail:#?}");
+    let row = |r: &Value| {
+        (
+            str_at(r, "/event/originaltype").to_owned(),
+            str_at(r, "/kind").to_owned(),
+            str_at(r, "/action").to_owned(),
+            str_at(r, "/outcome").to_owned(),
+            str_at(r, "/risk_level").to_owned(),
+            str_at(r, "/class").to_owned(),
+        )
+    };
+    let expected = [
+        (
+            "user.created",
+            "user_action",
+            "account_created",
+            "success",
+            "low",
+            "general",
+        ),
+        (
+            "user.email.verified",
+            "user_action",
+            "user.email.verified",
+            "success",
+            "low",
+            "general",
+        ),
+        (
+            "user.login.attempt",
+            "user_action",
+            "login_attempt",
+            "success",
+            "low",
+            "security",
+        ),
+        (
+            "user.profile.updated",
+            "user_action",
+            "profile_update",
+            "success",
+            "medium",
+            "general",
+        ),
+        (
+            "user.subscription.created",
+            "user_action",
+            "user.subscription.created",
+            "success",
+            "low",
+            "financial",
+        ),
+        (
+            "user.login.attempt",
+            "user_action",
+            "login_attempt",
+            "failure",
+            "high",
+            "security",
+        ),
+        ("user.data.export", "data_access", "read", "", "", "general"),
+    ];
+    for (record, want) in trail.iter().zip(expected) {
+        let (t, kind, action, outcome, risk, class) = want;
+        assert_eq!(
+            row(record),
+            (
+                t.into(),
+                kind.into(),
+                action.into(),
+                outcome.into(),
+                risk.into(),
+                class.into()
+            ),
+            "{record:#}"
+        );
+        assert_eq!(str_at(record, "/event/data/user_id"), user);
+    }
+    let profile = &trail[3]["event"]["data"];
+    assert_eq!(profile["context"]["sensitive_data"], Value::Bool(true));
+    assert_eq!(
+        profile["context"]["fields_changed"],
+        serde_json::json!(["name", "phone", "preferences"])
+    );
+    assert_eq!(str_at(&trail[6], "/event/data/operation"), "read");
+    assert_eq!(str_at(&trail[6], "/event/data/data_type"), "user_profile");
+    for record in &trail[7..] {
+        assert_eq!(
+            row(record),
+            (
+                "user.login.attempt".into(),
+                "user_action".into(),
+                "login_attempt".into(),
+                "failure".into(),
+                "high".into(),
+                "security".into()
+            )
+        );
+    }
+
+    // SPEC 4 rule 3: every failed login is also a failed_login security event, critical
+    // because its risk is high, from the attacker's ip.
+    let security = demo["security_events"].as_array().expect("security_events");
+    assert_eq!(security.len(), 1 + 21);
+    for event in security {
+        assert_eq!(str_at(event, "/kind"), "security_event");
+        assert_eq!(str_at(event, "/action"), "failed_login");
+        assert_eq!(str_at(event, "/severity"), "critical");
+        assert_eq!(str_at(event, "/class"), "security");
+        assert_eq!(str_at(event, "/event/data/event_type"), "failed_login");
+        assert_eq!(str_at(event, "/event/data/source_ip"), ip);
+        assert_eq!(str_at(event, "/event/data/user_id"), user);
+    }
+
+    // SPEC 7: 22 failures from one ip → exactly one medium, one high, one critical alert.
+    let alerts = demo["alerts"].as_array().expect("alerts");
+    let mut levels: Vec<(&str, &str, i64)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                str_at(a, "/action"),
+                str_at(a, "/severity"),
+                a.pointer("/event/data/score")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(-1),
+            )
+        })
+        .collect();
+    levels.sort_by_key(|l| l.2);
+    assert_eq!(
+        levels,
+        [
+            ("brute_force", "medium", 50),
+            ("brute_force", "high", 80),
+            ("brute_force", "critical", 95)
+        ],
+        "{alerts:#?}"
+    );
+    for alert in alerts {
+        assert_eq!(str_at(alert, "/event/data/source_ip"), ip);
+        assert_eq!(str_at(alert, "/class"), "security");
+    }
+
+    // The causal trails: the suspicious login caused its two audit records; the critical
+    // alert caused a block_ip action.
+    let login = &demo["trails"]["suspicious_login"];
+    assert_eq!(
+        str_at(login, "/id"),
+        str_at(&demo, "/published/suspicious_login")
+    );
+    let mut children: Vec<&str> = login["tree"]["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| str_at(c, "/type"))
+        .collect();
+    children.sort_unstable();
+    assert_eq!(children, ["audit.security.event", "audit.user.action"]);
+    let critical = &demo["trails"]["critical_alert"];
+    let actions: Vec<&str> = critical["tree"]["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .filter(|c| str_at(c, "/type") == "security.action")
+        .map(|c| str_at(c, "/summary"))
+        .collect();
+    assert!(
+        actions.iter().any(|s| s.contains("block_ip")),
+        "{critical:#}"
+    );
+
+    // SPEC 10: SIGTERM → finish, commit, leave the groups, exit 0.
+    let pid = pipeline.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = pipeline.0.try_wait().expect("pipeline status") {
+            break status;
+        }
+        assert!(start.elapsed() < DEADLINE, "still running after SIGTERM");
+        thread::sleep(Duration::from_millis(200));
+    };
+    let log = std::fs::read_to_string(&corner.log).unwrap_or_default();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{log}");
+    let _ = std::fs::remove_file(&corner.log);
+}
