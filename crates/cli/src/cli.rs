@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "auditflow", version, about = "Audit every user action: Kafka in, ScyllaDB out.")]
+#[command(
+    name = "auditflow",
+    version,
+    about = "Audit every user action: Kafka in, ScyllaDB out."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
