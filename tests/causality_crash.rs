@@ -9,8 +9,6 @@
 #[path = "causality_common.rs"]
 mod common;
 
-use std::process::Command;
-
 use auditflow_causality_indexer::trail::{TrailLimits, walk};
 use auditflow_store::Store;
 use common::*;
@@ -114,13 +112,7 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
     assert_eq!(t.tree.children[0].children[0].children[0].node.id, "ac-42");
 
     // SIGTERM: finish, commit, leave the group, exit 0.
-    let pid = survivor.id().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = survivor.wait().expect("waiting for the indexer");
+    let exit = auditflow_integration_tests::terminate(&mut survivor);
     assert!(exit.success(), "SIGTERM exit: {exit}");
     setup.drop_keyspace().await;
 }

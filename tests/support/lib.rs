@@ -96,6 +96,17 @@ pub fn auditflow_binary() -> std::path::PathBuf {
     path
 }
 
+/// Stops a child process the way an orchestrator does (SIGTERM) and waits for it to exit;
+/// returns how it exited.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success(), "kill -TERM failed: {sent}");
+    child.wait().expect("waiting for the child")
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

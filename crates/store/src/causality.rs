@@ -21,8 +21,14 @@
 //! Writes are idempotent upserts keyed by the record's id and time (re-delivery rewrites the
 //! same rows). Every row lives as long as the record's retention class; a bucket index row
 //! lives a day longer than the rows of its class it stands for (the class is part of its key,
-//! so a short-lived record never shortens the life of the index of a long-lived one). Reads are bounded: a caller says how
-//! many rows it wants, and the day indexes mean no read scans.
+//! so a short-lived record never shortens the life of the index of a long-lived one).
+//!
+//! Partitions are bounded: a bucket holds one parent's children, or one conversation's
+//! records, of one day (in this pipeline a parent has a handful of children — an input's audit
+//! records, an event's alerts, an alert's actions; a conversation is one input's consequences
+//! unless producers reuse a correlation id), and a bucket index holds at most one row per day
+//! and class of the retention period. Reads are bounded too: a caller says how many rows it
+//! wants, and the bucket indexes mean no read scans.
 //!
 //! What this module is not: it does not decide what a record's parent is (the indexer does,
 //! from `causationid`) and does not walk the graph (the indexer's `trail` module does).
@@ -49,40 +55,73 @@ const MAX_TEXT: usize = 512;
 /// How many rows one `children` or `members` call may return at the most.
 pub const MAX_READ: usize = 10_000;
 
+/// The clear columns of a record in every causality table, after its links.
+const RECORD_COLUMNS: &str = "event_type, original_type, topic, summary, class";
+
+/// One of the two day-bucketed tables and its bucket index. Both hold whole records, keyed by
+/// one of the record's links and bucketed by the record's day; the other link is a column.
+struct Layout {
+    table: &'static str,
+    days_table: &'static str,
+    /// The partition key column: the link the table is read by.
+    key: &'static str,
+    /// Which of the record's links the key is.
+    key_is: &'static str,
+    /// The other link, kept as a column.
+    other: &'static str,
+    read_context: &'static str,
+}
+
+/// Parent → children: `causality_children`, by the child's cause.
+const CHILDREN: Layout = Layout {
+    table: "causality_children",
+    days_table: "causality_child_days",
+    key: "parent_id",
+    key_is: "causation_id",
+    other: "correlation_id",
+    read_context: "read causal edges",
+};
+
+/// Correlation → members: `causality_members`, by the member's correlation id.
+const MEMBERS: Layout = Layout {
+    table: "causality_members",
+    days_table: "causality_member_days",
+    key: "correlation_id",
+    key_is: "correlation_id",
+    other: "causation_id",
+    read_context: "read correlation members",
+};
+
 /// Migration 2: the causality tables (see the module docs).
 pub(crate) fn migration(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;
     let record = "event_type text, original_type text, topic text, summary text, class text";
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.causality_nodes (\
-               id text PRIMARY KEY, event_time timestamp, causation_id text, \
-               correlation_id text, {record})"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.causality_children (\
-               parent_id text, day date, event_time timestamp, id text, correlation_id text, \
-               {record}, PRIMARY KEY ((parent_id, day), event_time, id)) \
+    let mut ddl = vec![format!(
+        "CREATE TABLE IF NOT EXISTS {ks}.causality_nodes (\
+           id text PRIMARY KEY, event_time timestamp, causation_id text, \
+           correlation_id text, {record})"
+    )];
+    for Layout {
+        table,
+        days_table,
+        key,
+        other,
+        ..
+    } in [CHILDREN, MEMBERS]
+    {
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.{table} (\
+               {key} text, day date, event_time timestamp, id text, {other} text, {record}, \
+               PRIMARY KEY (({key}, day), event_time, id)) \
              WITH CLUSTERING ORDER BY (event_time ASC, id ASC)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.causality_child_days (\
-               parent_id text, day date, class text, PRIMARY KEY ((parent_id), day, class)) \
+        ));
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.{days_table} (\
+               {key} text, day date, class text, PRIMARY KEY (({key}), day, class)) \
              WITH CLUSTERING ORDER BY (day ASC, class ASC)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.causality_members (\
-               correlation_id text, day date, event_time timestamp, id text, causation_id text, \
-               {record}, PRIMARY KEY ((correlation_id, day), event_time, id)) \
-             WITH CLUSTERING ORDER BY (event_time ASC, id ASC)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.causality_member_days (\
-               correlation_id text, day date, class text, \
-               PRIMARY KEY ((correlation_id), day, class)) \
-             WITH CLUSTERING ORDER BY (day ASC, class ASC)"
-        ),
-    ]
+        ));
+    }
+    ddl
 }
 
 /// One record of the causality graph, as written and as read back.
@@ -156,14 +195,18 @@ pub struct CausalityIndex {
 struct CausalityStatements {
     insert_node: PreparedStatement,
     select_node: PreparedStatement,
-    insert_child: PreparedStatement,
-    insert_child_day: PreparedStatement,
-    select_child_days: PreparedStatement,
-    select_children: PreparedStatement,
-    insert_member: PreparedStatement,
-    insert_member_day: PreparedStatement,
-    select_member_days: PreparedStatement,
-    select_members: PreparedStatement,
+    children: BucketStatements,
+    members: BucketStatements,
+}
+
+/// The statements of one [`Layout`].
+struct BucketStatements {
+    table: &'static str,
+    read_context: &'static str,
+    insert: PreparedStatement,
+    insert_day: PreparedStatement,
+    select_days: PreparedStatement,
+    select_rows: PreparedStatement,
 }
 
 /// Serialized by position: the TTL's bind marker has no column name to match.
@@ -241,10 +284,11 @@ type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 /// One statement to run for a write.
 enum Write<'a> {
     Node(NodeRow<'a>),
-    Child(EdgeRow<'a>),
-    ChildDay((&'a str, NaiveDate, &'static str, i32)),
-    Member(EdgeRow<'a>),
-    MemberDay((&'a str, NaiveDate, &'static str, i32)),
+    Bucketed(&'a BucketStatements, EdgeRow<'a>),
+    BucketDay(
+        &'a BucketStatements,
+        (&'a str, NaiveDate, &'static str, i32),
+    ),
 }
 
 impl CausalityIndex {
@@ -254,10 +298,6 @@ impl CausalityIndex {
         store.ready().await?;
         let st = CausalityStatements::prepare(&store).await?;
         Ok(Self { store, st })
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Stores a batch; all of it or an error. Idempotent: writing the same records again
@@ -302,21 +342,24 @@ impl CausalityIndex {
                 class: r.class.as_str(),
                 ttl,
             }));
-            if let Some(parent) = r.causation_id.as_deref() {
-                writes.push(Write::Child(edge(parent, r.correlation_id.as_deref())));
-                if buckets.insert(("child", parent, day, r.class)) {
-                    writes.push(Write::ChildDay((parent, day, r.class.as_str(), index_ttl)));
-                }
-            }
-            if let Some(correlation) = r.correlation_id.as_deref() {
-                writes.push(Write::Member(edge(correlation, r.causation_id.as_deref())));
-                if buckets.insert(("member", correlation, day, r.class)) {
-                    writes.push(Write::MemberDay((
-                        correlation,
-                        day,
-                        r.class.as_str(),
-                        index_ttl,
-                    )));
+            let links = [
+                (
+                    &self.st.children,
+                    r.causation_id.as_deref(),
+                    r.correlation_id.as_deref(),
+                ),
+                (
+                    &self.st.members,
+                    r.correlation_id.as_deref(),
+                    r.causation_id.as_deref(),
+                ),
+            ];
+            for (bucketed, key, other) in links {
+                let Some(key) = key else { continue };
+                writes.push(Write::Bucketed(bucketed, edge(key, other)));
+                if buckets.insert((bucketed.table, key, day, r.class)) {
+                    let index_row = (key, day, r.class.as_str(), index_ttl);
+                    writes.push(Write::BucketDay(bucketed, index_row));
                 }
             }
         }
@@ -334,27 +377,17 @@ impl CausalityIndex {
     }
 
     async fn write_one(&self, write: Write<'_>) -> Result<()> {
-        let (store, st) = (&*self.store, &self.st);
+        let store = &*self.store;
         match &write {
-            Write::Node(v) => store.execute("write causal node", &st.insert_node, v).await,
-            Write::Child(v) => {
+            Write::Node(v) => {
                 store
-                    .execute("write causal edge", &st.insert_child, v)
+                    .execute("write causal node", &self.st.insert_node, v)
                     .await
             }
-            Write::ChildDay(v) => {
+            Write::Bucketed(b, v) => store.execute("write causal edge", &b.insert, v).await,
+            Write::BucketDay(b, v) => {
                 store
-                    .execute("write causal edge day", &st.insert_child_day, v)
-                    .await
-            }
-            Write::Member(v) => {
-                store
-                    .execute("write correlation member", &st.insert_member, v)
-                    .await
-            }
-            Write::MemberDay(v) => {
-                store
-                    .execute("write correlation day", &st.insert_member_day, v)
+                    .execute("write causal bucket index", &b.insert_day, v)
                     .await
             }
         }
@@ -373,26 +406,12 @@ impl CausalityIndex {
 
     /// The records `parent` caused, oldest first, at most `limit` (≤ [`MAX_READ`]).
     pub async fn children(&self, parent: &str, limit: usize) -> Result<Bounded<CausalRecord>> {
-        self.bucketed(
-            "read causal edges",
-            parent,
-            limit,
-            &self.st.select_child_days,
-            &self.st.select_children,
-        )
-        .await
+        self.bucketed(&self.st.children, parent, limit).await
     }
 
     /// The records of a conversation in time order, at most `limit` (≤ [`MAX_READ`]).
     pub async fn members(&self, correlation: &str, limit: usize) -> Result<Bounded<CausalRecord>> {
-        self.bucketed(
-            "read correlation members",
-            correlation,
-            limit,
-            &self.st.select_member_days,
-            &self.st.select_members,
-        )
-        .await
+        self.bucketed(&self.st.members, correlation, limit).await
     }
 
     /// Reads day buckets in order until `limit` rows are found. Each bucket index row stands
@@ -401,18 +420,17 @@ impl CausalityIndex {
     /// time) are dropped by id.
     async fn bucketed(
         &self,
-        context: &'static str,
+        st: &BucketStatements,
         key: &str,
         limit: usize,
-        select_days: &PreparedStatement,
-        select_rows: &PreparedStatement,
     ) -> Result<Bounded<CausalRecord>> {
+        let context = st.read_context;
         let limit = limit.clamp(1, MAX_READ);
         // Up to one index row per retention class and day.
         let want = i32::try_from((limit + 2) * RetentionClass::ALL.len()).unwrap_or(i32::MAX);
         let mut days: Vec<(NaiveDate,)> = self
             .store
-            .rows::<(NaiveDate,)>(context, select_days, (key, want))
+            .rows::<(NaiveDate,)>(context, &st.select_days, (key, want))
             .await?
             .try_collect()
             .await?;
@@ -423,7 +441,7 @@ impl CausalityIndex {
             let rest = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
             let mut rows = self
                 .store
-                .rows::<RecordRow>(context, select_rows, (key, day, rest))
+                .rows::<RecordRow>(context, &st.select_rows, (key, day, rest))
                 .await?;
             while let Some(row) = rows.try_next().await? {
                 if seen.insert(row.id.clone()) {
@@ -442,15 +460,14 @@ impl CausalityIndex {
 
 impl CausalityStatements {
     async fn prepare(store: &Store) -> Result<Self> {
-        let ks = &store.keyspace;
-        let s = &store.session;
-        let record = "event_type, original_type, topic, summary, class";
+        let (s, ks) = (&store.session, &store.keyspace);
         Ok(Self {
             insert_node: prepare(
                 s,
                 format!(
                     "INSERT INTO {ks}.causality_nodes (id, event_time, causation_id, \
-                     correlation_id, {record}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                     correlation_id, {RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     USING TTL ?"
                 ),
                 true,
             )
@@ -458,76 +475,63 @@ impl CausalityStatements {
             select_node: prepare(
                 s,
                 format!(
-                    "SELECT id, event_time, causation_id, correlation_id, {record} \
+                    "SELECT id, event_time, causation_id, correlation_id, {RECORD_COLUMNS} \
                      FROM {ks}.causality_nodes WHERE id = ?"
                 ),
                 true,
             )
             .await?,
-            insert_child: prepare(
+            children: BucketStatements::prepare(store, &CHILDREN).await?,
+            members: BucketStatements::prepare(store, &MEMBERS).await?,
+        })
+    }
+}
+
+impl BucketStatements {
+    async fn prepare(store: &Store, layout: &Layout) -> Result<Self> {
+        let (s, ks) = (&store.session, &store.keyspace);
+        let &Layout {
+            table,
+            days_table,
+            key,
+            key_is,
+            other,
+            read_context,
+        } = layout;
+        Ok(Self {
+            table,
+            read_context,
+            // In `EdgeRow` order.
+            insert: prepare(
                 s,
                 format!(
-                    "INSERT INTO {ks}.causality_children (parent_id, day, event_time, id, \
-                     correlation_id, {record}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                    "INSERT INTO {ks}.{table} ({key}, day, event_time, id, {other}, \
+                     {RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
                 ),
                 true,
             )
             .await?,
-            insert_child_day: prepare(
+            insert_day: prepare(
                 s,
                 format!(
-                    "INSERT INTO {ks}.causality_child_days (parent_id, day, class) \
-                     VALUES (?, ?, ?) USING TTL ?"
+                    "INSERT INTO {ks}.{days_table} ({key}, day, class) VALUES (?, ?, ?) \
+                     USING TTL ?"
                 ),
                 true,
             )
             .await?,
-            select_child_days: prepare(
+            select_days: prepare(
                 s,
-                format!("SELECT day FROM {ks}.causality_child_days WHERE parent_id = ? LIMIT ?"),
+                format!("SELECT day FROM {ks}.{days_table} WHERE {key} = ? LIMIT ?"),
                 true,
             )
             .await?,
-            select_children: prepare(
+            // Named as `RecordRow` reads them: the key is one of the record's links.
+            select_rows: prepare(
                 s,
                 format!(
-                    "SELECT id, event_time, parent_id AS causation_id, correlation_id, {record} \
-                     FROM {ks}.causality_children WHERE parent_id = ? AND day = ? LIMIT ?"
-                ),
-                true,
-            )
-            .await?,
-            insert_member: prepare(
-                s,
-                format!(
-                    "INSERT INTO {ks}.causality_members (correlation_id, day, event_time, id, \
-                     causation_id, {record}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
-                ),
-                true,
-            )
-            .await?,
-            insert_member_day: prepare(
-                s,
-                format!(
-                    "INSERT INTO {ks}.causality_member_days (correlation_id, day, class) \
-                     VALUES (?, ?, ?) USING TTL ?"
-                ),
-                true,
-            )
-            .await?,
-            select_member_days: prepare(
-                s,
-                format!(
-                    "SELECT day FROM {ks}.causality_member_days WHERE correlation_id = ? LIMIT ?"
-                ),
-                true,
-            )
-            .await?,
-            select_members: prepare(
-                s,
-                format!(
-                    "SELECT id, event_time, causation_id, correlation_id, {record} \
-                     FROM {ks}.causality_members WHERE correlation_id = ? AND day = ? LIMIT ?"
+                    "SELECT id, event_time, {key} AS {key_is}, {other}, {RECORD_COLUMNS} \
+                     FROM {ks}.{table} WHERE {key} = ? AND day = ? LIMIT ?"
                 ),
                 true,
             )
