@@ -37,6 +37,36 @@
 //!
 //! In both, rebalance callbacks only do bookkeeping; the loop reacts to the changes right after
 //! the poll that ran them, before it looks at another record.
+//!
+//! # Using it
+//!
+//! The binary makes one [`Metrics`], one [`Health`] and one [`Shutdown`]
+//! ([`Shutdown::on_signals`]), serves them with [`http::serve`], and hands each service
+//! `metrics.service(NAME)` and `health.register(NAME, produces)`. A service then builds a
+//! [`LoopSpec`] (its name, inputs, dead-letter topic, `[kafka]`) and calls one loop:
+//!
+//! - **Exactly-once** — implement [`Transform`]: `transform` maps one record to a
+//!   [`Disposition`] (outputs, sampled out, ignored, dead letter); it must be a function of the
+//!   record and of rebuilt state. A stateful service (the security monitor) also implements
+//!   `on_assigned`, returning `Rewind::ToTimestamp(now − window)` for the partitions whose
+//!   history it needs: the harness seeks there and feeds the records below the committed offset
+//!   to `replay` (emit nothing) before new records reach `transform`. `on_revoked` drops a
+//!   partition's state. After an aborted transaction the harness calls `on_revoked` and
+//!   `on_assigned` for every owned partition, so state never holds an aborted batch.
+//!   Then `transactional::spawn(spec, transform, metrics, readiness, shutdown)`.
+//! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
+//!   idempotent writes (keys from the deterministic ids) and returns one
+//!   [`at_least_once::Stored`] per record, in order; [`at_least_once::split_batch`] does the
+//!   decoding half. An `Err` retries the whole batch with backoff for as long as it takes, its
+//!   records stay in flight, and once `max_in_flight_records` are in flight every owned
+//!   partition is paused (resumed at half), so a database outage delays and never grows memory.
+//!   Offsets are committed up to each partition's [`Watermark`] every `commit_interval_ms`,
+//!   inside the revocation callback (before the partition changes hands), and at shutdown.
+//!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`.
+//!
+//! Either way the harness keeps the books (SPEC section 6): `consumed` equals the sum of
+//! `processed{outcome}`; counts of a transaction are applied only once it commits, counts of a
+//! batch only once it is durable.
 
 pub mod at_least_once;
 pub mod client;
