@@ -15,11 +15,8 @@ use scylla::value::{CqlValue, Row};
 
 #[path = "sink_common.rs"]
 mod sink;
+pub use sink::kafka::{self, recipe_lifecycle};
 pub use sink::{DEADLINE, Input, count, create_topic, eventually, produce, session};
-
-#[path = "classifier_common.rs"]
-mod kafka;
-pub use kafka::recipe_lifecycle;
 
 /// The tables the indexer writes.
 pub const TABLES: [&str; 5] = [

@@ -14,7 +14,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
 #[path = "classifier_common.rs"]
-mod kafka;
+pub mod kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use kafka::{DEADLINE, Input, create_topic, produce, read_committed};
 
