@@ -250,14 +250,7 @@ impl<W: BatchWriter> LoopState<W> {
             (assignment.take_changes(), assignment.joined())
         };
         self.readiness.set_consumer_joined(joined);
-        if !changes.revoked.is_empty() {
-            self.batch.retain(|r| {
-                !changes
-                    .revoked
-                    .iter()
-                    .any(|p| p.partition == r.partition && p.topic == r.topic)
-            });
-        }
+        changes.drop_revoked(&mut self.batch);
         if self.paused && !changes.assigned.is_empty() {
             self.set_paused(true);
         }

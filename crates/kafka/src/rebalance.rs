@@ -20,7 +20,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::metrics::ServiceMetrics;
-use crate::record::Partition;
+use crate::record::{InputRecord, Partition};
 use crate::watermark::OffsetLedger;
 
 /// The partitions this instance owns, and the changes the loop has not handled yet.
@@ -42,6 +42,19 @@ pub struct Changes {
 impl Changes {
     pub fn is_empty(&self) -> bool {
         self.revoked.is_empty() && self.assigned.is_empty()
+    }
+
+    /// Drops batched records of revoked partitions: they were not processed, their offsets were
+    /// not committed, and their new owner reads them from the committed offset.
+    pub fn drop_revoked(&self, batch: &mut Vec<InputRecord>) {
+        if !self.revoked.is_empty() {
+            batch.retain(|r| {
+                !self
+                    .revoked
+                    .iter()
+                    .any(|p| p.partition == r.partition && p.topic == r.topic)
+            });
+        }
     }
 }
 
@@ -282,6 +295,27 @@ mod tests {
                 assigned: vec![]
             }
         );
+    }
+
+    #[test]
+    fn batched_records_of_revoked_partitions_are_dropped() {
+        let record = |partition: i32, offset: i64| InputRecord {
+            topic: "user.events".into(),
+            partition,
+            offset,
+            key: None,
+            payload: None,
+            headers: vec![],
+            timestamp_ms: None,
+        };
+        let mut batch = vec![record(0, 1), record(1, 1), record(0, 2), record(2, 1)];
+        let changes = Changes {
+            revoked: vec![p(0), Partition::new("other", 2)],
+            assigned: vec![],
+        };
+        changes.drop_revoked(&mut batch);
+        let left: Vec<(i32, i64)> = batch.iter().map(|r| (r.partition, r.offset)).collect();
+        assert_eq!(left, [(1, 1), (2, 1)]);
     }
 
     #[test]

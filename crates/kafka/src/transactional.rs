@@ -273,12 +273,7 @@ impl<T: Transform> TransactionalLoop<T> {
             return Ok(());
         }
         if !changes.revoked.is_empty() {
-            batch.retain(|r| {
-                !changes
-                    .revoked
-                    .iter()
-                    .any(|p| p.partition == r.partition && p.topic == r.topic)
-            });
+            changes.drop_revoked(batch);
             for p in &changes.revoked {
                 self.replay_until.remove(p);
             }
