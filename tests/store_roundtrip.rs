@@ -217,6 +217,22 @@ async fn migrate_twice_is_idempotent() {
         .await
         .expect("write after re-migrate");
 
+    // The shard count is pinned by the first migration: another configured count must not
+    // hide rows already written.
+    let resharded = StoreSettings {
+        time_shards: 32,
+        ..settings.clone()
+    };
+    let resharded = Store::connect(&resharded, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    resharded.migrate().await.unwrap();
+    let security = resharded
+        .security_events(at(20, 0, 0), at(23, 0, 0), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&security), vec!["bob/2-security".to_string()]);
+
     // Changed retention: only the TTLs and windows move, nothing is recreated.
     let longer = RetentionPeriods {
         general_days: 800,

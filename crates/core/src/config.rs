@@ -267,6 +267,9 @@ pub struct StoreSettings {
     pub max_attempts: u32,
     /// Client-side timeout of one statement, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Shards per day of the by-time tables (security events, record labels). Used when the
+    /// keyspace is first migrated and pinned there: later changes do not move stored rows.
+    pub time_shards: u32,
 }
 
 impl Default for StoreSettings {
@@ -289,6 +292,7 @@ impl Default for StoreSettings {
             max_concurrency: 64,
             max_attempts: 5,
             request_timeout_ms: 10_000,
+            time_shards: 16,
         }
     }
 }

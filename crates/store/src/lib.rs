@@ -74,11 +74,15 @@ pub struct Store {
     data_keys: KeyCache<uuid::Uuid, Arc<DataKey>>,
     max_concurrency: usize,
     max_attempts: u32,
+    /// `[store] time_shards`: pinned by the first migration only.
+    time_shards: u32,
 }
 
 struct Ready {
     statements: Statements,
     expiry_limit: ExpiryLimit,
+    /// Shards per day of the by-time tables, as pinned in this keyspace.
+    shards: i32,
 }
 
 impl Store {
@@ -87,6 +91,12 @@ impl Store {
     pub async fn connect(settings: &StoreSettings, retention: &RetentionPeriods) -> Result<Self> {
         schema::validate_keyspace(&settings.keyspace).map_err(StoreError::Config)?;
         let consistency = parse_consistency(&settings.consistency)?;
+        if !(1..=schema::MAX_TIME_SHARDS).contains(&settings.time_shards) {
+            return Err(StoreError::Config(format!(
+                "[store] time_shards must be between 1 and {}",
+                schema::MAX_TIME_SHARDS
+            )));
+        }
         let (master, key_source) = MasterKey::load(settings)?;
         if key_source == KeySource::InsecureDevelopmentKey {
             // Info, not a warning: every CLI call on the local stack would print it. Services
@@ -125,6 +135,7 @@ impl Store {
             data_keys: KeyCache::new(settings.key_cache_size, cache_age),
             max_concurrency: settings.max_concurrency.max(1),
             max_attempts: settings.max_attempts.max(1),
+            time_shards: settings.time_shards,
         })
     }
 
@@ -150,10 +161,12 @@ impl Store {
                 migrate::check_current(self).await?;
                 migrate::check_master_key(self).await?;
                 let expiry_limit = expiry::probe(self).await?;
+                let shards = migrate::pinned_time_shards(self).await?;
                 let statements = Statements::prepare(&self.session, &self.keyspace).await?;
                 Ok(Ready {
                     statements,
                     expiry_limit,
+                    shards,
                 })
             })
             .await

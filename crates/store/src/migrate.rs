@@ -100,6 +100,7 @@ impl Store {
         }
         let altered = self.align_table_options(&params).await?;
         self.pin_master_key().await?;
+        self.pin_time_shards(done.is_empty()).await?;
         Ok((applied, altered))
     }
 
@@ -180,6 +181,37 @@ impl Store {
             .await
             .map_err(StoreError::cql("pin master key"))?;
         check_master_key(self).await
+    }
+
+    /// The first migration pins `[store] time_shards`; a different value later is ignored
+    /// (with a warning), since rows already written are placed by the pinned count. A keyspace
+    /// migrated before counts were pinned keeps the count its rows were written with.
+    async fn pin_time_shards(&self, fresh: bool) -> Result<()> {
+        let configured = i32::try_from(self.time_shards).unwrap_or(schema::UNPINNED_TIME_SHARDS);
+        let wanted = if fresh {
+            configured
+        } else {
+            schema::UNPINNED_TIME_SHARDS
+        };
+        self.session
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {}.store_meta (name, value) VALUES ('time_shards', ?) IF NOT EXISTS",
+                    self.keyspace
+                ),
+                (wanted.to_be_bytes().to_vec(),),
+            )
+            .await
+            .map_err(StoreError::cql("pin time shards"))?;
+        let pinned = pinned_time_shards(self).await?;
+        if pinned != configured {
+            tracing::warn!(
+                pinned,
+                configured,
+                "[store] time_shards differs from the count this keyspace was created with; keeping the keyspace's"
+            );
+        }
+        Ok(())
     }
 
     async fn lock(&self) -> Result<Uuid> {
@@ -294,5 +326,35 @@ pub(crate) async fn check_master_key(store: &Store) -> Result<()> {
             found: "without a pinned master key".into(),
             needed: LATEST_VERSION,
         }),
+    }
+}
+
+/// The keyspace's shard count; keyspaces migrated before it was pinned used 8.
+pub(crate) async fn pinned_time_shards(store: &Store) -> Result<i32> {
+    let result = store
+        .session
+        .query_unpaged(
+            format!(
+                "SELECT value FROM {}.store_meta WHERE name = 'time_shards'",
+                store.keyspace
+            ),
+            (),
+        )
+        .await
+        .map_err(StoreError::cql("read time shards"))?;
+    let rows = result
+        .into_rows_result()
+        .map_err(|e| StoreError::read("store_meta", e))?;
+    let value = rows
+        .maybe_first_row::<(Option<Vec<u8>>,)>()
+        .map_err(|e| StoreError::read("store_meta", e))?
+        .and_then(|(v,)| v);
+    match value {
+        None => Ok(schema::UNPINNED_TIME_SHARDS),
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(i32::from_be_bytes)
+            .ok()
+            .filter(|n| (1..=schema::MAX_TIME_SHARDS as i32).contains(n))
+            .ok_or_else(|| StoreError::read("store_meta", "time_shards is not a shard count")),
     }
 }

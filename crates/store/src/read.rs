@@ -21,7 +21,6 @@ use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
 
 use crate::record::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
-use crate::schema::TIME_SHARDS;
 use crate::statements::class_index;
 use crate::write::{class_aad, time_aad};
 
@@ -309,12 +308,13 @@ impl Store {
         R: for<'f, 'm> DeserializeRowTrait<'f, 'm> + Send + 'static,
         T: Positioned + Send + 'static,
     {
+        let shards = self.ready().await?.shards;
         let mut found = Vec::new();
         let first_day = from.date_naive();
         let mut day = last_day(upper);
         while day >= first_day && found.len() < want {
             let mut streams: Vec<Sorted<T>> = Vec::new();
-            for shard in 0..TIME_SHARDS {
+            for shard in 0..shards {
                 let rows = self
                     .rows::<R>(context, statement, (day, shard, from, upper))
                     .await?;

@@ -29,9 +29,13 @@ use crate::record::class_table;
 /// The version this build reads and writes.
 pub(crate) const LATEST_VERSION: i32 = 3;
 
-/// Shards per day of `security_by_time`. Part of the stored layout: changing it makes rows
-/// already written under another count unreachable, so it is a constant, not a setting.
-pub(crate) const TIME_SHARDS: i32 = 8;
+/// Shards per day of the by-time tables in keyspaces migrated before the count was pinned in
+/// `store_meta` (`[store] time_shards` is pinned at the first migration: the count is part of
+/// the stored layout, and rows written under another count would be unreachable).
+pub(crate) const UNPINNED_TIME_SHARDS: i32 = 8;
+
+/// The most shards a keyspace may be pinned to (a by-time read queries every shard of a day).
+pub(crate) const MAX_TIME_SHARDS: u32 = 1024;
 
 /// The per-time table of security events and alerts.
 pub(crate) const SECURITY_BY_TIME: &str = "security_by_time";
@@ -229,15 +233,15 @@ pub(crate) fn replication_literal(
     Ok(format!("{{{}}}", body.join(", ")))
 }
 
-/// Which shard of `security_by_time` a record lands in: FNV-1a of its id. Part of the stored
-/// layout like `TIME_SHARDS`: never change it.
-pub(crate) fn shard_of(event_id: &str) -> i32 {
+/// Which shard of a by-time table a record lands in, among `shards`: FNV-1a of its id. Part
+/// of the stored layout like the count: never change it.
+pub(crate) fn shard_of(event_id: &str, shards: i32) -> i32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in event_id.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    (h % TIME_SHARDS as u32) as i32
+    (h % shards.max(1) as u32) as i32
 }
 
 #[cfg(test)]
@@ -292,10 +296,10 @@ mod tests {
 
     #[test]
     fn shards_are_stable_and_in_range() {
-        assert_eq!(shard_of(""), (0x811c_9dc5u32 % 8) as i32);
+        assert_eq!(shard_of("", 8), (0x811c_9dc5u32 % 8) as i32);
         for id in ["a", "b", "evt-123", "ünïcode"] {
-            assert!((0..TIME_SHARDS).contains(&shard_of(id)));
-            assert_eq!(shard_of(id), shard_of(id));
+            assert!((0..16).contains(&shard_of(id, 16)));
+            assert_eq!(shard_of(id, 16), shard_of(id, 16));
         }
     }
 }

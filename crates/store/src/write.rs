@@ -185,7 +185,7 @@ impl Store {
                 },
             ));
             if record.kind.is_security() {
-                let shard = shard_of(&record.id);
+                let shard = shard_of(&record.id, ready.shards);
                 rows.push(Row::Time(TimeRow {
                     day,
                     shard,
@@ -198,7 +198,7 @@ impl Store {
             }
             rows.push(Row::LabelsByTime(LabelTimeRow {
                 day,
-                shard: shard_of(&record.id),
+                shard: shard_of(&record.id, ready.shards),
                 event_time: record.event_time,
                 event_id: &record.id,
                 class: record.class.as_str(),
