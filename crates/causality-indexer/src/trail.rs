@@ -236,28 +236,26 @@ pub async fn walk<G: CausalGraph>(
         anomalies: Vec::new(),
         cuts: Vec::new(),
     };
-    let (start, prefetched) = match graph.node(id).await? {
-        Some(record) => (Start::Indexed(record), None),
+    // An id that is no record may still be the cause of some (an input event): then its
+    // children, read to describe it, are the first level of its tree.
+    let (start, ancestors, prefetched) = match graph.node(id).await? {
+        Some(record) => {
+            let ancestors = walk.ancestors(graph, &record).await?;
+            (TrailNode::indexed(&record), ancestors, None)
+        }
         None => {
             let children = graph.children(id, limits.max_fan_out).await?;
             let Some(first) = children.items.first() else {
                 return Ok(None);
             };
             (
-                Start::Cause(TrailNode::cause_of(id, Some(first))),
+                TrailNode::cause_of(id, Some(first)),
+                Vec::new(),
                 Some(children),
             )
         }
     };
-    let ancestors = match &start {
-        Start::Indexed(record) => walk.ancestors(graph, record).await?,
-        Start::Cause(_) => Vec::new(),
-    };
     let above: HashSet<&str> = ancestors.iter().map(|n| n.id.as_str()).collect();
-    let start = match start {
-        Start::Indexed(record) => TrailNode::indexed(&record),
-        Start::Cause(node) => node,
-    };
     let tree = walk.descendants(graph, start, &above, prefetched).await?;
     Ok(Some(Trail {
         id: id.to_owned(),
@@ -267,12 +265,6 @@ pub async fn walk<G: CausalGraph>(
         cuts: walk.cuts,
         limits,
     }))
-}
-
-enum Start {
-    Indexed(CausalRecord),
-    /// Not indexed, but the cause of indexed records.
-    Cause(TrailNode),
 }
 
 struct Walk {
@@ -311,7 +303,7 @@ impl Walk {
                 break;
             }
             if ancestors.len() >= self.limits.max_depth {
-                self.cuts.push(Cut::Ancestors {
+                self.cut(Cut::Ancestors {
                     at: child.id.clone(),
                     max_depth: self.limits.max_depth,
                 });
@@ -353,7 +345,7 @@ impl Walk {
                 for rest in queue.drain(..) {
                     slots[rest].stop = Some(Stop::NodeLimit);
                 }
-                self.cuts.push(Cut::Nodes {
+                self.cut(Cut::Nodes {
                     max_nodes: self.limits.max_nodes,
                 });
                 break;
@@ -362,7 +354,7 @@ impl Walk {
                 // One row read tells whether the limit hides anything.
                 if !graph.children(&id, 1).await?.items.is_empty() {
                     slots[at].stop = Some(Stop::DepthLimit);
-                    self.cuts.push(Cut::Depth {
+                    self.cut(Cut::Depth {
                         at: id,
                         max_depth: self.limits.max_depth,
                     });
@@ -375,7 +367,7 @@ impl Walk {
             };
             if children.more {
                 slots[at].more_children = true;
-                self.cuts.push(Cut::FanOut {
+                self.cut(Cut::FanOut {
                     at: id.clone(),
                     shown: children.items.len(),
                 });
@@ -383,7 +375,7 @@ impl Walk {
             let room = self.limits.max_nodes.saturating_sub(slots.len());
             if children.items.len() > room {
                 slots[at].more_children = true;
-                self.cuts.push(Cut::Nodes {
+                self.cut(Cut::Nodes {
                     max_nodes: self.limits.max_nodes,
                 });
             }
@@ -417,7 +409,6 @@ impl Walk {
                 slots[at].children.push(new);
             }
         }
-        self.cuts.dedup();
         Ok(build(&mut slots, 0))
     }
 
@@ -435,6 +426,12 @@ impl Walk {
     fn anomaly(&mut self, anomaly: Anomaly) {
         if !self.anomalies.contains(&anomaly) {
             self.anomalies.push(anomaly);
+        }
+    }
+
+    fn cut(&mut self, cut: Cut) {
+        if !self.cuts.contains(&cut) {
+            self.cuts.push(cut);
         }
     }
 }
