@@ -425,23 +425,27 @@ fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, Rejection> {
 }
 
 /// Whether more than `max` arrays/objects are open at once anywhere in `bytes` (the top-level
-/// object is level 1). A linear scan that skips strings; serde_json's own limit (128) is a
-/// recursion guard, not ours, and would answer only after building the tree.
+/// object is level 1). A linear scan that jumps over string contents with `memchr` (most of an
+/// event is strings); serde_json's own limit (128) is a recursion guard, not ours, and would
+/// answer only after building the tree.
 fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip to the closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+                        None => return false,
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -451,6 +455,7 @@ fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -881,7 +886,43 @@ mod tests {
         }
     }
 
+    /// The obvious byte-by-byte scan, to check the fast one against.
+    fn naive_nesting_exceeds(bytes: &[u8], max: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
     proptest! {
+        #[test]
+        fn the_nesting_scan_agrees_with_the_obvious_one(
+            bytes in prop::collection::vec(prop::sample::select(b"[]{}\"\\ax".to_vec()), 0..64),
+            max in 0usize..6,
+        ) {
+            prop_assert_eq!(nesting_exceeds(&bytes, max), naive_nesting_exceeds(&bytes, max));
+        }
+
         #[test]
         fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             let _ = parse_structured(&bytes, &limits());
