@@ -20,7 +20,6 @@
 //!   other type is `schema_violation` naming the field. `data.changes` must be an object and
 //!   `data.geo` `{lat, lon, country?}` with coordinates in range. Flags that only steer a rule
 //!   (`success`, `new_device`, ...) count only when they are the boolean `true`.
-//! - Privileged roles compare ignoring ASCII case (`Admin` is high risk too).
 //! - `samplerate` is written as an integer when whole (`1`); records that cannot be sampled
 //!   out carry `1` whatever rate their type has.
 

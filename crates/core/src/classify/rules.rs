@@ -16,14 +16,13 @@ use crate::record::{
 
 /// Keys of `D.changes` that make a profile update sensitive (rule 4).
 pub const SENSITIVE_FIELDS: [&str; 4] = ["email", "phone", "ssn", "payment_info"];
-/// Roles that make a privilege change high risk (rule 5), compared ignoring ASCII case.
+/// Roles that make a privilege change high risk (rule 5), compared exactly, as the security
+/// monitor compares its `privileged_roles`, so both agree on what is privileged.
 pub const PRIVILEGED_ROLES: [&str; 4] = ["admin", "owner", "superuser", "root"];
 
 /// Whether `role` is one of [`PRIVILEGED_ROLES`].
 pub fn is_privileged_role(role: &str) -> bool {
-    PRIVILEGED_ROLES
-        .iter()
-        .any(|privileged| privileged.eq_ignore_ascii_case(role))
+    PRIVILEGED_ROLES.contains(&role)
 }
 
 /// A row of the rules table.
@@ -378,11 +377,11 @@ mod tests {
     }
 
     #[test]
-    fn privileged_roles_ignore_case() {
-        for role in ["admin", "Owner", "SUPERUSER", "root"] {
+    fn privileged_roles_are_exact() {
+        for role in PRIVILEGED_ROLES {
             assert!(is_privileged_role(role));
         }
-        for role in ["editor", "admins", ""] {
+        for role in ["editor", "admins", "Admin", ""] {
             assert!(!is_privileged_role(role));
         }
     }
