@@ -17,65 +17,23 @@ mod topics;
 mod trail;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Every command reads the same configuration; a bad one is a usage error (exit 2).
+    let config = match crate::config::load(cli.global.config.as_deref()) {
+        Ok(config) => config,
+        Err(bad) => return Ok(bad.exit()),
+    };
+    let json = cli.global.json;
     let name = match cli.command {
-        Command::Classify => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return classify::run(&config, cli.global.json);
-        }
-        Command::Detect => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return detect::run(&config, cli.global.json);
-        }
-        Command::Run { service } => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return run::run(service, &config);
-        }
-        Command::Migrate => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return migrate::run(&config, cli.global.json);
-        }
-        Command::Topics { command } => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return topics::run(command, &config, cli.global.json);
-        }
-        Command::Query(args) => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return query::run(&args, &config, cli.global.json);
-        }
-        Command::Trail(args) => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return trail::run(&args, &config, cli.global.json);
-        }
+        Command::Classify => return classify::run(&config, json),
+        Command::Detect => return detect::run(&config, json),
+        Command::Run { service } => return run::run(service, &config),
+        Command::Migrate => return migrate::run(&config, json),
+        Command::Topics { command } => return topics::run(command, &config, json),
+        Command::Query(args) => return query::run(&args, &config, json),
+        Command::Trail(args) => return trail::run(&args, &config, json),
+        Command::Demo => return demo::run(&config, json),
         Command::Gdpr { .. } => "gdpr",
         Command::Report { .. } => "report",
-        Command::Demo => {
-            let config = match crate::config::load(cli.global.config.as_deref()) {
-                Ok(config) => config,
-                Err(bad) => return Ok(bad.exit()),
-            };
-            return demo::run(&config, cli.global.json);
-        }
         Command::Loadgen(_) => "loadgen",
     };
     bail!("`auditflow {name}` is not implemented yet")
