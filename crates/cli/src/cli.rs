@@ -127,7 +127,8 @@ pub enum GdprCommand {
         #[arg(long)]
         user: String,
     },
-    /// Replace a user's identity with a pseudonym.
+    /// Anonymize a user: here the same key destruction as `delete` (their records stay,
+    /// countable by non-personal labels only).
     Anonymize {
         #[arg(long)]
         user: String,

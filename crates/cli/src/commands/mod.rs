@@ -9,9 +9,11 @@ use crate::cli::{Cli, Command};
 mod classify;
 mod demo;
 mod detect;
+mod gdpr;
 mod migrate;
 mod ndjson;
 mod query;
+mod report;
 mod run;
 mod topics;
 mod trail;
@@ -32,8 +34,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => return query::run(&args, &config, json),
         Command::Trail(args) => return trail::run(&args, &config, json),
         Command::Demo => return demo::run(&config, json),
-        Command::Gdpr { .. } => "gdpr",
-        Command::Report { .. } => "report",
+        Command::Gdpr { command } => return gdpr::run(&command, &config, json),
+        Command::Report { command } => return report::run(&command, &config, json),
         Command::Loadgen(_) => "loadgen",
     };
     bail!("`auditflow {name}` is not implemented yet")

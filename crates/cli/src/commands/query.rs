@@ -117,28 +117,32 @@ fn print_table(user: &str, page: &Page) {
         println!("no records for this user");
         return;
     }
-    let rows: Vec<[String; 7]> = page.records.iter().map(row).collect();
-    let headers = ["TIME", "CLASS", "KIND", "ACTION", "OUTCOME", "RISK", "IP"];
-    let mut widths = headers.map(str::len);
-    for r in &rows {
+    let rows: Vec<Vec<String>> = page.records.iter().map(|r| row(r).to_vec()).collect();
+    print_rows(
+        &["TIME", "CLASS", "KIND", "ACTION", "OUTCOME", "RISK", "IP"],
+        &rows,
+    );
+    if let Some(next) = &page.next {
+        println!("more: auditflow query --user {user:?} --page {next}");
+    }
+}
+
+/// Prints `rows` under `headers`, each column as wide as its widest cell (shared by the
+/// commands that print tables: `query`, `report`).
+pub(crate) fn print_rows(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:w$}"))
-            .collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
         println!("{}", padded.join("  ").trim_end());
     };
-    line(&headers.map(str::to_owned));
-    for r in &rows {
-        line(r);
-    }
-    if let Some(next) = &page.next {
-        println!("more: auditflow query --user {user:?} --page {next}");
+    line(&mut headers.iter().copied());
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
     }
 }
 
