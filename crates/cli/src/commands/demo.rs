@@ -73,10 +73,7 @@ const POLL: Duration = Duration::from_millis(500);
 const TIME_FORMAT: SecondsFormat = SecondsFormat::Millis;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let topic = std::env::var(TOPIC_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_TOPIC.to_owned());
+    let topic = input_topic();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -111,8 +108,16 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo's input topic (also `loadgen`'s): `user.events`, or `AUDITFLOW_DEMO_TOPIC`.
+pub(crate) fn input_topic() -> String {
+    std::env::var(TOPIC_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_TOPIC.to_owned())
+}
+
 /// Creates the demo's input topic when missing, shaped like the topics auditflow creates.
-async fn ensure_input_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
+pub(crate) async fn ensure_input_topic(config: &Config, topic: &str) -> anyhow::Result<()> {
     let spec = TopicSpec {
         name: topic.to_owned(),
         partitions: config.topics.partitions,

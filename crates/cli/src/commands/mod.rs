@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-
 use crate::cli::{Cli, Command};
 
 mod classify;
 mod demo;
 mod detect;
 mod gdpr;
+mod loadgen;
 mod migrate;
 mod ndjson;
 mod query;
@@ -25,18 +24,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(bad) => return Ok(bad.exit()),
     };
     let json = cli.global.json;
-    let name = match cli.command {
-        Command::Classify => return classify::run(&config, json),
-        Command::Detect => return detect::run(&config, json),
-        Command::Run { service } => return run::run(service, &config),
-        Command::Migrate => return migrate::run(&config, json),
-        Command::Topics { command } => return topics::run(command, &config, json),
-        Command::Query(args) => return query::run(&args, &config, json),
-        Command::Trail(args) => return trail::run(&args, &config, json),
-        Command::Demo => return demo::run(&config, json),
-        Command::Gdpr { command } => return gdpr::run(&command, &config, json),
-        Command::Report { command } => return report::run(&command, &config, json),
-        Command::Loadgen(_) => "loadgen",
-    };
-    bail!("`auditflow {name}` is not implemented yet")
+    match cli.command {
+        Command::Classify => classify::run(&config, json),
+        Command::Detect => detect::run(&config, json),
+        Command::Run { service } => run::run(service, &config),
+        Command::Migrate => migrate::run(&config, json),
+        Command::Topics { command } => topics::run(command, &config, json),
+        Command::Query(args) => query::run(&args, &config, json),
+        Command::Trail(args) => trail::run(&args, &config, json),
+        Command::Demo => demo::run(&config, json),
+        Command::Gdpr { command } => gdpr::run(&command, &config, json),
+        Command::Report { command } => report::run(&command, &config, json),
+        Command::Loadgen(args) => loadgen::run(&args, &config, json),
+    }
 }
