@@ -205,7 +205,21 @@ async fn counters_add_up_to_what_was_consumed() {
     wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
     let ready = http_get(addr, "/readyz").await;
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let text = http_get(addr, "/metrics").await;
+    // The counts of a transaction are applied just after it commits: the group's committed
+    // offsets (what `wait_caught_up` saw) can be a moment ahead of them.
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = http_get(addr, "/metrics").await;
+        let consumed = metric_sum(
+            &text,
+            "auditflow_consumed_records_total",
+            r#"service="classifier""#,
+        );
+        if consumed >= inputs.len() as u64 || started.elapsed() > DEADLINE {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     shutdown.trigger();
     task.await
         .expect("classifier task")

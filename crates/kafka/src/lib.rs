@@ -25,10 +25,11 @@
 //!
 //! The two loops differ where the services' guarantees differ and share everything else:
 //!
-//! - **Exactly-once** (outputs are Kafka records): one blocking thread runs poll → transform →
-//!   transaction (outputs, dead letters and input offsets together) → commit; on an abortable
-//!   error it aborts and seeks back to the committed offsets. Nothing is polled while a batch is
-//!   in flight, which is the backpressure.
+//! - **Exactly-once** (outputs are Kafka records): a blocking thread runs poll → transform, and
+//!   a committer thread runs each batch's transaction (outputs, dead letters and input offsets
+//!   together), one at a time, overlapping the next batch's poll and transform; on an abortable
+//!   error it aborts and the loop seeks back to the committed offsets. At most one batch is in
+//!   the transaction and one being prepared, which is the backpressure.
 //! - **At-least-once with idempotent writes** (outputs are database rows): an async task polls,
 //!   hands batches to the service's writer concurrently, tracks each partition's
 //!   [`Watermark`], and commits only up to the contiguous durably-written offset. When too many
@@ -70,6 +71,7 @@
 
 pub mod at_least_once;
 pub mod client;
+mod committer;
 pub mod dead_letter;
 mod error;
 pub mod health;

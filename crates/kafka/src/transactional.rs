@@ -3,7 +3,9 @@
 //! One cycle: poll a bounded batch → [`Transform::transform`] each record → begin a transaction
 //! → produce the outputs and dead letters → `send_offsets_to_transaction` with the consumer's
 //! group metadata (KIP-447) → commit. Outputs and input offsets become visible together or not
-//! at all, so `read_committed` readers see every output exactly once.
+//! at all, so `read_committed` readers see every output exactly once. The transaction runs on
+//! the committer thread (`committer` module) while this thread polls and transforms the next
+//! batch; that batch is submitted only once the previous transaction is settled.
 //!
 //! - Rebalance during batching: records of revoked partitions are dropped from the batch before
 //!   anything is produced; their new owner reads them from the last committed offset.
@@ -14,25 +16,24 @@
 //!   and its replacement starts fresh.
 //!
 //! The loop runs on a thread of its own ([`spawn`] uses `spawn_blocking`): every librdkafka call
-//! here blocks, and nothing is gained by pretending otherwise. Backpressure is inherent: nothing
-//! is polled while a batch is in flight, and librdkafka's prefetch is bounded by
-//! `queued.max.messages.kbytes`.
+//! here blocks, and nothing is gained by pretending otherwise. Backpressure is inherent: at most
+//! one batch is in the transaction and one being prepared, and librdkafka's prefetch is bounded
+//! by `queued.max.messages.kbytes`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::committer::{Committer, Job, Settled};
 use crate::dead_letter::dead_letter_record;
 use crate::error::KafkaContext;
 use crate::health::Readiness;
 use crate::metrics::{Outcome, ServiceMetrics};
-use crate::rebalance::{HarnessContext, SharedAssignment, lock, offsets_list};
+use crate::rebalance::{HarnessContext, SharedAssignment, lock};
 use crate::record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use crate::shutdown::Shutdown;
 use crate::{Error, Result, client};
@@ -41,8 +42,6 @@ use crate::{Error, Result, client};
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Timeout of the blocking metadata calls (committed offsets, offsets for times, seeks).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a retriable transaction call is tried before the batch is aborted.
-const RETRIES: usize = 5;
 /// Pause after the first of consecutive aborts, and the most it grows to.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -85,6 +84,13 @@ pub struct LoopSpec {
     pub inputs: Vec<String>,
     pub dead_letter_topic: String,
     pub kafka: KafkaSettings,
+}
+
+/// One transaction's worth of work, transformed and waiting for the committer.
+struct Prepared {
+    outputs: Vec<OutputRecord>,
+    offsets: Vec<(Partition, i64)>,
+    tally: Tally,
 }
 
 /// Counts of one batch, applied to the metrics only once its transaction commits.
@@ -159,7 +165,9 @@ pub struct TransactionalLoop<T> {
     metrics: ServiceMetrics,
     readiness: Readiness,
     consumer: BaseConsumer<HarnessContext>,
-    producer: BaseProducer,
+    committer: Committer,
+    /// The counts of the transaction the committer is working on.
+    in_flight: Option<Tally>,
     assignment: SharedAssignment,
     /// Partitions being re-read after a rewind: records below the offset are replayed.
     replay_until: HashMap<Partition, i64>,
@@ -205,7 +213,8 @@ impl<T: Transform> TransactionalLoop<T> {
             metrics,
             readiness,
             consumer,
-            producer,
+            committer: Committer::start(producer, &spec.service)?,
+            in_flight: None,
             assignment,
             replay_until: HashMap::new(),
             max_bytes: client::max_message_bytes(&spec.kafka),
@@ -214,15 +223,23 @@ impl<T: Transform> TransactionalLoop<T> {
         })
     }
 
-    /// Processes batches until `shutdown`, then leaves the group. Every batch is committed or
-    /// aborted before the next poll, so nothing is in flight when this returns.
+    /// Processes batches until `shutdown`, then settles the last transaction and leaves the
+    /// group, so nothing is in flight when this returns.
     pub fn run(mut self, shutdown: &Shutdown) -> Result<()> {
         while !shutdown.is_triggered() {
             let batch = self.poll_batch(shutdown)?;
-            if !batch.is_empty() {
-                self.process(batch)?;
+            // Transform the next batch while the previous transaction commits.
+            let prepared = self.prepare(&batch);
+            if !self.settle()? {
+                // That transaction aborted and every partition was rewound: what was just
+                // prepared will be polled again.
+                continue;
+            }
+            if let Some(prepared) = prepared {
+                self.submit(prepared)?;
             }
         }
+        self.settle()?;
         self.close();
         Ok(())
     }
@@ -233,8 +250,13 @@ impl<T: Transform> TransactionalLoop<T> {
         let mut batch = Vec::new();
         let mut deadline: Option<Instant> = None;
         loop {
-            let timeout =
-                deadline.map_or(IDLE_POLL, |d| d.saturating_duration_since(Instant::now()));
+            let timeout = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                // Nothing to prepare: go and settle the transaction in flight soon, so its
+                // counts and latency are recorded when it commits, not a whole idle poll later.
+                None if self.in_flight.is_some() => Duration::from_millis(5),
+                None => IDLE_POLL,
+            };
             let polled = self
                 .consumer
                 .poll(timeout)
@@ -255,7 +277,8 @@ impl<T: Transform> TransactionalLoop<T> {
             }
             let full = batch.len() >= max;
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            if full || due || (batch.is_empty() && shutdown.is_triggered()) {
+            let idle = batch.is_empty() && (shutdown.is_triggered() || self.in_flight.is_some());
+            if full || due || idle {
                 return Ok(batch);
             }
         }
@@ -328,12 +351,14 @@ impl<T: Transform> TransactionalLoop<T> {
         Ok(())
     }
 
-    fn process(&mut self, batch: Vec<InputRecord>) -> Result<()> {
+    /// Transforms a batch into one transaction's worth of outputs and offsets. `None` when
+    /// there is nothing to commit (no records, or only replayed ones).
+    fn prepare(&mut self, batch: &[InputRecord]) -> Option<Prepared> {
         let mut tally = Tally::default();
         let mut outputs: Vec<OutputRecord> = Vec::new();
         // Next offset per partition: what the transaction commits.
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-        for record in &batch {
+        for record in batch {
             if self.is_replay(record) {
                 self.transform.replay(record);
                 continue;
@@ -374,37 +399,56 @@ impl<T: Transform> TransactionalLoop<T> {
             }
         }
         if next.is_empty() {
-            return Ok(()); // a batch of replayed records only
+            return None;
         }
         let offsets: Vec<(Partition, i64)> = next
             .into_iter()
             .map(|((topic, partition), offset)| (Partition::new(topic, partition), offset))
             .collect();
+        Some(Prepared {
+            outputs,
+            offsets,
+            tally,
+        })
+    }
 
-        let started = Instant::now();
-        match self.commit(&outputs, &offsets) {
-            Ok(()) => {
-                self.metrics
-                    .observe_batch_write(started.elapsed().as_secs_f64());
+    fn submit(&mut self, prepared: Prepared) -> Result<()> {
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| Error::Config("the consumer has no group".into()))?;
+        self.committer.submit(Job {
+            outputs: prepared.outputs,
+            offsets: prepared.offsets,
+            group,
+        })?;
+        self.in_flight = Some(prepared.tally);
+        Ok(())
+    }
+
+    /// Waits for the transaction in flight, if any, and accounts for it. `Ok(false)` when it
+    /// aborted: every owned partition has then been rewound to its committed offset.
+    fn settle(&mut self) -> Result<bool> {
+        let Some(tally) = self.in_flight.take() else {
+            return Ok(true);
+        };
+        match self.committer.wait() {
+            Settled::Committed(took) => {
+                self.metrics.observe_batch_write(took.as_secs_f64());
                 self.metrics.transaction(true);
                 tally.apply(&self.metrics);
                 self.abort_backoff = Duration::ZERO;
-                Ok(())
+                Ok(true)
             }
-            Err(TxnError::Abortable(err)) => {
+            Settled::Aborted(err) => {
                 tracing::warn!(service = %self.spec.service, error = %err, "transaction aborted; rewinding to committed offsets");
                 self.metrics.transaction(false);
-                if let Err(err) = self.producer.abort_transaction(CALL_TIMEOUT) {
-                    return Err(Error::Fatal {
-                        during: "aborting a transaction",
-                        source: err,
-                    });
-                }
                 std::thread::sleep(self.abort_backoff);
                 self.abort_backoff = (self.abort_backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
-                self.rewind_to_committed()
+                self.rewind_to_committed()?;
+                Ok(false)
             }
-            Err(TxnError::Fatal(during, source)) => Err(Error::Fatal { during, source }),
+            Settled::Fatal(err) => Err(err),
         }
     }
 
@@ -420,78 +464,6 @@ impl<T: Transform> TransactionalLoop<T> {
                 false
             }
             None => false,
-        }
-    }
-
-    fn commit(
-        &self,
-        outputs: &[OutputRecord],
-        offsets: &[(Partition, i64)],
-    ) -> Result<(), TxnError> {
-        let started = Instant::now();
-        self.producer
-            .begin_transaction()
-            .map_err(|e| classify(e, "beginning a transaction"))?;
-        for output in outputs {
-            self.send(output)?;
-        }
-        let group = self
-            .consumer
-            .group_metadata()
-            // Only a consumer without a group id has none, and ours always has one.
-            .ok_or(TxnError::Abortable(KafkaError::Global(
-                RDKafkaErrorCode::State,
-            )))?;
-        let offsets = offsets_list(offsets);
-        let produced = Instant::now();
-        retry("sending offsets to the transaction", || {
-            self.producer
-                .send_offsets_to_transaction(&offsets, &group, CALL_TIMEOUT)
-        })?;
-        let offsets_sent = Instant::now();
-        self.await_deliveries();
-        retry("committing a transaction", || {
-            self.producer.commit_transaction(CALL_TIMEOUT)
-        })?;
-        tracing::debug!(
-            records = outputs.len(),
-            produce_ms = produced.duration_since(started).as_millis() as u64,
-            send_offsets_ms = offsets_sent.duration_since(produced).as_millis() as u64,
-            commit_ms = offsets_sent.elapsed().as_millis() as u64,
-            "transaction committed"
-        );
-        Ok(())
-    }
-
-    /// `commit_transaction` first flushes, and rust-rdkafka's flush waits in steps of a full
-    /// 100 ms (`BaseProducer::poll` runs to its deadline), which capped a transaction at ~10 per
-    /// second. Waiting for the deliveries here in 1 ms steps leaves that flush nothing to do.
-    fn await_deliveries(&self) {
-        let deadline = Instant::now() + CALL_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
-            self.producer.poll(Duration::from_millis(1));
-        }
-    }
-
-    fn send(&self, output: &OutputRecord) -> Result<(), TxnError> {
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&output.topic).headers(output.kafka_headers());
-        if let Some(key) = &output.key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(payload) = &output.payload {
-            record = record.payload(payload.as_slice());
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // The local queue is full: serve delivery reports to make room.
-                    record = returned;
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((err, _)) => return Err(classify(err, "producing")),
-            }
         }
     }
 
@@ -568,35 +540,6 @@ fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
             ))
         }
         other => other,
-    }
-}
-
-enum TxnError {
-    Abortable(KafkaError),
-    Fatal(&'static str, KafkaError),
-}
-
-fn classify(err: KafkaError, during: &'static str) -> TxnError {
-    match &err {
-        KafkaError::Transaction(e) if e.is_fatal() => TxnError::Fatal(during, err),
-        _ => TxnError::Abortable(err),
-    }
-}
-
-fn retry(
-    during: &'static str,
-    mut call: impl FnMut() -> Result<(), KafkaError>,
-) -> Result<(), TxnError> {
-    let mut attempt = 0;
-    loop {
-        match call() {
-            Ok(()) => return Ok(()),
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt + 1 < RETRIES => {
-                attempt += 1;
-                tracing::debug!(during, error = %e, attempt, "retrying");
-            }
-            Err(err) => return Err(classify(err, during)),
-        }
     }
 }
 

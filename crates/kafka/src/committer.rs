@@ -1,0 +1,203 @@
+//! The transaction committer: the loop's transactional producer on a thread of its own, so the
+//! consumer thread can poll and transform batch N+1 while batch N commits.
+//!
+//! Why: a commit costs a few broker round trips whatever the batch size (tens of milliseconds
+//! next to a busy broker), and waiting for it idle left both the CPU and the consumer unused.
+//! A producer has at most one open transaction, so this is a pipeline of depth one: the loop
+//! [`Committer::submit`]s a transaction, prepares the next batch, then [`Committer::wait`]s for
+//! the result before submitting again. Safety does not depend on the overlap: the offsets of
+//! each transaction go in with the group metadata (KIP-447), so a transaction whose partitions
+//! changed hands meanwhile is fenced by the broker and aborted, and the loop rewinds.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::rebalance::offsets_list;
+use crate::record::{OutputRecord, Partition};
+use crate::{Error, Result};
+
+/// Timeout of each blocking transaction call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a retriable transaction call is tried before the batch is aborted.
+const RETRIES: usize = 5;
+
+/// One transaction: its records and the input offsets it commits.
+pub(crate) struct Job {
+    pub outputs: Vec<OutputRecord>,
+    pub offsets: Vec<(Partition, i64)>,
+    pub group: ConsumerGroupMetadata,
+}
+
+/// What became of a [`Job`].
+pub(crate) enum Settled {
+    /// Committed; how long the transaction took.
+    Committed(Duration),
+    /// Aborted (the producer is ready for the next transaction); the loop must rewind.
+    Aborted(KafkaError),
+    /// The producer is fenced or broken: the loop must stop.
+    Fatal(Error),
+}
+
+pub(crate) struct Committer {
+    jobs: Option<mpsc::SyncSender<Job>>,
+    results: mpsc::Receiver<Settled>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    /// Takes over `producer` (its transactions already initialised).
+    pub fn start(producer: BaseProducer, service: &str) -> Result<Self> {
+        let (jobs, job_queue) = mpsc::sync_channel::<Job>(1);
+        let (done, results) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name(format!("{service}-txn"))
+            .spawn(move || {
+                for job in job_queue {
+                    let settled = run(&producer, &job);
+                    if done.send(settled).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Task(format!("starting the committer thread: {e}")))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            results,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn submit(&self, job: Job) -> Result<()> {
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| jobs.send(job).ok())
+            .ok_or_else(|| Error::Task("the committer thread is gone".into()))
+    }
+
+    /// Blocks until the submitted transaction is settled.
+    pub fn wait(&self) -> Settled {
+        self.results
+            .recv()
+            .unwrap_or_else(|_| Settled::Fatal(Error::Task("the committer thread is gone".into())))
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        // Closing the job queue ends the thread, which drops (and so flushes) the producer.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(producer: &BaseProducer, job: &Job) -> Settled {
+    let started = Instant::now();
+    match commit(producer, job) {
+        Ok(()) => Settled::Committed(started.elapsed()),
+        Err(TxnError::Abortable(err)) => match producer.abort_transaction(CALL_TIMEOUT) {
+            Ok(()) => Settled::Aborted(err),
+            Err(source) => Settled::Fatal(Error::Fatal {
+                during: "aborting a transaction",
+                source,
+            }),
+        },
+        Err(TxnError::Fatal(during, source)) => Settled::Fatal(Error::Fatal { during, source }),
+    }
+}
+
+fn commit(producer: &BaseProducer, job: &Job) -> Result<(), TxnError> {
+    let started = Instant::now();
+    producer
+        .begin_transaction()
+        .map_err(|e| classify(e, "beginning a transaction"))?;
+    for output in &job.outputs {
+        send(producer, output)?;
+    }
+    let offsets = offsets_list(&job.offsets);
+    let produced = Instant::now();
+    retry("sending offsets to the transaction", || {
+        producer.send_offsets_to_transaction(&offsets, &job.group, CALL_TIMEOUT)
+    })?;
+    let offsets_sent = Instant::now();
+    await_deliveries(producer);
+    retry("committing a transaction", || {
+        producer.commit_transaction(CALL_TIMEOUT)
+    })?;
+    tracing::debug!(
+        records = job.outputs.len(),
+        produce_ms = produced.duration_since(started).as_millis() as u64,
+        send_offsets_ms = offsets_sent.duration_since(produced).as_millis() as u64,
+        commit_ms = offsets_sent.elapsed().as_millis() as u64,
+        "transaction committed"
+    );
+    Ok(())
+}
+
+/// `commit_transaction` first flushes, and rust-rdkafka's flush waits in steps of a full
+/// 100 ms (`BaseProducer::poll` runs to its deadline), which capped a transaction at ~10 per
+/// second. Waiting for the deliveries here in 1 ms steps leaves that flush nothing to do.
+fn await_deliveries(producer: &BaseProducer) {
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
+fn send(producer: &BaseProducer, output: &OutputRecord) -> Result<(), TxnError> {
+    let mut record: BaseRecord<'_, [u8], [u8]> =
+        BaseRecord::to(&output.topic).headers(output.kafka_headers());
+    if let Some(key) = &output.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(payload) = &output.payload {
+        record = record.payload(payload.as_slice());
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                // The local queue is full: serve delivery reports to make room.
+                record = returned;
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((err, _)) => return Err(classify(err, "producing")),
+        }
+    }
+}
+
+enum TxnError {
+    Abortable(KafkaError),
+    Fatal(&'static str, KafkaError),
+}
+
+fn classify(err: KafkaError, during: &'static str) -> TxnError {
+    match &err {
+        KafkaError::Transaction(e) if e.is_fatal() => TxnError::Fatal(during, err),
+        _ => TxnError::Abortable(err),
+    }
+}
+
+fn retry(
+    during: &'static str,
+    mut call: impl FnMut() -> Result<(), KafkaError>,
+) -> Result<(), TxnError> {
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt + 1 < RETRIES => {
+                attempt += 1;
+                tracing::debug!(during, error = %e, attempt, "retrying");
+            }
+            Err(err) => return Err(classify(err, during)),
+        }
+    }
+}
