@@ -115,8 +115,8 @@ pub struct KafkaSettings {
     pub batch_max_records: usize,
     /// The most records one Kafka transaction of the exactly-once services (classifier,
     /// security monitor) takes. Each commit costs a few broker round trips whatever its size,
-    /// so bigger batches go faster (measured: 1000 → ~25k events/s, 5000 → ~41k on 2 cores);
-    /// memory per batch grows with it.
+    /// so bigger batches go faster (see the classifier's `load` example); memory per batch
+    /// grows with it.
     pub transaction_max_records: usize,
     /// How long a batch waits to fill before it is processed anyway.
     pub batch_max_wait_ms: u64,
