@@ -9,31 +9,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use auditflow_integration_tests::{auditflow_binary, terminate};
 use common::*;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> → target/<profile>/auditflow
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("auditflow");
-    assert!(
-        path.exists(),
-        "{} not found: build it with `cargo build -p auditflow-cli`",
-        path.display()
-    );
-    path
-}
 
 fn spawn(setup: &Setup) -> Child {
     let t = &setup.config.topics;
-    Command::new(binary())
+    Command::new(auditflow_binary())
         .args(["run", "classifier"])
         .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &setup.bootstrap)
         .env(
@@ -105,12 +89,7 @@ async fn kill_9_mid_stream_then_restart_yields_every_output_exactly_once() {
     let mut survivor = spawn(&setup);
     wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
 
-    let status = Command::new("kill")
-        .args(["-TERM", &survivor.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    let exit = survivor.wait().expect("waiting for the classifier");
+    let exit = terminate(&mut survivor);
     assert_eq!(
         exit.code(),
         Some(0),
