@@ -77,17 +77,10 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let readiness = health.register(SERVICE, true);
-    let store = Store::connect(&config.store, &config.retention).await?;
-    let report = store.migrate().await?;
-    tracing::info!(keyspace = %report.keyspace, version = report.current_version, applied = ?report.applied, "schema ready");
+    let store = Store::open_for_service(SERVICE, &config.store, &config.retention).await?;
     let index = CausalityIndex::open(Arc::new(store)).await?;
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-    let spec = LoopSpec {
-        service: SERVICE.to_owned(),
-        inputs: input_topics(config),
-        dead_letter_topic: config.topics.dead_letter.clone(),
-        kafka: config.kafka.clone(),
-    };
+    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
     let writer = IndexWriter::new(Arc::new(index), config.limits.clone());
     at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
     Ok(())

@@ -44,12 +44,7 @@ pub async fn run(
     let transform = ClassifierTransform::new(Classifier::new(config)?);
     let readiness = health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-    let spec = LoopSpec {
-        service: SERVICE.to_owned(),
-        inputs: config.topics.classifier_inputs.clone(),
-        dead_letter_topic: config.topics.dead_letter.clone(),
-        kafka: config.kafka.clone(),
-    };
+    let spec = LoopSpec::for_service(SERVICE, config.topics.classifier_inputs.clone(), config);
     transactional::spawn(
         spec,
         transform,

@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use auditflow_core::Config;
 use auditflow_core::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -84,6 +85,18 @@ pub struct LoopSpec {
     pub inputs: Vec<String>,
     pub dead_letter_topic: String,
     pub kafka: KafkaSettings,
+}
+
+impl LoopSpec {
+    /// A service's loop as configured: `[kafka]` and the `[topics]` dead-letter topic.
+    pub fn for_service(service: &str, inputs: Vec<String>, config: &Config) -> Self {
+        Self {
+            service: service.to_owned(),
+            inputs,
+            dead_letter_topic: config.topics.dead_letter.clone(),
+            kafka: config.kafka.clone(),
+        }
+    }
 }
 
 /// One transaction's worth of work, transformed and waiting for the committer.

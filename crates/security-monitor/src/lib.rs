@@ -40,15 +40,14 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let monitor = SecurityMonitor::new(config)?;
-    let spec = LoopSpec {
-        service: SERVICE.to_owned(),
-        inputs: vec![
+    let spec = LoopSpec::for_service(
+        SERVICE,
+        vec![
             config.topics.security_event.clone(),
             config.topics.user_action.clone(),
         ],
-        dead_letter_topic: config.topics.dead_letter.clone(),
-        kafka: config.kafka.clone(),
-    };
+        config,
+    );
     let readiness = health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await?;

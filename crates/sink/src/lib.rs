@@ -26,7 +26,7 @@ use std::sync::Arc;
 use auditflow_core::Config;
 use auditflow_kafka::transactional::LoopSpec;
 use auditflow_kafka::{Health, Metrics, Shutdown, at_least_once};
-use auditflow_store::{KeySource, Store, StoreError};
+use auditflow_store::{Store, StoreError};
 
 pub use writer::SinkWriter;
 
@@ -62,22 +62,9 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let readiness = health.register(SERVICE, true);
-    let store = Store::connect(&config.store, &config.retention).await?;
-    if store.key_source() == KeySource::InsecureDevelopmentKey {
-        tracing::warn!(
-            "the sink seals personal data with the built-in INSECURE development master key: \
-             set [store] master_key_file or master_key_env for real data"
-        );
-    }
-    let report = store.migrate().await?;
-    tracing::info!(keyspace = %report.keyspace, version = report.current_version, applied = ?report.applied, "schema ready");
+    let store = Store::open_for_service(SERVICE, &config.store, &config.retention).await?;
     let writer = SinkWriter::new(Arc::new(store), config.limits.clone());
-    let spec = LoopSpec {
-        service: SERVICE.to_owned(),
-        inputs: input_topics(config),
-        dead_letter_topic: config.topics.dead_letter.clone(),
-        kafka: config.kafka.clone(),
-    };
+    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
     at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
     Ok(())
 }

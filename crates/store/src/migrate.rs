@@ -15,9 +15,11 @@ use scylla::value::CqlTimestamp;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::Store;
+use auditflow_core::config::{RetentionPeriods, StoreSettings};
+
 use crate::error::{Result, StoreError};
 use crate::schema::{self, LATEST_VERSION, MIGRATIONS, SchemaParams};
+use crate::{KeySource, Store};
 
 /// How long a migration may hold the lock before another process may take it over.
 const LOCK_TTL_SECS: i32 = 120;
@@ -37,6 +39,32 @@ pub struct MigrationReport {
 }
 
 impl Store {
+    /// How a service that writes opens the store: connect, warn when personal data would be
+    /// sealed with the public development key, and migrate (idempotent), logging the outcome.
+    pub async fn open_for_service(
+        service: &str,
+        settings: &StoreSettings,
+        retention: &RetentionPeriods,
+    ) -> Result<Self> {
+        let store = Self::connect(settings, retention).await?;
+        if store.key_source() == KeySource::InsecureDevelopmentKey {
+            tracing::warn!(
+                service,
+                "personal data is sealed with the built-in INSECURE development master key: \
+                 set [store] master_key_file or master_key_env for real data"
+            );
+        }
+        let report = store.migrate().await?;
+        tracing::info!(
+            service,
+            keyspace = %report.keyspace,
+            version = report.current_version,
+            applied = ?report.applied,
+            "schema ready"
+        );
+        Ok(store)
+    }
+
     /// Creates or upgrades the schema; idempotent. Also run by the sink on start.
     pub async fn migrate(&self) -> Result<MigrationReport> {
         let ks = self.keyspace.clone();
