@@ -7,7 +7,8 @@
 //! The JVMs boot while cargo compiles the tests (`--no-run` first), since on two cores both
 //! take minutes when cold.
 
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
 
 use crate::error::{Context, Result};
 use crate::stack::{self, Launched, Layout};
@@ -45,7 +46,16 @@ pub fn run(layout: &Layout, args: &[String]) -> Result<ExitCode> {
             println!("leaving the stack running: another `cargo xtask test` is using it");
         }
     }
-    outcome
+    let (code, tally) = outcome?;
+    if let Some(tally) = tally {
+        // One closing line for the whole run, printed last: cargo prints one `test result`
+        // per test binary, the last of which (a crate's doc-tests) often counts nothing.
+        println!(
+            "tests: {} passed, {} failed, {} skipped",
+            tally.passed, tally.failed, tally.ignored
+        );
+    }
+    Ok(code)
 }
 
 fn test_with_stack(
@@ -55,7 +65,7 @@ fn test_with_stack(
     cargo_args: &[String],
     kafka: &str,
     cql: &str,
-) -> Result<ExitCode> {
+) -> Result<(ExitCode, Option<Tally>)> {
     if launched.iter().any(Launched::started_here) {
         println!("building the tests while the servers start …");
         let status = cargo_test(cargo_args)
@@ -63,18 +73,57 @@ fn test_with_stack(
             .status()
             .context("running cargo test --no-run")?;
         if !status.success() {
-            return Ok(exit_code(status.code()));
+            return Ok((exit_code(status.code()), None));
         }
     }
     stack::await_ready(layout, launched)?;
 
     let _in_use = layout.in_use()?;
-    let status = cargo_test(args)
+    let mut child = cargo_test(args)
         .env(KAFKA_ENV, kafka)
         .env(CQL_ENV, cql)
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("running cargo test")?;
-    Ok(exit_code(status.code()))
+    let mut tally = Tally::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading cargo test's output")?;
+            tally.add(&line);
+            println!("{line}");
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    Ok((exit_code(status.code()), Some(tally)))
+}
+
+/// The sum of cargo's `test result: ok. 3 passed; 0 failed; 1 ignored; …` lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
 }
 
 /// `cargo test --workspace <args>`, minus `--workspace` when `args` pick packages.
@@ -103,4 +152,30 @@ fn env_or(name: &str, default: &str) -> String {
 fn exit_code(code: Option<i32>) -> ExitCode {
     // A test process killed by a signal has no code: a failure all the same.
     ExitCode::from(code.map_or(1, |c| u8::try_from(c).unwrap_or(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_sums_cargo_result_lines_and_ignores_the_rest() {
+        let mut tally = Tally::default();
+        for line in [
+            "test result: ok. 16 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.00s",
+            "running 3 tests",
+            "test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.5s",
+            "test a_test_named_7_passed ... ok",
+        ] {
+            tally.add(line);
+        }
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 20,
+                failed: 1,
+                ignored: 2
+            }
+        );
+    }
 }
