@@ -53,6 +53,11 @@ impl Config {
         self.topics.validate()?;
         self.limits.validate()?;
         self.retention.validate()?;
+        self.security
+            .validate()
+            .map_err(|crate::detect::DetectError::InvalidSettings(why)| {
+                ConfigError::invalid("security", why)
+            })?;
         Ok(())
     }
 }
@@ -264,6 +269,14 @@ mod tests {
 
     fn error(text: &str, env: &[(&str, &str)]) -> String {
         load(text, env).expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn contradictory_security_settings_are_rejected_at_load() {
+        assert_eq!(
+            error("[security]\nwindow_secs = 0\n", &[]),
+            "security: window_secs must be positive"
+        );
     }
 
     #[test]
