@@ -120,16 +120,10 @@ impl Store {
     ) -> Result<Page> {
         let limit = limit.clamp(1, MAX_PAGE);
         let Some(key) = self.key_for_read(Subject::User(user_id)).await? else {
-            return Ok(Page {
-                records: Vec::new(),
-                next: None,
-            });
+            return Ok(Page::empty());
         };
         let Some((from, upper)) = bounds(range, page) else {
-            return Ok(Page {
-                records: Vec::new(),
-                next: None,
-            });
+            return Ok(Page::empty());
         };
         let st = &self.ready().await?.statements;
         let days: Vec<(NaiveDate, String)> = self
@@ -222,10 +216,7 @@ impl Store {
             to: Some(to),
         };
         let Some((from, upper)) = bounds(range, page) else {
-            return Ok(Page {
-                records: Vec::new(),
-                next: None,
-            });
+            return Ok(Page::empty());
         };
         let st = &self.ready().await?.statements;
         let accept = |(_, row): &(Origin, AuditRow)| {
@@ -260,10 +251,7 @@ impl Store {
             to: Some(to),
         };
         let Some((from, upper)) = bounds(range, page) else {
-            return Ok(Page {
-                records: Vec::new(),
-                next: None,
-            });
+            return Ok(Page::empty());
         };
         let st = &self.ready().await?.statements;
         let accept = |row: &LabelRow| {

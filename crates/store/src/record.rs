@@ -158,6 +158,16 @@ pub struct Page {
     pub next: Option<PageToken>,
 }
 
+impl Page {
+    /// No records and no next page: an unknown user, or a range with nothing left to read.
+    pub fn empty() -> Self {
+        Self {
+            records: Vec::new(),
+            next: None,
+        }
+    }
+}
+
 /// Where a page ended: the position of its last record in the (time desc, id asc) order.
 /// Opaque to users (hex), stable across processes and restarts.
 #[derive(Debug, Clone, PartialEq, Eq)]
