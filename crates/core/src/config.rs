@@ -270,6 +270,12 @@ pub struct StoreSettings {
     /// Shards per day of the by-time tables (security events, record labels). Used when the
     /// keyspace is first migrated and pinned there: later changes do not move stored rows.
     pub time_shards: u32,
+    /// User ids of busy subjects that are not a person (the classifier's `unknown` and
+    /// `system`): their per-user rows are partitioned by hour instead of by day, so a flood of
+    /// login attempts without a user cannot grow one partition for a whole day. Pinned per
+    /// subject when its data key is created: a later change applies to subjects first seen
+    /// afterwards only, never moving stored rows.
+    pub hourly_subjects: Vec<String>,
 }
 
 impl Default for StoreSettings {
@@ -293,6 +299,7 @@ impl Default for StoreSettings {
             max_attempts: 5,
             request_timeout_ms: 10_000,
             time_shards: 16,
+            hourly_subjects: vec!["unknown".into(), "system".into()],
         }
     }
 }

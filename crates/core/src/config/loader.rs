@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn hourly_subjects_default_to_the_classifiers_non_persons_and_can_be_overridden() {
+        let config = Config::from_toml_str("").unwrap();
+        assert_eq!(config.store.hourly_subjects, ["unknown", "system"]);
+        let config = load(
+            "[store]\nhourly_subjects = [\"unknown\"]\n",
+            &[(
+                "AUDITFLOW_STORE__HOURLY_SUBJECTS",
+                "[\"unknown\", \"batch\"]",
+            )],
+        )
+        .unwrap();
+        assert_eq!(config.store.hourly_subjects, ["unknown", "batch"]);
+        let cleared = load("[store]\nhourly_subjects = []\n", &[]).unwrap();
+        assert!(cleared.store.hourly_subjects.is_empty());
+    }
+
+    #[test]
     fn bad_environment_overrides_name_the_variable_or_key() {
         let unknown = error("", &[("AUDITFLOW_LIMITS__NOPE", "1")]);
         assert!(
