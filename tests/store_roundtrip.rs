@@ -669,3 +669,372 @@ async fn a_seven_year_ttl_is_accepted_and_2038_is_never_silently_capped() {
     }
     drop_keyspace(&settings.keyspace).await;
 }
+
+/// A record of a busy non-person subject (`unknown`, `system`) or of no user at all (`None`),
+/// as the sink stores the classifier's output. The id tags the subject, for the raw reads.
+fn subject_record(
+    subject: Option<&str>,
+    id: &str,
+    time: DateTime<Utc>,
+    action: &str,
+    class: RetentionClass,
+) -> StorableRecord {
+    let kind = if subject.is_some() {
+        RecordKind::UserAction
+    } else {
+        RecordKind::Alert
+    };
+    StorableRecord {
+        id: id.to_owned(),
+        kind,
+        class,
+        event_time: time,
+        event_type: "audit.user.action".into(),
+        user_id: subject.map(str::to_owned),
+        labels: Labels {
+            action: Some(action.into()),
+            outcome: Some("failure".into()),
+            ..Labels::default()
+        },
+        event: json!({"id": id, "data": {"user_id": subject, "ip_address": IP, "action": action}}),
+    }
+}
+
+/// A credential-stuffing night of `unknown`: failed logins (security class) and password
+/// resets (general class) spread over hours 1 to 23 of the 20th, two at the same millisecond
+/// (ordered by id), and one on the 21st.
+fn unknown_traffic() -> Vec<StorableRecord> {
+    let unknown = |n: u32, time, action, class| {
+        subject_record(Some("unknown"), &format!("unk/{n:02}"), time, action, class)
+    };
+    let login = "login_attempt";
+    let reset = "user.password.reset";
+    vec![
+        unknown(1, at(20, 1, 10), login, RetentionClass::Security),
+        unknown(2, at(20, 5, 0), login, RetentionClass::Security),
+        unknown(3, at(20, 5, 30), reset, RetentionClass::General),
+        unknown(4, at(20, 9, 59), login, RetentionClass::Security),
+        unknown(5, at(20, 13, 0), reset, RetentionClass::General),
+        unknown(6, at(20, 13, 20), login, RetentionClass::Security),
+        unknown(7, at(20, 13, 20), login, RetentionClass::Security),
+        unknown(8, at(20, 13, 45), reset, RetentionClass::General),
+        unknown(9, at(20, 22, 0), login, RetentionClass::Security),
+        unknown(10, at(20, 23, 59), login, RetentionClass::Security),
+        unknown(11, at(21, 0, 5), login, RetentionClass::Security),
+    ]
+}
+
+fn newest_first(records: &[StorableRecord]) -> Vec<String> {
+    let mut sorted: Vec<&StorableRecord> = records.iter().collect();
+    sorted.sort_by(|x, y| y.event_time.cmp(&x.event_time).then(x.id.cmp(&y.id)));
+    sorted.into_iter().map(|r| r.id.clone()).collect()
+}
+
+/// Every page of `limit` of a subject's trail, followed by its tokens.
+async fn all_pages(store: &Store, user: &str, actions: &[String], limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = store
+            .query_user(user, TimeRange::default(), actions, limit, token.as_ref())
+            .await
+            .unwrap();
+        assert!(page.records.len() <= limit);
+        out.extend(ids(&page));
+        match page.next {
+            Some(next) => {
+                token = Some(auditflow_store::PageToken::parse(&next.to_string()).unwrap())
+            }
+            None => return out,
+        }
+    }
+}
+
+/// The partitions the per-user tables hold rows of ids starting with `prefix` in: day →
+/// pseudonyms, read with raw CQL.
+async fn partitions_of(
+    keyspace: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<chrono::NaiveDate, BTreeSet<uuid::Uuid>> {
+    let raw = raw_session().await;
+    let mut out = std::collections::BTreeMap::<_, BTreeSet<_>>::new();
+    for class in RetentionClass::ALL {
+        let table = auditflow_store::class_table(class);
+        let rows = raw
+            .query_unpaged(
+                format!("SELECT pseudonym, day, event_id FROM {keyspace}.{table}"),
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        for row in rows
+            .rows::<(uuid::Uuid, chrono::NaiveDate, String)>()
+            .unwrap()
+        {
+            let (pseudonym, day, id) = row.unwrap();
+            if id.starts_with(prefix) {
+                out.entry(day).or_default().insert(pseudonym);
+            }
+        }
+    }
+    out
+}
+
+fn day(d: u32) -> chrono::NaiveDate {
+    at(d, 0, 0).date_naive()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_non_person_subjects_are_partitioned_by_hour() {
+    let (store, settings) = fresh_store("store_hourly").await;
+    let traffic = unknown_traffic();
+    // Two batches in reverse order, then all again: placement depends on the record only.
+    store.write_records(&traffic[5..]).await.unwrap();
+    store.write_records(&traffic[..5]).await.unwrap();
+    store.write_records(&traffic).await.unwrap();
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    // Records naming no user (an ip-only alert) share one key: hourly too.
+    let no_user = [
+        subject_record(
+            None,
+            "nou/1",
+            at(20, 3, 0),
+            "brute_force",
+            RetentionClass::Security,
+        ),
+        subject_record(
+            None,
+            "nou/2",
+            at(20, 4, 0),
+            "brute_force",
+            RetentionClass::Security,
+        ),
+    ];
+    store.write_records(&no_user).await.unwrap();
+
+    // The whole trail, newest first across hour buckets, days and classes, decrypted.
+    let expected = newest_first(&traffic);
+    let all = store
+        .query_user("unknown", TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), expected);
+    assert!(all.next.is_none());
+    for record in &all.records {
+        let event = record.event.as_ref().expect("decrypted");
+        assert_eq!(event["id"], record.id.as_str());
+        assert_eq!(event["data"]["ip_address"], IP);
+    }
+
+    // Filtered by action, and a time range cutting through hours 5 and 13.
+    let logins = all_pages(&store, "unknown", &["login_attempt".into()], 100).await;
+    let expected_logins: Vec<String> = expected
+        .iter()
+        .filter(|id| {
+            traffic
+                .iter()
+                .any(|r| &r.id == *id && r.labels.action.as_deref() == Some("login_attempt"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(expected_logins.len(), 8);
+    assert_eq!(logins, expected_logins);
+    let range = TimeRange {
+        from: Some(at(20, 5, 15)),
+        to: Some(at(20, 13, 20)),
+    };
+    let window = store
+        .query_user("unknown", range, &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&window), vec!["unk/05", "unk/04", "unk/03"]);
+
+    // Pages of 1, 2 and 3 (and filtered pages of 2) add up to the whole trail: no loss, no
+    // repeat across bucket boundaries, including the two rows of the same millisecond.
+    for limit in [1, 2, 3] {
+        assert_eq!(
+            all_pages(&store, "unknown", &[], limit).await,
+            expected,
+            "limit {limit}"
+        );
+    }
+    assert_eq!(
+        all_pages(&store, "unknown", &["login_attempt".into()], 2).await,
+        expected_logins
+    );
+
+    // The person's trail is untouched by all this.
+    let alice = store
+        .query_user(USER, TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&alice), newest_first(&lifecycle(USER)));
+
+    // By id, an hourly row is found in its bucket and opens.
+    let by_id = store.get_by_id("unk/07").await.unwrap().expect("by id");
+    assert_eq!(by_id.event.unwrap()["data"]["action"], "login_attempt");
+    let alert = store.get_by_id("nou/2").await.unwrap().expect("by id");
+    assert_eq!(alert.event.unwrap()["data"]["ip_address"], IP);
+    let security = store
+        .security_events(at(20, 0, 0), at(21, 0, 0), 100, None)
+        .await
+        .unwrap();
+    assert!(
+        security
+            .records
+            .iter()
+            .filter(|r| r.id.starts_with("nou/"))
+            .all(|r| r.event.is_some())
+    );
+
+    // Raw CQL: `unknown`'s 20th is in one partition per hour written (1, 5, 9, 13, 22, 23),
+    // the no-user subject's in two, while each of Alice's days is one partition.
+    let unknown = partitions_of(&settings.keyspace, "unk/").await;
+    assert_eq!(unknown[&day(20)].len(), 6, "{unknown:?}");
+    assert_eq!(unknown[&day(21)].len(), 1);
+    assert!(unknown[&day(20)].is_disjoint(&unknown[&day(21)]));
+    let no_user = partitions_of(&settings.keyspace, "nou/").await;
+    assert_eq!(no_user[&day(20)].len(), 2, "{no_user:?}");
+    let alice_days = partitions_of(&settings.keyspace, "ali/").await;
+    assert_eq!(alice_days.len(), 3);
+    assert!(alice_days.values().all(|p| p.len() == 1), "{alice_days:?}");
+    let raw = raw_session().await;
+    let hour_of = |id: &'static str| {
+        let raw = &raw;
+        let ks = &settings.keyspace;
+        async move {
+            raw.query_unpaged(
+                format!("SELECT hour FROM {ks}.records_by_id WHERE event_id = ?"),
+                (id,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .first_row::<(Option<i32>,)>()
+            .unwrap()
+            .0
+        }
+    };
+    assert_eq!(hour_of("unk/09").await, Some(22));
+    assert_eq!(hour_of("ali/4").await, None);
+
+    // `gdpr delete` works the same: the buckets become unreachable and unreadable.
+    assert!(store.destroy_user_key("unknown").await.unwrap());
+    assert!(all_pages(&store, "unknown", &[], 100).await.is_empty());
+    assert!(
+        store
+            .get_by_id("unk/07")
+            .await
+            .unwrap()
+            .unwrap()
+            .event
+            .is_none()
+    );
+    drop_keyspace(&settings.keyspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() {
+    // A keyspace as a build of schema version 3 left it: `unknown` has a key and rows in day
+    // partitions. Written here with no hourly subjects (new daily keys leave the new columns
+    // unset, as version 3 did), then version 4's columns and record are removed.
+    let keyspace = unique_name("store_v3");
+    let old = StoreSettings {
+        hourly_subjects: Vec::new(),
+        ..settings(&keyspace)
+    };
+    let store = Store::connect(&old, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let traffic = unknown_traffic();
+    store.write_records(&traffic[..6]).await.unwrap();
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    drop(store);
+    let raw = raw_session().await;
+    for ddl in [
+        format!("ALTER TABLE {keyspace}.user_keys DROP hourly"),
+        format!("ALTER TABLE {keyspace}.user_days DROP hours"),
+        format!("ALTER TABLE {keyspace}.records_by_id DROP hour"),
+        format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 4"),
+    ] {
+        raw.query_unpaged(ddl, ()).await.unwrap();
+    }
+
+    // This build (`unknown` configured hourly) refuses the old schema until migrated...
+    let new = settings(&keyspace);
+    assert_eq!(new.hourly_subjects, ["unknown", "system"]);
+    let store = Store::connect(&new, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    let err = store
+        .query_user("unknown", TimeRange::default(), &[], 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SchemaOutdated { .. }), "{err}");
+    // ... and an interrupted earlier run of version 4 (one column added) is no obstacle.
+    raw.query_unpaged(
+        format!("ALTER TABLE {keyspace}.user_keys ADD hourly boolean"),
+        (),
+    )
+    .await
+    .unwrap();
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.applied, vec![4]);
+    assert_eq!(report.current_version, 4);
+    assert!(store.migrate().await.unwrap().applied.is_empty());
+
+    // Old rows read as before; `unknown`'s existing key stays daily for new rows too.
+    store.write_records(&traffic[6..]).await.unwrap();
+    let all = store
+        .query_user("unknown", TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), newest_first(&traffic));
+    assert!(all.records.iter().all(|r| r.event.is_some()));
+    assert_eq!(
+        all_pages(&store, "unknown", &[], 4).await,
+        newest_first(&traffic)
+    );
+    let alice = store
+        .query_user(USER, TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&alice), newest_first(&lifecycle(USER)));
+    assert!(
+        store
+            .get_by_id("unk/02")
+            .await
+            .unwrap()
+            .unwrap()
+            .event
+            .is_some()
+    );
+    let unknown = partitions_of(&keyspace, "unk/").await;
+    assert!(unknown.values().all(|p| p.len() == 1), "{unknown:?}");
+
+    // A subject first seen after the upgrade gets hour buckets.
+    let system: Vec<StorableRecord> = [(1, 2), (2, 14), (3, 14)]
+        .into_iter()
+        .map(|(n, hour)| {
+            subject_record(
+                Some("system"),
+                &format!("sys/{n}"),
+                at(20, hour, 0),
+                "system.backup.completed",
+                RetentionClass::General,
+            )
+        })
+        .collect();
+    store.write_records(&system).await.unwrap();
+    assert_eq!(partitions_of(&keyspace, "sys/").await[&day(20)].len(), 2);
+    let system_trail = store
+        .query_user("system", TimeRange::default(), &[], 100, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&system_trail), vec!["sys/2", "sys/3", "sys/1"]);
+    drop_keyspace(&keyspace).await;
+}

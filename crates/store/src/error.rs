@@ -54,6 +54,11 @@ pub enum StoreError {
         needed: i32,
     },
 
+    /// The keyspace has a table or column this build would create, but of another shape:
+    /// changed by hand, or by another program.
+    #[error("the schema of keyspace `{keyspace}` conflicts with this build: {detail}")]
+    SchemaConflict { keyspace: String, detail: String },
+
     /// Another process held the migration lock for too long.
     #[error("could not take the schema migration lock (another `auditflow migrate` running?)")]
     MigrationLocked,

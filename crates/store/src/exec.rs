@@ -12,6 +12,7 @@ use scylla::deserialize::row::DeserializeRow;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::unprepared::Statement;
 
 use crate::Store;
 use crate::error::{Result, StoreError, is_transient};
@@ -86,6 +87,28 @@ impl Store {
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
         let result = self.execute(context, statement, values).await?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| StoreError::read(context, e))?;
+        rows.maybe_first_row::<R>()
+            .map_err(|e| StoreError::read(context, e))
+    }
+
+    /// The first row of a one-off, unprepared read (the schema tables, `store_meta`), if any.
+    pub(crate) async fn first_row_unprepared<R>(
+        &self,
+        context: &'static str,
+        cql: impl Into<Statement>,
+        values: impl SerializeRow,
+    ) -> Result<Option<R>>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = self
+            .session
+            .query_unpaged(cql, values)
+            .await
+            .map_err(StoreError::cql(context))?;
         let rows = result
             .into_rows_result()
             .map_err(|e| StoreError::read(context, e))?;

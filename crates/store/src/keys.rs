@@ -6,11 +6,14 @@
 //! deletes `data_keys` first (from then on nothing of theirs can be decrypted), then
 //! `user_keys` (from then on nothing leads from their user id to their rows); a crash in
 //! between leaves a dangling `user_keys` row that the next delete or write clears.
+//!
+//! The `user_keys` row also pins whether the subject's rows are partitioned by hour (see the
+//! `bucket` module), decided once, when the key is created.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 use crate::Store;
@@ -23,7 +26,13 @@ use crate::migrate::lwt_applied;
 pub(crate) struct UserKey {
     pub(crate) key_id: Uuid,
     pub(crate) key: Arc<DataKey>,
+    /// Rows in one partition per hour instead of per day.
+    pub(crate) hourly: bool,
 }
+
+/// A `user_keys` row: the key id and the hourly flag (absent on keys created before
+/// migration 4, which stay daily).
+type KeyRow = (Option<Uuid>, Option<bool>);
 
 impl Store {
     /// The subject's key, created (exactly once cluster-wide) on first use.
@@ -38,7 +47,10 @@ impl Store {
                 Lookup::Dangling => self.forget_user_ref(&user_ref).await?,
                 Lookup::Absent => {}
             }
-            if let Some(key) = self.create_user_key(&user_ref).await? {
+            if let Some(key) = self
+                .create_user_key(&user_ref, self.is_hourly(subject))
+                .await?
+            {
                 return Ok(self.remember(user_ref, key));
             }
         }
@@ -87,13 +99,13 @@ impl Store {
         self.user_keys.remove(&user_ref);
         let st = &self.ready().await?.statements;
         let row = self
-            .first_row::<(Option<Uuid>,)>(
+            .first_row::<KeyRow>(
                 "read user key",
                 &st.select_user_key_serial,
                 &(user_ref.to_vec(),),
             )
             .await?;
-        let Some((Some(key_id),)) = row else {
+        let Some((Some(key_id), _)) = row else {
             return Ok(false);
         };
         self.data_keys.remove(&key_id);
@@ -115,6 +127,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a subject first seen now gets hour buckets: the configured
+    /// `[store] hourly_subjects`, and records naming no user (one shared key for all of them).
+    fn is_hourly(&self, subject: Subject<'_>) -> bool {
+        match subject {
+            Subject::User(id) => self.hourly_subjects.iter().any(|s| s == id),
+            Subject::NoUser => true,
+        }
+    }
+
     fn remember(&self, user_ref: [u8; 32], key: UserKey) -> UserKey {
         self.user_keys.put(user_ref, key.clone());
         self.data_keys.put(key.key_id, key.key.clone());
@@ -129,13 +150,17 @@ impl Store {
             &st.select_user_key
         };
         let row = self
-            .first_row::<(Option<Uuid>,)>("read user key", select, &(user_ref.to_vec(),))
+            .first_row::<KeyRow>("read user key", select, &(user_ref.to_vec(),))
             .await?;
-        let Some((Some(key_id),)) = row else {
+        let Some((Some(key_id), hourly)) = row else {
             return Ok(Lookup::Absent);
         };
         Ok(match self.data_key(key_id).await? {
-            Some(key) => Lookup::Found(UserKey { key_id, key }),
+            Some(key) => Lookup::Found(UserKey {
+                key_id,
+                key,
+                hourly: hourly.unwrap_or(false),
+            }),
             None => Lookup::Dangling,
         })
     }
@@ -143,12 +168,18 @@ impl Store {
     /// Writes a new wrapped key, then claims the user's reference for it with a lightweight
     /// transaction. `None` when another process won the race and its key could not be read
     /// back yet (the caller loops).
-    async fn create_user_key(&self, user_ref: &[u8; 32]) -> Result<Option<UserKey>> {
+    async fn create_user_key(&self, user_ref: &[u8; 32], hourly: bool) -> Result<Option<UserKey>> {
         let st = &self.ready().await?.statements;
         let key = DataKey::generate()?;
         let key_id = Uuid::new_v4();
         let now = CqlTimestamp(Utc::now().timestamp_millis());
         let wrapped = self.keyring.wrap(key_id, &key);
+        // Daily keys leave the column unset, exactly like keys created before migration 4.
+        let flag = if hourly {
+            MaybeUnset::Set(true)
+        } else {
+            MaybeUnset::Unset
+        };
         self.execute(
             "create data key",
             &st.insert_data_key,
@@ -157,7 +188,7 @@ impl Store {
         .await?;
         let claimed = self
             .session
-            .execute_unpaged(&st.insert_user_key, (user_ref.to_vec(), key_id, now))
+            .execute_unpaged(&st.insert_user_key, (user_ref.to_vec(), key_id, now, flag))
             .await;
         match claimed {
             Ok(result) => {
@@ -165,6 +196,7 @@ impl Store {
                     return Ok(Some(UserKey {
                         key_id,
                         key: Arc::new(key),
+                        hourly,
                     }));
                 }
             }

@@ -13,13 +13,15 @@
 //!   so re-delivery overwrites, never duplicates;
 //! - no DELETE is ever issued against a time-series table; the only deletes are of a user's
 //!   key rows ([`Store::destroy_user_key`]) and of the migration lock;
-//! - partitions are bounded: per user and day, per day and shard, per record id, per user
-//!   (days with data, bounded by the retention period).
+//! - partitions are bounded: per user and day (per hour for busy non-person subjects such as
+//!   `unknown`, see the `bucket` module), per day and shard, per record id, per user (days
+//!   with data, bounded by the retention period).
 //!
 //! What this crate is not: it does not consume Kafka, decides nothing about classification or
 //! retention classes (the record says), and uses only CQL both ScyllaDB and Cassandra accept
 //! (no tablets, `USING TIMEOUT`, `BYPASS CACHE`, CDC, secondary indexes or views).
 
+mod bucket;
 mod cache;
 pub mod causality;
 mod crypto;
@@ -76,6 +78,8 @@ pub struct Store {
     max_attempts: u32,
     /// `[store] time_shards`: pinned by the first migration only.
     time_shards: u32,
+    /// `[store] hourly_subjects`: pinned per subject when its key is created.
+    hourly_subjects: Vec<String>,
 }
 
 struct Ready {
@@ -136,6 +140,7 @@ impl Store {
             max_concurrency: settings.max_concurrency.max(1),
             max_attempts: settings.max_attempts.max(1),
             time_shards: settings.time_shards,
+            hourly_subjects: settings.hourly_subjects.clone(),
         })
     }
 

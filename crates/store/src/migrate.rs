@@ -3,7 +3,8 @@
 //!
 //! Safe to run any number of times and from several processes: the steps after bootstrap run
 //! under a lightweight-transaction lock with a TTL (a crashed holder frees it by itself), every
-//! DDL statement is `IF NOT EXISTS`, and options are only altered when they differ. Bootstrap
+//! DDL statement is `IF NOT EXISTS`, a column is added only when `system_schema.columns` does
+//! not list it yet, and options are only altered when they differ. Bootstrap
 //! itself (keyspace, migrations and lock tables) is `IF NOT EXISTS` but unlocked: on a
 //! multi-node cluster run `auditflow migrate` once before starting many sinks at the same time.
 
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
 
 use crate::error::{Result, StoreError};
-use crate::schema::{self, LATEST_VERSION, MIGRATIONS, SchemaParams};
+use crate::schema::{self, AddedColumn, LATEST_VERSION, MIGRATIONS, SchemaParams};
 use crate::{KeySource, Store};
 
 /// How long a migration may hold the lock before another process may take it over.
@@ -110,6 +111,9 @@ impl Store {
             for ddl in (m.statements)(&params) {
                 self.run_ddl(&ddl).await?;
             }
+            for column in m.columns {
+                self.add_column(column).await?;
+            }
             self.session
                 .query_unpaged(
                     format!(
@@ -153,6 +157,48 @@ impl Store {
             .collect()
     }
 
+    /// `ALTER TABLE … ADD`, unless the column is already there (an interrupted run of this
+    /// migration). A failed ALTER is settled by reading the schema again: the server may have
+    /// applied it before the reply was lost.
+    async fn add_column(&self, column: &AddedColumn) -> Result<()> {
+        if self.column_present(column).await? {
+            return Ok(());
+        }
+        match self.run_ddl(&column.ddl(&self.keyspace)).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if self.column_present(column).await? {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Whether the table has the column, with the type the migration gives it.
+    async fn column_present(&self, column: &AddedColumn) -> Result<bool> {
+        let found = self
+            .first_row_unprepared::<(String,)>(
+                "read table columns",
+                "SELECT type FROM system_schema.columns \
+                 WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+                (&self.keyspace, column.table, column.name),
+            )
+            .await?;
+        match found {
+            None => Ok(false),
+            Some((found,)) if found == column.cql_type => Ok(true),
+            Some((found,)) => Err(StoreError::SchemaConflict {
+                keyspace: self.keyspace.clone(),
+                detail: format!(
+                    "column {}.{} is {found}, this build needs {}",
+                    column.table, column.name, column.cql_type
+                ),
+            }),
+        }
+    }
+
     /// `[retention]` may change after the tables were created: bring each time-series table's
     /// TTL and TWCS window in line, touching only those that differ (each ALTER is a schema
     /// change the whole cluster must agree on).
@@ -160,21 +206,14 @@ impl Store {
         let mut altered = Vec::new();
         for (table, class) in params.time_series_tables() {
             let days = params.ttl_days(class);
-            let result = self
-                .session
-                .query_unpaged(
+            let current = self
+                .first_row_unprepared::<(Option<i32>, Option<BTreeMap<String, String>>)>(
+                    "read table options",
                     "SELECT default_time_to_live, compaction FROM system_schema.tables \
                      WHERE keyspace_name = ? AND table_name = ?",
                     (&self.keyspace, table),
                 )
-                .await
-                .map_err(StoreError::cql("read table options"))?;
-            let rows = result
-                .into_rows_result()
-                .map_err(|e| StoreError::read("table options", e))?;
-            let current = rows
-                .maybe_first_row::<(Option<i32>, Option<BTreeMap<String, String>>)>()
-                .map_err(|e| StoreError::read("table options", e))?;
+                .await?;
             let (ttl, compaction) = current.unwrap_or_default();
             let window = compaction
                 .as_ref()
@@ -327,24 +366,17 @@ pub(crate) async fn check_current(store: &Store) -> Result<()> {
 }
 
 pub(crate) async fn check_master_key(store: &Store) -> Result<()> {
-    let result = store
-        .session
-        .query_unpaged(
+    let check = store
+        .first_row_unprepared::<(Option<Vec<u8>>,)>(
+            "read master key check",
             format!(
                 "SELECT value FROM {}.store_meta WHERE name = 'master_key_check'",
                 store.keyspace
             ),
             (),
         )
-        .await
-        .map_err(StoreError::cql("read master key check"))?;
-    let rows = result
-        .into_rows_result()
-        .map_err(|e| StoreError::read("store_meta", e))?;
-    match rows
-        .maybe_first_row::<(Option<Vec<u8>>,)>()
-        .map_err(|e| StoreError::read("store_meta", e))?
-    {
+        .await?;
+    match check {
         Some((Some(stored),)) if stored != store.keyring.check_value() => {
             Err(StoreError::WrongMasterKey)
         }
@@ -359,23 +391,16 @@ pub(crate) async fn check_master_key(store: &Store) -> Result<()> {
 
 /// The keyspace's shard count; keyspaces migrated before it was pinned used 8.
 pub(crate) async fn pinned_time_shards(store: &Store) -> Result<i32> {
-    let result = store
-        .session
-        .query_unpaged(
+    let value = store
+        .first_row_unprepared::<(Option<Vec<u8>>,)>(
+            "read time shards",
             format!(
                 "SELECT value FROM {}.store_meta WHERE name = 'time_shards'",
                 store.keyspace
             ),
             (),
         )
-        .await
-        .map_err(StoreError::cql("read time shards"))?;
-    let rows = result
-        .into_rows_result()
-        .map_err(|e| StoreError::read("store_meta", e))?;
-    let value = rows
-        .maybe_first_row::<(Option<Vec<u8>>,)>()
-        .map_err(|e| StoreError::read("store_meta", e))?
+        .await?
         .and_then(|(v,)| v);
     match value {
         None => Ok(schema::UNPINNED_TIME_SHARDS),

@@ -1,9 +1,11 @@
 //! The read path: a user's trail, a record by id, security events by time.
 //!
 //! Reads never scan: a user's trail starts from `user_days` (which day partitions of which
-//! class hold their rows), security events from the day and shard partitions of the range.
-//! Partitions of one day are merged newest first (time desc, then id asc: one total order, so
-//! a page token is a position in it). Only the rows returned are decrypted.
+//! class hold their rows, and which hour buckets for an hourly subject), security events from
+//! the day and shard partitions of the range. Partitions of one day (of one hour, for an
+//! hourly subject) are merged newest first (time desc, then id asc: one total order, so a page
+//! token is a position in it, whatever the partitioning). Only the rows returned are
+//! decrypted.
 
 use std::pin::Pin;
 
@@ -16,6 +18,7 @@ use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
 use crate::Store;
+use crate::bucket::{bucket_pseudonym, day_partitions};
 use crate::crypto::{DataKey, Subject};
 use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
@@ -126,8 +129,8 @@ impl Store {
             return Ok(Page::empty());
         };
         let st = &self.ready().await?.statements;
-        let days: Vec<(NaiveDate, String)> = self
-            .rows::<(NaiveDate, String)>(
+        let days: Vec<(NaiveDate, String, Option<Vec<i32>>)> = self
+            .rows::<(NaiveDate, String, Option<Vec<i32>>)>(
                 "read user days",
                 &st.select_user_days,
                 (key.key_id, from.date_naive(), last_day(upper)),
@@ -141,27 +144,36 @@ impl Store {
                 && (actions.is_empty() || row.action.as_ref().is_some_and(|a| actions.contains(a)))
         };
         let mut found = Vec::new();
-        for group in days.chunk_by(|a, b| a.0 == b.0) {
+        'days: for group in days.chunk_by(|a, b| a.0 == b.0) {
             let day = group[0].0;
-            let mut streams: Vec<RowStream> = Vec::new();
-            for (_, class_name) in group {
-                let class = RetentionClass::parse(class_name)
-                    .ok_or_else(|| StoreError::read("user days", "unknown retention class"))?;
-                let rows = self
-                    .rows::<AuditRow>(
-                        "read audit rows",
-                        &st.class[class_index(class)].select_range,
-                        (key.key_id, day, from, upper),
-                    )
-                    .await?;
-                streams.push(Box::pin(
-                    rows.map_ok(move |r| (Origin::Class(class, day), r)),
-                ));
-            }
-            let want = limit + 1 - found.len();
-            found.extend(merge_newest_first(streams, accept, want).await?);
-            if found.len() > limit {
-                break;
+            let classes = group
+                .iter()
+                .map(|(_, class_name, hours)| {
+                    let class = RetentionClass::parse(class_name)
+                        .ok_or_else(|| StoreError::read("user days", "unknown retention class"))?;
+                    Ok((class, hours.clone().unwrap_or_default()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let partitions = day_partitions(key.key_id, key.hourly, day, &classes, (from, upper));
+            for partitions in partitions {
+                let mut streams: Vec<RowStream> = Vec::new();
+                for (class, pseudonym) in partitions {
+                    let rows = self
+                        .rows::<AuditRow>(
+                            "read audit rows",
+                            &st.class[class_index(class)].select_range,
+                            (pseudonym, day, from, upper),
+                        )
+                        .await?;
+                    streams.push(Box::pin(
+                        rows.map_ok(move |r| (Origin::Class(class, day), r)),
+                    ));
+                }
+                let want = limit + 1 - found.len();
+                found.extend(merge_newest_first(streams, accept, want).await?);
+                if found.len() > limit {
+                    break 'days;
+                }
             }
         }
         self.page(found, limit, |_| async { Ok(Some(key.key.clone())) })
@@ -176,24 +188,32 @@ impl Store {
             Option<Uuid>,
             Option<NaiveDate>,
             Option<DateTime<Utc>>,
+            Option<i32>,
         );
         let location = self
             .first_row::<Location>("read record index", &st.select_by_id, &(event_id,))
             .await?;
-        let Some((Some(class), Some(pseudonym), Some(day), Some(time))) = location else {
+        let Some((Some(class), Some(key_id), Some(day), Some(time), hour)) = location else {
             return Ok(None);
         };
         let class = RetentionClass::parse(&class)
             .ok_or_else(|| StoreError::read("record index", "unknown retention class"))?;
+        let partition = match hour {
+            None => key_id,
+            Some(hour) => match u8::try_from(hour) {
+                Ok(hour) if hour < 24 => bucket_pseudonym(key_id, hour),
+                _ => return Err(StoreError::read("record index", "hour out of range")),
+            },
+        };
         let row = self
             .first_row::<AuditRow>(
                 "read audit row",
                 &st.class[class_index(class)].select_one,
-                &(pseudonym, day, time, event_id),
+                &(partition, day, time, event_id),
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let key = self.data_key(pseudonym).await?;
+        let key = self.data_key(key_id).await?;
         Ok(Some(decode(
             Origin::Class(class, day),
             row,

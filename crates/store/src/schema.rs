@@ -4,12 +4,12 @@
 //!
 //! | table | partition | clustering | what |
 //! |---|---|---|---|
-//! | `audit_<class>_by_user` ×4 | (pseudonym, day) | event_time DESC, event_id | one time-series table per retention class; TWCS, TTL = the class's period; never deleted from |
+//! | `audit_<class>_by_user` ×4 | (pseudonym, day) | event_time DESC, event_id | one time-series table per retention class; TWCS, TTL = the class's period; never deleted from. An hourly subject's pseudonym is its hour's bucket (below) |
 //! | `security_by_time` | (day, shard) | event_time DESC, event_id | security events and alerts by time; TWCS, TTL = security period |
 //! | `records_by_time` | (day, shard) | event_time DESC, event_id | every record's clear labels, TTL of its class (migration 3): what reports count |
-//! | `records_by_id` | event_id | | where a record lives (class, pseudonym, day, time); nothing personal |
-//! | `user_days` | pseudonym | day DESC, class | which partitions hold a user's records, so reads never scan |
-//! | `user_keys` | user_ref | | HMAC(user id) → key id; deleted by `gdpr delete` |
+//! | `records_by_id` | event_id | | where a record lives (class, key id as `pseudonym`, day, time, and `hour` for an hourly subject, migration 4); nothing personal |
+//! | `user_days` | pseudonym | day DESC, class | which partitions hold a user's records, so reads never scan; `hours`: the hour buckets written, for an hourly subject (migration 4) |
+//! | `user_keys` | user_ref | | HMAC(user id) → key id, `hourly` (migration 4); deleted by `gdpr delete` |
 //! | `data_keys` | key_id | | the wrapped data key; deleted by `gdpr delete` |
 //! | `store_meta`, `schema_migrations`, `schema_lock` | | | master-key check, expiry probe, applied versions, migration lock |
 //!
@@ -17,8 +17,15 @@
 //! their user id: once the key rows are deleted nothing (not even the master key) links those
 //! rows back to the user. Every statement is plain CQL that ScyllaDB and Cassandra both accept.
 //!
-//! A migration only ever adds (`IF NOT EXISTS`), so re-running one that was interrupted is
-//! harmless; its version is recorded after all its statements succeeded.
+//! A person's partition holds one day of their actions. Busy subjects that are not a person
+//! (`[store] hourly_subjects`, default the classifier's `unknown` and `system`, and records
+//! naming no user) would put a whole day of traffic in one partition: their rows go to one
+//! partition per hour, (UUID v5 of key id and hour, day), pinned per subject when its key is
+//! created. See the `bucket` module.
+//!
+//! A migration only ever adds (`IF NOT EXISTS`; added columns after checking
+//! `system_schema.columns`), so re-running one that was interrupted is harmless; its version
+//! is recorded after all its statements succeeded.
 
 use auditflow_core::config::RetentionPeriods;
 
@@ -27,7 +34,7 @@ use auditflow_core::RetentionClass;
 use crate::record::class_table;
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 3;
+pub(crate) const LATEST_VERSION: i32 = 4;
 
 /// Shards per day of the by-time tables in keyspaces migrated before the count was pinned in
 /// `store_meta` (`[store] time_shards` is pinned at the first migration: the count is part of
@@ -44,6 +51,27 @@ pub(crate) struct Migration {
     pub(crate) version: i32,
     pub(crate) description: &'static str,
     pub(crate) statements: fn(&SchemaParams) -> Vec<String>,
+    /// Columns added to existing tables, after the statements. `ALTER TABLE … ADD` has no
+    /// `IF NOT EXISTS` that ScyllaDB accepts, so the runner checks the schema first.
+    pub(crate) columns: &'static [AddedColumn],
+}
+
+/// A column a migration adds to an existing table.
+#[derive(Debug)]
+pub(crate) struct AddedColumn {
+    pub(crate) table: &'static str,
+    pub(crate) name: &'static str,
+    /// As `system_schema.columns` spells it, e.g. `set<int>`.
+    pub(crate) cql_type: &'static str,
+}
+
+impl AddedColumn {
+    pub(crate) fn ddl(&self, keyspace: &str) -> String {
+        format!(
+            "ALTER TABLE {keyspace}.{} ADD {} {}",
+            self.table, self.name, self.cql_type
+        )
+    }
 }
 
 /// What the DDL depends on.
@@ -105,16 +133,46 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 1,
         description: "audit tables per retention class, security by time, lookups, keys",
         statements: v1,
+        columns: &[],
     },
     Migration {
         version: 2,
         description: "causality index: nodes, parent to children, correlation members",
         statements: crate::causality::migration,
+        columns: &[],
     },
     Migration {
         version: 3,
         description: "records by time: every record's clear labels, for reports",
         statements: v3,
+        columns: &[],
+    },
+    Migration {
+        version: 4,
+        description: "hour buckets for busy non-person subjects",
+        statements: |_| Vec::new(),
+        columns: V4_COLUMNS,
+    },
+];
+
+/// Hour buckets (see the `bucket` module). Absent values mean what they meant before: a key
+/// without `hourly` is daily, a `records_by_id` row without `hour` is in its day partition, a
+/// `user_days` row without `hours` names a day partition.
+const V4_COLUMNS: &[AddedColumn] = &[
+    AddedColumn {
+        table: "user_keys",
+        name: "hourly",
+        cql_type: "boolean",
+    },
+    AddedColumn {
+        table: "user_days",
+        name: "hours",
+        cql_type: "set<int>",
+    },
+    AddedColumn {
+        table: "records_by_id",
+        name: "hour",
+        cql_type: "int",
     },
 ];
 
@@ -264,6 +322,19 @@ mod tests {
             }
         }
         assert_eq!(last, LATEST_VERSION);
+        let added: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| m.columns)
+            .map(|c| c.ddl("ks"))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                "ALTER TABLE ks.user_keys ADD hourly boolean",
+                "ALTER TABLE ks.user_days ADD hours set<int>",
+                "ALTER TABLE ks.records_by_id ADD hour int",
+            ]
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub(crate) struct Statements {
     pub(crate) insert_by_id: PreparedStatement,
     pub(crate) select_by_id: PreparedStatement,
     pub(crate) insert_user_day: PreparedStatement,
+    pub(crate) add_user_hour: PreparedStatement,
     pub(crate) select_user_days: PreparedStatement,
     pub(crate) select_user_key: PreparedStatement,
     pub(crate) insert_user_key: PreparedStatement,
@@ -119,15 +120,16 @@ impl Statements {
             .await?,
             insert_by_id: p(
                 format!(
-                    "INSERT INTO {ks}.records_by_id (event_id, class, kind, pseudonym, day, event_time) \
-                     VALUES (?, ?, ?, ?, ?, ?) USING TTL ?"
+                    "INSERT INTO {ks}.records_by_id (event_id, class, kind, pseudonym, day, event_time, \
+                     hour) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?"
                 ),
                 true,
             )
             .await?,
             select_by_id: p(
                 format!(
-                    "SELECT class, pseudonym, day, event_time FROM {ks}.records_by_id WHERE event_id = ?"
+                    "SELECT class, pseudonym, day, event_time, hour FROM {ks}.records_by_id \
+                     WHERE event_id = ?"
                 ),
                 true,
             )
@@ -139,15 +141,25 @@ impl Statements {
                 true,
             )
             .await?,
+            // Adding to a set is idempotent: a re-delivered record adds the same hour again.
+            add_user_hour: p(
+                format!(
+                    "UPDATE {ks}.user_days USING TTL ? SET hours = hours + ? \
+                     WHERE pseudonym = ? AND day = ? AND class = ?"
+                ),
+                true,
+            )
+            .await?,
             select_user_days: p(
                 format!(
-                    "SELECT day, class FROM {ks}.user_days WHERE pseudonym = ? AND day >= ? AND day <= ?"
+                    "SELECT day, class, hours FROM {ks}.user_days \
+                     WHERE pseudonym = ? AND day >= ? AND day <= ?"
                 ),
                 true,
             )
             .await?,
             select_user_key: p(
-                format!("SELECT key_id FROM {ks}.user_keys WHERE user_ref = ?"),
+                format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?"),
                 true,
             )
             .await?,
@@ -155,15 +167,15 @@ impl Statements {
             // one key, or rows sealed with the loser's key would be unreadable.
             insert_user_key: p(
                 format!(
-                    "INSERT INTO {ks}.user_keys (user_ref, key_id, created_at) VALUES (?, ?, ?) \
-                     IF NOT EXISTS"
+                    "INSERT INTO {ks}.user_keys (user_ref, key_id, created_at, hourly) \
+                     VALUES (?, ?, ?, ?) IF NOT EXISTS"
                 ),
                 false,
             )
             .await?,
             select_user_key_serial: {
                 let mut s = p(
-                    format!("SELECT key_id FROM {ks}.user_keys WHERE user_ref = ?"),
+                    format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?"),
                     true,
                 )
                 .await?;

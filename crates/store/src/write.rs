@@ -1,11 +1,13 @@
 //! The write path: one record becomes up to five rows, all keyed by its id and event time.
 //!
-//! - its retention class's table, partition (pseudonym, day), sealed event;
+//! - its retention class's table, partition (pseudonym, day), sealed event; for an hourly
+//!   subject the pseudonym is its hour's bucket (see the `bucket` module);
 //! - `security_by_time`, partition (day, shard), for security events and alerts, sealed again
 //!   under that row's own associated data;
 //! - `records_by_time`, partition (day, shard): its clear labels only, for reports;
-//! - `records_by_id` (where it lives) and `user_days` (that its user has data that day), both
-//!   with the class's TTL so they never outlive the row they point to by more than a day.
+//! - `records_by_id` (where it lives: key id, day, and the hour of an hourly subject) and
+//!   `user_days` (that its user has data that day, and in which hour buckets), both with the
+//!   class's TTL so they never outlive the row they point to by more than a day.
 //!
 //! Rows are written concurrently (bounded by `[store] max_concurrency`) and without batches:
 //! they live in different partitions, and re-delivery rewrites the same keys, so a crash
@@ -17,9 +19,11 @@ use std::pin::Pin;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use scylla::SerializeRow;
+use scylla::value::MaybeUnset;
 use uuid::Uuid;
 
 use crate::Store;
+use crate::bucket::partition_of;
 use crate::crypto::{Aad, Subject};
 use crate::error::{Result, StoreError};
 use crate::keys::UserKey;
@@ -112,10 +116,13 @@ enum Row<'a> {
             Uuid,
             NaiveDate,
             DateTime<Utc>,
+            MaybeUnset<i32>,
             i32,
         ),
     ),
     UserDay((Uuid, NaiveDate, &'static str, i32)),
+    /// An hourly subject's day: (TTL, {hour}, key id, day, class).
+    UserHour((i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
 }
 
 /// The associated data of a sealed event in a per-user table.
@@ -169,14 +176,16 @@ impl Store {
                 .map_err(|e| StoreError::InvalidRecord(format!("event not serializable: {e}")))?;
             let day = record.day();
             let class_ttl = i32::try_from(self.ttl_secs(record.class)).unwrap_or(i32::MAX);
+            let (partition, hour) = partition_of(key.key_id, key.hourly, record.event_time);
+            let hour = hour.map(i32::from);
             let sealed = key.key.seal(
-                &class_aad(record.class, key.key_id, day, &record.id),
+                &class_aad(record.class, partition, day, &record.id),
                 &plaintext,
             );
             rows.push(Row::Class(
                 record.class,
                 ClassRow {
-                    pseudonym: key.key_id,
+                    pseudonym: partition,
                     day,
                     event_time: record.event_time,
                     event_id: &record.id,
@@ -212,12 +221,17 @@ impl Store {
                 key.key_id,
                 day,
                 record.event_time,
+                hour.map_or(MaybeUnset::Unset, MaybeUnset::Set),
                 class_ttl,
             )));
-            if days_seen.insert((key.key_id, day, record.class)) {
+            if days_seen.insert((key.key_id, day, record.class, hour)) {
                 // A day longer than the rows it indexes, so it never expires first.
                 let ttl = class_ttl.saturating_add(86_400);
-                rows.push(Row::UserDay((key.key_id, day, record.class.as_str(), ttl)));
+                let class = record.class.as_str();
+                rows.push(match hour {
+                    None => Row::UserDay((key.key_id, day, class, ttl)),
+                    Some(hour) => Row::UserHour((ttl, vec![hour], key.key_id, day, class)),
+                });
             }
         }
 
@@ -258,6 +272,10 @@ impl Store {
             }
             Row::UserDay(values) => {
                 self.execute("write user day", &st.insert_user_day, values)
+                    .await
+            }
+            Row::UserHour(values) => {
+                self.execute("write user hour", &st.add_user_hour, values)
                     .await
             }
         }
