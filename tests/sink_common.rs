@@ -60,13 +60,15 @@ impl SinkSetup {
         }
     }
 
-    /// Distinct records the store holds (`records_by_id` has one row per stored id).
+    /// Distinct records the store holds (`records_by_id` has one row per stored id), asked of
+    /// the nodes the sink writes to.
     pub async fn stored_ids(&self) -> i64 {
-        count(&self.config.store.keyspace, "records_by_id").await
+        let store = &self.config.store;
+        count_at(&store.nodes, &store.keyspace, "records_by_id").await
     }
 
     pub async fn drop_keyspace(&self) {
-        let _ = session()
+        let _ = session_at(&self.config.store.nodes)
             .await
             .query_unpaged(
                 format!("DROP KEYSPACE IF EXISTS {}", self.config.store.keyspace),
@@ -80,16 +82,26 @@ pub fn sink_topics(config: &Config) -> Vec<String> {
     auditflow_sink::input_topics(config)
 }
 
+/// A session with the shared stack's CQL nodes.
 pub async fn session() -> Session {
+    session_at(&require_cql()).await
+}
+
+pub async fn session_at(nodes: &[String]) -> Session {
     SessionBuilder::new()
-        .known_nodes(require_cql())
+        .known_nodes(nodes)
         .build()
         .await
         .expect("CQL session")
 }
 
+/// Rows of `keyspace.table` on the shared stack's CQL nodes.
 pub async fn count(keyspace: &str, table: &str) -> i64 {
-    session()
+    count_at(&require_cql(), keyspace, table).await
+}
+
+pub async fn count_at(nodes: &[String], keyspace: &str, table: &str) -> i64 {
+    session_at(nodes)
         .await
         .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.{table}"), ())
         .await
@@ -101,10 +113,14 @@ pub async fn count(keyspace: &str, table: &str) -> i64 {
         .0
 }
 
-/// Stored records (rows of `records_by_id`), read directly; 0 while the sink has not created
-/// the schema yet.
+/// Stored records (rows of `records_by_id`) on the shared stack's CQL nodes, read directly; 0
+/// while the sink has not created the schema yet.
 pub async fn stored_or_zero(keyspace: &str) -> i64 {
-    let result = session()
+    stored_or_zero_at(&require_cql(), keyspace).await
+}
+
+pub async fn stored_or_zero_at(nodes: &[String], keyspace: &str) -> i64 {
+    let result = session_at(nodes)
         .await
         .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.records_by_id"), ())
         .await;

@@ -1,116 +1,313 @@
 //! The database goes away for 30 seconds mid-stream: the sink pauses, retries, and once the
 //! database is back every record is stored exactly once — nothing lost, nothing doubled.
 //!
-//! The outage is a TCP proxy between the sink and Cassandra that, for 30 s, resets every open
-//! connection and refuses new ones: to the sink exactly what a stopped database looks like,
-//! without stopping the Cassandra other tests on this machine are using. (The driver reaches
-//! the node through the proxy: it keeps the contact point's port for the node it discovers.)
+//! The database is really stopped: the sink writes to a private single-node Cassandra
+//! (`cargo xtask cassandra-node`: the shared stack's jars and configs, its own folder
+//! `.stack/cassandra-outage/`, cluster `auditflow-cassandra-outage`, CQL port 19042, storage
+//! port 17000, heap 512m) whose JVM the test kills (SIGKILL: no clean shutdown, no drain), keeps
+//! down for 30 s while records keep arriving, and starts again on the same data. The shared
+//! Cassandra on 9042 that other tests use is never touched; Kafka is the shared one.
+//!
+//! The node is started with the xtask binary `cargo xtask test` names in `AUDITFLOW_XTASK`,
+//! or else `cargo run -p xtask` (which fetches the Cassandra jars with Maven if the stack has
+//! not yet); `xtask cassandra-node` becomes the JVM, so the child process the test kills is
+//! Cassandra itself. Its output goes to `node.log` in its folder. The folder is kept between
+//! runs, since a fresh one takes a minute or two to boot on a busy machine (each run uses a
+//! fresh keyspace), and a lock file in it lets one run at a time use the node. The node is
+//! killed when the test ends, also when it fails or is interrupted (Ctrl-C reaches the JVM
+//! too); only a test process killed outright leaves it running, and the next run then stops
+//! on its port being taken.
 
 #[path = "sink_common.rs"]
 mod common;
 
-use std::net::SocketAddr;
+use std::fs::{self, File, OpenOptions};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use auditflow_store::Store;
 use common::*;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use scylla::client::session_builder::SessionBuilder;
 
-/// A proxy to `upstream` that can be cut: `set_down(true)` drops every connection and refuses
-/// new ones until `set_down(false)`.
-struct Proxy {
-    addr: SocketAddr,
-    down: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
+const CQL_PORT: u16 = 19042;
+const STORAGE_PORT: u16 = 17000;
+/// A fresh data folder, or a restart while the machine is busy, can take a minute or more.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+const OUTAGE: Duration = Duration::from_secs(30);
+const TOTAL: usize = 6_000;
+
+/// The private node: its folder (held locked) and, while it runs, its JVM. Dropping it kills
+/// the JVM, so no Cassandra outlives the test, even a failed one.
+struct PrivateNode {
+    dir: PathBuf,
+    log: PathBuf,
+    jvm: Option<Child>,
+    _lock: File,
 }
 
-impl Proxy {
-    async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("proxy listener");
-        let addr = listener.local_addr().unwrap();
-        let down = Arc::new(AtomicBool::new(false));
-        let (cut, _) = watch::channel(0u64);
-        let (down_flag, cuts) = (down.clone(), cut.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if down_flag.load(Ordering::SeqCst) {
-                    drop(client); // refused, as far as the driver can tell
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let mut cut_rx = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut_rx.changed() => {} // dropping both ends resets the connection
-                    }
-                });
-            }
-        });
-        Self { addr, down, cut }
+impl PrivateNode {
+    /// Takes the node's folder (waiting while another run of this test holds it) and starts
+    /// the node; returns once it answers CQL.
+    async fn start() -> Self {
+        let dir = stack_dir().join("cassandra-outage");
+        fs::create_dir_all(&dir).expect("creating the node's folder");
+        let lock_path = dir.join("test.lock");
+        let lock = File::create(&lock_path).expect("creating the node's lock file");
+        if lock.try_lock().is_err() {
+            eprintln!("waiting for another sink_outage run to release {lock_path:?} …");
+            let held = lock.try_clone().expect("lock file");
+            tokio::task::spawn_blocking(move || held.lock())
+                .await
+                .expect("lock task")
+                .expect("locking the node's folder");
+        }
+        let log = dir.join("node.log");
+        File::create(&log).expect("creating node.log"); // one run's output
+        let mut node = Self {
+            dir,
+            log,
+            jvm: None,
+            _lock: lock,
+        };
+        node.boot().await;
+        node
     }
 
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-        if down {
-            self.cut.send_modify(|n| *n += 1);
+    fn nodes() -> Vec<String> {
+        vec![format!("127.0.0.1:{CQL_PORT}")]
+    }
+
+    /// Starts the JVM on the node's folder and waits until it answers a CQL query; returns
+    /// how long that took.
+    async fn boot(&mut self) -> Duration {
+        assert!(self.jvm.is_none(), "the node is already running");
+        let log = OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("opening node.log");
+        let started = Instant::now();
+        let child = xtask_command()
+            .arg("cassandra-node")
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--cql-port", &CQL_PORT.to_string()])
+            .args(["--storage-port", &STORAGE_PORT.to_string()])
+            .args(["--heap", "512m"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("node.log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting `xtask cassandra-node`");
+        let jvm = self.jvm.insert(child);
+        loop {
+            if let Some(status) = jvm.try_wait().expect("checking the node") {
+                self.jvm = None;
+                panic!(
+                    "the private Cassandra exited while starting ({status}); {}:\n{}",
+                    self.log.display(),
+                    tail(&self.log)
+                );
+            }
+            if answers_cql().await {
+                break;
+            }
+            assert!(
+                started.elapsed() < BOOT_TIMEOUT,
+                "the private Cassandra did not answer on {CQL_PORT} within {BOOT_TIMEOUT:?}; {}:\n{}",
+                self.log.display(),
+                tail(&self.log)
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // What gets killed must be the database itself, not a wrapper that would leave the
+        // JVM running (`xtask cassandra-node` and `cargo run` both exec).
+        let cmdline = fs::read(format!("/proc/{}/cmdline", jvm.id())).unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&cmdline)
+                .contains("org.apache.cassandra.service.CassandraDaemon"),
+            "the node's process {} is not the Cassandra JVM",
+            jvm.id()
+        );
+        started.elapsed()
+    }
+
+    /// Kills the JVM (SIGKILL) and waits until it is gone.
+    fn kill(&mut self) {
+        if let Some(mut jvm) = self.jvm.take() {
+            let _ = jvm.kill();
+            let _ = jvm.wait();
         }
     }
 }
 
+impl Drop for PrivateNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `$AUDITFLOW_STACK_DIR` (relative to the workspace root), else `<workspace>/.stack`: where
+/// xtask keeps the stack, and so the Cassandra jars.
+fn stack_dir() -> PathBuf {
+    let root = workspace_root();
+    match std::env::var_os("AUDITFLOW_STACK_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => root.join(dir),
+        None => root.join(".stack"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The xtask program: `$AUDITFLOW_XTASK` (set by `cargo xtask test`), else `cargo run -p xtask`.
+fn xtask_command() -> Command {
+    let mut cmd = match std::env::var_os("AUDITFLOW_XTASK").filter(|x| !x.is_empty()) {
+        Some(xtask) => Command::new(xtask),
+        None => {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["run", "--quiet", "--package", "xtask", "--"]);
+            cmd
+        }
+    };
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+async fn answers_cql() -> bool {
+    let Ok(session) = SessionBuilder::new()
+        .known_nodes(PrivateNode::nodes())
+        .build()
+        .await
+    else {
+        return false;
+    };
+    session
+        .query_unpaged("SELECT release_version FROM system.local", ())
+        .await
+        .is_ok()
+}
+
+fn port_refuses(port: u16) -> bool {
+    let addr = ([127, 0, 0, 1], port).into();
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()
+}
+
+/// The last lines of the node's log, for a failure message.
+fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
+    let booting = Instant::now();
+    let mut node = PrivateNode::start().await;
+    eprintln!(
+        "private Cassandra answering on {CQL_PORT} after {:.1} s",
+        booting.elapsed().as_secs_f32()
+    );
+    let nodes = PrivateNode::nodes();
+
     let mut setup = SinkSetup::new("sink_outage").await;
-    let proxy = Proxy::start(setup.config.store.nodes[0].clone()).await;
-    setup.config.store.nodes = vec![proxy.addr.to_string()];
+    setup.config.store.nodes = nodes.clone();
+    // The schema first, with the store's default timeouts: DDL on a node that has just booted
+    // can take longer than the 2 s the sink gets below (the sink then finds it in place).
+    Store::connect(&setup.config.store, &setup.config.retention)
+        .await
+        .expect("connecting to the private node")
+        .migrate()
+        .await
+        .expect("creating the schema");
     // Fail fast inside the store so the harness's own retry/pause path is what carries the
     // outage (the store's retries would only stretch each attempt).
     setup.config.store.max_attempts = 2;
     setup.config.store.request_timeout_ms = 2_000;
-    let t = setup.config.topics.clone();
-    let users: Vec<String> = (0..40).map(|u| format!("outage-user-{u}")).collect();
-    let first: Vec<Input> = (0..3_000).map(|i| user_action(i, &users[i % 40])).collect();
-    produce(&setup.bootstrap, &t.user_action, &first).await;
+    // A stream of 6,000 records, 200 at a time, that goes on across the kill: the node dies
+    // while the sink is writing, and records keep arriving while it is away.
+    let produced = Arc::new(AtomicUsize::new(0));
+    let stream = tokio::spawn({
+        let (bootstrap, topic) = (
+            setup.bootstrap.clone(),
+            setup.config.topics.user_action.clone(),
+        );
+        let produced = produced.clone();
+        async move {
+            let users: Vec<String> = (0..40).map(|u| format!("outage-user-{u}")).collect();
+            let records: Vec<Input> = (0..TOTAL).map(|i| user_action(i, &users[i % 40])).collect();
+            for chunk in records.chunks(200) {
+                produce(&bootstrap, &topic, chunk).await;
+                produced.fetch_add(chunk.len(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    });
 
-    let (shutdown, task) = start_sink(&setup.config);
+    let (shutdown, mut task) = start_sink(&setup.config);
     let keyspace = setup.config.store.keyspace.clone();
-    eventually("the sink to store something", async || {
-        stored_or_zero(&keyspace).await > 0
-    })
-    .await;
+    let waiting = Instant::now();
+    while stored_or_zero_at(&nodes, &keyspace).await == 0 {
+        if task.is_finished() {
+            let outcome = (&mut task).await;
+            panic!("the sink stopped before storing anything: {outcome:?}");
+        }
+        assert!(
+            waiting.elapsed() < DEADLINE,
+            "timed out waiting for the sink to store something"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
-    proxy.set_down(true);
-    let at_cut = stored_or_zero(&keyspace).await;
-    // Records keep arriving while the database is away.
-    let second: Vec<Input> = (3_000..6_000)
-        .map(|i| user_action(i, &users[i % 40]))
-        .collect();
-    produce(&setup.bootstrap, &t.user_action, &second).await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let during = stored_or_zero(&keyspace).await;
-    eprintln!("stored {at_cut} at the cut, {during} after 30 s without the database");
+    let before_kill = stored_or_zero_at(&nodes, &keyspace).await;
+    let produced_at_kill = produced.load(Ordering::SeqCst);
+    node.kill();
+    let killed = Instant::now();
+    assert!(
+        port_refuses(CQL_PORT),
+        "CQL port {CQL_PORT} still answers after the node was killed"
+    );
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
     assert!(
         !task.is_finished(),
         "the sink must survive an outage, not exit"
     );
-    proxy.set_down(false);
 
+    let down = killed.elapsed();
+    let produced_while_down = produced.load(Ordering::SeqCst) - produced_at_kill;
+    let restart = node.boot().await;
+    let after_restart = stored_or_zero_at(&nodes, &keyspace).await;
+    eprintln!(
+        "killed the node with {before_kill} stored and {produced_at_kill} produced; down \
+         {:.1} s, {produced_while_down} produced meanwhile; answering again {:.1} s after its \
+         restart, holding {after_restart}",
+        down.as_secs_f32(),
+        restart.as_secs_f32()
+    );
+    assert!(
+        after_restart >= before_kill,
+        "rows stored before the kill were lost: {before_kill} then {after_restart}"
+    );
+
+    stream.await.expect("producing the stream");
     setup.wait_caught_up().await;
-    assert_eq!(setup.stored_ids().await, 6_000, "every record, once");
-    assert_eq!(count(&keyspace, "audit_general_by_user").await, 6_000);
+    assert_eq!(setup.stored_ids().await, TOTAL as i64, "every record, once");
+    assert_eq!(
+        count_at(&nodes, &keyspace, "audit_general_by_user").await,
+        TOTAL as i64
+    );
     shutdown.trigger();
     task.await
         .expect("sink task")
         .expect("sink stopped cleanly");
     setup.drop_keyspace().await;
+    drop(node);
 }

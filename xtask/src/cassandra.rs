@@ -2,14 +2,37 @@
 //! Config comes from `deploy/stack/cassandra/` (cassandra.yaml, logback.xml and the Java 17
 //! flags in jvm17-server.options); the rest of what the release's `bin/cassandra` script
 //! would add — heap, jamm agent, paths, fast single-node start — is set here.
+//!
+//! The same launch, with another [`Node`] (cluster name, ports, heap) and folder, is
+//! `cargo xtask cassandra-node`: a private node a test may stop and start again (see
+//! `node.rs`).
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::error::{Context, Result, bail};
 use crate::stack::{Prepare, Server};
 use crate::{fetch, probe};
+
+/// What tells one local Cassandra node from another: its cluster and its ports.
+pub struct Node<'a> {
+    pub cluster_name: &'a str,
+    pub cql_port: u16,
+    /// Gossip and streaming; the node is its own seed there.
+    pub storage_port: u16,
+    /// `-Xms`/`-Xmx` (`1g`, `512m`).
+    pub heap: &'a str,
+}
+
+/// The shared stack's node, the one `cargo xtask up` starts.
+pub const SHARED: Node<'static> = Node {
+    cluster_name: "auditflow-local",
+    cql_port: 9042,
+    storage_port: 7000,
+    heap: "1g",
+};
 
 pub struct Cassandra;
 
@@ -27,7 +50,7 @@ impl Server for Cassandra {
     }
 
     fn addr(&self) -> &'static str {
-        "127.0.0.1:9042"
+        "127.0.0.1:9042" // SHARED.cql_port
     }
 
     fn ready_timeout(&self) -> Duration {
@@ -36,58 +59,64 @@ impl Server for Cassandra {
     }
 
     fn prepare(&self, ctx: &Prepare<'_>, cmd: &mut Command) -> Result<()> {
-        let data = ctx.dir.join("data");
-        // Cassandra warns about a missing triggers folder on every start; give it an empty one.
-        let triggers = ctx.dir.join("triggers");
-        for dir in [&data, &triggers] {
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-
-        let (authenticator, authorizer) = auth_classes()?;
-        let yaml = ctx.dir.join("cassandra.yaml");
-        let text = ctx
-            .layout
-            .read_template(self.name(), "cassandra.yaml")?
-            .replace("@AUTHENTICATOR@", authenticator)
-            .replace("@AUTHORIZER@", authorizer);
-        fs::write(&yaml, text).with_context(|| format!("writing {}", yaml.display()))?;
-        let logback = ctx.dir.join("logback.xml");
-        fs::write(
-            &logback,
-            ctx.layout.read_template(self.name(), "logback.xml")?,
-        )
-        .with_context(|| format!("writing {}", logback.display()))?;
-
-        let options = ctx
-            .layout
-            .read_template(self.name(), "jvm17-server.options")?;
-        let jamm = fetch::find_jar(ctx.jars, "jamm-")?;
-
-        cmd.args(jvm_options(&options))
-            .args(["-Xms1g", "-Xmx1g"])
-            .arg(format!("-javaagent:{}", jamm.display()))
-            .arg(format!("-Dcassandra.config=file://{}", yaml.display()))
-            .arg(format!("-Dcassandra.storagedir={}", data.display()))
-            .arg(format!(
-                "-Dcassandra.logdir={}",
-                ctx.layout.logs_dir().display()
-            ))
-            .arg(format!("-Dcassandra.triggers_dir={}", triggers.display()))
-            .arg(format!("-Dlogback.configurationFile={}", logback.display()))
-            .arg("-Dcassandra-foreground=yes")
-            // One node, its own seed: nothing to gossip with or wait for.
-            .arg("-Dcassandra.skip_wait_for_gossip_to_settle=0")
-            .arg("-Dcassandra.ring_delay_ms=1000")
-            .arg("-Dcassandra.superuser_setup_delay_ms=0")
-            .arg("-cp")
-            .arg(ctx.jars.join("*"))
-            .arg("org.apache.cassandra.service.CassandraDaemon");
-        Ok(())
+        configure(ctx, &SHARED, &ctx.layout.logs_dir(), cmd)
     }
 
     fn probe(&self) -> Result<String> {
         probe::cql(self.addr())
     }
+}
+
+/// Writes `node`'s config files into `ctx.dir` (data under `ctx.dir/data`) and completes `cmd`
+/// with its JVM options, class path and main class; `logs` is Cassandra's log dir.
+pub fn configure(ctx: &Prepare<'_>, node: &Node<'_>, logs: &Path, cmd: &mut Command) -> Result<()> {
+    let name = Cassandra.name();
+    let data = ctx.dir.join("data");
+    // Cassandra warns about a missing triggers folder on every start; give it an empty one.
+    let triggers = ctx.dir.join("triggers");
+    for dir in [&data, &triggers] {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+
+    let yaml = ctx.dir.join("cassandra.yaml");
+    let text = render_yaml(&ctx.layout.read_template(name, "cassandra.yaml")?, node)?;
+    fs::write(&yaml, text).with_context(|| format!("writing {}", yaml.display()))?;
+    let logback = ctx.dir.join("logback.xml");
+    fs::write(&logback, ctx.layout.read_template(name, "logback.xml")?)
+        .with_context(|| format!("writing {}", logback.display()))?;
+
+    let options = ctx.layout.read_template(name, "jvm17-server.options")?;
+    let jamm = fetch::find_jar(ctx.jars, "jamm-")?;
+
+    cmd.args(jvm_options(&options))
+        .arg(format!("-Xms{}", node.heap))
+        .arg(format!("-Xmx{}", node.heap))
+        .arg(format!("-javaagent:{}", jamm.display()))
+        .arg(format!("-Dcassandra.config=file://{}", yaml.display()))
+        .arg(format!("-Dcassandra.storagedir={}", data.display()))
+        .arg(format!("-Dcassandra.logdir={}", logs.display()))
+        .arg(format!("-Dcassandra.triggers_dir={}", triggers.display()))
+        .arg(format!("-Dlogback.configurationFile={}", logback.display()))
+        .arg("-Dcassandra-foreground=yes")
+        // One node, its own seed: nothing to gossip with or wait for.
+        .arg("-Dcassandra.skip_wait_for_gossip_to_settle=0")
+        .arg("-Dcassandra.ring_delay_ms=1000")
+        .arg("-Dcassandra.superuser_setup_delay_ms=0")
+        .arg("-cp")
+        .arg(ctx.jars.join("*"))
+        .arg("org.apache.cassandra.service.CassandraDaemon");
+    Ok(())
+}
+
+/// The `cassandra.yaml` template with `node`'s name and ports and the authentication classes.
+fn render_yaml(template: &str, node: &Node<'_>) -> Result<String> {
+    let (authenticator, authorizer) = auth_classes()?;
+    Ok(template
+        .replace("@CLUSTER_NAME@", node.cluster_name)
+        .replace("@STORAGE_PORT@", &node.storage_port.to_string())
+        .replace("@CQL_PORT@", &node.cql_port.to_string())
+        .replace("@AUTHENTICATOR@", authenticator)
+        .replace("@AUTHORIZER@", authorizer))
 }
 
 /// `AUDITFLOW_CASSANDRA_AUTH`: unset or `none` → no authentication (the local default);
@@ -109,7 +138,27 @@ fn jvm_options(text: &str) -> impl Iterator<Item = &str> {
 
 #[cfg(test)]
 mod tests {
-    use super::jvm_options;
+    use super::*;
+    use crate::stack::Layout;
+
+    #[test]
+    fn the_shared_node_renders_the_names_and_ports_it_always_had() {
+        let template = Layout::from_env()
+            .unwrap()
+            .read_template("cassandra", "cassandra.yaml")
+            .unwrap();
+        let yaml = render_yaml(&template, &SHARED).unwrap();
+        assert!(!yaml.contains("@"), "a placeholder is left:\n{yaml}");
+        for line in [
+            "cluster_name: auditflow-local",
+            "      - seeds: \"127.0.0.1:7000\"",
+            "storage_port: 7000",
+            "native_transport_port: 9042",
+        ] {
+            assert!(yaml.lines().any(|l| l == line), "no `{line}` in:\n{yaml}");
+        }
+        assert_eq!(Cassandra.addr(), format!("127.0.0.1:{}", SHARED.cql_port));
+    }
 
     #[test]
     fn options_file_skips_comments_and_blanks() {

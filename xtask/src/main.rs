@@ -5,7 +5,8 @@
 //! so it compiles in seconds, before the heavy workspace crates.
 //!
 //! Where to read on: `stack.rs` (the lifecycle), `kafka.rs` / `cassandra.rs` (each server),
-//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`.
+//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `node.rs`
+//! (a private Cassandra node for a test that stops the database).
 
 mod cassandra;
 mod demo;
@@ -13,6 +14,7 @@ mod error;
 mod fetch;
 mod java;
 mod kafka;
+mod node;
 mod probe;
 mod process;
 mod stack;
@@ -36,10 +38,15 @@ usage: cargo xtask <command>
                      stack as it was (e.g. `cargo xtask test -- -p auditflow-integration-tests`)
   demo               start the stack, build auditflow, run the pipeline (`auditflow run all`,
                      left running) and `auditflow demo` against it
+  cassandra-node --dir DIR --cql-port PORT --storage-port PORT [--heap SIZE]
+                     a private single-node Cassandra (cluster auditflow-<DIR's name>, default
+                     heap 512m) on its own folder and ports, in the foreground: the process
+                     becomes the JVM, for a test to stop and start again (tests/sink_outage.rs)
 
 Files live in .stack/ at the workspace root (override: AUDITFLOW_STACK_DIR).
 Tests read AUDITFLOW_KAFKA_BOOTSTRAP and AUDITFLOW_CQL_NODES; with AUDITFLOW_STACK=external
-`test` uses those addresses and starts nothing.";
+`test` uses those addresses and starts nothing. `test` also gives them AUDITFLOW_XTASK (this
+program) and AUDITFLOW_STACK_DIR (absolute).";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +86,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         ("reset", []) => stack::reset(&layout)?,
         ("test", rest) => return testrun::run(&layout, rest),
         ("demo", []) => demo::run(&layout)?,
+        ("cassandra-node", rest) => match node::run(&layout, &node::parse_args(rest)?)? {},
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => {
             eprintln!("{USAGE}");

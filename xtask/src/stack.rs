@@ -80,6 +80,11 @@ impl Layout {
         Ok(Layout { root, dir })
     }
 
+    /// The stack's folder (`.stack/`), absolute.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// A file of `deploy/stack/<server>/`.
     pub fn template(&self, server: &str, file: &str) -> PathBuf {
         self.root.join("deploy/stack").join(server).join(file)

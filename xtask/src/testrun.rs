@@ -15,6 +15,8 @@ use crate::stack::{self, Launched, Layout};
 
 const KAFKA_ENV: &str = "AUDITFLOW_KAFKA_BOOTSTRAP";
 const CQL_ENV: &str = "AUDITFLOW_CQL_NODES";
+/// This program, for tests that run its commands (`cassandra-node`) without going through cargo.
+const XTASK_ENV: &str = "AUDITFLOW_XTASK";
 
 /// `args` are passed to `cargo test` (everything after `--` also reaches the test binaries).
 pub fn run(layout: &Layout, args: &[String]) -> Result<ExitCode> {
@@ -79,9 +81,13 @@ fn test_with_stack(
     stack::await_ready(layout, launched)?;
 
     let _in_use = layout.in_use()?;
+    let xtask = std::env::current_exe().context("locating the xtask binary")?;
     let mut child = cargo_test(args)
         .env(KAFKA_ENV, kafka)
         .env(CQL_ENV, cql)
+        .env(XTASK_ENV, xtask)
+        // Absolute, so a test's own xtask command finds the same stack from the test's folder.
+        .env("AUDITFLOW_STACK_DIR", layout.dir())
         .stdout(Stdio::piped())
         .spawn()
         .context("running cargo test")?;
