@@ -103,14 +103,31 @@ fn cluster_name(dir: &Path) -> String {
     format!("auditflow-{safe}")
 }
 
+/// `path` made absolute, with the links and `..` of its existing part resolved, creating
+/// nothing (a refused folder is not left behind).
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let absolute =
+        std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return Ok(missing.iter().rev().fold(resolved, |p, part| p.join(part)));
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name);
+                existing = parent;
+            }
+            _ => bail!("cannot resolve {}", path.display()),
+        }
+    }
+}
+
 /// Fetches the jars if needed, writes the node's configs and replaces this process with the
 /// node's JVM. Returns only on failure.
 pub fn run(layout: &Layout, args: &Args) -> Result<Infallible> {
-    fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let dir = args
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", args.dir.display()))?;
+    let dir = resolve(&args.dir)?;
     for server in stack::servers() {
         let shared = layout.service_dir(server.name());
         if shared
@@ -129,6 +146,8 @@ pub fn run(layout: &Layout, args: &Args) -> Result<Infallible> {
             bail!("127.0.0.1:{p} is already in use (by an earlier node still running?)");
         }
     }
+
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let java = java::find()?;
     let jars = fetch::ensure_jars(layout, &Cassandra, &java)?;
@@ -207,6 +226,19 @@ mod tests {
         ] {
             assert!(parse_args(&args(line)).is_err(), "accepted {line:?}");
         }
+    }
+
+    #[test]
+    fn resolves_folders_that_do_not_exist_yet_without_creating_them() {
+        let base = std::env::temp_dir().canonicalize().unwrap();
+        let missing = base.join("auditflow-xtask-missing");
+        assert_eq!(resolve(&missing.join("a/b")).unwrap(), missing.join("a/b"));
+        assert!(!missing.exists());
+        // `..` over folders that exist is resolved; over ones that do not, refused.
+        let name = base.file_name().unwrap();
+        let roundabout = base.join("..").join(name).join("new");
+        assert_eq!(resolve(&roundabout).unwrap(), base.join("new"));
+        assert!(resolve(&missing.join("a/../b")).is_err());
     }
 
     #[test]
