@@ -33,9 +33,12 @@
 //! # Actions and the blocklist
 //! A critical alert also emits `block_ip` (when the ip is known; `reason` = the rule, expiring
 //! `block_duration_secs` after the event) and `disable_account` (when the user is known, i.e.
-//! present and not `unknown`), and upserts the ip on the blocklist. When the engine's clock —
-//! the newest event time it has seen from any key — passes a block's expiry, it emits the ip's
-//! tombstone. [`Detector::advance_to`] moves that clock without an event.
+//! present and not `unknown`), and upserts the ip on the blocklist. A block's expiry is an
+//! absolute time: when the engine's clock — the newest event time it has seen from any key —
+//! passes it, the ip's tombstone goes out; [`Detector::advance_to`] moves that clock without an
+//! event. A service also calls [`Detector::lift_expired`] with the wall clock, so a block on a
+//! quiet partition is lifted on time; that lifts blocks only and leaves the event-time clock,
+//! windows and eviction alone (a backlog replayed after downtime is still judged by event time).
 //!
 //! # Ids and replay
 //! Alert ids are UUID v5 of (rule, key, level, window start, window end), action ids of (alert
@@ -174,6 +177,14 @@ impl Detector {
         self.deliver(out, mode)
     }
 
+    /// Lifts the blocks that expired before `now` — the wall clock, not event time — and
+    /// returns their tombstones. Unlike [`Detector::advance_to`] it moves nothing else: the
+    /// event-time clock, the windows and idle eviction still follow the events alone.
+    pub fn lift_expired(&mut self, now: DateTime<Utc>) -> Vec<Output> {
+        let out = self.lifted(now).collect();
+        self.deliver(out, Mode::Live)
+    }
+
     /// Re-arms a block read back from the blocklist (e.g. after a restart), so its tombstone
     /// goes out when it expires.
     pub fn restore_block(&mut self, ip: &str, expires_at: DateTime<Utc>) -> Vec<Output> {
@@ -211,16 +222,19 @@ impl Detector {
             return;
         }
         self.clock = Some(now);
-        out.extend(
-            self.blocks
-                .expire(now)
-                .into_iter()
-                .map(|ip| Output::Unblock { ip }),
-        );
+        out.extend(self.lifted(now));
         self.failures.keys.evict_idle(now);
         self.logins.keys.evict_idle(now);
         self.grants.keys.evict_idle(now);
         self.baselines.keys.evict_idle(now);
+    }
+
+    /// Lifts the blocks expired before `now`: their tombstones.
+    fn lifted(&mut self, now: DateTime<Utc>) -> impl Iterator<Item = Output> + use<> {
+        self.blocks
+            .expire(now)
+            .into_iter()
+            .map(|ip| Output::Unblock { ip })
     }
 
     /// Every applicable rule's finding; the highest score wins, ties to the earlier rule.

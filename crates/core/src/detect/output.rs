@@ -88,6 +88,16 @@ pub enum ActionKind {
     },
 }
 
+impl ActionKind {
+    /// The name actions carry in `data.action`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActionKind::BlockIp { .. } => "block_ip",
+            ActionKind::DisableAccount { .. } => "disable_account",
+        }
+    }
+}
+
 /// An ip's entry on the blocklist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockEntry {
@@ -171,11 +181,11 @@ impl Output {
                         reason,
                         expires_at,
                     } => json!({
-                        "action": "block_ip", "ip": ip, "reason": reason,
+                        "action": a.kind.as_str(), "ip": ip, "reason": reason,
                         "expires_at": rfc3339(*expires_at),
                     }),
                     ActionKind::DisableAccount { user_id } => json!({
-                        "action": "disable_account", "user_id": user_id,
+                        "action": a.kind.as_str(), "user_id": user_id,
                         "reason": "security_threat",
                     }),
                 };

@@ -535,6 +535,30 @@ fn replay_rebuilds_state_without_emitting_and_ids_are_reproduced() {
 }
 
 #[test]
+fn the_wall_clock_lifts_blocks_and_leaves_event_time_alone() {
+    let mut d = detector();
+    let out = run(&mut d, &burst(21, "ip", &["u"]));
+    assert!(out.iter().any(|o| matches!(o, Output::Block(_))));
+    let expiry = 20 * SEC + 60 * MIN;
+    assert!(d.lift_expired(t(expiry)).is_empty(), "not before expiry");
+    assert_eq!(
+        d.lift_expired(t(expiry + 1)),
+        [Output::Unblock { ip: "ip".into() }]
+    );
+    assert!(d.lift_expired(t(expiry + 2)).is_empty(), "exactly once");
+    assert_eq!(d.tracked().1, 0);
+    // Event time did not move: the window of the burst is still open, so a 22nd failure a
+    // second after the 21st is judged in it (no new alert in the episode), and the key
+    // was not evicted as idle by the late wall clock.
+    assert_eq!(d.tracked().0, 1);
+    assert!(run(&mut d, &[failed("f22", 21 * SEC, "ip", Some("u"))]).is_empty());
+    // An event that is old by the wall clock is not too late either.
+    assert_eq!(d.stats().too_late, 0);
+    // Event time passing the expiry later emits no second tombstone.
+    assert!(run(&mut d, &[failed("x", expiry + 5 * SEC, "other", None)]).is_empty());
+}
+
+#[test]
 fn the_blocklist_tombstone_goes_out_after_expiry() {
     let mut d = detector();
     run(&mut d, &burst(21, "ip", &["u"]));
