@@ -9,9 +9,15 @@
 //! The books balance per service: `consumed = Σ processed{outcome}` where outcome is one of
 //! `emitted`, `sampled_out`, `ignored`, `dead_lettered` (SPEC section 6). Counts are applied
 //! only when the work is committed, so an aborted transaction is not counted twice.
+//!
+//! The security monitor's detection engine adds the `auditflow_detect_*` families through
+//! [`EngineCounts`]: their labels are the engine's enums ([`Rule`], [`ThreatLevel`]) and
+//! static action names, so no ip or user id can become a label value.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+use auditflow_core::detect::{Rule, ThreatLevel};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -57,7 +63,49 @@ struct Families {
     batch_write: HistogramVec,
     end_to_end: HistogramVec,
     transactions: IntCounterVec,
+    too_late: IntCounterVec,
+    evicted_keys: IntCounterVec,
+    tracked_keys: IntGaugeVec,
+    active_blocks: IntGaugeVec,
+    alerts: IntCounterVec,
+    actions: IntCounterVec,
     type_labels: Mutex<HashSet<String>>,
+}
+
+/// What a stateful transform's engine did since it was last asked (today: the security
+/// monitor's detection engine). The counters count live judgements only — replaying history
+/// after a rebalance rebuilds state and counts nothing again — and the harness applies them
+/// with the transaction of the work they count; the gauges are a snapshot of the engine now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineCounts {
+    /// Events further behind their key than the grace period: not judged by the rules there.
+    pub too_late: u64,
+    /// Keys dropped from the windows, idle or at the `max_keys` cap.
+    pub evicted_keys: u64,
+    /// Alerts raised, by rule and level.
+    pub alerts: BTreeMap<(Rule, ThreatLevel), u64>,
+    /// Actions emitted, by action name (`block_ip`, `disable_account`).
+    pub actions: BTreeMap<&'static str, u64>,
+    /// Keys in the windows now, over every rule family and owned partition.
+    pub tracked_keys: usize,
+    /// Ips blocked now (blocklist entries whose tombstone has not gone out yet).
+    pub active_blocks: usize,
+}
+
+impl EngineCounts {
+    /// Adds `later`'s counters to these and takes its snapshot.
+    pub fn merge(&mut self, later: EngineCounts) {
+        self.too_late += later.too_late;
+        self.evicted_keys += later.evicted_keys;
+        for (key, n) in later.alerts {
+            *self.alerts.entry(key).or_default() += n;
+        }
+        for (key, n) in later.actions {
+            *self.actions.entry(key).or_default() += n;
+        }
+        self.tracked_keys = later.tracked_keys;
+        self.active_blocks = later.active_blocks;
+    }
 }
 
 /// The process's registry. Cheap to clone.
@@ -149,6 +197,36 @@ impl Metrics {
                 "auditflow_transactions_total",
                 "Kafka transactions, by result (committed, aborted).",
                 &["service", "result"],
+            )?,
+            too_late: counter(
+                "auditflow_detect_too_late_total",
+                "Events further behind their key's newest event than the grace period, not judged by the rules keyed there.",
+                &["service"],
+            )?,
+            evicted_keys: counter(
+                "auditflow_detect_evicted_keys_total",
+                "Keys (ips, users) dropped from the detection windows: idle, or the stalest at the max_keys cap.",
+                &["service"],
+            )?,
+            tracked_keys: gauge(
+                "auditflow_detect_tracked_keys",
+                "Keys in the detection windows now, over every rule family and owned partition.",
+                &["service"],
+            )?,
+            active_blocks: gauge(
+                "auditflow_detect_active_blocks",
+                "Ips blocked now: blocklist entries whose tombstone has not gone out yet.",
+                &["service"],
+            )?,
+            alerts: counter(
+                "auditflow_detect_alerts_total",
+                "Security alerts raised, by rule and level.",
+                &["service", "rule", "level"],
+            )?,
+            actions: counter(
+                "auditflow_detect_actions_total",
+                "Security actions emitted, by action (block_ip, disable_account).",
+                &["service", "action"],
             )?,
             type_labels: Mutex::new(HashSet::new()),
         };
@@ -268,6 +346,32 @@ impl ServiceMetrics {
             .set(n as i64);
     }
 
+    /// A detection engine's counts and state (see [`EngineCounts`]).
+    pub fn engine(&self, counts: &EngineCounts) {
+        let service = self.service.as_str();
+        let f = &self.families;
+        f.too_late
+            .with_label_values(&[service])
+            .inc_by(counts.too_late);
+        f.evicted_keys
+            .with_label_values(&[service])
+            .inc_by(counts.evicted_keys);
+        for ((rule, level), n) in &counts.alerts {
+            f.alerts
+                .with_label_values(&[service, rule.as_str(), level.as_str()])
+                .inc_by(*n);
+        }
+        for (action, n) in &counts.actions {
+            f.actions.with_label_values(&[service, action]).inc_by(*n);
+        }
+        f.tracked_keys
+            .with_label_values(&[service])
+            .set(counts.tracked_keys as i64);
+        f.active_blocks
+            .with_label_values(&[service])
+            .set(counts.active_blocks as i64);
+    }
+
     /// Lag from librdkafka's statistics: last stable offset (what a `read_committed` reader can
     /// reach) minus the consumer's position. Only partitions this consumer fetches.
     pub fn record_lag(&self, statistics: &Statistics) {
@@ -356,6 +460,44 @@ mod tests {
         assert!(text.contains(
             r#"auditflow_dead_lettered_total{reason="invalid_json",service="classifier"} 1"#
         ));
+    }
+
+    #[test]
+    fn engine_counts_add_up_and_gauges_take_the_latest() {
+        let metrics = Metrics::new().unwrap();
+        let m = metrics.service("security-monitor");
+        let mut counts = EngineCounts {
+            too_late: 2,
+            evicted_keys: 1,
+            tracked_keys: 7,
+            active_blocks: 1,
+            ..Default::default()
+        };
+        counts
+            .alerts
+            .insert((Rule::BruteForce, ThreatLevel::Critical), 1);
+        counts.actions.insert("block_ip", 1);
+        let mut later = EngineCounts {
+            too_late: 1,
+            tracked_keys: 3,
+            ..Default::default()
+        };
+        later
+            .alerts
+            .insert((Rule::BruteForce, ThreatLevel::Critical), 2);
+        counts.merge(later);
+        m.engine(&counts);
+        let text = metrics.render();
+        for series in [
+            r#"auditflow_detect_too_late_total{service="security-monitor"} 3"#,
+            r#"auditflow_detect_evicted_keys_total{service="security-monitor"} 1"#,
+            r#"auditflow_detect_tracked_keys{service="security-monitor"} 3"#,
+            r#"auditflow_detect_active_blocks{service="security-monitor"} 0"#,
+            r#"auditflow_detect_alerts_total{level="critical",rule="brute_force",service="security-monitor"} 3"#,
+            r#"auditflow_detect_actions_total{action="block_ip",service="security-monitor"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in\n{text}");
+        }
     }
 
     #[test]

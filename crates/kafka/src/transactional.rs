@@ -14,6 +14,18 @@
 //!   its partitions were revoked and assigned again, so stateful transforms rebuild.
 //! - Fatal error (producer fenced by a newer instance, or broken): return it; the process exits
 //!   and its replacement starts fresh.
+//! - Retriable error while looking up where to rewind (a leader moving, a topic just created,
+//!   a timeout): retried with backoff for up to [`LOOKUP_DEADLINE`] ([`is_retriable`]); any other
+//!   error stops the loop with what it was doing.
+//!
+//! Time-driven outputs: about once a second ([`TICK_INTERVAL`]), also while the inputs are
+//! idle, the loop calls [`Transform::on_tick`] with the wall clock (the security monitor lifts
+//! expired blocks there). A tick's outputs join the transaction of the batch prepared with them,
+//! or go in a transaction of their own that re-commits the owned partitions' committed offsets,
+//! so the broker fences it like any other if the group has moved on. An aborted tick is redone
+//! by a later tick from rebuilt state, so its outputs must be safe to write twice (a tombstone
+//! on a compacted topic is). No tick runs while a rewound partition is still being replayed:
+//! the transform's state is incomplete then.
 //!
 //! The loop runs on a thread of its own ([`spawn`] uses `spawn_blocking`): every librdkafka call
 //! here blocks, and nothing is gained by pretending otherwise. Backpressure is inherent: at most
@@ -26,6 +38,7 @@ use std::time::{Duration, Instant};
 use auditflow_core::Config;
 use auditflow_core::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -33,7 +46,7 @@ use crate::committer::{Committer, Job, Settled};
 use crate::dead_letter::dead_letter_record;
 use crate::error::KafkaContext;
 use crate::health::Readiness;
-use crate::metrics::{Outcome, ServiceMetrics};
+use crate::metrics::{EngineCounts, Outcome, ServiceMetrics};
 use crate::rebalance::{HarnessContext, SharedAssignment, lock};
 use crate::record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use crate::shutdown::Shutdown;
@@ -46,6 +59,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after the first of consecutive aborts, and the most it grows to.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often [`Transform::on_tick`] runs (at most; a long batch delays it).
+pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a rewind's offset lookups retry retriable errors. The loop does not poll meanwhile,
+/// so this stays well below librdkafka's `max.poll.interval.ms` (300 s by default).
+pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What a service plugs into the loop.
 pub trait Transform: Send {
@@ -66,6 +84,21 @@ pub trait Transform: Send {
     /// A record below the committed offset, re-read because of a [`Rewind`]: rebuild state,
     /// emit nothing (its outputs were committed before).
     fn replay(&mut self, _record: &InputRecord) {}
+
+    /// The wall clock (ms since the epoch), about every [`TICK_INTERVAL`], also while the
+    /// inputs are idle; never while a partition is being replayed. For outputs due at a time
+    /// rather than on a record. They are produced in a transaction like a record's; after an
+    /// abort the transform is rebuilt and a later tick emits them again, so they must be safe
+    /// to write twice.
+    fn on_tick(&mut self, _now_ms: i64) -> Vec<OutputRecord> {
+        Vec::new()
+    }
+
+    /// The engine's own counts since the last call, if it keeps any ([`EngineCounts`]). Asked
+    /// after each batch and tick; applied to the metrics when their transaction commits.
+    fn take_engine_counts(&mut self) -> Option<EngineCounts> {
+        None
+    }
 }
 
 /// Where to re-read a partition from before judging new records.
@@ -106,6 +139,12 @@ struct Prepared {
     tally: Tally,
 }
 
+/// What the loop remembers of the transaction the committer is working on.
+struct InFlight {
+    tally: Tally,
+    offsets: Vec<(Partition, i64)>,
+}
+
 /// Counts of one batch, applied to the metrics only once its transaction commits.
 #[derive(Default)]
 struct Tally {
@@ -115,6 +154,7 @@ struct Tally {
     sampled_out: HashMap<String, u64>,
     dead_lettered: HashMap<String, u64>,
     event_times_ms: Vec<i64>,
+    engine: Option<EngineCounts>,
 }
 
 impl Tally {
@@ -153,6 +193,17 @@ impl Tally {
         for t in self.event_times_ms {
             metrics.observe_end_to_end(t, now);
         }
+        if let Some(engine) = &self.engine {
+            metrics.engine(engine);
+        }
+    }
+
+    fn add_engine(&mut self, counts: Option<EngineCounts>) {
+        match (&mut self.engine, counts) {
+            (Some(mine), Some(later)) => mine.merge(later),
+            (mine @ None, later) => *mine = later,
+            (Some(_), None) => {}
+        }
     }
 }
 
@@ -179,8 +230,8 @@ pub struct TransactionalLoop<T> {
     readiness: Readiness,
     consumer: BaseConsumer<HarnessContext>,
     committer: Committer,
-    /// The counts of the transaction the committer is working on.
-    in_flight: Option<Tally>,
+    /// The transaction the committer is working on.
+    in_flight: Option<InFlight>,
     assignment: SharedAssignment,
     /// Partitions being re-read after a rewind: records below the offset are replayed.
     replay_until: HashMap<Partition, i64>,
@@ -189,6 +240,11 @@ pub struct TransactionalLoop<T> {
     /// Pause before retrying after an abort; grows while aborts repeat (a broker that refuses
     /// every transaction must not be hammered in a tight loop), reset by a commit.
     abort_backoff: Duration,
+    /// Each owned partition's committed offset as last known (read for a rewind, or written by
+    /// our own commit): what a tick's own transaction re-commits to be fenced.
+    committed: HashMap<Partition, i64>,
+    /// When [`Transform::on_tick`] is due next.
+    next_tick: Instant,
 }
 
 impl<T: Transform> TransactionalLoop<T> {
@@ -232,6 +288,8 @@ impl<T: Transform> TransactionalLoop<T> {
             replay_until: HashMap::new(),
             max_bytes: client::max_message_bytes(&spec.kafka),
             abort_backoff: Duration::ZERO,
+            committed: HashMap::new(),
+            next_tick: Instant::now() + TICK_INTERVAL,
             spec,
         })
     }
@@ -248,7 +306,7 @@ impl<T: Transform> TransactionalLoop<T> {
                 // prepared will be polled again.
                 continue;
             }
-            if let Some(prepared) = prepared {
+            if let Some(prepared) = self.tick(prepared) {
                 self.submit(prepared)?;
             }
         }
@@ -290,7 +348,10 @@ impl<T: Transform> TransactionalLoop<T> {
             }
             let full = batch.len() >= max;
             let due = deadline.is_some_and(|d| Instant::now() >= d);
-            let idle = batch.is_empty() && (shutdown.is_triggered() || self.in_flight.is_some());
+            let idle = batch.is_empty()
+                && (shutdown.is_triggered()
+                    || self.in_flight.is_some()
+                    || Instant::now() >= self.next_tick);
             if full || due || idle {
                 return Ok(batch);
             }
@@ -312,6 +373,7 @@ impl<T: Transform> TransactionalLoop<T> {
             changes.drop_revoked(batch);
             for p in &changes.revoked {
                 self.replay_until.remove(p);
+                self.committed.remove(p);
             }
             self.transform.on_revoked(&changes.revoked);
         }
@@ -334,18 +396,21 @@ impl<T: Transform> TransactionalLoop<T> {
             committed_query.add_partition(&p.topic, p.partition);
             let _ = times_query.add_partition_offset(&p.topic, p.partition, Offset::Offset(*ts));
         }
-        let committed = self
-            .consumer
-            .committed_offsets(committed_query, CALL_TIMEOUT)
-            .during("reading committed offsets for a rewind")?;
-        let from = self
-            .consumer
-            .offsets_for_times(times_query, CALL_TIMEOUT)
-            .during("looking up offsets by time")?;
+        let committed = self.lookup("reading committed offsets for a rewind", || {
+            self.consumer
+                .committed_offsets(committed_query.clone(), CALL_TIMEOUT)
+        })?;
+        let from = self.lookup("looking up offsets by time", || {
+            self.consumer
+                .offsets_for_times(times_query.clone(), CALL_TIMEOUT)
+        })?;
         for (p, _) in rewinds {
             let committed = committed
                 .find_partition(&p.topic, p.partition)
                 .map(|e| e.offset());
+            if let Some(Offset::Offset(committed)) = committed {
+                self.committed.insert(p.clone(), committed);
+            }
             let from = from
                 .find_partition(&p.topic, p.partition)
                 .map(|e| e.offset());
@@ -362,6 +427,73 @@ impl<T: Transform> TransactionalLoop<T> {
             }
         }
         Ok(())
+    }
+
+    /// A blocking offset lookup, retried while its errors are retriable (also an error on one
+    /// of the listed partitions), for up to [`LOOKUP_DEADLINE`].
+    fn lookup(
+        &self,
+        during: &'static str,
+        mut call: impl FnMut() -> KafkaResult<TopicPartitionList>,
+    ) -> Result<TopicPartitionList> {
+        retry_retriable(&self.spec.service, during, LOOKUP_DEADLINE, || {
+            call().and_then(|list| first_partition_error(&list).map(|()| list))
+        })
+    }
+
+    /// Runs the transform's tick when due and no partition is being replayed: its outputs join
+    /// `prepared`, or make a transaction of their own that re-commits the committed offsets
+    /// (so the broker fences it like any other). Also collects the engine's counts: applied
+    /// with the transaction, or at once when there is none.
+    fn tick(&mut self, prepared: Option<Prepared>) -> Option<Prepared> {
+        let mut prepared = prepared;
+        if Instant::now() >= self.next_tick && self.replay_done() {
+            self.next_tick = Instant::now() + TICK_INTERVAL;
+            let outputs = self.transform.on_tick(now_ms());
+            if !outputs.is_empty() {
+                let prepared = prepared.get_or_insert_with(|| Prepared {
+                    outputs: Vec::new(),
+                    offsets: self
+                        .committed
+                        .iter()
+                        .map(|(p, offset)| (p.clone(), *offset))
+                        .collect(),
+                    tally: Tally::default(),
+                });
+                for r in &outputs {
+                    *prepared.tally.emitted.entry(r.topic.clone()).or_default() += 1;
+                }
+                prepared.outputs.extend(outputs);
+            }
+        }
+        let counts = self.transform.take_engine_counts();
+        match &mut prepared {
+            Some(prepared) => prepared.tally.add_engine(counts),
+            None => {
+                if let Some(counts) = counts {
+                    self.metrics.engine(&counts);
+                }
+            }
+        }
+        prepared
+    }
+
+    /// Whether every rewound partition has been replayed up to its committed offset. A
+    /// partition whose last records below it are gone (retention, compaction) never shows the
+    /// record that ends its replay, so the consumer's position decides too.
+    fn replay_done(&mut self) -> bool {
+        if self.replay_until.is_empty() {
+            return true;
+        }
+        if let Ok(position) = self.consumer.position() {
+            self.replay_until.retain(|p, until| {
+                !matches!(
+                    position.find_partition(&p.topic, p.partition).map(|e| e.offset()),
+                    Some(Offset::Offset(at)) if at >= *until
+                )
+            });
+        }
+        self.replay_until.is_empty()
     }
 
     /// Transforms a batch into one transaction's worth of outputs and offsets. `None` when
@@ -411,7 +543,11 @@ impl<T: Transform> TransactionalLoop<T> {
                 }
             }
         }
+        tally.add_engine(self.transform.take_engine_counts());
         if next.is_empty() {
+            if let Some(engine) = &tally.engine {
+                self.metrics.engine(engine);
+            }
             return None;
         }
         let offsets: Vec<(Partition, i64)> = next
@@ -432,17 +568,20 @@ impl<T: Transform> TransactionalLoop<T> {
             .ok_or_else(|| Error::Config("the consumer has no group".into()))?;
         self.committer.submit(Job {
             outputs: prepared.outputs,
-            offsets: prepared.offsets,
+            offsets: prepared.offsets.clone(),
             group,
         })?;
-        self.in_flight = Some(prepared.tally);
+        self.in_flight = Some(InFlight {
+            tally: prepared.tally,
+            offsets: prepared.offsets,
+        });
         Ok(())
     }
 
     /// Waits for the transaction in flight, if any, and accounts for it. `Ok(false)` when it
     /// aborted: every owned partition has then been rewound to its committed offset.
     fn settle(&mut self) -> Result<bool> {
-        let Some(tally) = self.in_flight.take() else {
+        let Some(InFlight { tally, offsets }) = self.in_flight.take() else {
             return Ok(true);
         };
         match self.committer.wait() {
@@ -450,6 +589,12 @@ impl<T: Transform> TransactionalLoop<T> {
                 self.metrics.observe_batch_write(took.as_secs_f64());
                 self.metrics.transaction(true);
                 tally.apply(&self.metrics);
+                let owned = lock(&self.assignment);
+                for (p, offset) in offsets {
+                    if owned.owns(&p) {
+                        self.committed.insert(p, offset);
+                    }
+                }
                 self.abort_backoff = Duration::ZERO;
                 Ok(true)
             }
@@ -471,7 +616,13 @@ impl<T: Transform> TransactionalLoop<T> {
         }
         let p = record.partition_id();
         match self.replay_until.get(&p) {
-            Some(until) if record.offset < *until => true,
+            Some(until) if record.offset < *until => {
+                if record.offset + 1 >= *until {
+                    // The last record to replay: the partition is live from here on.
+                    self.replay_until.remove(&p);
+                }
+                true
+            }
             Some(_) => {
                 self.replay_until.remove(&p);
                 false
@@ -492,11 +643,15 @@ impl<T: Transform> TransactionalLoop<T> {
         for p in &owned {
             query.add_partition(&p.topic, p.partition);
         }
-        let committed = self
-            .consumer
-            .committed_offsets(query, CALL_TIMEOUT)
-            .during("reading committed offsets")?;
+        let committed = self.lookup("reading committed offsets", || {
+            self.consumer.committed_offsets(query.clone(), CALL_TIMEOUT)
+        })?;
+        self.committed.clear();
         for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                self.committed
+                    .insert(Partition::new(e.topic(), e.partition()), o);
+            }
             // No commit yet: the group starts from the beginning (`auto.offset.reset=earliest`).
             let offset = match e.offset() {
                 Offset::Offset(o) => Offset::Offset(o),
@@ -556,6 +711,80 @@ fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
     }
 }
 
+/// Whether a failed call is worth repeating: the cluster is moving (leader elections, a topic
+/// just created and not yet known everywhere, a coordinator loading) or slow (timeouts, lost
+/// connections). Anything else — authorisation, invalid requests, a broken client — will not
+/// heal by waiting.
+pub fn is_retriable(err: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    if let KafkaError::Transaction(e) = err {
+        return e.is_retriable();
+    }
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            C::NotLeaderForPartition
+                | C::LeaderNotAvailable
+                | C::PreferredLeaderNotAvailable
+                | C::EligibleLeadersNotAvailable
+                | C::FencedLeaderEpoch
+                | C::UnknownLeaderEpoch
+                | C::UnknownTopicOrPartition
+                | C::UnknownPartition
+                | C::UnknownTopic
+                | C::ReplicaNotAvailable
+                | C::NotEnoughReplicas
+                | C::KafkaStorageError
+                | C::OffsetNotAvailable
+                | C::RequestTimedOut
+                | C::OperationTimedOut
+                | C::TimedOutQueue
+                | C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::BrokerNotAvailable
+                | C::NetworkException
+                | C::CoordinatorLoadInProgress
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+                | C::WaitingForCoordinator
+                | C::ThrottlingQuotaExceeded
+                | C::Retry
+        )
+    )
+}
+
+/// Calls `call` until it succeeds, fails for good ([`is_retriable`] says no), or `deadline`
+/// has passed; waits between attempts from [`MIN_BACKOFF`], doubling up to [`MAX_BACKOFF`].
+/// Logs the error code only (librdkafka's messages name brokers and topics, never records).
+fn retry_retriable<T>(
+    service: &str,
+    during: &'static str,
+    deadline: Duration,
+    mut call: impl FnMut() -> KafkaResult<T>,
+) -> Result<T> {
+    let started = Instant::now();
+    let mut backoff = MIN_BACKOFF;
+    let mut attempt = 1u32;
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(source) if is_retriable(&source) && started.elapsed() < deadline => {
+                tracing::warn!(%service, during, error = %source, attempt, "retriable Kafka error; retrying");
+                std::thread::sleep(backoff.min(deadline.saturating_sub(started.elapsed())));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                attempt += 1;
+            }
+            Err(source) => return Err(Error::Kafka { during, source }),
+        }
+    }
+}
+
+/// The first per-partition error of a looked-up list: librdkafka reports some failures (a
+/// partition's leader moved) there rather than for the whole call.
+fn first_partition_error(list: &TopicPartitionList) -> KafkaResult<()> {
+    list.elements().iter().try_for_each(|e| e.error())
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -565,6 +794,72 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moving_or_slow_cluster_is_retriable_and_a_refusal_is_not() {
+        use RDKafkaErrorCode as C;
+        for code in [
+            C::NotLeaderForPartition,
+            C::LeaderNotAvailable,
+            C::UnknownTopicOrPartition,
+            C::UnknownPartition,
+            C::RequestTimedOut,
+            C::OperationTimedOut,
+            C::BrokerTransportFailure,
+            C::CoordinatorLoadInProgress,
+        ] {
+            assert!(is_retriable(&KafkaError::MetadataFetch(code)), "{code:?}");
+            assert!(is_retriable(&KafkaError::OffsetFetch(code)), "{code:?}");
+        }
+        for code in [
+            C::TopicAuthorizationFailed,
+            C::GroupAuthorizationFailed,
+            C::InvalidArgument,
+            C::UnsupportedVersion,
+            C::Fatal,
+        ] {
+            assert!(!is_retriable(&KafkaError::MetadataFetch(code)), "{code:?}");
+        }
+        assert!(!is_retriable(&KafkaError::Canceled));
+    }
+
+    #[test]
+    fn retriable_errors_are_retried_and_others_are_not() {
+        let mut attempts = 0;
+        let got = retry_retriable("test", "looking up", LOOKUP_DEADLINE, || {
+            attempts += 1;
+            match attempts {
+                1 => Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::NotLeaderForPartition,
+                )),
+                2 => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OperationTimedOut)),
+                _ => Ok(attempts),
+            }
+        });
+        assert_eq!(got.unwrap(), 3);
+
+        let mut attempts = 0;
+        let refused: Result<()> = retry_retriable("test", "looking up", LOOKUP_DEADLINE, || {
+            attempts += 1;
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+            ))
+        });
+        assert_eq!(attempts, 1);
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("looking up"), "{message}");
+
+        // Past the deadline a retriable error is given up on too.
+        let mut attempts = 0;
+        let given_up: Result<()> = retry_retriable("test", "looking up", Duration::ZERO, || {
+            attempts += 1;
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition,
+            ))
+        });
+        assert_eq!(attempts, 1);
+        assert!(given_up.is_err());
+    }
 
     #[test]
     fn oversized_outputs_become_a_too_large_dead_letter() {
