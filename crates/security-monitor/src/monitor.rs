@@ -17,8 +17,23 @@
 //! offsets — then judges records from the committed offset on. An alert whose evidence was
 //! already judged is therefore never emitted twice, and one whose raising event was not
 //! committed is emitted (with the same deterministic id) exactly once. Blocks raised within the
-//! lookback are re-armed, so their blocklist tombstones still go out; a tombstone goes out with
-//! the first record of its partition whose event time is past the expiry.
+//! lookback are re-armed, so their blocklist tombstones still go out.
+//!
+//! # Blocklist tombstones follow the wall clock
+//! A block's `expires_at` is an absolute time. The loop calls [`Transform::on_tick`] about once
+//! a second, also while the inputs are idle, and each owned partition's detector lifts the blocks
+//! the wall clock has passed ([`Detector::lift_expired`]): their tombstones do not wait for the
+//! next record. The tick moves nothing else — windows stay on event time, so a backlog replayed
+//! after downtime is judged as it happened (a record whose event time passes an expiry still
+//! lifts the block too). Only owned partitions have detectors, so a revoked partition's blocks
+//! are left to its new owner. A tombstone may go out twice (a tick's transaction aborted and
+//! redone, or a block re-armed by a replay after its tombstone was written): on the compacted
+//! blocklist a second tombstone for an ip changes nothing.
+//!
+//! # Metrics
+//! [`Transform::take_engine_counts`] hands the loop the engines' counters of live judgements
+//! (too-late events, evicted keys, alerts by rule and level, actions by kind) and the keys and
+//! blocks held now, for the `auditflow_detect_*` families.
 
 use std::collections::HashMap;
 
@@ -26,6 +41,7 @@ use auditflow_core::Config;
 use auditflow_core::config::{Limits, Topics};
 use auditflow_core::detect::{DetectError, Detector, InputKind, Mode, Observation, Output};
 use auditflow_core::envelope::decode_record;
+use auditflow_kafka::metrics::EngineCounts;
 use auditflow_kafka::transactional::{Rewind, Transform};
 use auditflow_kafka::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
@@ -44,6 +60,8 @@ pub struct SecurityMonitor {
     lookback_ms: i64,
     /// Wall clock in ms since the epoch (injectable for tests).
     now_ms: fn() -> i64,
+    /// Counters of live judgements since the loop last took them.
+    counts: EngineCounts,
 }
 
 impl SecurityMonitor {
@@ -58,6 +76,7 @@ impl SecurityMonitor {
             detectors: HashMap::new(),
             lookback_ms: i64::try_from(lookback_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             now_ms: || Utc::now().timestamp_millis(),
+            counts: EngineCounts::default(),
         })
     }
 
@@ -105,6 +124,25 @@ impl SecurityMonitor {
             .or_insert_with(|| self.fresh.clone())
     }
 
+    /// Counts a live judgement's outputs.
+    fn count(&mut self, outputs: &[Output]) {
+        for output in outputs {
+            match output {
+                Output::Alert(alert) => {
+                    *self
+                        .counts
+                        .alerts
+                        .entry((alert.rule, alert.level))
+                        .or_default() += 1
+                }
+                Output::Action(action) => {
+                    *self.counts.actions.entry(action.kind.as_str()).or_default() += 1
+                }
+                Output::Block(_) | Output::Unblock { .. } => {}
+            }
+        }
+    }
+
     fn output_record(&self, output: &Output) -> OutputRecord {
         let topic = output.topic(&self.topics).to_owned();
         let key = Some(output.key().as_bytes().to_vec());
@@ -131,9 +169,16 @@ impl Transform for SecurityMonitor {
             Ok(None) => return Disposition::Ignored,
             Err(letter) => return Disposition::DeadLetter(letter),
         };
-        let outputs = self
-            .detector(record.partition_id())
-            .observe(&observation, Mode::Live);
+        let detector = self.detector(record.partition_id());
+        let (too_late, evicted) = (detector.stats().too_late, detector.evicted_keys());
+        let outputs = detector.observe(&observation, Mode::Live);
+        let (too_late, evicted) = (
+            detector.stats().too_late - too_late,
+            detector.evicted_keys() - evicted,
+        );
+        self.counts.too_late += too_late;
+        self.counts.evicted_keys += evicted;
+        self.count(&outputs);
         let records = outputs.iter().map(|o| self.output_record(o)).collect();
         // Judged, whether or not it raised anything: an empty emission, not an ignored record.
         Disposition::Emitted {
@@ -171,6 +216,37 @@ impl Transform for SecurityMonitor {
             self.detector(record.partition_id())
                 .observe(&observation, Mode::Replay);
         }
+    }
+
+    fn on_tick(&mut self, now_ms: i64) -> Vec<OutputRecord> {
+        let Some(now) = DateTime::from_timestamp_millis(now_ms) else {
+            return Vec::new();
+        };
+        let lifted: Vec<Output> = self
+            .detectors
+            .values_mut()
+            .flat_map(|detector| detector.lift_expired(now))
+            .collect();
+        if !lifted.is_empty() {
+            tracing::info!(
+                tombstones = lifted.len(),
+                "blocks expired by the wall clock"
+            );
+        }
+        lifted.iter().map(|o| self.output_record(o)).collect()
+    }
+
+    fn take_engine_counts(&mut self) -> Option<EngineCounts> {
+        let (mut keys, mut blocks) = (0, 0);
+        for detector in self.detectors.values() {
+            let (k, b) = detector.tracked();
+            keys += k;
+            blocks += b;
+        }
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.tracked_keys = keys;
+        counts.active_blocks = blocks;
+        Some(counts)
     }
 }
 
@@ -310,6 +386,103 @@ mod tests {
         assert_eq!(out[0].topic, "security.blocklist");
         assert_eq!(out[0].key.as_deref(), Some(&b"10.0.0.1"[..]));
         assert_eq!(out[0].payload, None, "a tombstone");
+    }
+
+    /// The monitor after a burst of 21 failures from 10.0.0.1 on partition 0, whose block
+    /// expires at 01:00:20 (event time of the 21st failure + 1 h), with its outputs.
+    fn blocked() -> (SecurityMonitor, Partition, Vec<OutputRecord>) {
+        let mut m = monitor();
+        let p = Partition::new("audit.security.event", 0);
+        m.on_assigned(std::slice::from_ref(&p));
+        let out = (0..21)
+            .flat_map(|i| emitted(m.transform(&failure(i, i))))
+            .collect();
+        (m, p, out)
+    }
+
+    const EXPIRY_MS: i64 = T0_MS + 20_000 + 3_600_000;
+
+    #[test]
+    fn the_wall_clock_lifts_an_expired_block_exactly_once_without_events() {
+        let (mut m, _, _) = blocked();
+        assert!(m.on_tick(EXPIRY_MS).is_empty(), "not before expiry");
+        let out = m.on_tick(EXPIRY_MS + 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].topic, "security.blocklist");
+        assert_eq!(out[0].key.as_deref(), Some(&b"10.0.0.1"[..]));
+        assert_eq!(out[0].payload, None, "a tombstone");
+        assert!(m.on_tick(EXPIRY_MS + 1_000).is_empty(), "exactly once");
+        // Nor does event time passing the expiry emit it again.
+        let later = failure_at(21, "2024-01-01T01:00:30Z", "10.0.0.2");
+        assert!(emitted(m.transform(&later)).is_empty());
+    }
+
+    #[test]
+    fn a_tick_does_not_move_event_time() {
+        let (mut m, _, _) = blocked();
+        // Hours later by the wall clock; the window of the burst is still open in event time.
+        m.on_tick(EXPIRY_MS + 5 * 3_600_000);
+        // An event 2 s after the burst is judged with it: 22 failures, critical already
+        // alerted in this episode, so nothing new — and not too late, and its key not evicted.
+        assert!(emitted(m.transform(&failure(21, 21))).is_empty());
+        let counts = m.take_engine_counts().unwrap();
+        assert_eq!((counts.too_late, counts.evicted_keys), (0, 0));
+        assert_eq!(counts.tracked_keys, 1);
+        assert_eq!(counts.active_blocks, 0);
+        // A different ip, also old by the wall clock, still counts into its own window.
+        let other: Vec<OutputRecord> = (0..6)
+            .flat_map(|i| {
+                emitted(m.transform(&failure_at(
+                    30 + i,
+                    &format!("2024-01-01T00:01:{i:02}Z"),
+                    "10.0.0.3",
+                )))
+            })
+            .collect();
+        assert_eq!(other.len(), 1, "the 6th failure is a medium alert");
+    }
+
+    #[test]
+    fn revoked_partitions_emit_no_tombstones() {
+        let (mut m, p, _) = blocked();
+        m.on_revoked(std::slice::from_ref(&p));
+        assert!(m.on_tick(EXPIRY_MS + 1).is_empty());
+        assert_eq!(m.take_engine_counts().unwrap().active_blocks, 0);
+    }
+
+    #[test]
+    fn engine_counts_count_live_judgements_once() {
+        let (mut m, p, _) = blocked();
+        let counts = m.take_engine_counts().unwrap();
+        let alerts: Vec<(&str, &str, u64)> = counts
+            .alerts
+            .iter()
+            .map(|((rule, level), n)| (rule.as_str(), level.as_str(), *n))
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                ("brute_force", "medium", 1),
+                ("brute_force", "high", 1),
+                ("brute_force", "critical", 1)
+            ]
+        );
+        let actions: Vec<(&str, u64)> = counts.actions.iter().map(|(a, n)| (*a, *n)).collect();
+        assert_eq!(actions, [("block_ip", 1), ("disable_account", 1)]);
+        assert_eq!((counts.tracked_keys, counts.active_blocks), (1, 1));
+        // Taken: the counters start again; replaying the same history counts nothing.
+        m.on_revoked(std::slice::from_ref(&p));
+        m.on_assigned(std::slice::from_ref(&p));
+        for i in 0..21 {
+            m.replay(&failure(i, i));
+        }
+        let again = m.take_engine_counts().unwrap();
+        assert!(again.alerts.is_empty() && again.actions.is_empty());
+        assert_eq!((again.tracked_keys, again.active_blocks), (1, 1));
+        // A failure 3 minutes behind its key is too late (grace is 2 minutes).
+        let late = failure_at(40, "2023-12-31T23:57:00Z", "10.0.0.1");
+        m.transform(&late);
+        assert_eq!(m.take_engine_counts().unwrap().too_late, 1);
     }
 
     #[test]

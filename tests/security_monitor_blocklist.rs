@@ -1,0 +1,178 @@
+//! The security monitor against the real Kafka: a block's tombstone follows the wall clock.
+//!
+//! A burst of failed logins blocks an ip for a few seconds, then nothing more arrives. With
+//! tombstones driven by event time only, the ip would stay on the compacted blocklist until the
+//! next record; the monitor's tick lifts it when the wall clock passes `expires_at`, so the
+//! `read_committed` blocklist ends with exactly one upsert and one tombstone for the ip. The
+//! `auditflow_detect_*` metrics (the registry `/metrics` serves) count the alerts and actions
+//! and carry no ip.
+
+#[path = "classifier_common.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auditflow_core::Classifier;
+use auditflow_core::classify::Classified;
+use auditflow_kafka::{Health, Metrics, Shutdown, topics};
+use chrono::{SecondsFormat, TimeDelta, Utc};
+use common::*;
+
+const IP: &str = "203.0.113.77";
+
+/// 21 failed logins from [`IP`] ending now, as the classifier writes them: `(topic, record)`.
+fn burst(config: &auditflow_core::Config) -> Vec<(String, Input)> {
+    let classifier = Classifier::new(config).expect("classifier");
+    let start = Utc::now() - TimeDelta::seconds(20);
+    let mut out = Vec::new();
+    for i in 0..21 {
+        let time = (start + TimeDelta::seconds(i)).to_rfc3339_opts(SecondsFormat::Millis, true);
+        let login = format!(
+            r#"{{"id":"bl-login-{i}","source":"auth","type":"user.login.attempt","time":"{time}",
+                "data":{{"user_id":"bob","success":false,"ip_address":"{IP}"}}}}"#
+        );
+        let Classified::Emit(outputs) =
+            classifier.classify_structured(login.as_bytes(), Utc::now())
+        else {
+            panic!("a failed login is audited");
+        };
+        for o in outputs {
+            out.push((o.topic, (Some(o.key), o.event.to_json_bytes(), Vec::new())));
+        }
+    }
+    out
+}
+
+/// Stops the monitor when the test ends, also by a failed assertion: the runtime would
+/// otherwise wait forever for the loop's blocking thread.
+struct StopOnDrop(Shutdown);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
+    }
+}
+
+fn is_tombstone(r: &Read) -> bool {
+    r.value.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_block_is_lifted_without_further_input() {
+    let mut setup = Setup::new("secmon_blocklist", 1).await;
+    setup.config.security.block_duration_secs = 5;
+    topics::ensure_topics(
+        &setup.config.kafka,
+        &topics::planned_topics(&setup.config.topics),
+    )
+    .await
+    .expect("creating the topics");
+    for (topic, record) in burst(&setup.config) {
+        produce(&setup.bootstrap, &topic, &[record]).await;
+    }
+
+    let (metrics, health, shutdown) = (
+        Metrics::new().expect("metrics"),
+        Health::new(),
+        Shutdown::new(),
+    );
+    let _stop = StopOnDrop(shutdown.clone());
+    let task = {
+        let (config, metrics, health, stop) = (
+            setup.config.clone(),
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            auditflow_security_monitor::run(&config, &metrics, &health, stop).await
+        })
+    };
+
+    // No record arrives after the burst: only the wall clock can lift the block.
+    let blocklist_topic = setup.config.topics.blocklist.clone();
+    let started = Instant::now();
+    let blocklist = loop {
+        let records = read_committed(&setup.bootstrap, &blocklist_topic);
+        if records.iter().any(is_tombstone) {
+            break records;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no tombstone on the blocklist: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // The gauge follows the tombstone's commit.
+    let critical = r#"auditflow_detect_alerts_total{level="critical",rule="brute_force",service="security-monitor"}"#;
+    let text = loop {
+        let text = metrics.render();
+        if metric(
+            &text,
+            r#"auditflow_detect_active_blocks{service="security-monitor"}"#,
+        ) == 0
+            && metric(&text, critical) == 1
+        {
+            break text;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "metrics never settled:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    shutdown.trigger();
+    task.await.expect("monitor task").expect("monitor ran");
+
+    // Exactly one upsert, then exactly one tombstone, both keyed by the ip.
+    let blocklist_after = read_committed(&setup.bootstrap, &blocklist_topic);
+    assert_eq!(blocklist_after.len(), blocklist.len());
+    let summary: Vec<(Option<&str>, bool)> = blocklist_after
+        .iter()
+        .map(|r| (r.key.as_deref(), is_tombstone(r)))
+        .collect();
+    assert_eq!(summary, [(Some(IP), false), (Some(IP), true)]);
+    let upsert = blocklist_after[0].json();
+    assert_eq!(upsert["data"]["ip"], IP);
+    let expires_at: chrono::DateTime<Utc> = upsert["data"]["expires_at"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("expires_at");
+    // The block had expired by the wall clock when the tombstone was found.
+    assert!(expires_at < Utc::now());
+
+    for (series, value) in [
+        (critical, 1),
+        (
+            r#"auditflow_detect_alerts_total{level="medium",rule="brute_force",service="security-monitor"}"#,
+            1,
+        ),
+        (
+            r#"auditflow_detect_actions_total{action="block_ip",service="security-monitor"}"#,
+            1,
+        ),
+        (
+            r#"auditflow_detect_actions_total{action="disable_account",service="security-monitor"}"#,
+            1,
+        ),
+        (
+            r#"auditflow_detect_too_late_total{service="security-monitor"}"#,
+            0,
+        ),
+        (
+            r#"auditflow_detect_tracked_keys{service="security-monitor"}"#,
+            1,
+        ),
+    ] {
+        assert_eq!(metric(&text, series), value, "{series} in\n{text}");
+    }
+    assert!(
+        text.contains("auditflow_detect_evicted_keys_total"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(IP) && !text.contains("bob"),
+        "personal data in metrics:\n{text}"
+    );
+}
