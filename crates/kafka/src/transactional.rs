@@ -755,7 +755,7 @@ pub fn is_retriable(err: &KafkaError) -> bool {
 
 /// Calls `call` until it succeeds, fails for good ([`is_retriable`] says no), or `deadline`
 /// has passed; waits between attempts from [`MIN_BACKOFF`], doubling up to [`MAX_BACKOFF`].
-/// Logs the error code only (librdkafka's messages name brokers and topics, never records).
+/// Logs librdkafka's error, which names codes, brokers and topics, never record contents.
 fn retry_retriable<T>(
     service: &str,
     during: &'static str,

@@ -1,5 +1,5 @@
-//! The ips currently blocked, so each block's tombstone goes out when event time passes its
-//! expiry. Bounded: at the cap, the block that expires soonest is lifted early (its tombstone
+//! The ips currently blocked, so each block's tombstone goes out when event time or the wall
+//! clock ([`Detector::lift_expired`](super::Detector::lift_expired)) passes its expiry. Bounded: at the cap, the block that expires soonest is lifted early (its tombstone
 //! goes out then) rather than left on the compacted blocklist forever.
 
 use std::collections::{BTreeSet, HashMap};
