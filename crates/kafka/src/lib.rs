@@ -54,6 +54,10 @@
 //!   to `replay` (emit nothing) before new records reach `transform`. `on_revoked` drops a
 //!   partition's state. After an aborted transaction the harness calls `on_revoked` and
 //!   `on_assigned` for every owned partition, so state never holds an aborted batch.
+//!   `on_tick(now_ms)` runs about once a second, also when no record arrives (never while a
+//!   rewound partition is still replaying): its outputs go out in a transaction like any
+//!   batch's, and must be harmless to write twice (the monitor's blocklist tombstones are).
+//!   `take_engine_counts` hands the harness counters to export once their transaction commits.
 //!   Then `transactional::spawn(spec, transform, metrics, readiness, shutdown)`.
 //! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
 //!   idempotent writes (keys from the deterministic ids) and returns one
