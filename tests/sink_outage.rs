@@ -4,7 +4,7 @@
 //! The database is really stopped: the sink writes to a private single-node Cassandra
 //! (`cargo xtask cassandra-node`: the shared stack's jars and configs, its own folder
 //! `.stack/cassandra-outage/`, cluster `auditflow-cassandra-outage`, CQL port 19042, storage
-//! port 17000, heap 512m) whose JVM the test kills (SIGKILL: no clean shutdown, no drain), keeps
+//! port 17000, heap 768m) whose JVM the test kills (SIGKILL: no clean shutdown, no drain), keeps
 //! down for 30 s while records keep arriving, and starts again on the same data. The shared
 //! Cassandra on 9042 that other tests use is never touched; Kafka is the shared one.
 //!
@@ -15,8 +15,8 @@
 //! runs, since a fresh one takes a minute or two to boot on a busy machine (each run uses a
 //! fresh keyspace), and a lock file in it lets one run at a time use the node. The node is
 //! killed when the test ends, also when it fails or is interrupted (Ctrl-C reaches the JVM
-//! too); only a test process killed outright leaves it running, and the next run then stops
-//! on its port being taken.
+//! too); one left running by a test process killed outright is killed by the next run (its
+//! pid is kept in `node.pid`).
 
 #[path = "sink_common.rs"]
 mod common;
@@ -65,6 +65,7 @@ impl PrivateNode {
                 .expect("lock task")
                 .expect("locking the node's folder");
         }
+        kill_leftover(&dir.join("node.pid"));
         let log = dir.join("node.log");
         File::create(&log).expect("creating node.log"); // one run's output
         let mut node = Self {
@@ -96,12 +97,13 @@ impl PrivateNode {
             .arg(&self.dir)
             .args(["--cql-port", &CQL_PORT.to_string()])
             .args(["--storage-port", &STORAGE_PORT.to_string()])
-            .args(["--heap", "512m"])
+            .args(["--heap", "768m"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("node.log"))
             .stderr(log)
             .spawn()
             .expect("starting `xtask cassandra-node`");
+        fs::write(self.dir.join("node.pid"), child.id().to_string()).expect("writing node.pid");
         let jvm = self.jvm.insert(child);
         loop {
             if let Some(status) = jvm.try_wait().expect("checking the node") {
@@ -147,6 +149,30 @@ impl PrivateNode {
 impl Drop for PrivateNode {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Kills the node an earlier run left behind (its test process killed outright, so its Drop
+/// never ran): the process in `node.pid`, if it is still a Cassandra JVM on this folder.
+fn kill_leftover(pid_file: &Path) {
+    let Some(pid) = fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let folder = pid_file.parent().map(|d| d.display().to_string());
+    if cmdline.contains("org.apache.cassandra.service.CassandraDaemon")
+        && folder.is_some_and(|f| cmdline.contains(&f))
+    {
+        eprintln!("killing the private Cassandra (pid {pid}) an earlier run left running");
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
