@@ -37,8 +37,9 @@ mod writer;
 use std::sync::Arc;
 
 use auditflow_core::Config;
+use auditflow_kafka::at_least_once::{self, ServiceError};
 use auditflow_kafka::transactional::LoopSpec;
-use auditflow_kafka::{Health, Metrics, Shutdown, at_least_once, topics};
+use auditflow_kafka::{Health, Metrics, Shutdown, topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};
 
@@ -48,13 +49,8 @@ pub use writer::IndexWriter;
 /// (`auditflow-causality-indexer` with the default prefix).
 pub const SERVICE: &str = "causality-indexer";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Kafka(#[from] auditflow_kafka::Error),
-}
+/// Why the indexer stopped: its store (connecting, migrating, preparing) or the Kafka harness.
+pub type Error = ServiceError<StoreError>;
 
 /// The topics the indexer reads (see the crate docs for what it leaves out, and why).
 pub fn input_topics(config: &Config) -> Vec<String> {
@@ -76,12 +72,16 @@ pub async fn run(
     health: &Health,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let readiness = health.register(SERVICE, true);
-    let store = Store::open_for_service(SERVICE, &config.store, &config.retention).await?;
-    let index = CausalityIndex::open(Arc::new(store)).await?;
-    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    let writer = IndexWriter::new(Arc::new(index), config.limits.clone());
-    at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
-    Ok(())
+    at_least_once::run_service(spec, metrics, health, shutdown, || async {
+        let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
+            .await
+            .map_err(Error::Store)?;
+        let index = CausalityIndex::open(Arc::new(store))
+            .await
+            .map_err(Error::Store)?;
+        topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
+        Ok(IndexWriter::new(Arc::new(index), config.limits.clone()))
+    })
+    .await
 }

@@ -28,8 +28,8 @@ use tokio::task::JoinSet;
 
 use crate::dead_letter::dead_letter_record;
 use crate::error::KafkaContext;
-use crate::health::Readiness;
-use crate::metrics::{Outcome, ServiceMetrics};
+use crate::health::{Health, Readiness};
+use crate::metrics::{Metrics, Outcome, ServiceMetrics};
 use crate::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list};
 use crate::record::{DeadLetter, InputRecord, Partition};
 use crate::shutdown::Shutdown;
@@ -107,6 +107,38 @@ pub fn split_batch<R>(
         });
     }
     (rows, outcomes)
+}
+
+/// Why a service built on this loop stopped: opening the store it writes to failed (`S` is
+/// the store's own error type; this crate knows no store), or the loop did.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError<S> {
+    #[error("store: {0}")]
+    Store(S),
+    #[error(transparent)]
+    Kafka(#[from] Error),
+}
+
+/// Runs a service that writes to a store until `shutdown`: registers it with `health` first
+/// (it reads not ready while it starts), builds its writer with `open` (connecting to and
+/// migrating the store, say), then runs [`spawn`]. The service brings only what is its own:
+/// `spec` (its name and inputs) and `open`.
+pub async fn run_service<W, S, Fut>(
+    spec: LoopSpec,
+    metrics: &Metrics,
+    health: &Health,
+    shutdown: Shutdown,
+    open: impl FnOnce() -> Fut,
+) -> Result<(), ServiceError<S>>
+where
+    W: BatchWriter,
+    Fut: Future<Output = Result<W, ServiceError<S>>>,
+{
+    let readiness = health.register(&spec.service, true);
+    let writer = open().await?;
+    let metrics = metrics.service(&spec.service);
+    spawn(spec, writer, metrics, readiness, shutdown).await?;
+    Ok(())
 }
 
 /// First and largest pause between retries of a failed batch write.

@@ -67,7 +67,10 @@
 //!   partition is paused (resumed at half), so a database outage delays and never grows memory.
 //!   Offsets are committed up to each partition's [`Watermark`] every `commit_interval_ms`,
 //!   inside the revocation callback (before the partition changes hands), and at shutdown.
-//!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`.
+//!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`; or, as the sink
+//!   and the causality indexer do, `at_least_once::run_service(spec, metrics, health, shutdown,
+//!   open)`, which registers readiness, opens the store and builds the writer with `open`, then
+//!   spawns, and fails with an [`at_least_once::ServiceError`] (the store's error or the loop's).
 //!
 //! Either way the harness keeps the books (SPEC section 6): `consumed` equals the sum of
 //! `processed{outcome}`; counts of a transaction are applied only once it commits, counts of a

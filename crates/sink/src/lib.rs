@@ -24,8 +24,9 @@ mod writer;
 use std::sync::Arc;
 
 use auditflow_core::Config;
+use auditflow_kafka::at_least_once::{self, ServiceError};
 use auditflow_kafka::transactional::LoopSpec;
-use auditflow_kafka::{Health, Metrics, Shutdown, at_least_once};
+use auditflow_kafka::{Health, Metrics, Shutdown};
 use auditflow_store::{Store, StoreError};
 
 pub use writer::SinkWriter;
@@ -34,13 +35,8 @@ pub use writer::SinkWriter;
 /// (`auditflow-sink` with the default prefix).
 pub const SERVICE: &str = "sink";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Kafka(#[from] auditflow_kafka::Error),
-}
+/// Why the sink stopped: its store (connecting, migrating) or the Kafka harness.
+pub type Error = ServiceError<StoreError>;
 
 /// The topics the sink reads (SPEC section 1).
 pub fn input_topics(config: &Config) -> Vec<String> {
@@ -61,10 +57,12 @@ pub async fn run(
     health: &Health,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let readiness = health.register(SERVICE, true);
-    let store = Store::open_for_service(SERVICE, &config.store, &config.retention).await?;
-    let writer = SinkWriter::new(Arc::new(store), config.limits.clone());
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    at_least_once::spawn(spec, writer, metrics.service(SERVICE), readiness, shutdown).await?;
-    Ok(())
+    at_least_once::run_service(spec, metrics, health, shutdown, || async {
+        let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
+            .await
+            .map_err(Error::Store)?;
+        Ok(SinkWriter::new(Arc::new(store), config.limits.clone()))
+    })
+    .await
 }
