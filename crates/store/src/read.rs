@@ -24,7 +24,7 @@ use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
 
 use crate::record::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
-use crate::statements::class_index;
+use crate::statements::{Statements, class_index};
 use crate::write::{class_aad, time_aad};
 
 /// The most records one page may hold.
@@ -139,9 +139,10 @@ impl Store {
             .try_collect()
             .await?;
 
-        let accept = |(_, row): &(Origin, AuditRow)| {
-            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
-                && (actions.is_empty() || row.action.as_ref().is_some_and(|a| actions.contains(a)))
+        let accept = |item: &(Origin, AuditRow)| {
+            after_page(page, item)
+                && (actions.is_empty()
+                    || item.1.action.as_ref().is_some_and(|a| actions.contains(a)))
         };
         let mut found = Vec::new();
         'days: for group in days.chunk_by(|a, b| a.0 == b.0) {
@@ -231,24 +232,13 @@ impl Store {
         page: Option<&PageToken>,
     ) -> Result<Page> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let range = TimeRange {
-            from: Some(from),
-            to: Some(to),
-        };
-        let Some((from, upper)) = bounds(range, page) else {
-            return Ok(Page::empty());
-        };
-        let st = &self.ready().await?.statements;
-        let accept = |(_, row): &(Origin, AuditRow)| {
-            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
-        };
         let found = self
             .scan_by_time(
                 "read security rows",
-                &st.select_by_time,
-                (from, upper),
+                |st| &st.select_by_time,
+                (from, to),
+                page,
                 limit + 1,
-                accept,
                 |day, shard, row: AuditRow| (Origin::Time(day, shard), row),
             )
             .await?;
@@ -266,24 +256,13 @@ impl Store {
         page: Option<&PageToken>,
     ) -> Result<Page> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let range = TimeRange {
-            from: Some(from),
-            to: Some(to),
-        };
-        let Some((from, upper)) = bounds(range, page) else {
-            return Ok(Page::empty());
-        };
-        let st = &self.ready().await?.statements;
-        let accept = |row: &LabelRow| {
-            page.is_none_or(|p| p.precedes(row.event_time.timestamp_millis(), &row.event_id))
-        };
         let mut rows = self
             .scan_by_time(
                 "read record labels",
-                &st.select_labels_by_time,
-                (from, upper),
+                |st| &st.select_labels_by_time,
+                (from, to),
+                page,
                 limit + 1,
-                accept,
                 |_, _, row: LabelRow| row,
             )
             .await?;
@@ -301,22 +280,33 @@ impl Store {
         Ok(Page { records, next })
     }
 
-    /// Reads the (day, shard) partitions of `[from, upper)` newest day first, each day's
-    /// shards merged, until `want` rows passed `accept`.
+    /// The paged read by time both `security_events` and `records_by_time` are: the rows of
+    /// `[from, to)` that come after `page`, read with `statement` from the (day, shard)
+    /// partitions newest day first, each day's shards merged, until `want` are found. None
+    /// when the page token is at or before `from`.
     async fn scan_by_time<R, T>(
         &self,
         context: &'static str,
-        statement: &PreparedStatement,
-        (from, upper): (DateTime<Utc>, DateTime<Utc>),
+        statement: fn(&Statements) -> &PreparedStatement,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        page: Option<&PageToken>,
         want: usize,
-        accept: impl Fn(&T) -> bool,
         wrap: fn(NaiveDate, i32, R) -> T,
     ) -> Result<Vec<T>>
     where
         R: for<'f, 'm> DeserializeRowTrait<'f, 'm> + Send + 'static,
         T: Positioned + Send + 'static,
     {
-        let shards = self.ready().await?.shards;
+        let range = TimeRange {
+            from: Some(from),
+            to: Some(to),
+        };
+        let Some((from, upper)) = bounds(range, page) else {
+            return Ok(Vec::new());
+        };
+        let ready = self.ready().await?;
+        let (statement, shards) = (statement(&ready.statements), ready.shards);
+        let accept = |row: &T| after_page(page, row);
         let mut found = Vec::new();
         let first_day = from.date_naive();
         let mut day = last_day(upper);
@@ -385,6 +375,12 @@ fn last_day(upper: DateTime<Utc>) -> NaiveDate {
 /// A row's position in the newest-first order: (time in ms, id).
 trait Positioned {
     fn position(&self) -> (i64, &str);
+}
+
+/// Whether `row` comes after the token `page` ends with: not yet returned by an earlier page.
+fn after_page(page: Option<&PageToken>, row: &impl Positioned) -> bool {
+    let (time, id) = row.position();
+    page.is_none_or(|p| p.precedes(time, id))
 }
 
 impl Positioned for (Origin, AuditRow) {
