@@ -9,47 +9,31 @@
 
 use std::process::{Command, Output};
 
-use auditflow_core::config::{RetentionPeriods, StoreSettings};
-use auditflow_integration_tests::{auditflow_binary, require_cql, unique_name};
-use auditflow_store::{Labels, RecordKind, RetentionClass, StorableRecord, Store};
+use auditflow_integration_tests::{auditflow_binary, require_cql};
+use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
-use scylla::client::session_builder::SessionBuilder;
 use serde_json::{Value, json};
+
+#[path = "store_common.rs"]
+mod common;
+use common::{drop_keyspace, failed_login, fresh_store, user_action};
 
 const USER: &str = "gdpr.subject@example.com";
 const OTHER: &str = "bystander@example.com";
 const IP: &str = "198.51.100.23";
-
-fn settings(keyspace: &str) -> StoreSettings {
-    StoreSettings {
-        nodes: require_cql(),
-        keyspace: keyspace.to_owned(),
-        master_key_env: String::new(),
-        insecure_dev_key: true,
-        ..StoreSettings::default()
-    }
-}
 
 /// The user's lifecycle as the sink would store it, in the last few hours (inside the
 /// reports' default 30-day range): one record per retention class, a failed login with its
 /// security event, and a brute-force alert about the ip.
 fn lifecycle(user: &str, tag: &str) -> Vec<StorableRecord> {
     let now = Utc::now();
-    let action = |n: i64, action: &str, class, outcome: &str| StorableRecord {
-        id: format!("{tag}/{n}"),
-        kind: RecordKind::UserAction,
-        class,
-        event_time: now - Duration::minutes(100 - n),
-        event_type: "audit.user.action".into(),
-        user_id: Some(user.to_owned()),
-        labels: Labels {
-            action: Some(action.into()),
-            outcome: Some(outcome.into()),
-            risk_level: Some("low".into()),
-            ..Labels::default()
-        },
-        event: json!({"id": format!("{tag}/{n}"), "type": "audit.user.action",
-            "data": {"user_id": user, "action": action, "outcome": outcome, "ip_address": IP}}),
+    let action = |n: i64, action: &str, class, outcome: &str| {
+        let (id, time) = (format!("{tag}/{n}"), now - Duration::minutes(100 - n));
+        StorableRecord {
+            event: json!({"id": id, "type": "audit.user.action",
+                "data": {"user_id": user, "action": action, "outcome": outcome, "ip_address": IP}}),
+            ..user_action(user, id, time, action, class, outcome)
+        }
     };
     vec![
         action(1, "account_created", RetentionClass::General, "success"),
@@ -68,20 +52,13 @@ fn lifecycle(user: &str, tag: &str) -> Vec<StorableRecord> {
             "success",
         ),
         StorableRecord {
-            id: format!("{tag}/2-security"),
-            kind: RecordKind::SecurityEvent,
-            class: RetentionClass::Security,
-            event_time: now - Duration::minutes(98),
-            event_type: "audit.security.event".into(),
-            user_id: Some(user.to_owned()),
-            labels: Labels {
-                action: Some("failed_login".into()),
-                severity: Some("warning".into()),
-                blocked: Some(false),
-                ..Labels::default()
-            },
             event: json!({"id": format!("{tag}/2-security"),
                 "data": {"event_type": "failed_login", "user_id": user, "source_ip": IP}}),
+            ..failed_login(
+                user,
+                format!("{tag}/2-security"),
+                now - Duration::minutes(98),
+            )
         },
     ]
 }
@@ -123,11 +100,8 @@ fn class_totals(report: &Value) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_delete_and_reports_through_the_binary() {
-    let keyspace = unique_name("gdpr_cli");
-    let store = Store::connect(&settings(&keyspace), &RetentionPeriods::default())
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
+    let (store, settings) = fresh_store("gdpr_cli").await;
+    let keyspace = settings.keyspace;
     let mine = lifecycle(USER, "u");
     store.write_records(&mine).await.unwrap();
     store.write_records(&lifecycle(OTHER, "o")).await.unwrap();
@@ -205,12 +179,5 @@ async fn export_delete_and_reports_through_the_binary() {
     let bad = auditflow(&keyspace, &["report", "security", "--from", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 
-    let raw = SessionBuilder::new()
-        .known_nodes(require_cql())
-        .build()
-        .await
-        .expect("raw CQL session");
-    let _ = raw
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await;
+    drop_keyspace(&keyspace).await;
 }

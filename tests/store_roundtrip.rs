@@ -5,60 +5,23 @@
 use std::collections::BTreeSet;
 
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
-use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_integration_tests::unique_name;
 use auditflow_store::{
     Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::value::{CqlValue, Row};
-use serde_json::json;
+use serde_json::{Value, json};
+
+#[path = "store_common.rs"]
+mod common;
+use common::{drop_keyspace, failed_login, fresh_store, raw_session, settings, user_action};
 
 const USER: &str = "alice.liddell@example.com";
 const IP: &str = "203.0.113.77";
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0-rabbit-hole";
 const SESSION: &str = "sess-9f8e7d6c5b4a";
 const NEW_EMAIL: &str = "alice.new.mail@wonderland.example";
-
-fn settings(keyspace: &str) -> StoreSettings {
-    StoreSettings {
-        nodes: require_cql(),
-        keyspace: keyspace.to_owned(),
-        // Not from this process's environment: the test picks its key explicitly.
-        master_key_env: String::new(),
-        insecure_dev_key: true,
-        ..StoreSettings::default()
-    }
-}
-
-async fn fresh_store(prefix: &str) -> (Store, StoreSettings) {
-    fresh_store_with(prefix, RetentionPeriods::default()).await
-}
-
-async fn fresh_store_with(prefix: &str, retention: RetentionPeriods) -> (Store, StoreSettings) {
-    let settings = settings(&unique_name(prefix));
-    let store = Store::connect(&settings, &retention)
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
-    (store, settings)
-}
-
-async fn raw_session() -> Session {
-    SessionBuilder::new()
-        .known_nodes(require_cql())
-        .build()
-        .await
-        .expect("raw CQL session")
-}
-
-async fn drop_keyspace(keyspace: &str) {
-    let _ = raw_session()
-        .await
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await;
-}
 
 fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, minute, 0)
@@ -71,28 +34,19 @@ fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
 /// Ids are the classifier's kind (derived, not personal): here a short tag per user.
 fn lifecycle(user: &str) -> Vec<StorableRecord> {
     let tag = &user[..3];
-    let action = |id: &str, time, action: &str, class, outcome: &str, data: serde_json::Value| {
-        StorableRecord {
-            id: format!("{tag}/{id}"),
-            kind: RecordKind::UserAction,
-            class,
-            event_time: time,
-            event_type: "audit.user.action".into(),
-            user_id: Some(user.to_owned()),
-            labels: Labels {
-                action: Some(action.into()),
-                outcome: Some(outcome.into()),
-                risk_level: Some("low".into()),
-                ..Labels::default()
-            },
-            event: json!({
-                "specversion": "1.0", "id": format!("{tag}/{id}"), "source": "/accounts",
-                "type": "audit.user.action", "subject": format!("user:{user}"),
-                "time": time.to_rfc3339(),
-                "data": data,
-            }),
-        }
-    };
+    let action =
+        |id: &str, time: DateTime<Utc>, action: &str, class, outcome: &str, data: Value| {
+            let id = format!("{tag}/{id}");
+            StorableRecord {
+                event: json!({
+                    "specversion": "1.0", "id": id, "source": "/accounts",
+                    "type": "audit.user.action", "subject": format!("user:{user}"),
+                    "time": time.to_rfc3339(),
+                    "data": data,
+                }),
+                ..user_action(user, id, time, action, class, outcome)
+            }
+        };
     let personal = |extra: serde_json::Value| {
         let mut d = json!({"user_id": user, "ip_address": IP, "user_agent": USER_AGENT, "session_id": SESSION});
         d.as_object_mut()
@@ -161,21 +115,10 @@ fn lifecycle(user: &str) -> Vec<StorableRecord> {
         ),
     ];
     records.push(StorableRecord {
-        id: format!("{tag}/2-security"),
-        kind: RecordKind::SecurityEvent,
-        class: RetentionClass::Security,
-        event_time: at(20, 9, 5),
-        event_type: "audit.security.event".into(),
-        user_id: Some(user.to_owned()),
-        labels: Labels {
-            action: Some("failed_login".into()),
-            severity: Some("warning".into()),
-            blocked: Some(false),
-            ..Labels::default()
-        },
         event: json!({"id": format!("{tag}/2-security"), "type": "audit.security.event",
             "data": {"event_type": "failed_login", "user_id": user, "source_ip": IP,
                      "details": {"user_agent": USER_AGENT}}}),
+        ..failed_login(user, format!("{tag}/2-security"), at(20, 9, 5))
     });
     records.push(StorableRecord {
         id: format!("{tag}/6"),

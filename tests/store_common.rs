@@ -1,0 +1,105 @@
+//! Helpers shared by the store's integration tests (included with `#[path]`): settings for a
+//! test's own keyspace on the local CQL node, a freshly migrated store in one, a plain CQL
+//! session to look at what the store wrote and to drop the keyspace afterwards, and records
+//! as the sink stores them.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use auditflow_core::config::{RetentionPeriods, StoreSettings};
+use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_store::{Labels, RecordKind, RetentionClass, StorableRecord, Store};
+use chrono::{DateTime, Utc};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+/// `keyspace` on the local CQL node (fails when it is down), sealed with the built-in
+/// development key.
+pub fn settings(keyspace: &str) -> StoreSettings {
+    StoreSettings {
+        nodes: require_cql(),
+        keyspace: keyspace.to_owned(),
+        // Not from this process's environment: the test picks its key explicitly.
+        master_key_env: String::new(),
+        insecure_dev_key: true,
+        ..StoreSettings::default()
+    }
+}
+
+/// A migrated store in a keyspace of its own (named after `prefix`), default retention.
+pub async fn fresh_store(prefix: &str) -> (Store, StoreSettings) {
+    fresh_store_with(prefix, RetentionPeriods::default()).await
+}
+
+/// A migrated store in a keyspace of its own (named after `prefix`).
+pub async fn fresh_store_with(prefix: &str, retention: RetentionPeriods) -> (Store, StoreSettings) {
+    let settings = settings(&unique_name(prefix));
+    let store = Store::connect(&settings, &retention)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, settings)
+}
+
+/// A CQL session of its own, outside the store, to the local node.
+pub async fn raw_session() -> Session {
+    SessionBuilder::new()
+        .known_nodes(require_cql())
+        .build()
+        .await
+        .expect("raw CQL session")
+}
+
+/// Drops a test's keyspace; a failure only leaves it behind.
+pub async fn drop_keyspace(keyspace: &str) {
+    let _ = raw_session()
+        .await
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await;
+}
+
+/// `user`'s action as the sink stores it: `action` and `outcome` as its labels, low risk. The
+/// caller sets `event`, the CloudEvent the store seals (`Null` here).
+pub fn user_action(
+    user: &str,
+    id: String,
+    time: DateTime<Utc>,
+    action: &str,
+    class: RetentionClass,
+    outcome: &str,
+) -> StorableRecord {
+    StorableRecord {
+        id,
+        kind: RecordKind::UserAction,
+        class,
+        event_time: time,
+        event_type: "audit.user.action".into(),
+        user_id: Some(user.to_owned()),
+        labels: Labels {
+            action: Some(action.into()),
+            outcome: Some(outcome.into()),
+            risk_level: Some("low".into()),
+            ..Labels::default()
+        },
+        event: serde_json::Value::Null,
+    }
+}
+
+/// `user`'s failed login as the security event the sink stores: severity warning, not
+/// blocked. The caller sets `event`, the CloudEvent the store seals (`Null` here).
+pub fn failed_login(user: &str, id: String, time: DateTime<Utc>) -> StorableRecord {
+    StorableRecord {
+        id,
+        kind: RecordKind::SecurityEvent,
+        class: RetentionClass::Security,
+        event_time: time,
+        event_type: "audit.security.event".into(),
+        user_id: Some(user.to_owned()),
+        labels: Labels {
+            action: Some("failed_login".into()),
+            severity: Some("warning".into()),
+            blocked: Some(false),
+            ..Labels::default()
+        },
+        event: serde_json::Value::Null,
+    }
+}
