@@ -84,6 +84,10 @@ impl Statements {
                 .await?,
             });
         }
+        // One read, prepared twice: at the configured consistency, and at LOCAL_SERIAL,
+        // which sees what a lightweight transaction (`insert_user_key`) decided.
+        let select_user_key =
+            format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?");
         Ok(Self {
             class,
             insert_by_time: p(
@@ -158,11 +162,7 @@ impl Statements {
                 true,
             )
             .await?,
-            select_user_key: p(
-                format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?"),
-                true,
-            )
-            .await?,
+            select_user_key: p(select_user_key.clone(), true).await?,
             // A lightweight transaction: two sinks meeting a new user at once must agree on
             // one key, or rows sealed with the loser's key would be unreadable.
             insert_user_key: p(
@@ -174,11 +174,7 @@ impl Statements {
             )
             .await?,
             select_user_key_serial: {
-                let mut s = p(
-                    format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?"),
-                    true,
-                )
-                .await?;
+                let mut s = p(select_user_key, true).await?;
                 s.set_consistency(scylla::statement::Consistency::LocalSerial);
                 s
             },
