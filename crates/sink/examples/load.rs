@@ -1,0 +1,735 @@
+//! Load harness (run on demand, not part of the test suite): how fast the sink stores a backlog
+//! from Kafka on this machine, compared with a minimal concurrent writer inserting the same
+//! rows straight into the database, measured in the same run; and the sink's memory while it
+//! drains.
+//!
+//! ```text
+//! cargo build --release -p auditflow-cli
+//! cargo run --release -p auditflow-sink --example load -- [RECORDS] [PATH/TO/auditflow] [RAW_CONCURRENCY]
+//! ```
+//!
+//! 1. Creates fresh topics (`load<pid>.audit.*`, 6 partitions) and produces RECORDS (default
+//!    1 000 000) audit records: synthetic inputs over 5 000 users run through the real
+//!    `Classifier`, so the records, keys and topics are exactly what the classifier writes — every
+//!    retention class, data access, and security events from failed logins and scans.
+//! 2. Runs the real `auditflow run sink` binary over that backlog (its own group and keyspace,
+//!    set by `AUDITFLOW_<SECTION>__<KEY>` overrides) until its committed offsets cover every
+//!    record; samples its RSS (`VmRSS`) every 100 ms and reads its peak (`VmHWM`) and CPU time
+//!    from `/proc` before stopping it with SIGTERM. Records/s is taken from its first commit to
+//!    its last (start-up, migration and group join not counted); wall time is from spawn.
+//! 3. Reads every row the sink wrote back (untimed), then inserts the same rows — same tables
+//!    (a second keyspace migrated by the store), same bound values byte for byte, ciphertexts
+//!    included, the class's TTL where the sink binds one — with prepared statements and at most
+//!    RAW_CONCURRENCY (default `[store] max_concurrency`) requests in flight: the baseline.
+//!    Each row is written once and plainly: the sink's rewrites of a `user_days` row in every
+//!    batch its user appears in, and its lightweight transaction per new user key, are not
+//!    repeated. CQL rows written are counted by the server (`system_views.local_write_latency`).
+//!
+//! Then drops both keyspaces, the topics and the consumer group, and prints a summary. Needs the
+//! local stack (`cargo xtask up`) and an up-to-date release binary.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auditflow_core::{Classified, Classifier, Config, RetentionClass};
+use auditflow_kafka::client;
+use auditflow_kafka::topics::{ensure_topics, planned_topics};
+use auditflow_store::Store;
+use chrono::{DateTime, Utc};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::{ColumnIterator, DeserializeRow};
+use scylla::deserialize::{DeserializationError, TypeCheckError};
+use scylla::frame::response::result::ColumnSpec;
+use scylla::serialize::SerializationError;
+use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+use scylla::serialize::writers::RowWriter;
+use scylla::statement::Consistency;
+use serde_json::json;
+
+const USERS: usize = 5_000;
+/// Records produced per round of sends awaited together.
+const PRODUCE_CHUNK: usize = 20_000;
+/// The tables the sink writes for a record, and whose rows the baseline copies. `None`: the
+/// table's default TTL applies; `Some(extra)`: the sink binds its class's period plus `extra`
+/// seconds (see `auditflow_store`'s write path), and so does the baseline.
+const TABLES: [(&str, Option<i64>); 10] = [
+    ("audit_security_by_user", None),
+    ("audit_financial_by_user", None),
+    ("audit_marketing_by_user", None),
+    ("audit_general_by_user", None),
+    ("security_by_time", None),
+    ("records_by_time", Some(0)),
+    ("records_by_id", Some(0)),
+    ("user_days", Some(86_400)),
+    ("user_keys", None),
+    ("data_keys", None),
+];
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let records: usize = args
+        .next()
+        .map_or(1_000_000, |n| n.parse().expect("RECORDS is a number"));
+    let binary = args
+        .next()
+        .unwrap_or_else(|| "target/release/auditflow".into());
+    let raw_concurrency: Option<usize> = args
+        .next()
+        .map(|n| n.parse().expect("RAW_CONCURRENCY is a number"));
+
+    let run = format!("load{}", std::process::id());
+    let overrides = run_overrides(&run);
+    let config =
+        Config::load("", std::env::vars().chain(overrides.iter().cloned())).expect("configuration");
+    let raw_keyspace = format!("{run}_raw");
+    println!("{}", machine());
+
+    ensure_topics(&config.kafka, &planned_topics(&config.topics))
+        .await
+        .expect("create topics");
+    // A failed run still cleans up; then it fails as it would have.
+    let measured = AssertUnwindSafe(measure(
+        &config,
+        &overrides,
+        &binary,
+        &raw_keyspace,
+        records,
+        raw_concurrency,
+    ))
+    .catch_unwind()
+    .await;
+    clean_up(&config, &raw_keyspace).await;
+    if let Err(panic) = measured {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The run's private topics, consumer group and keyspace: the sink child gets them as its
+/// environment, this process loads its configuration from the same pairs.
+fn run_overrides(run: &str) -> Vec<(String, String)> {
+    let topic =
+        |key: &str, name: &str| (format!("AUDITFLOW_TOPICS__{key}"), format!("{run}.{name}"));
+    vec![
+        ("AUDITFLOW_KAFKA__GROUP_PREFIX".into(), format!("{run}-")),
+        ("AUDITFLOW_STORE__KEYSPACE".into(), run.to_owned()),
+        ("AUDITFLOW_METRICS__LISTEN".into(), "127.0.0.1:0".into()),
+        topic("USER_ACTION", "audit.user.action"),
+        topic("DATA_ACCESS", "audit.data.access"),
+        topic("SECURITY_EVENT", "audit.security.event"),
+        topic("DEAD_LETTER", "audit.dlq"),
+        topic("ALERTS", "security.alerts"),
+        topic("ACTIONS", "security.actions"),
+        topic("BLOCKLIST", "security.blocklist"),
+    ]
+}
+
+async fn measure(
+    config: &Config,
+    overrides: &[(String, String)],
+    binary: &str,
+    raw_keyspace: &str,
+    records: usize,
+    raw_concurrency: Option<usize>,
+) {
+    let started = Instant::now();
+    let mix = produce(config, records).await;
+    println!(
+        "produced {records} records in {:.1} s: {mix}",
+        started.elapsed().as_secs_f64()
+    );
+
+    let sink = run_sink(binary, overrides, config, records).await;
+    let session = session(config).await;
+    let sink_rows = written_rows(&session, &config.store.keyspace).await;
+
+    let mut raw_store = config.store.clone();
+    raw_store.keyspace = raw_keyspace.to_owned();
+    Store::connect(&raw_store, &config.retention)
+        .await
+        .expect("connect")
+        .migrate()
+        .await
+        .expect("migrate the baseline's keyspace");
+    let started = Instant::now();
+    let copies = read_back(&session, config, raw_keyspace).await;
+    let stored = copies
+        .iter()
+        .find(|c| c.table == "records_by_id")
+        .map_or(0, |c| c.rows.len());
+    assert_eq!(stored, records, "the sink stored every record once");
+    println!(
+        "read back {} rows in {:.1} s",
+        copies.iter().map(|c| c.rows.len()).sum::<usize>(),
+        started.elapsed().as_secs_f64()
+    );
+    let concurrency = raw_concurrency.unwrap_or(config.store.max_concurrency);
+    let raw_secs = raw_write(&session, &copies, concurrency).await;
+    let raw_rows = written_rows(&session, raw_keyspace).await;
+
+    let sink_rate = sink.records_per_sec;
+    let raw_rate = records as f64 / raw_secs;
+    println!();
+    println!("                               records/s   CQL rows/s  CQL rows  rows/record");
+    for (name, rate, rows) in [
+        ("sink (first to last commit)", sink_rate, sink_rows),
+        (
+            &*format!("raw writer ({concurrency} in flight)"),
+            raw_rate,
+            raw_rows,
+        ),
+    ] {
+        let per_record = rows as f64 / records as f64;
+        println!(
+            "{name:<30} {rate:>9.0} {:>12.0} {rows:>9} {per_record:>12.2}",
+            rate * per_record
+        );
+    }
+    println!(
+        "sink / raw records/s:          {:>9.3}",
+        sink_rate / raw_rate
+    );
+    println!(
+        "sink wall time (spawn to last commit): {:.1} s = {:.0} records/s; raw writer {raw_secs:.1} s",
+        sink.wall_secs,
+        records as f64 / sink.wall_secs
+    );
+    println!(
+        "sink memory draining {records}: peak RSS (VmHWM) {:.1} MiB, max sampled VmRSS {:.1} MiB; CPU {:.1} s",
+        sink.peak_kib as f64 / 1024.0,
+        sink.max_rss_kib as f64 / 1024.0,
+        sink.cpu_secs
+    );
+}
+
+/// One synthetic input, as an application would publish it. Per 100: page views, logins (one
+/// in four failing: a user action and a security event), profile updates (some sensitive),
+/// data reads and exports, payments and subscriptions, newsletters and marketing clicks, role
+/// changes, security scans and system jobs. Times step 250 ms from 2026-11-20, so a million
+/// records span about three days of partitions.
+fn input(i: usize) -> Vec<u8> {
+    // A multiplicative hash, so a user's events are of every kind (i % 100 picks the kind).
+    let user = format!(
+        "bench-user-{}",
+        ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % USERS as u64
+    );
+    let (ty, mut data) = match i % 100 {
+        0..35 => ("user.page.viewed", json!({"page": "/home"})),
+        35..50 => (
+            "user.login.attempt",
+            json!({"success": true, "new_device": i.is_multiple_of(7)}),
+        ),
+        50..55 => (
+            "user.login.attempt",
+            json!({"success": false, "failure_count": 1}),
+        ),
+        55..63 => (
+            "user.profile.updated",
+            json!({"changes": {(["timezone", "email"][i % 2]): "x"}}),
+        ),
+        63..73 => (
+            "user.data.read",
+            json!({"data_type": "orders", "record_count": 1 + i % 20}),
+        ),
+        73..75 => (
+            "user.data.export",
+            json!({"data_type": "user_profile", "purpose": "dsar"}),
+        ),
+        75..81 => (
+            "user.payment.completed",
+            json!({"amount": 4200, "currency": "EUR"}),
+        ),
+        81..84 => ("user.subscription.renewed", json!({"plan": "pro"})),
+        84..89 => ("user.newsletter.opened", json!({"campaign": "winter"})),
+        89..92 => ("user.marketing.clicked", json!({"campaign": "winter"})),
+        92..94 => (
+            "user.role.changed",
+            json!({"new_role": if i.is_multiple_of(2) { "admin" } else { "editor" }, "old_role": "viewer"}),
+        ),
+        94..96 => (
+            "system.security.scan",
+            json!({"severity": "warning", "finding": "open_port"}),
+        ),
+        _ => (
+            "system.job.finished",
+            json!({"outcome": "success", "job": "nightly"}),
+        ),
+    };
+    if ty.starts_with("user.") {
+        let fields = data.as_object_mut().expect("an object");
+        fields.insert("user_id".into(), json!(user));
+        fields.insert(
+            "ip_address".into(),
+            json!(format!("198.51.100.{}", 1 + i % 254)),
+        );
+        fields.insert(
+            "user_agent".into(),
+            json!("Mozilla/5.0 (X11; Linux x86_64)"),
+        );
+        fields.insert("session_id".into(), json!(format!("sess-{:x}", i / 20)));
+    }
+    let time =
+        DateTime::<Utc>::from_timestamp_millis(1_795_132_800_000 + 250 * i as i64).expect("a time");
+    serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": format!("in-{i}"), "source": "/bench/sink-load",
+        "type": ty, "time": time.to_rfc3339(), "data": data,
+    }))
+    .expect("JSON")
+}
+
+/// Produces `records` classified records to the run's audit topics; says how they divide.
+async fn produce(config: &Config, records: usize) -> String {
+    let classifier = Classifier::new(config).expect("classifier");
+    let producer: FutureProducer = client::producer_config(&config.kafka)
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    let mut by_topic: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_class: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut produced, mut inputs) = (0, 0);
+    while produced < records {
+        let mut chunk = Vec::with_capacity(PRODUCE_CHUNK);
+        while chunk.len() < PRODUCE_CHUNK && produced + chunk.len() < records {
+            let Classified::Emit(outputs) =
+                classifier.classify_structured(&input(inputs), Utc::now())
+            else {
+                panic!("input {inputs} was not audited");
+            };
+            inputs += 1;
+            for output in outputs.into_iter().take(records - produced - chunk.len()) {
+                let class = output.event.extensions["retention"].as_str().unwrap_or("?");
+                *by_class.entry(class.to_owned()).or_default() += 1;
+                *by_topic.entry(output.topic.clone()).or_default() += 1;
+                let payload = serde_json::to_vec(&output.event).expect("JSON");
+                chunk.push((output.topic, output.key, payload));
+            }
+        }
+        let sends = chunk.iter().map(|(topic, key, payload)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(60),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).expect("produce");
+        }
+        produced += chunk.len();
+    }
+    let share = |m: &BTreeMap<String, usize>| {
+        m.iter()
+            .map(|(k, n)| format!("{} {n}", k.rsplit('.').next().unwrap_or(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{inputs} inputs, {USERS} users; by topic: {}; by class: {}",
+        share(&by_topic),
+        share(&by_class)
+    )
+}
+
+struct SinkRun {
+    records_per_sec: f64,
+    wall_secs: f64,
+    peak_kib: u64,
+    max_rss_kib: u64,
+    cpu_secs: f64,
+}
+
+/// Runs the real binary over the backlog until its committed offsets cover all `records`.
+async fn run_sink(
+    binary: &str,
+    overrides: &[(String, String)],
+    config: &Config,
+    records: usize,
+) -> SinkRun {
+    let spawned = Instant::now();
+    let child = Command::new(binary)
+        .args(["run", "sink"])
+        .envs(overrides.iter().cloned())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{binary}: {e} (build it: cargo build --release -p auditflow-cli)")
+        });
+    let mut child = Stopped(child);
+    let pid = child.0.id();
+    let group = client::group_id(&config.kafka, auditflow_sink::SERVICE);
+    let watcher: BaseConsumer = client::consumer_config(&config.kafka, &group)
+        .create()
+        .expect("watcher");
+    let mut partitions = TopicPartitionList::new();
+    for topic in auditflow_sink::input_topics(config) {
+        for p in 0..config.topics.partitions {
+            partitions.add_partition(&topic, p);
+        }
+    }
+
+    let mut first: Option<(Instant, i64)> = None;
+    let mut max_rss_kib = 0;
+    let mut progress = Instant::now();
+    let done = loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("the sink exited early: {status}");
+        }
+        let committed = committed(&watcher, &partitions);
+        max_rss_kib = max_rss_kib.max(proc_status_kib(pid, "VmRSS"));
+        if committed > 0 && first.is_none() {
+            first = Some((Instant::now(), committed));
+        }
+        if committed as usize >= records {
+            break Instant::now();
+        }
+        if progress.elapsed() >= Duration::from_secs(15) {
+            progress = Instant::now();
+            println!(
+                "  sink: {committed} committed after {:.0} s, RSS {:.1} MiB",
+                spawned.elapsed().as_secs_f64(),
+                proc_status_kib(pid, "VmRSS") as f64 / 1024.0
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let peak_kib = proc_status_kib(pid, "VmHWM");
+    let cpu_secs = cpu_secs(pid);
+    let status = child.stop();
+    assert!(status.success(), "the sink exited with {status}");
+    let (start, at_start) = first.expect("commits");
+    SinkRun {
+        records_per_sec: (records as i64 - at_start) as f64
+            / done.duration_since(start).as_secs_f64(),
+        wall_secs: done.duration_since(spawned).as_secs_f64(),
+        peak_kib,
+        max_rss_kib,
+        cpu_secs,
+    }
+}
+
+/// The sink child, stopped with SIGTERM (as an orchestrator would) however the run ends.
+struct Stopped(Child);
+
+impl Stopped {
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        self.0.wait().expect("the sink's exit")
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+fn committed(watcher: &BaseConsumer, partitions: &TopicPartitionList) -> i64 {
+    watcher
+        .committed_offsets(partitions.clone(), Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), 0 when unreadable.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let value = l.strip_prefix(field)?.strip_prefix(':')?;
+                value.trim().trim_end_matches("kB").trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process (`/proc/<pid>/stat` fields 14 and 15, at the usual 100
+/// ticks per second).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+async fn session(config: &Config) -> Session {
+    // The store's default consistency (`local_quorum`), as the sink writes.
+    let profile = ExecutionProfile::builder()
+        .consistency(Consistency::LocalQuorum)
+        .request_timeout(Some(Duration::from_secs(60)))
+        .build();
+    SessionBuilder::new()
+        .known_nodes(&config.store.nodes)
+        .default_execution_profile_handle(profile.into_handle())
+        .build()
+        .await
+        .expect("CQL session")
+}
+
+/// CQL rows the server wrote to `keyspace`'s record and key tables, as it counts them.
+async fn written_rows(session: &Session, keyspace: &str) -> u64 {
+    let rows = session
+        .query_unpaged(
+            "SELECT table_name, count FROM system_views.local_write_latency \
+             WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .expect("write counts")
+        .into_rows_result()
+        .expect("rows");
+    rows.rows::<(String, i64)>()
+        .expect("rows")
+        .map(|r| r.expect("a row"))
+        .filter(|(table, _)| TABLES.iter().any(|(t, _)| t == table))
+        .map(|(_, count)| count as u64)
+        .sum()
+}
+
+/// One table's rows as the sink wrote them, and the statement that inserts them again.
+struct Copy {
+    table: &'static str,
+    insert: scylla::statement::prepared::PreparedStatement,
+    rows: Vec<RawRow>,
+}
+
+/// Reads back every row the sink wrote, and prepares their inserts into `to_keyspace`.
+async fn read_back(session: &Session, config: &Config, to_keyspace: &str) -> Vec<Copy> {
+    let from = &config.store.keyspace;
+    let mut copies = Vec::new();
+    for (table, ttl) in TABLES {
+        let select = session
+            .prepare(format!("SELECT * FROM {from}.{table}"))
+            .await
+            .expect("prepare select");
+        let columns: Vec<String> = select
+            .get_current_result_set_col_specs()
+            .get()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let class_column = columns.iter().position(|c| c == "class");
+        let mut rows: Vec<RawRow> = session
+            .execute_iter(select, ())
+            .await
+            .expect("read back")
+            .rows_stream::<RawRow>()
+            .expect("raw rows")
+            .try_collect()
+            .await
+            .expect("read back");
+        let mut cql = format!(
+            "INSERT INTO {to_keyspace}.{table} ({}) VALUES ({})",
+            columns.join(", "),
+            vec!["?"; columns.len()].join(", ")
+        );
+        if let Some(extra) = ttl {
+            cql.push_str(" USING TTL ?");
+            let class = class_column.expect("a class column");
+            for row in &mut rows {
+                let class = RetentionClass::parse(&row.text(class)).expect("a retention class");
+                let secs = i64::from(class.period_days(&config.retention)) * 86_400 + extra;
+                row.push_value(&i32::try_from(secs).unwrap_or(i32::MAX).to_be_bytes());
+            }
+        }
+        let mut insert = session.prepare(cql).await.expect("prepare insert");
+        insert.set_is_idempotent(true);
+        copies.push(Copy {
+            table,
+            insert,
+            rows,
+        });
+    }
+    copies
+}
+
+/// Inserts every row with at most `concurrency` requests in flight, the tables interleaved as
+/// a stream of records interleaves them; seconds taken.
+async fn raw_write(session: &Session, copies: &[Copy], concurrency: usize) -> f64 {
+    let longest = copies.iter().map(|c| c.rows.len()).max().unwrap_or(0);
+    let writes = (0..longest).flat_map(|i| {
+        copies
+            .iter()
+            .filter_map(move |c| Some((&c.insert, c.rows.get(i)?)))
+    });
+    let started = Instant::now();
+    futures::stream::iter(writes)
+        .map(|(insert, row)| session.execute_unpaged(insert, row))
+        .buffer_unordered(concurrency.max(1))
+        .try_for_each(|_| futures::future::ready(Ok(())))
+        .await
+        .expect("raw insert");
+    started.elapsed().as_secs_f64()
+}
+
+/// Columns the sink leaves unset, rather than null, when it has no value (the hour bucket of a
+/// person's records): the baseline leaves them unset too, writing no tombstone the sink does not.
+const UNSET_WHEN_ABSENT: [&str; 2] = ["hour", "hours"];
+
+/// A row as the server sent it: each column's serialized bytes in the protocol's own framing
+/// (length first; -1 null, -2 unset), bound again as they are — the baseline serializes nothing.
+struct RawRow {
+    columns: usize,
+    bytes: Vec<u8>,
+}
+
+/// A cell's length and bytes (empty when null or unset).
+type Cell<'a> = (i32, &'a [u8]);
+
+impl RawRow {
+    fn cells(&self) -> impl Iterator<Item = Cell<'_>> {
+        let mut rest = &self.bytes[..];
+        (0..self.columns).map(move |_| {
+            let (len, tail) = rest.split_at(4);
+            let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
+            let (cell, tail) = tail.split_at(usize::try_from(len).unwrap_or(0));
+            rest = tail;
+            (len, cell)
+        })
+    }
+
+    fn push(&mut self, len: i32, cell: &[u8]) {
+        self.columns += 1;
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.extend_from_slice(cell);
+    }
+
+    fn push_value(&mut self, cell: &[u8]) {
+        self.push(i32::try_from(cell.len()).expect("a CQL cell"), cell);
+    }
+
+    fn text(&self, column: usize) -> String {
+        let cell = self.cells().nth(column).map_or(&[][..], |(_, c)| c);
+        String::from_utf8_lossy(cell).into_owned()
+    }
+}
+
+impl<'frame, 'metadata> DeserializeRow<'frame, 'metadata> for RawRow {
+    fn type_check(_: &[ColumnSpec]) -> Result<(), TypeCheckError> {
+        Ok(())
+    }
+
+    fn deserialize(row: ColumnIterator<'frame, 'metadata>) -> Result<Self, DeserializationError> {
+        let mut raw = RawRow {
+            columns: 0,
+            bytes: Vec::new(),
+        };
+        for column in row {
+            let column = column?;
+            match column.slice {
+                Some(slice) => raw.push_value(slice.as_slice()),
+                None if UNSET_WHEN_ABSENT.contains(&column.spec.name()) => raw.push(-2, &[]),
+                None => raw.push(-1, &[]),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+impl SerializeRow for RawRow {
+    fn serialize(
+        &self,
+        ctx: &RowSerializationContext<'_>,
+        writer: &mut RowWriter,
+    ) -> Result<(), SerializationError> {
+        assert_eq!(ctx.columns().len(), self.columns, "one value per marker");
+        for (len, bytes) in self.cells() {
+            let cell = writer.make_cell_writer();
+            match len {
+                -1 => {
+                    cell.set_null();
+                }
+                -2 => {
+                    cell.set_unset();
+                }
+                _ => {
+                    cell.set_value(bytes).map_err(SerializationError::new)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.columns == 0
+    }
+}
+
+/// Drops both keyspaces, the run's topics and its consumer group.
+async fn clean_up(config: &Config, raw_keyspace: &str) {
+    let session = session(config).await;
+    for keyspace in [config.store.keyspace.as_str(), raw_keyspace] {
+        if let Err(e) = session
+            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+            .await
+        {
+            eprintln!("dropping keyspace {keyspace}: {e}");
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> = client::admin_config(&config.kafka)
+        .create()
+        .expect("admin client");
+    let topics: Vec<String> = planned_topics(&config.topics)
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    if let Err(e) = admin.delete_topics(&topics, &options).await {
+        eprintln!("deleting topics: {e}");
+    }
+    let group = client::group_id(&config.kafka, auditflow_sink::SERVICE);
+    if let Err(e) = admin.delete_groups(&[&group], &options).await {
+        eprintln!("deleting group {group}: {e}");
+    }
+    println!(
+        "dropped keyspaces {} and {raw_keyspace}, {} topics and group {group}",
+        config.store.keyspace,
+        topics.len()
+    );
+}
+
+/// The machine, for the record: cores, memory, load.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let mem_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "machine: {cores} cores, {mem_gib:.1} GiB, load average {}",
+        read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
