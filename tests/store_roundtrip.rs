@@ -981,3 +981,96 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
     assert_eq!(ids(&system_trail), vec!["sys/2", "sys/3", "sys/1"]);
     drop_keyspace(&keyspace).await;
 }
+
+/// The `user_days` rows of a keyspace: (pseudonym, day, class).
+async fn user_days(keyspace: &str) -> Vec<(uuid::Uuid, chrono::NaiveDate, String)> {
+    let raw = raw_session().await;
+    raw.query_unpaged(
+        format!("SELECT pseudonym, day, class FROM {keyspace}.user_days"),
+        (),
+    )
+    .await
+    .unwrap()
+    .into_rows_result()
+    .unwrap()
+    .rows::<(uuid::Uuid, chrono::NaiveDate, String)>()
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_day_index_row_is_written_once_per_refresh_and_outlives_its_records() {
+    let (store, settings) = fresh_store("store_index_once").await;
+    let ks = &settings.keyspace;
+    let now = Utc::now();
+    let record = |n: u32| {
+        let id = format!("idx/{n}");
+        user_action(USER, id, now, "login", RetentionClass::General, "success")
+    };
+    store.write_records(&[record(1)]).await.unwrap();
+    let rows = user_days(ks).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (pseudonym, day, class) = rows[0].clone();
+
+    // Remove the index row behind the store's back: a second batch of the same user, day and
+    // class must not write it again (the store remembers it wrote it)...
+    let raw = raw_session().await;
+    let delete =
+        format!("DELETE FROM {ks}.user_days WHERE pseudonym = ? AND day = ? AND class = ?");
+    raw.query_unpaged(delete, (pseudonym, day, &class))
+        .await
+        .unwrap();
+    store.write_records(&[record(2)]).await.unwrap();
+    assert!(
+        user_days(ks).await.is_empty(),
+        "the index row was rewritten by the second batch"
+    );
+    // ...while a store that did not write it (another process, a restart) does.
+    let other = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    other.write_records(&[record(3)]).await.unwrap();
+    assert_eq!(user_days(ks).await, rows);
+
+    // An hourly subject's index cell lives a day longer than the record it indexes.
+    let unknown = subject_record(
+        Some("unknown"),
+        "idx/unknown",
+        now,
+        "login_attempt",
+        RetentionClass::Security,
+    );
+    store.write_records(&[unknown]).await.unwrap();
+    let ttls = raw
+        .query_unpaged(
+            format!(
+                "SELECT TTL(hours) FROM {ks}.user_days WHERE class = 'security' ALLOW FILTERING"
+            ),
+            (),
+        )
+        .await;
+    match ttls {
+        Ok(result) => {
+            let index_ttls: Vec<i64> = result
+                .into_rows_result()
+                .unwrap()
+                .rows::<(Option<Vec<Option<i32>>>,)>()
+                .unwrap()
+                .flat_map(|r| r.unwrap().0.unwrap_or_default())
+                .map(|t| i64::from(t.unwrap_or(0)))
+                .collect();
+            let record_ttl = read_ttl(ks, "audit_security_by_user").await;
+            assert!(!index_ttls.is_empty());
+            for index_ttl in index_ttls {
+                assert!(
+                    index_ttl > record_ttl + 86_400 - 600,
+                    "index TTL {index_ttl}, record TTL {record_ttl}"
+                );
+            }
+        }
+        // ScyllaDB and Cassandra before 5.0 cannot read the TTL of a collection's cells.
+        Err(e) => eprintln!("index TTL not readable on this server: {e}"),
+    }
+    drop_keyspace(ks).await;
+}

@@ -261,7 +261,9 @@ pub struct StoreSettings {
     pub key_cache_size: usize,
     /// A cached key is re-read after this many seconds, so `gdpr delete` takes effect everywhere.
     pub key_cache_ttl_secs: u64,
-    /// Statements in flight at once per store handle.
+    /// Statements in flight at once per store handle: all callers of one `Store` together
+    /// (e.g. the sink's concurrent batches) share this many permits, one per statement while it
+    /// is on the wire (not while it backs off before a retry). Paged reads are not counted.
     pub max_concurrency: usize,
     /// Attempts per statement on timeouts and unavailability, with exponential backoff.
     pub max_attempts: u32,

@@ -1,4 +1,5 @@
-//! A small bounded LRU with an age limit, for unwrapped data keys.
+//! A small bounded LRU with an age limit, for unwrapped data keys (and the index rows written
+//! recently, see the `index` module).
 //!
 //! Bounded so memory stays flat however many users appear; aged so a key destroyed by
 //! `gdpr delete` in another process stops being used here within `max_age`.
@@ -37,8 +38,13 @@ impl<K: Hash + Eq, V: Clone> KeyCache<K, V> {
     }
 
     pub(crate) fn put(&self, key: K, value: V) {
+        self.put_at(key, value, Instant::now());
+    }
+
+    /// Remembers `value` as of `at`: its age counts from then.
+    pub(crate) fn put_at(&self, key: K, value: V, at: Instant) {
         let mut cache = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        cache.put(key, (Instant::now(), value));
+        cache.put(key, (at, value));
     }
 
     pub(crate) fn remove(&self, key: &K) {

@@ -312,10 +312,10 @@ impl CausalityIndex {
         let mut buckets = HashSet::new();
         for r in records {
             let ttl_secs = self.store.ttl_secs(r.class);
-            expiry_limit.check(r.class, ttl_secs, now)?;
+            expiry_limit.check(r.class, self.store.longest_ttl_secs(r.class), now)?;
             let ttl = i32::try_from(ttl_secs).unwrap_or(i32::MAX);
             // A day longer than the rows it indexes, so it never expires first.
-            let index_ttl = ttl.saturating_add(86_400);
+            let index_ttl = crate::index::index_ttl(ttl);
             let day = r.day();
             let edge = |key, other_id| EdgeRow {
                 key,

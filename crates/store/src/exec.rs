@@ -4,6 +4,10 @@
 //! is briefly unavailable or overloaded. Idempotent statements are retried here with
 //! exponential backoff and jitter (100 ms doubling to 5 s), up to `[store] max_attempts`; a
 //! caller that gets a transient error after that (the sink) keeps the record and pauses.
+//!
+//! Every attempt holds one of the handle's `[store] max_concurrency` permits while it is on the
+//! wire (not while it backs off): however many batches the callers write at once, the cluster
+//! sees at most that many of this handle's statements. Paged reads are not counted.
 
 use std::time::Duration;
 
@@ -31,7 +35,12 @@ impl Store {
         let mut attempt = 1;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            match self.session.execute_unpaged(statement, values).await {
+            let attempted = {
+                // Never closed: `Store` owns it and closes nothing.
+                let _permit = self.in_flight.acquire().await;
+                self.session.execute_unpaged(statement, values).await
+            };
+            match attempted {
                 Ok(result) => return Ok(result),
                 Err(e)
                     if attempt < self.max_attempts

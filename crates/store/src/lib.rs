@@ -28,6 +28,7 @@ mod crypto;
 mod error;
 mod exec;
 mod expiry;
+mod index;
 mod keys;
 mod migrate;
 mod read;
@@ -44,7 +45,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::{Consistency, SerialConsistency};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 pub use auditflow_core::RetentionClass;
 pub use crypto::KeySource;
@@ -74,7 +75,12 @@ pub struct Store {
     ready: OnceCell<Ready>,
     user_keys: KeyCache<[u8; 32], UserKey>,
     data_keys: KeyCache<uuid::Uuid, Arc<DataKey>>,
+    /// The `user_days` rows written recently, not rewritten until their entry is stale.
+    written_index: index::WrittenIndex,
+    /// `[store] max_concurrency`: how many statements one call keeps queued for `in_flight`.
     max_concurrency: usize,
+    /// Holds `max_concurrency` permits; one per statement on the wire (see `exec`).
+    in_flight: Semaphore,
     max_attempts: u32,
     /// `[store] time_shards`: pinned by the first migration only.
     time_shards: u32,
@@ -137,7 +143,9 @@ impl Store {
             ready: OnceCell::new(),
             user_keys: KeyCache::new(settings.key_cache_size, cache_age),
             data_keys: KeyCache::new(settings.key_cache_size, cache_age),
+            written_index: index::written_index(),
             max_concurrency: settings.max_concurrency.max(1),
+            in_flight: Semaphore::new(settings.max_concurrency.clamp(1, Semaphore::MAX_PERMITS)),
             max_attempts: settings.max_attempts.max(1),
             time_shards: settings.time_shards,
             hourly_subjects: settings.hourly_subjects.clone(),

@@ -83,7 +83,7 @@ impl Store {
         // expire early cannot be stored faithfully.
         let now = Utc::now();
         for class in auditflow_core::RetentionClass::ALL {
-            expiry_limit.check(class, self.ttl_secs(class), now)?;
+            expiry_limit.check(class, self.longest_ttl_secs(class), now)?;
         }
         Ok(MigrationReport {
             keyspace: ks,

@@ -5,20 +5,26 @@
 //! - `security_by_time`, partition (day, shard), for security events and alerts, sealed again
 //!   under that row's own associated data;
 //! - `records_by_time`, partition (day, shard): its clear labels only, for reports;
-//! - `records_by_id` (where it lives: key id, day, and the hour of an hourly subject) and
-//!   `user_days` (that its user has data that day, and in which hour buckets), both with the
-//!   class's TTL so they never outlive the row they point to by more than a day.
+//! - `records_by_id` (where it lives: key id, day, and the hour of an hourly subject), with the
+//!   class's TTL;
+//! - `user_days` (that its user has data that day, and in which hour buckets), a day longer
+//!   than the class's TTL, and only when this process has not written that row within the last
+//!   hour (see the `index` module for why it still never expires first).
 //!
-//! Rows are written concurrently (bounded by `[store] max_concurrency`) and without batches:
+//! Rows are written concurrently (at most `[store] max_concurrency` statements of the whole
+//! store handle at once, see the `exec` module) and without batches:
 //! they live in different partitions, and re-delivery rewrites the same keys, so a crash
 //! between them is repaired by the re-delivery the caller's uncommitted offset guarantees.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use scylla::SerializeRow;
+use scylla::response::query_result::QueryResult;
+use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use uuid::Uuid;
 
@@ -26,6 +32,7 @@ use crate::Store;
 use crate::bucket::partition_of;
 use crate::crypto::{Aad, Subject};
 use crate::error::{Result, StoreError};
+use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
 use crate::keys::UserKey;
 use auditflow_core::RetentionClass;
 
@@ -120,9 +127,9 @@ enum Row<'a> {
             i32,
         ),
     ),
-    UserDay((Uuid, NaiveDate, &'static str, i32)),
+    UserDay(UserDayKey, (Uuid, NaiveDate, &'static str, i32)),
     /// An hourly subject's day: (TTL, {hour}, key id, day, class).
-    UserHour((i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
+    UserHour(UserDayKey, (i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
 }
 
 /// The associated data of a sealed event in a per-user table.
@@ -164,7 +171,7 @@ impl Store {
         for record in records {
             ready
                 .expiry_limit
-                .check(record.class, self.ttl_secs(record.class), now)?;
+                .check(record.class, self.longest_ttl_secs(record.class), now)?;
         }
         let keys = self.keys_for(records).await?;
 
@@ -224,13 +231,15 @@ impl Store {
                 hour.map_or(MaybeUnset::Unset, MaybeUnset::Set),
                 class_ttl,
             )));
-            if days_seen.insert((key.key_id, day, record.class, hour)) {
-                // A day longer than the rows it indexes, so it never expires first.
-                let ttl = class_ttl.saturating_add(86_400);
+            let index_key = (key.key_id, day, record.class, hour);
+            if days_seen.insert(index_key) && self.written_index.get(&index_key).is_none() {
+                let ttl = index_ttl(class_ttl);
                 let class = record.class.as_str();
                 rows.push(match hour {
-                    None => Row::UserDay((key.key_id, day, class, ttl)),
-                    Some(hour) => Row::UserHour((ttl, vec![hour], key.key_id, day, class)),
+                    None => Row::UserDay(index_key, (key.key_id, day, class, ttl)),
+                    Some(hour) => {
+                        Row::UserHour(index_key, (ttl, vec![hour], key.key_id, day, class))
+                    }
                 });
             }
         }
@@ -270,16 +279,36 @@ impl Store {
                 self.execute("write record index", &st.insert_by_id, values)
                     .await
             }
-            Row::UserDay(values) => {
-                self.execute("write user day", &st.insert_user_day, values)
+            Row::UserDay(key, values) => {
+                self.write_index(*key, "write user day", &st.insert_user_day, values)
                     .await
             }
-            Row::UserHour(values) => {
-                self.execute("write user hour", &st.add_user_hour, values)
+            Row::UserHour(key, values) => {
+                self.write_index(*key, "write user hour", &st.add_user_hour, values)
                     .await
             }
         }
         .map(|_| ())
+    }
+
+    /// Writes a `user_days` row and remembers it once written, aged from before it was sent
+    /// (see the `index` module); a failed write is not remembered.
+    async fn write_index(
+        &self,
+        key: UserDayKey,
+        context: &'static str,
+        statement: &PreparedStatement,
+        values: &impl scylla::serialize::row::SerializeRow,
+    ) -> Result<QueryResult> {
+        let sent = Instant::now();
+        let result = self.execute(context, statement, values).await?;
+        self.written_index.put_at(key, (), sent);
+        Ok(result)
+    }
+
+    /// The longest TTL a row of `class` is written with: its index rows'.
+    pub(crate) fn longest_ttl_secs(&self, class: RetentionClass) -> i64 {
+        self.ttl_secs(class) + INDEX_TTL_MARGIN_SECS
     }
 
     pub(crate) fn ttl_secs(&self, class: RetentionClass) -> i64 {
