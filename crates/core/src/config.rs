@@ -264,6 +264,8 @@ pub struct StoreSettings {
     /// Statements in flight at once per store handle: all callers of one `Store` together
     /// (e.g. the sink's concurrent batches) share this many permits, one per statement while it
     /// is on the wire (not while it backs off before a retry). Paged reads are not counted.
+    /// Default 128: the sink draining a backlog into one 2-core Cassandra node was fastest
+    /// at 128 (64: −20%, 256: −7%; BENCHMARKS.md, "Sink").
     pub max_concurrency: usize,
     /// Attempts per statement on timeouts and unavailability, with exponential backoff.
     pub max_attempts: u32,
@@ -297,7 +299,7 @@ impl Default for StoreSettings {
             insecure_dev_key: true,
             key_cache_size: 10_000,
             key_cache_ttl_secs: 300,
-            max_concurrency: 64,
+            max_concurrency: 128,
             max_attempts: 5,
             request_timeout_ms: 10_000,
             time_shards: 16,
