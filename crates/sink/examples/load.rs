@@ -21,9 +21,9 @@
 //!    (a second keyspace migrated by the store), same bound values byte for byte, ciphertexts
 //!    included, the class's TTL where the sink binds one — with prepared statements and at most
 //!    RAW_CONCURRENCY (default `[store] max_concurrency`) requests in flight: the baseline.
-//!    Each row is written once and plainly: the sink's rewrites of a `user_days` row in every
-//!    batch its user appears in, and its lightweight transaction per new user key, are not
-//!    repeated. CQL rows written are counted by the server (`system_views.local_write_latency`).
+//!    Each row is written once and plainly: the sink's hourly refresh of a `user_days` row
+//!    (the store rewrites one at most once an hour per process) and its lightweight
+//!    transaction per new user key are not repeated. CQL rows written are counted by the server (`system_views.local_write_latency`).
 //!
 //! Then drops both keyspaces, the topics and the consumer group, and prints a summary. Needs the
 //! local stack (`cargo xtask up`) and an up-to-date release binary.
