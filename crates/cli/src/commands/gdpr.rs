@@ -21,7 +21,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use auditflow_core::{Config, RetentionClass};
 use auditflow_store::{MAX_PAGE, PageToken, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -39,10 +38,7 @@ pub fn run(command: &GdprCommand, config: &Config, json: bool) -> anyhow::Result
         eprintln!("auditflow gdpr {verb}: --user must not be empty");
         return Ok(ExitCode::from(2));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
         match command {

@@ -45,10 +45,7 @@ pub fn run(args: &LoadgenArgs, config: &Config, json: bool) -> anyhow::Result<Ex
         return Ok(ExitCode::from(2));
     }
     let topic = input_topic();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let started = Instant::now();
     runtime.block_on(ensure_input_topic(config, &topic))?;
     let delivered = runtime.block_on(publish(config, &topic, args))?;

@@ -4,15 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use auditflow_core::Config;
 use auditflow_store::Store;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let report = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
         store.migrate().await

@@ -38,3 +38,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Loadgen(args) => loadgen::run(&args, &config, json),
     }
 }
+
+/// The one-thread runtime of a one-shot command (`migrate`, `query`, `trail`, `gdpr`,
+/// `report`, `topics`, `loadgen`); the long-running `run` and `demo` build a multi-thread one.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

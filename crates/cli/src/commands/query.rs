@@ -6,7 +6,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use auditflow_core::Config;
 use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,10 +21,7 @@ pub fn run(args: &QueryArgs, config: &Config, json: bool) -> anyhow::Result<Exit
             return Ok(ExitCode::from(2));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let page = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
         store

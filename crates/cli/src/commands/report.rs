@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use auditflow_core::{Config, RetentionClass};
 use auditflow_store::{MAX_PAGE, PageToken, RecordKind, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -48,10 +47,7 @@ pub fn run(command: &ReportCommand, config: &Config, json: bool) -> anyhow::Resu
     {
         return usage("--user must not be empty".into());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let report = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
         let report = match command {

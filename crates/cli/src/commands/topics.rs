@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use auditflow_core::Config;
 use auditflow_kafka::topics::{TopicStatus, ensure_topics, planned_topics};
 
@@ -16,10 +15,7 @@ pub fn run(command: TopicsCommand, config: &Config, json: bool) -> anyhow::Resul
 
 fn create(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let plan = planned_topics(&config.topics);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     let results = runtime.block_on(ensure_topics(&config.kafka, &plan))?;
     if json {
         let rows: Vec<serde_json::Value> = results

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use auditflow_causality_indexer::trail::{
     Anomaly, Cut, KnownAs, Stop, Trail, TrailLimits, TrailNode, TreeNode, walk,
 };
@@ -33,10 +33,7 @@ pub fn run(args: &TrailArgs, config: &Config, json: bool) -> anyhow::Result<Exit
             return Ok(ExitCode::from(2));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
         let index = CausalityIndex::open(Arc::new(store)).await?;
