@@ -95,12 +95,7 @@ impl Store {
     where
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let result = self.execute(context, statement, values).await?;
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| StoreError::read(context, e))?;
-        rows.maybe_first_row::<R>()
-            .map_err(|e| StoreError::read(context, e))
+        first_of(context, self.execute(context, statement, values).await?)
     }
 
     /// The first row of a one-off, unprepared read (the schema tables, `store_meta`), if any.
@@ -118,11 +113,7 @@ impl Store {
             .query_unpaged(cql, values)
             .await
             .map_err(StoreError::cql(context))?;
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| StoreError::read(context, e))?;
-        rows.maybe_first_row::<R>()
-            .map_err(|e| StoreError::read(context, e))
+        first_of(context, result)
     }
 
     /// DDL and other one-off statements (no retries: migrations are re-run as a whole).
@@ -140,4 +131,16 @@ fn jitter(backoff: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
     backoff / 4 * u32::from(byte[0]) / 255
+}
+
+/// The first row of a read's result, if any.
+fn first_of<R>(context: &'static str, result: QueryResult) -> Result<Option<R>>
+where
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    result
+        .into_rows_result()
+        .map_err(|e| StoreError::read(context, e))?
+        .maybe_first_row::<R>()
+        .map_err(|e| StoreError::read(context, e))
 }
