@@ -82,7 +82,15 @@ fn test_with_stack(
 
     let _in_use = layout.in_use()?;
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
-    let mut child = cargo_test(args)
+    // One failing test binary must not hide the others (cargo stops after the first by
+    // default); the exit code is still non-zero when anything failed.
+    let no_fail_fast = ["--no-fail-fast".to_string()];
+    let extra: &[String] = if cargo_args.contains(&no_fail_fast[0]) {
+        &[]
+    } else {
+        &no_fail_fast
+    };
+    let mut child = cargo_test(&[extra, args].concat())
         .env(KAFKA_ENV, kafka)
         .env(CQL_ENV, cql)
         .env(XTASK_ENV, xtask)
