@@ -51,14 +51,18 @@ pub const OUTPUT_SOURCE: &str = "/auditflow/classifier";
 /// Namespace of output ids (UUID v5); fixed forever, or replays would mint new ids.
 const OUTPUT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f_3c2a_8b47_4e0e_9a53_2f1c_7b6d_a4e9);
 
-/// The id of the output of type `output_type` made from the input with id `input_id`:
-/// UUID v5 over `input_id NUL output_type`. The NUL keeps `("a.b", "c")` and `("a", "b.c")`
-/// apart; one input's outputs differ in type, so they never share an id.
-pub fn output_id(input_id: &str, output_type: &str) -> String {
-    let mut name = Vec::with_capacity(input_id.len() + 1 + output_type.len());
-    name.extend_from_slice(input_id.as_bytes());
-    name.push(0);
-    name.extend_from_slice(output_type.as_bytes());
+/// The id of the output of type `output_type` made from the input with `source` and `id`
+/// (together a CloudEvent's identity, so two producers reusing an id never share outputs):
+/// UUID v5 over the three, each prefixed by its length in bytes (u64, big-endian), so no choice
+/// of values can make two different triples collide. One input's outputs differ in type, so
+/// they never share an id.
+pub fn output_id(input_source: &str, input_id: &str, output_type: &str) -> String {
+    let parts = [input_source, input_id, output_type];
+    let mut name = Vec::with_capacity(parts.iter().map(|p| 8 + p.len()).sum());
+    for part in parts {
+        name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        name.extend_from_slice(part.as_bytes());
+    }
     Uuid::new_v5(&OUTPUT_ID_NAMESPACE, &name).to_string()
 }
 
@@ -196,7 +200,7 @@ impl Classifier {
             .zip(classes)
             .map(|(record, class)| {
                 let ty = record.event_type();
-                let mut out = Event::new(output_id(&event.id, ty), OUTPUT_SOURCE, ty);
+                let mut out = Event::new(output_id(&event.source, &event.id, ty), OUTPUT_SOURCE, ty);
                 out.subject = event.subject.clone();
                 out.time = Some(time);
                 out.datacontenttype = Some("application/json".into());

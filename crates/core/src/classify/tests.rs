@@ -531,9 +531,30 @@ fn output_ids_are_deterministic_and_distinct() {
     let mut other = input("user.login.attempt", json!({"success": false}));
     other["id"] = json!("in-2");
     assert_ne!(outputs(other)[0].event.id, first[0].event.id);
-    assert_eq!(first[0].event.id, output_id("in-1", "audit.user.action"));
-    assert_ne!(output_id("a.b", "c"), output_id("a", "b.c"));
+    // SPEC section 4 (2026-12-01): the id is derived from the input's source *and* id. Pinned
+    // literals, computed independently (Python: SHA-1 over the namespace and the
+    // length-prefixed parts, RFC 9562 version 5), so a change of the derivation is caught.
+    assert_eq!(first[0].event.id, "b097d24e-8e30-5dde-9ba2-dd941fd11986");
+    assert_eq!(first[1].event.id, "2d7742ba-d47e-5e3d-8a88-a4130e03d557");
+    assert_ne!(
+        output_id("a.b", "c", "t"),
+        output_id("a", "b.c", "t"),
+        "parts never run into each other"
+    );
     assert!(Uuid::parse_str(&first[0].event.id).is_ok());
+}
+
+#[test]
+fn two_producers_reusing_an_id_get_different_output_ids() {
+    let mine = outputs(input("user.login.attempt", json!({"success": false})));
+    let mut value = input("user.login.attempt", json!({"success": false}));
+    value["source"] = json!("other");
+    let theirs = outputs(value);
+    assert_eq!(theirs[0].event.id, "ce8b8f54-3f74-595a-b6a9-96122feaf066");
+    assert_ne!(theirs[0].event.id, mine[0].event.id);
+    assert_ne!(theirs[1].event.id, mine[1].event.id);
+    // The causation stays the input's id, as SPEC section 4 says.
+    assert_eq!(ext(&theirs[0], "causationid"), "in-1");
 }
 
 #[test]
