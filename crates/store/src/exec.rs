@@ -24,6 +24,9 @@ use crate::error::{Result, StoreError, is_transient};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long one attempt of a schema change may take (see [`Store::run_ddl`]).
+const DDL_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Store {
     /// Runs a prepared statement, retrying transient failures when it is idempotent.
     pub(crate) async fn execute(
@@ -116,13 +119,28 @@ impl Store {
         first_of(context, result)
     }
 
-    /// DDL and other one-off statements (no retries: migrations are re-run as a whole).
-    pub(crate) async fn run_ddl(&self, statement: &str) -> Result<()> {
-        self.session
-            .query_unpaged(statement, ())
-            .await
-            .map(|_| ())
-            .map_err(StoreError::cql("schema change"))
+    /// A schema change. It waits for the cluster to agree on the new schema, which takes long
+    /// on a busy or large cluster (10 s timed out on a loaded two-core test machine), so each
+    /// attempt gets [`DDL_TIMEOUT`]; and since every schema change auditflow makes can be run
+    /// again (`IF NOT EXISTS`, options set to values, columns added after a check that
+    /// settles a failed `ADD`), one whose outcome a timeout left unknown is run again.
+    pub(crate) async fn run_ddl(&self, ddl: &str) -> Result<()> {
+        let mut statement = Statement::new(ddl);
+        statement.set_request_timeout(Some(DDL_TIMEOUT));
+        let mut attempt = 1;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.session.query_unpaged(statement.clone(), ()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < self.max_attempts && is_transient(&e) => {
+                    tracing::warn!(attempt, error = %e, "schema change timed out or failed, running it again");
+                    tokio::time::sleep(backoff + jitter(backoff)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    attempt += 1;
+                }
+                Err(e) => return Err(StoreError::cql("schema change")(e)),
+            }
+        }
     }
 }
 
