@@ -179,5 +179,31 @@ async fn export_delete_and_reports_through_the_binary() {
     let bad = auditflow(&keyspace, &["report", "security", "--from", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 
+    // The reserved subjects cannot be erased (SPEC section 9): exit 2, one line, and their
+    // records stay readable.
+    let unknown_login = StorableRecord {
+        event: json!({"id": "n/1", "data": {"user_id": "unknown", "ip_address": IP}}),
+        ..user_action(
+            "unknown",
+            "n/1".into(),
+            Utc::now() - Duration::minutes(5),
+            "login_attempt",
+            RetentionClass::Security,
+            "failure",
+        )
+    };
+    store.write_records(&[unknown_login]).await.unwrap();
+    for verb in ["delete", "anonymize"] {
+        for reserved in ["unknown", "system"] {
+            let refused = auditflow(&keyspace, &["gdpr", verb, "--user", reserved]);
+            assert_eq!(refused.status.code(), Some(2), "gdpr {verb} {reserved}");
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+            assert!(stderr.contains("reserved subject"), "{stderr}");
+        }
+    }
+    let unknown = auditflow_json(&keyspace, &["gdpr", "export", "--user", "unknown"]);
+    assert_eq!(unknown["audit_trail"].as_array().unwrap().len(), 1);
+
     drop_keyspace(&keyspace).await;
 }

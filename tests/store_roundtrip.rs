@@ -502,13 +502,58 @@ async fn a_destroyed_key_erases_the_user_but_keeps_the_counts() {
         .count();
     assert_eq!(keys, 1, "only bob's key remains");
 
-    // A returning user starts a new, unlinked trail.
-    store.write_records(&lifecycle(USER)[..1]).await.unwrap();
-    let again = store
+    // Erasure is final (SPEC section 9, changed 2026-12-01; this test used to expect the
+    // opposite): the user's records dated before the erasure that arrive again later — a
+    // lagging sink, a replay — are stored, and counted, but never readable again.
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    for reader in [&store, &fresh] {
+        assert!(
+            reader
+                .query_user(USER, TimeRange::default(), &[], 100, None)
+                .await
+                .unwrap()
+                .records
+                .is_empty(),
+            "a replayed record dated before the erasure must not resurrect the user"
+        );
+    }
+    let replayed = fresh.get_by_id("ali/5").await.unwrap().expect("row kept");
+    assert!(
+        replayed.event.is_none(),
+        "replayed record stored unreadable"
+    );
+    let counted = fresh
+        .records_by_time(at(20, 0, 0), at(23, 0, 0), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(counted.records.len(), 18, "still counted once each");
+    let keys_now = raw
+        .query_unpaged(
+            format!("SELECT key_id FROM {}.data_keys", settings.keyspace),
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(uuid::Uuid,)>()
+        .unwrap()
+        .count();
+    assert_eq!(keys_now, 1, "no key was created for the replayed records");
+
+    // A returning user id's activity dated after the erasure starts a new, unlinked trail.
+    let mut returning = lifecycle(USER).remove(0);
+    returning.id = "ali/returning".into();
+    returning.event_time = Utc::now() + Duration::minutes(1);
+    store
+        .write_records(std::slice::from_ref(&returning))
+        .await
+        .unwrap();
+    let again = fresh
         .query_user(USER, TimeRange::default(), &[], 100, None)
         .await
         .unwrap();
-    assert_eq!(again.records.len(), 1);
+    assert_eq!(ids(&again), ["ali/returning"]);
     drop_keyspace(&settings.keyspace).await;
 }
 
@@ -568,18 +613,29 @@ async fn a_seven_year_ttl_is_accepted_and_2038_is_never_silently_capped() {
         "TTL read back: {ttl}"
     );
     let limit = store.expiry_limit().await.unwrap();
-    eprintln!("server expiry limit: {:?}", limit.limit());
+    if std::env::var("AUDITFLOW_STACK").as_deref() != Ok("external") {
+        // The project's stack runs Cassandra 5.0 with `storage_compatibility_mode: NONE`.
+        assert_eq!(
+            limit.limit(),
+            None,
+            "the local stack stores expiry past 2038"
+        );
+    }
     drop_keyspace(&settings.keyspace).await;
 
-    // 15 years expires in 2041: kept faithfully, or refused with a clear error, never capped.
+    // 15 years expires in 2041: kept faithfully where the probe found no limit, refused with
+    // a clear error where it found one; never capped. Which case applies is the probe's
+    // finding, not whichever outcome happens.
     let fifteen = RetentionPeriods {
         security_days: 5479,
         ..RetentionPeriods::default()
     };
     let settings = self::settings(&unique_name("store_ttl15"));
     let store = Store::connect(&settings, &fifteen).await.unwrap();
-    match store.migrate().await {
-        Ok(report) => {
+    let migrated = store.migrate().await;
+    match limit.limit() {
+        None => {
+            let report = migrated.expect("no expiry limit: a 15-year retention is accepted");
             assert!(report.expiry_limit.is_none(), "{report:?}");
             store
                 .write_records(std::slice::from_ref(&record))
@@ -588,20 +644,16 @@ async fn a_seven_year_ttl_is_accepted_and_2038_is_never_silently_capped() {
             let ttl = read_ttl(&settings.keyspace, "audit_security_by_user").await;
             let wanted = 5479 * 86_400;
             assert!(
-                ttl > wanted - 600,
-                "a 2041 expiry was shortened to TTL {ttl}"
-            );
-            eprintln!(
-                "15-year TTL stored, read back {ttl} s (expires {})",
-                Utc::now() + Duration::seconds(ttl)
+                ttl > wanted - 600 && ttl <= wanted,
+                "a 2041 expiry was stored as TTL {ttl}"
             );
         }
-        Err(err) => {
+        Some(server_limit) => {
+            let err = migrated.expect_err("an expiry past the server's limit must be refused");
             assert!(
                 matches!(err, StoreError::ExpiryBeyondServerLimit { .. }),
-                "{err}"
+                "limit {server_limit}: {err}"
             );
-            eprintln!("15-year retention refused: {err}");
             assert!(
                 store
                     .write_records(std::slice::from_ref(&record))
@@ -864,9 +916,15 @@ async fn busy_non_person_subjects_are_partitioned_by_hour() {
     assert_eq!(hour_of("unk/09").await, Some(22));
     assert_eq!(hour_of("ali/4").await, None);
 
-    // `gdpr delete` works the same: the buckets become unreachable and unreadable.
-    assert!(store.destroy_user_key("unknown").await.unwrap());
-    assert!(all_pages(&store, "unknown", &[], 100).await.is_empty());
+    // The reserved subjects cannot be erased (SPEC section 9, changed 2026-12-01; this test
+    // used to erase `unknown`): their key seals the records of everyone without a user id.
+    for reserved in ["unknown", "system"] {
+        let refused = store.destroy_user_key(reserved).await;
+        assert!(
+            matches!(refused, Err(StoreError::ReservedSubject)),
+            "{reserved}: {refused:?}"
+        );
+    }
     assert!(
         store
             .get_by_id("unk/07")
@@ -874,7 +932,12 @@ async fn busy_non_person_subjects_are_partitioned_by_hour() {
             .unwrap()
             .unwrap()
             .event
-            .is_none()
+            .is_some(),
+        "a refused erasure destroys nothing"
+    );
+    assert_eq!(
+        all_pages(&store, "unknown", &[], 100).await.len(),
+        newest_first(&traffic).len()
     );
     drop_keyspace(&settings.keyspace).await;
 }
@@ -903,6 +966,10 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
         format!("ALTER TABLE {keyspace}.user_days DROP hours"),
         format!("ALTER TABLE {keyspace}.records_by_id DROP hour"),
         format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 4"),
+        // Version 5 (erased subjects) came later still.
+        format!("DROP TABLE {keyspace}.erased_subjects"),
+        format!("DROP TABLE {keyspace}.erasures_by_day"),
+        format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 5"),
     ] {
         raw.query_unpaged(ddl, ()).await.unwrap();
     }
@@ -926,8 +993,8 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
     .await
     .unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![4]);
-    assert_eq!(report.current_version, 4);
+    assert_eq!(report.applied, vec![4, 5]);
+    assert_eq!(report.current_version, 5);
     assert!(store.migrate().await.unwrap().applied.is_empty());
 
     // Old rows read as before; `unknown`'s existing key stays daily for new rows too.
@@ -1050,27 +1117,127 @@ async fn a_user_day_index_row_is_written_once_per_refresh_and_outlives_its_recor
             (),
         )
         .await;
-    match ttls {
-        Ok(result) => {
-            let index_ttls: Vec<i64> = result
-                .into_rows_result()
-                .unwrap()
-                .rows::<(Option<Vec<Option<i32>>>,)>()
-                .unwrap()
-                .flat_map(|r| r.unwrap().0.unwrap_or_default())
-                .map(|t| i64::from(t.unwrap_or(0)))
-                .collect();
-            let record_ttl = read_ttl(ks, "audit_security_by_user").await;
-            assert!(!index_ttls.is_empty());
-            for index_ttl in index_ttls {
-                assert!(
-                    index_ttl > record_ttl + 86_400 - 600,
-                    "index TTL {index_ttl}, record TTL {record_ttl}"
-                );
-            }
+    // Cassandra 5.0 (the project's stack) reads the TTL of a collection's cells; ScyllaDB and
+    // Cassandra before 5.0 cannot, so only a stack given with AUDITFLOW_STACK=external may
+    // lack it — and then says so rather than passing silently.
+    let result = match ttls {
+        Ok(result) => result,
+        Err(e) if std::env::var("AUDITFLOW_STACK").as_deref() == Ok("external") => {
+            eprintln!("NOT CHECKED: index TTL not readable on this external server: {e}");
+            drop_keyspace(ks).await;
+            return;
         }
-        // ScyllaDB and Cassandra before 5.0 cannot read the TTL of a collection's cells.
-        Err(e) => eprintln!("index TTL not readable on this server: {e}"),
+        Err(e) => panic!("reading the index TTL on the local Cassandra 5.0: {e}"),
+    };
+    let index_ttls: Vec<i64> = result
+        .into_rows_result()
+        .unwrap()
+        .rows::<(Option<Vec<Option<i32>>>,)>()
+        .unwrap()
+        .flat_map(|r| r.unwrap().0.unwrap_or_default())
+        .map(|t| i64::from(t.unwrap_or(0)))
+        .collect();
+    let record_ttl = read_ttl(ks, "audit_security_by_user").await;
+    assert!(!index_ttls.is_empty());
+    for index_ttl in index_ttls {
+        assert!(
+            index_ttl > record_ttl + 86_400 - 600,
+            "index TTL {index_ttl}, record TTL {record_ttl}"
+        );
     }
     drop_keyspace(ks).await;
+}
+
+/// The wrapped keys in the keyspace and the key ids `user_keys` points at.
+async fn key_rows(keyspace: &str) -> (BTreeSet<uuid::Uuid>, BTreeSet<uuid::Uuid>) {
+    let raw = raw_session().await;
+    let read = |cql: String| {
+        let raw = &raw;
+        async move {
+            raw.query_unpaged(cql, ())
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap()
+                .rows::<(Option<uuid::Uuid>,)>()
+                .unwrap()
+                .filter_map(|r| r.unwrap().0)
+                .collect::<BTreeSet<_>>()
+        }
+    };
+    (
+        read(format!("SELECT key_id FROM {keyspace}.data_keys")).await,
+        read(format!("SELECT key_id FROM {keyspace}.user_keys")).await,
+    )
+}
+
+/// `gdpr delete` racing a sink (another store handle, its own caches) that writes the same
+/// user's next record: whatever the interleaving, no wrapped key is left that no user row
+/// leads to (an orphan no later erasure could find), the erased records stay unreadable, and
+/// the user's activity after the erasure is readable under a new key. (The record written
+/// during the race is erased along if the sink stored it before the erasure began, and
+/// readable if after: both are right, so it is not asserted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
+    let (store, settings) = fresh_store("store_race").await;
+    let sink = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    for round in 0..12 {
+        let user = format!("racer-{round}@example.com");
+        let record = |id: &str, time| StorableRecord {
+            event: json!({"id": id, "data": {"user_id": user, "ip_address": IP}}),
+            ..user_action(
+                &user,
+                id.into(),
+                time,
+                "login_attempt",
+                RetentionClass::Security,
+                "success",
+            )
+        };
+        let old = record(&format!("race/{round}/old"), at(20, 9, round));
+        let during = record(
+            &format!("race/{round}/during"),
+            Utc::now() + Duration::minutes(1),
+        );
+        let later = record(
+            &format!("race/{round}/later"),
+            Utc::now() + Duration::minutes(2),
+        );
+        // Even rounds: the sink holds the user's key in its cache. Odd rounds: it has never
+        // seen the user, so it reads (and may have to create) the key during the race.
+        let first_writer = if round % 2 == 0 { &sink } else { &store };
+        first_writer
+            .write_records(std::slice::from_ref(&old))
+            .await
+            .unwrap();
+        let (erased, written) = tokio::join!(
+            store.destroy_user_key(&user),
+            sink.write_records(std::slice::from_ref(&during))
+        );
+        assert!(erased.unwrap(), "round {round}: the user had a key");
+        written.unwrap();
+        sink.write_records(std::slice::from_ref(&later))
+            .await
+            .unwrap();
+        let found = store
+            .query_user(&user, TimeRange::default(), &[], 10, None)
+            .await
+            .unwrap();
+        let found_ids = ids(&found);
+        assert!(
+            found_ids.contains(&later.id) && !found_ids.contains(&old.id),
+            "round {round}: {found_ids:?}"
+        );
+        assert!(found.records.iter().all(|r| r.event.is_some()));
+        let erased = store.get_by_id(&old.id).await.unwrap().expect("row kept");
+        assert!(erased.event.is_none(), "round {round}: erased stays erased");
+    }
+    let (wrapped, claimed) = key_rows(&settings.keyspace).await;
+    assert_eq!(
+        wrapped, claimed,
+        "every wrapped key is some user's, and only once"
+    );
+    drop_keyspace(&settings.keyspace).await;
 }

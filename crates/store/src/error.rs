@@ -79,6 +79,14 @@ pub enum StoreError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
 
+    /// `gdpr delete` of a subject that is not a person (`unknown`, `system`, `[store]
+    /// hourly_subjects`): their key seals the records of everyone without a user id.
+    #[error(
+        "reserved subject: `unknown`, `system` and [store] hourly_subjects file the records \
+         of many people and cannot be erased"
+    )]
+    ReservedSubject,
+
     /// A `--page` token that this store did not produce.
     #[error("invalid page token")]
     InvalidPageToken,

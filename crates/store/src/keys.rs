@@ -1,25 +1,28 @@
 //! Per-user data keys: created on a user's first record, cached, destroyed by `gdpr delete`.
 //!
-//! Two rows per user: `user_keys` (HMAC of the user id → key id) and `data_keys` (key id →
-//! wrapped key). The key id doubles as the partition pseudonym of the user's audit rows and is
-//! written in clear next to them, so rows read by time can find their key. Destroying a user
-//! deletes `data_keys` first (from then on nothing of theirs can be decrypted), then
-//! `user_keys` (from then on nothing leads from their user id to their rows); a crash in
-//! between leaves a dangling `user_keys` row that the next delete or write clears.
+//! Two rows per user: `user_keys` (HMAC of the user id → key id, and when the key was created,
+//! on the cluster's clock) and `data_keys` (key id → wrapped key). The key id doubles as the
+//! partition pseudonym of the user's audit rows and is written in clear next to them, so rows
+//! read by time can find their key. Destroying a key deletes `data_keys` first (from then on
+//! nothing sealed with it can be decrypted), then `user_keys` with a lightweight transaction
+//! that only deletes the row if it still names that key; an interrupted destruction leaves a
+//! dangling `user_keys` row that the next delete or write finishes. Every change of a
+//! `user_keys` row is a lightweight transaction (claim `IF NOT EXISTS`, delete `IF key_id = ?`),
+//! so a claim a sink makes while a key is destroyed is never lost, and no wrapped key is left
+//! that no later erasure finds. How erasure stays final: the `erasure` module.
 //!
 //! The `user_keys` row also pins whether the subject's rows are partitioned by hour (see the
 //! `bucket` module), decided once, when the key is created.
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::crypto::{DataKey, Subject};
 use crate::error::{Result, StoreError};
-use crate::migrate::lwt_applied;
 
 /// A subject's key and the pseudonym of their partitions.
 #[derive(Clone)]
@@ -28,30 +31,78 @@ pub(crate) struct UserKey {
     pub(crate) key: Arc<DataKey>,
     /// Rows in one partition per hour instead of per day.
     pub(crate) hourly: bool,
+    /// When the key was created (the cluster's clock; absent for a key that is never stored).
+    pub(crate) created_at: Option<DateTime<Utc>>,
 }
 
-/// A `user_keys` row: the key id and the hourly flag (absent on keys created before
-/// migration 4, which stay daily).
-type KeyRow = (Option<Uuid>, Option<bool>);
+impl UserKey {
+    /// A fresh key that is never stored: what a record of an erased subject dated before the
+    /// erasure is sealed with, so it is unreadable from the moment it is written.
+    pub(crate) fn throwaway(hourly: bool) -> Result<Self> {
+        Ok(Self {
+            key_id: Uuid::new_v4(),
+            key: Arc::new(DataKey::generate()?),
+            hourly,
+            created_at: None,
+        })
+    }
+
+    /// Whether the key predates an erasure at `erased_at`, and so is (being) destroyed.
+    pub(crate) fn predates(&self, erased_at: Option<DateTime<Utc>>) -> bool {
+        erased_at.is_some_and(|e| self.created_at.is_none_or(|c| c <= e))
+    }
+}
+
+/// What a subject's records dated from its last erasure on are sealed with.
+pub(crate) enum WriteKey {
+    Live(UserKey),
+    /// The subject was erased (again) since the caller looked: at this time.
+    ErasedMeanwhile(DateTime<Utc>),
+}
+
+/// A `user_keys` row: the key id, the hourly flag (absent on keys created before migration 4,
+/// which stay daily) and when the key was created.
+type KeyRow = (Option<Uuid>, Option<bool>, Option<DateTime<Utc>>);
 
 impl Store {
-    /// The subject's key, created (exactly once cluster-wide) on first use.
-    pub(crate) async fn key_for_write(&self, subject: Subject<'_>) -> Result<UserKey> {
+    /// The key for the subject's records dated from `erased_at` (the subject's last erasure,
+    /// as the caller knows it) on; created (exactly once cluster-wide) on first use. A key from
+    /// before that erasure is never returned: its destruction is finished here.
+    pub(crate) async fn key_for_write(
+        &self,
+        subject: Subject<'_>,
+        erased_at: Option<DateTime<Utc>>,
+    ) -> Result<WriteKey> {
         let user_ref = self.keyring.user_ref(subject);
         if let Some(key) = self.user_keys.get(&user_ref) {
-            return Ok(key);
+            if !key.predates(erased_at) {
+                return Ok(WriteKey::Live(key));
+            }
+            self.user_keys.remove(&user_ref);
         }
         for _ in 0..self.max_attempts {
             match self.load_user_key(&user_ref, false).await? {
-                Lookup::Found(key) => return Ok(self.remember(user_ref, key)),
-                Lookup::Dangling => self.forget_user_ref(&user_ref).await?,
+                Lookup::Found(key) if !key.predates(erased_at) => {
+                    return Ok(WriteKey::Live(self.remember(user_ref, key)));
+                }
+                Lookup::Found(key) => self.finish_erasure(&user_ref, key.key_id).await?,
+                Lookup::Dangling(key_id) => self.finish_erasure(&user_ref, key_id).await?,
                 Lookup::Absent => {}
+            }
+            // Read after `user_keys`: an erasure that removed the key is seen here, so a key
+            // created now can only postdate it (the `erasure` module's ordering).
+            if let Subject::User(_) = subject {
+                let now = self.read_erased_at(&user_ref).await?;
+                if now > erased_at {
+                    return Ok(WriteKey::ErasedMeanwhile(now.unwrap_or_default()));
+                }
             }
             if let Some(key) = self
                 .create_user_key(&user_ref, self.is_hourly(subject))
                 .await?
+                && !key.predates(erased_at)
             {
-                return Ok(self.remember(user_ref, key));
+                return Ok(WriteKey::Live(self.remember(user_ref, key)));
             }
         }
         Err(StoreError::Read {
@@ -68,7 +119,7 @@ impl Store {
         }
         Ok(match self.load_user_key(&user_ref, false).await? {
             Lookup::Found(key) => Some(self.remember(user_ref, key)),
-            Lookup::Dangling | Lookup::Absent => None,
+            Lookup::Dangling(_) | Lookup::Absent => None,
         })
     }
 
@@ -89,14 +140,11 @@ impl Store {
         Ok(Some(key))
     }
 
-    /// Crypto-shreds a user: afterwards none of their stored personal data can be decrypted
-    /// and no query finds them. Returns whether they had a key. Idempotent.
-    ///
-    /// Other processes may still hold the key in their caches for up to
-    /// `[store] key_cache_ttl_secs`.
-    pub async fn destroy_user_key(&self, user_id: &str) -> Result<bool> {
-        let user_ref = self.keyring.user_ref(Subject::User(user_id));
-        self.user_keys.remove(&user_ref);
+    /// The subject's `user_keys` row as a lightweight transaction sees it: key id and creation.
+    pub(crate) async fn current_key_row(
+        &self,
+        user_ref: &[u8; 32],
+    ) -> Result<Option<(Uuid, Option<DateTime<Utc>>)>> {
         let st = &self.ready().await?.statements;
         let row = self
             .first_row::<KeyRow>(
@@ -105,31 +153,12 @@ impl Store {
                 &(user_ref.to_vec(),),
             )
             .await?;
-        let Some((Some(key_id), _)) = row else {
-            return Ok(false);
-        };
-        self.data_keys.remove(&key_id);
-        self.execute("destroy data key", &st.delete_data_key, &(key_id,))
-            .await?;
-        self.forget_user_ref(&user_ref).await?;
-        Ok(true)
-    }
-
-    async fn forget_user_ref(&self, user_ref: &[u8; 32]) -> Result<()> {
-        let st = &self.ready().await?.statements;
-        self.execute(
-            "delete user key",
-            &st.delete_user_key,
-            &(user_ref.to_vec(),),
-        )
-        .await?;
-        self.user_keys.remove(user_ref);
-        Ok(())
+        Ok(row.and_then(|(key_id, _, created_at)| key_id.map(|k| (k, created_at))))
     }
 
     /// Whether a subject first seen now gets hour buckets: the configured
     /// `[store] hourly_subjects`, and records naming no user (one shared key for all of them).
-    fn is_hourly(&self, subject: Subject<'_>) -> bool {
+    pub(crate) fn is_hourly(&self, subject: Subject<'_>) -> bool {
         match subject {
             Subject::User(id) => self.hourly_subjects.iter().any(|s| s == id),
             Subject::NoUser => true,
@@ -152,7 +181,7 @@ impl Store {
         let row = self
             .first_row::<KeyRow>("read user key", select, &(user_ref.to_vec(),))
             .await?;
-        let Some((Some(key_id), hourly)) = row else {
+        let Some((Some(key_id), hourly, created_at)) = row else {
             return Ok(Lookup::Absent);
         };
         Ok(match self.data_key(key_id).await? {
@@ -160,8 +189,9 @@ impl Store {
                 key_id,
                 key,
                 hourly: hourly.unwrap_or(false),
+                created_at,
             }),
-            None => Lookup::Dangling,
+            None => Lookup::Dangling(key_id),
         })
     }
 
@@ -174,6 +204,8 @@ impl Store {
         let key_id = Uuid::new_v4();
         let now = CqlTimestamp(Utc::now().timestamp_millis());
         let wrapped = self.keyring.wrap(key_id, &key);
+        // The claim's `created_at` is the cluster's clock (`toTimestamp(now())`), like an
+        // erasure's: the two are compared (the `erasure` module).
         // Daily keys leave the column unset, exactly like keys created before migration 4.
         let flag = if hourly {
             MaybeUnset::Set(true)
@@ -188,18 +220,12 @@ impl Store {
         .await?;
         let claimed = self
             .session
-            .execute_unpaged(&st.insert_user_key, (user_ref.to_vec(), key_id, now, flag))
+            .execute_unpaged(&st.insert_user_key, (user_ref.to_vec(), key_id, flag))
             .await;
         match claimed {
-            Ok(result) => {
-                if lwt_applied(result)? {
-                    return Ok(Some(UserKey {
-                        key_id,
-                        key: Arc::new(key),
-                        hourly,
-                    }));
-                }
-            }
+            // Applied or not, the serial read below gives the winner (and the creation time,
+            // which is the server's).
+            Ok(_) => {}
             // The transaction's outcome is unknown: the serial read below settles it.
             Err(e) if crate::error::is_transient(&e) => {
                 tracing::warn!(error = %e, "user key transaction timed out; reading back")
@@ -220,14 +246,14 @@ impl Store {
                 }
                 Ok(Some(winner))
             }
-            Lookup::Dangling | Lookup::Absent => Ok(None),
+            Lookup::Dangling(_) | Lookup::Absent => Ok(None),
         }
     }
 }
 
 enum Lookup {
     Found(UserKey),
-    /// The user reference points at a destroyed key: an interrupted `gdpr delete`.
-    Dangling,
+    /// The user reference points at this destroyed key: an interrupted `gdpr delete`.
+    Dangling(Uuid),
     Absent,
 }

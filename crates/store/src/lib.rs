@@ -13,6 +13,8 @@
 //!   so re-delivery overwrites, never duplicates;
 //! - no DELETE is ever issued against a time-series table; the only deletes are of a user's
 //!   key rows ([`Store::destroy_user_key`]) and of the migration lock;
+//! - erasure is final: a record of an erased subject dated before the erasure is never sealed
+//!   under a readable key again, however late it arrives (the `erasure` module);
 //! - partitions are bounded: per user and day (per hour for busy non-person subjects such as
 //!   `unknown`, see the `bucket` module), per day and shard, per record id, per user (days
 //!   with data, bounded by the retention period).
@@ -25,6 +27,7 @@ mod bucket;
 mod cache;
 pub mod causality;
 mod crypto;
+mod erasure;
 mod error;
 mod exec;
 mod expiry;
@@ -49,6 +52,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 pub use auditflow_core::RetentionClass;
 pub use crypto::KeySource;
+pub use erasure::{RESERVED_SUBJECTS, is_reserved_subject};
 pub use error::{Result, StoreError};
 pub use expiry::ExpiryLimit;
 pub use migrate::MigrationReport;
@@ -75,6 +79,12 @@ pub struct Store {
     ready: OnceCell<Ready>,
     user_keys: KeyCache<[u8; 32], UserKey>,
     data_keys: KeyCache<uuid::Uuid, Arc<DataKey>>,
+    /// When each subject was last erased (`None`: never), as last read or polled.
+    erased: KeyCache<[u8; 32], Option<chrono::DateTime<chrono::Utc>>>,
+    /// The erasures this process has applied to its caches (see the `erasure` module).
+    erasure_watch: erasure::ErasureWatch,
+    /// `[store] key_cache_ttl_secs`: the oldest a cached key or erasure may be.
+    cache_age: chrono::Duration,
     /// The `user_days` rows written recently, not rewritten until their entry is stale.
     written_index: index::WrittenIndex,
     /// `[store] max_concurrency`: how many statements one call keeps queued for `in_flight`.
@@ -143,6 +153,9 @@ impl Store {
             ready: OnceCell::new(),
             user_keys: KeyCache::new(settings.key_cache_size, cache_age),
             data_keys: KeyCache::new(settings.key_cache_size, cache_age),
+            erased: KeyCache::new(settings.key_cache_size, cache_age),
+            erasure_watch: erasure::ErasureWatch::new(),
+            cache_age: chrono::Duration::from_std(cache_age).unwrap_or(chrono::Duration::MAX),
             written_index: index::written_index(),
             max_concurrency: settings.max_concurrency.max(1),
             in_flight: Semaphore::new(settings.max_concurrency.clamp(1, Semaphore::MAX_PERMITS)),

@@ -11,6 +11,8 @@
 //! | `user_days` | pseudonym | day DESC, class | which partitions hold a user's records, so reads never scan; `hours`: the hour buckets written, for an hourly subject (migration 4) |
 //! | `user_keys` | user_ref | | HMAC(user id) → key id, `hourly` (migration 4); deleted by `gdpr delete` |
 //! | `data_keys` | key_id | | the wrapped data key; deleted by `gdpr delete` |
+//! | `erased_subjects` | user_ref | | when `gdpr delete` last erased the subject (migration 5): records dated before it stay unreadable |
+//! | `erasures_by_day` | day | erased_at, user_ref | recent erasures, a week, for running sinks to drop cached keys (migration 5) |
 //! | `store_meta`, `schema_migrations`, `schema_lock` | | | master-key check, expiry probe, applied versions, migration lock |
 //!
 //! The `pseudonym` of a user's rows is the random id of their data key, not a function of
@@ -34,7 +36,7 @@ use auditflow_core::RetentionClass;
 use crate::record::class_table;
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 4;
+pub(crate) const LATEST_VERSION: i32 = 5;
 
 /// Shards per day of the by-time tables in keyspaces migrated before the count was pinned in
 /// `store_meta` (`[store] time_shards` is pinned at the first migration: the count is part of
@@ -153,6 +155,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         statements: |_| Vec::new(),
         columns: V4_COLUMNS,
     },
+    Migration {
+        version: 5,
+        description: "erased subjects: erasure is final",
+        statements: v5,
+        columns: &[],
+    },
 ];
 
 /// Hour buckets (see the `bucket` module). Absent values mean what they meant before: a key
@@ -245,6 +253,31 @@ fn v3(p: &SchemaParams) -> Vec<String> {
          'compaction_window_unit': 'DAYS', 'compaction_window_size': '{}'}}",
         window_days(shortest)
     )]
+}
+
+/// How long an erasure stays in `erasures_by_day`, where running sinks notice it (they poll
+/// the last minutes after every write; a week covers any clock skew and restart).
+pub(crate) const ERASURE_LOG_TTL_SECS: i64 = 7 * 86_400;
+
+/// Erasure is final (SPEC section 9, the `erasure` module): `erased_subjects` remembers, by
+/// keyed pseudonym (HMAC of the user id, as `user_keys`), when a subject was last erased, so a
+/// record of theirs dated before it that arrives later is never sealed under a readable key
+/// again. Kept for good, like a suppression list: it is what keeps the erasure true.
+/// `erasures_by_day` lists recent erasures by time, for running sinks to drop cached keys.
+fn v5(p: &SchemaParams) -> Vec<String> {
+    let ks = p.keyspace;
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.erased_subjects (\
+               user_ref blob PRIMARY KEY, erased_at timestamp)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.erasures_by_day (\
+               day date, erased_at timestamp, user_ref blob, \
+               PRIMARY KEY ((day), erased_at, user_ref)) \
+             WITH default_time_to_live = {ERASURE_LOG_TTL_SECS}"
+        ),
+    ]
 }
 
 /// Created before the migration lock can be taken, so outside any migration.

@@ -39,6 +39,10 @@ pub(crate) struct Statements {
     pub(crate) select_data_key: PreparedStatement,
     pub(crate) insert_data_key: PreparedStatement,
     pub(crate) delete_data_key: PreparedStatement,
+    pub(crate) select_erased: PreparedStatement,
+    pub(crate) insert_erased: PreparedStatement,
+    pub(crate) insert_erasure_log: PreparedStatement,
+    pub(crate) select_erasure_log: PreparedStatement,
 }
 
 pub(crate) fn class_index(class: RetentionClass) -> usize {
@@ -87,7 +91,7 @@ impl Statements {
         // One read, prepared twice: at the configured consistency, and at LOCAL_SERIAL,
         // which sees what a lightweight transaction (`insert_user_key`) decided.
         let select_user_key =
-            format!("SELECT key_id, hourly FROM {ks}.user_keys WHERE user_ref = ?");
+            format!("SELECT key_id, hourly, created_at FROM {ks}.user_keys WHERE user_ref = ?");
         Ok(Self {
             class,
             insert_by_time: p(
@@ -168,7 +172,7 @@ impl Statements {
             insert_user_key: p(
                 format!(
                     "INSERT INTO {ks}.user_keys (user_ref, key_id, created_at, hourly) \
-                     VALUES (?, ?, ?, ?) IF NOT EXISTS"
+                     VALUES (?, ?, toTimestamp(now()), ?) IF NOT EXISTS"
                 ),
                 false,
             )
@@ -178,8 +182,13 @@ impl Statements {
                 s.set_consistency(scylla::statement::Consistency::LocalSerial);
                 s
             },
-            delete_user_key: p(format!("DELETE FROM {ks}.user_keys WHERE user_ref = ?"), true)
-                .await?,
+            // Only if the row still names the key being destroyed: a key claimed meanwhile
+            // stays (the `erasure` module). A lightweight transaction, like the claim.
+            delete_user_key: p(
+                format!("DELETE FROM {ks}.user_keys WHERE user_ref = ? IF key_id = ?"),
+                false,
+            )
+            .await?,
             select_data_key: p(
                 format!("SELECT wrapped_key FROM {ks}.data_keys WHERE key_id = ?"),
                 true,
@@ -194,6 +203,36 @@ impl Statements {
             .await?,
             delete_data_key: p(format!("DELETE FROM {ks}.data_keys WHERE key_id = ?"), true)
                 .await?,
+            select_erased: p(
+                format!("SELECT erased_at FROM {ks}.erased_subjects WHERE user_ref = ?"),
+                true,
+            )
+            .await?,
+            // The cluster's clock, as for a key's creation; re-running it only moves the
+            // erasure later, which erases no less.
+            insert_erased: p(
+                format!(
+                    "INSERT INTO {ks}.erased_subjects (user_ref, erased_at) \
+                     VALUES (?, toTimestamp(now()))"
+                ),
+                true,
+            )
+            .await?,
+            insert_erasure_log: p(
+                format!(
+                    "INSERT INTO {ks}.erasures_by_day (day, erased_at, user_ref) VALUES (?, ?, ?)"
+                ),
+                true,
+            )
+            .await?,
+            select_erasure_log: p(
+                format!(
+                    "SELECT erased_at, user_ref FROM {ks}.erasures_by_day \
+                     WHERE day = ? AND erased_at > ?"
+                ),
+                true,
+            )
+            .await?,
         })
     }
 }

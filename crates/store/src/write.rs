@@ -33,7 +33,7 @@ use crate::bucket::partition_of;
 use crate::crypto::{Aad, Subject};
 use crate::error::{Result, StoreError};
 use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
-use crate::keys::UserKey;
+use crate::keys::{UserKey, WriteKey};
 use auditflow_core::RetentionClass;
 
 use crate::record::{Labels, StorableRecord, class_table};
@@ -159,6 +159,11 @@ impl Store {
     /// Stores a batch; all of it or an error. Idempotent: writing the same records again
     /// leaves the same rows. On a transient error (see [`StoreError::is_transient`]) some rows
     /// may be written: write the batch again.
+    ///
+    /// A record of an erased subject dated before the erasure is stored unreadable (the
+    /// `erasure` module). After writing, the batch checks for erasures that landed while it was
+    /// in flight: records of such a subject dated from the erasure on were sealed under the
+    /// key being destroyed, and are written again under the subject's next key.
     pub async fn write_records(&self, records: &[StorableRecord]) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -173,12 +178,44 @@ impl Store {
                 .expiry_limit
                 .check(record.class, self.longest_ttl_secs(record.class), now)?;
         }
-        let keys = self.keys_for(records).await?;
+        let mut pending: Vec<&StorableRecord> = records.iter().collect();
+        for _ in 0..self.max_attempts {
+            let plan = self.seal_plan(&pending).await?;
+            self.write_sealed(ready, &pending, &plan).await?;
+            self.poll_erasures().await?;
+            let mut again = Vec::new();
+            for (subject, keys) in &plan {
+                let erased_at = self.erased_at(*subject).await?;
+                if let Some(erased) = erased_at.filter(|_| erased_at > keys.erased_at) {
+                    again.extend(
+                        pending
+                            .iter()
+                            .filter(|r| subject_of(r) == *subject && r.event_time >= erased),
+                    );
+                }
+            }
+            if again.is_empty() {
+                return Ok(());
+            }
+            pending = again;
+        }
+        Err(StoreError::Read {
+            context: "write records",
+            detail: "their subjects kept being erased while they were written".into(),
+        })
+    }
 
+    /// Writes `records` sealed as `plan` says.
+    async fn write_sealed(
+        &self,
+        ready: &crate::Ready,
+        records: &[&StorableRecord],
+        plan: &HashMap<Subject<'_>, SubjectKeys>,
+    ) -> Result<()> {
         let mut rows = Vec::with_capacity(records.len() * 3);
         let mut days_seen = HashSet::new();
-        for record in records {
-            let key = &keys[&subject_of(record)];
+        for record in records.iter().copied() {
+            let (key, indexed) = plan[&subject_of(record)].for_record(record)?;
             let plaintext = serde_json::to_vec(&record.event)
                 .map_err(|e| StoreError::InvalidRecord(format!("event not serializable: {e}")))?;
             let day = record.day();
@@ -232,7 +269,10 @@ impl Store {
                 class_ttl,
             )));
             let index_key = (key.key_id, day, record.class, hour);
-            if days_seen.insert(index_key) && self.written_index.get(&index_key).is_none() {
+            if indexed
+                && days_seen.insert(index_key)
+                && self.written_index.get(&index_key).is_none()
+            {
                 let ttl = index_ttl(class_ttl);
                 let class = record.class.as_str();
                 rows.push(match hour {
@@ -319,16 +359,22 @@ impl Store {
         schema::ttl_seconds(params.ttl_days(class))
     }
 
-    /// One key per distinct subject of the batch, fetched or created concurrently.
-    async fn keys_for<'r>(
+    /// How each distinct subject of the batch is sealed, worked out concurrently.
+    async fn seal_plan<'r>(
         &self,
-        records: &'r [StorableRecord],
-    ) -> Result<HashMap<Subject<'r>, UserKey>> {
-        let subjects: HashSet<Subject<'r>> = records.iter().map(subject_of).collect();
-        let lookups: Vec<BoxedKey<'_, 'r>> = subjects
+        records: &[&'r StorableRecord],
+    ) -> Result<HashMap<Subject<'r>, SubjectKeys>> {
+        let mut times: HashMap<Subject<'r>, Vec<DateTime<Utc>>> = HashMap::new();
+        for record in records {
+            times
+                .entry(subject_of(record))
+                .or_default()
+                .push(record.event_time);
+        }
+        let lookups: Vec<BoxedKeys<'_, 'r>> = times
             .into_iter()
-            .map(|subject| -> BoxedKey<'_, 'r> {
-                Box::pin(async move { Ok((subject, self.key_for_write(subject).await?)) })
+            .map(|(subject, times)| -> BoxedKeys<'_, 'r> {
+                Box::pin(async move { Ok((subject, self.subject_keys(subject, &times).await?)) })
             })
             .collect();
         futures::stream::iter(lookups)
@@ -336,10 +382,76 @@ impl Store {
             .try_collect()
             .await
     }
+
+    /// The keys a subject's records dated at `times` need: its live key for those dated from
+    /// its last erasure on, a throwaway key for those dated before it.
+    async fn subject_keys(
+        &self,
+        subject: Subject<'_>,
+        times: &[DateTime<Utc>],
+    ) -> Result<SubjectKeys> {
+        let mut erased_at = self.erased_at(subject).await?;
+        for _ in 0..self.max_attempts {
+            let after = |t: &DateTime<Utc>| erased_at.is_none_or(|e| *t >= e);
+            let live = if times.iter().any(after) {
+                match self.key_for_write(subject, erased_at).await? {
+                    WriteKey::Live(key) => Some(key),
+                    WriteKey::ErasedMeanwhile(at) => {
+                        erased_at = Some(at);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let shredded = if times.iter().all(after) {
+                None
+            } else {
+                Some(UserKey::throwaway(self.is_hourly(subject))?)
+            };
+            return Ok(SubjectKeys {
+                erased_at,
+                live,
+                shredded,
+            });
+        }
+        Err(StoreError::Read {
+            context: "create data key",
+            detail: "the subject kept being erased".into(),
+        })
+    }
+}
+
+/// How one subject's records of a batch are sealed.
+struct SubjectKeys {
+    /// The subject's last erasure, as known when the keys were chosen.
+    erased_at: Option<DateTime<Utc>>,
+    /// For records dated from `erased_at` on (all of them when never erased).
+    live: Option<UserKey>,
+    /// For records dated before `erased_at`: never stored, so they are unreadable at once.
+    shredded: Option<UserKey>,
+}
+
+impl SubjectKeys {
+    /// The key for `record`, and whether the record is indexed under it in `user_days`
+    /// (a shredded record is reachable from no user).
+    fn for_record(&self, record: &StorableRecord) -> Result<(&UserKey, bool)> {
+        let before_erasure = self.erased_at.is_some_and(|e| record.event_time < e);
+        let key = if before_erasure {
+            self.shredded.as_ref().map(|k| (k, false))
+        } else {
+            self.live.as_ref().map(|k| (k, true))
+        };
+        key.ok_or_else(|| StoreError::Read {
+            context: "write records",
+            detail: "no key was chosen for a record".into(),
+        })
+    }
 }
 
 type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-type BoxedKey<'a, 'r> = Pin<Box<dyn Future<Output = Result<(Subject<'r>, UserKey)>> + Send + 'a>>;
+type BoxedKeys<'a, 'r> =
+    Pin<Box<dyn Future<Output = Result<(Subject<'r>, SubjectKeys)>> + Send + 'a>>;
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {

@@ -6,7 +6,12 @@
 //!   (per class: how many records, the retention period, the oldest and newest record).
 //! - **delete** crypto-shreds the user ([`Store::destroy_user_key`]): their data key is
 //!   destroyed, so no stored byte of theirs can be decrypted and nothing leads from their user id
-//!   to their rows any more. The rows themselves stay until their TTL: the time-series tables
+//!   to their rows any more. Erasure is final: the store remembers the erasure (by keyed
+//!   pseudonym), and records of the user dated before it that arrive later (a lagging sink, a
+//!   replay, a re-driven dead letter) are stored unreadable; records dated after it start a
+//!   new trail, unlinked from the erased one. The reserved subjects (`unknown`, `system` and
+//!   `[store] hourly_subjects`) are refused with exit code 2: their keys seal the records of
+//!   everyone without a user id. The rows themselves stay until their TTL: the time-series tables
 //!   never see a DELETE, and their clear, non-personal labels (kind, action, outcome, risk,
 //!   severity, class) keep security and financial records countable in reports. Erasing a user
 //!   of whom nothing is stored is a success (exit 0): the end state the request asks for holds.
@@ -22,7 +27,7 @@
 use std::process::ExitCode;
 
 use auditflow_core::{Config, RetentionClass};
-use auditflow_store::{MAX_PAGE, PageToken, Store, StoredRecord, TimeRange};
+use auditflow_store::{MAX_PAGE, PageToken, Store, StoredRecord, TimeRange, is_reserved_subject};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -36,6 +41,13 @@ pub fn run(command: &GdprCommand, config: &Config, json: bool) -> anyhow::Result
     };
     if user.is_empty() {
         eprintln!("auditflow gdpr {verb}: --user must not be empty");
+        return Ok(ExitCode::from(2));
+    }
+    if verb != "export" && is_reserved_subject(&config.store.hourly_subjects, user) {
+        eprintln!(
+            "auditflow gdpr {verb}: {user:?} is a reserved subject (`unknown`, `system`, [store] \
+             hourly_subjects): it files the records of many people and cannot be erased"
+        );
         return Ok(ExitCode::from(2));
     }
     let runtime = super::runtime()?;

@@ -200,7 +200,8 @@ impl Classifier {
             .zip(classes)
             .map(|(record, class)| {
                 let ty = record.event_type();
-                let mut out = Event::new(output_id(&event.source, &event.id, ty), OUTPUT_SOURCE, ty);
+                let mut out =
+                    Event::new(output_id(&event.source, &event.id, ty), OUTPUT_SOURCE, ty);
                 out.subject = event.subject.clone();
                 out.time = Some(time);
                 out.datacontenttype = Some("application/json".into());
