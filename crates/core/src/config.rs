@@ -19,6 +19,27 @@ mod loader;
 
 pub use loader::ENV_PREFIX;
 
+/// Whether a configured server address (`host:port`, `[v6]:port`, or a bare host) names this
+/// machine: an IP loopback address or `localhost`. Anything else — another address, any other
+/// host name — may be reached over a network. Built-in development secrets are only used when
+/// every server a service talks to is loopback (a pure function of the text: no lookups).
+pub fn is_loopback_address(address: &str) -> bool {
+    let address = address.trim();
+    let host = match address.parse::<std::net::SocketAddr>() {
+        Ok(socket) => return socket.ip().is_loopback(),
+        Err(_) => match address.rsplit_once(':') {
+            // `host:port`, but not a bare IPv6 address (more than one colon).
+            Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
+            _ => address,
+        },
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -255,7 +276,9 @@ pub struct StoreSettings {
     /// Environment variable holding the master key as 64 hex digits; wins over the file.
     pub master_key_env: String,
     /// With neither a key file nor the variable set, use the built-in, publicly known
-    /// development key (local stack and tests only; the store warns). Set `false` in production.
+    /// development key — only when every one of `nodes` is a loopback address (the local
+    /// stack and tests; the store warns); against any other cluster the store refuses to
+    /// start. Set `false` in production to refuse even on loopback.
     pub insecure_dev_key: bool,
     /// How many unwrapped per-user data keys are cached (LRU).
     pub key_cache_size: usize,
@@ -385,6 +408,40 @@ impl Default for SecuritySettings {
             max_keys: 100_000,
             max_events_per_key: 1_000,
             max_evidence: 100,
+        }
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::is_loopback_address;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for local in [
+            "127.0.0.1:9042",
+            "127.0.0.1",
+            "127.1.2.3:9092",
+            "localhost:9042",
+            "LOCALHOST",
+            "[::1]:9042",
+            "::1",
+            " 127.0.0.1:9042 ",
+        ] {
+            assert!(is_loopback_address(local), "{local}");
+        }
+        for remote in [
+            "10.0.0.5:9042",
+            "scylla:9042",
+            "scylla-0.scylla.svc.cluster.local:9042",
+            "[2001:db8::1]:9042",
+            "2001:db8::1",
+            "localhost.example.com:9042",
+            "127.0.0.1.nip.io:9042",
+            "0.0.0.0:9042",
+            "",
+        ] {
+            assert!(!is_loopback_address(remote), "{remote}");
         }
     }
 }

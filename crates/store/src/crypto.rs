@@ -64,14 +64,25 @@ impl MasterKey {
                 .map_err(|why| StoreError::MasterKey(format!("{}: {why}", path.display())))?;
             return Ok((key, KeySource::File));
         }
-        if settings.insecure_dev_key {
+        let remote = settings
+            .nodes
+            .iter()
+            .any(|node| !auditflow_core::config::is_loopback_address(node));
+        if settings.insecure_dev_key && !remote {
             return Ok((
                 Self::insecure_development_key(),
                 KeySource::InsecureDevelopmentKey,
             ));
         }
+        // A deployment that forgot its key must not seal everything with a published one.
+        let why = if settings.insecure_dev_key {
+            "the built-in development key is only used when every [store] nodes address is \
+             loopback"
+        } else {
+            "none configured"
+        };
         Err(StoreError::MasterKey(format!(
-            "none configured: set ${} or [store] master_key_file (64 hex digits)",
+            "{why}: set ${} or [store] master_key_file (64 hex digits)",
             settings.master_key_env
         )))
     }
@@ -368,5 +379,29 @@ mod tests {
         let err = MasterKey::from_hex(&secret).err().unwrap();
         assert!(!err.contains("zz"));
         assert!(MasterKey::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn the_development_key_is_only_used_against_a_loopback_cluster() {
+        let settings = |nodes: &[&str]| StoreSettings {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            // No key from this process's environment.
+            master_key_env: String::new(),
+            ..StoreSettings::default()
+        };
+        let local = MasterKey::load(&settings(&["127.0.0.1:9042", "[::1]:9042"]));
+        assert!(matches!(local, Ok((_, KeySource::InsecureDevelopmentKey))));
+        for remote in [&["scylla:9042"][..], &["127.0.0.1:9042", "10.1.2.3:9042"]] {
+            let Err(StoreError::MasterKey(why)) = MasterKey::load(&settings(remote)) else {
+                panic!("{remote:?}: the public key was accepted for a remote cluster");
+            };
+            assert!(why.contains("master_key_file"), "names the setting: {why}");
+            assert!(!why.contains('\n'), "one line: {why}");
+        }
+        let refused = StoreSettings {
+            insecure_dev_key: false,
+            ..settings(&["127.0.0.1:9042"])
+        };
+        assert!(MasterKey::load(&refused).is_err());
     }
 }
