@@ -1241,3 +1241,20 @@ async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
     );
     drop_keyspace(&settings.keyspace).await;
 }
+
+/// The local stack gives "nothing lost" with one node: its commit log syncs before a write is
+/// acknowledged (`group`), which the store reads back from the server, so the sink starts
+/// without the durability warning. (A periodic one-replica cluster is warned about: the
+/// store crate's unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_stack_acknowledges_only_durable_writes() {
+    let (store, settings) = fresh_store("store_durable").await;
+    let durability = store.durability().await.unwrap();
+    assert_eq!(durability.replication_factor, 1, "{durability:?}");
+    assert_eq!(durability.acknowledging_replicas, 1, "{durability:?}");
+    if std::env::var("AUDITFLOW_STACK").as_deref() != Ok("external") {
+        assert_eq!(durability.commitlog_sync.as_deref(), Some("group"));
+        assert_eq!(durability.warning(), None);
+    }
+    drop_keyspace(&settings.keyspace).await;
+}

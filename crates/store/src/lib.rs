@@ -27,6 +27,7 @@ mod bucket;
 mod cache;
 pub mod causality;
 mod crypto;
+mod durability;
 mod erasure;
 mod error;
 mod exec;
@@ -52,6 +53,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 pub use auditflow_core::RetentionClass;
 pub use crypto::KeySource;
+pub use durability::Durability;
 pub use erasure::{RESERVED_SUBJECTS, is_reserved_subject};
 pub use error::{Result, StoreError};
 pub use expiry::ExpiryLimit;
@@ -72,6 +74,8 @@ pub struct Store {
     session: Session,
     keyspace: String,
     replication: std::collections::BTreeMap<String, String>,
+    /// `[store] consistency` of reads and writes.
+    consistency: Consistency,
     retention: RetentionPeriods,
     keyring: Keyring,
     key_source: KeySource,
@@ -147,6 +151,7 @@ impl Store {
             session,
             keyspace: settings.keyspace.clone(),
             replication: settings.replication.clone(),
+            consistency,
             retention: retention.clone(),
             keyring: Keyring::new(&master),
             key_source,

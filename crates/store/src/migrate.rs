@@ -41,7 +41,8 @@ pub struct MigrationReport {
 
 impl Store {
     /// How a service that writes opens the store: connect, warn when personal data would be
-    /// sealed with the public development key, and migrate (idempotent), logging the outcome.
+    /// sealed with the public development key, migrate (idempotent), and warn when the
+    /// cluster can lose an acknowledged write (the `durability` module), logging the outcome.
     pub async fn open_for_service(
         service: &str,
         settings: &StoreSettings,
@@ -56,6 +57,16 @@ impl Store {
             );
         }
         let report = store.migrate().await?;
+        match store.durability().await {
+            Ok(durability) => {
+                if let Some(warning) = durability.warning() {
+                    tracing::warn!(service, keyspace = %report.keyspace, "{warning}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(service, error = %e, "could not read the keyspace's durability")
+            }
+        }
         tracing::info!(
             service,
             keyspace = %report.keyspace,
