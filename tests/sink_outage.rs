@@ -29,8 +29,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use auditflow_store::Store;
 use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use scylla::client::session_builder::SessionBuilder;
 
 const CQL_PORT: u16 = 19042;
@@ -227,6 +231,63 @@ fn port_refuses(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()
 }
 
+/// The ids of the records of `topic` below each partition's offset in `below`.
+fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "auditflow-tests-outage-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in below.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut left: BTreeMap<i32, i64> = below.clone();
+    left.retain(|_, end| *end > 0);
+    let mut ids = BTreeSet::new();
+    let started = Instant::now();
+    while !left.is_empty() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "reading {topic} below {below:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message.expect("consuming");
+        let Some(end) = left.get(&m.partition()).copied() else {
+            continue;
+        };
+        if m.offset() < end {
+            let value: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            ids.insert(value["id"].as_str().expect("id").to_owned());
+        }
+        if m.offset() + 1 >= end {
+            left.remove(&m.partition());
+        }
+    }
+    ids
+}
+
+/// Every `records_by_id` row on `nodes`.
+async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
+    session_at(nodes)
+        .await
+        .query_unpaged(format!("SELECT event_id FROM {keyspace}.records_by_id"), ())
+        .await
+        .expect("reading records_by_id")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("event ids")
+        .map(|r| r.expect("event id").0)
+        .collect()
+}
+
 /// The last lines of the node's log, for a failure message.
 fn tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
@@ -280,15 +341,22 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
 
     let (shutdown, mut task) = start_sink(&setup.config);
     let keyspace = setup.config.store.keyspace.clone();
+    let topic = setup.config.topics.user_action.clone();
+    // The crash lands once the sink has committed offsets (so there are acknowledged records
+    // to lose) and while the stream is still going (so it is mid-stream).
     let waiting = Instant::now();
-    while stored_or_zero_at(&nodes, &keyspace).await == 0 {
+    while kafka::committed(&setup.bootstrap, &setup.group(), &topic)
+        .values()
+        .sum::<i64>()
+        == 0
+    {
         if task.is_finished() {
             let outcome = (&mut task).await;
-            panic!("the sink stopped before storing anything: {outcome:?}");
+            panic!("the sink stopped before committing anything: {outcome:?}");
         }
         assert!(
             waiting.elapsed() < DEADLINE,
-            "timed out waiting for the sink to store something"
+            "timed out waiting for the sink to commit something"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -309,13 +377,35 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
 
     let down = killed.elapsed();
     let produced_while_down = produced.load(Ordering::SeqCst) - produced_at_kill;
+    // What the sink committed while the node was down: nothing can be acknowledged after the
+    // kill, so every record below these offsets was acknowledged by the node before it.
+    let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
+    let acknowledged = ids_below(&setup.bootstrap, &topic, &committed_before_restart);
+    assert!(!acknowledged.is_empty(), "the crash came before any commit");
+    assert!(
+        acknowledged.len() < TOTAL,
+        "the crash came after the whole stream was committed"
+    );
     let restart = node.boot().await;
     let after_restart = stored_or_zero_at(&nodes, &keyspace).await;
+    // The promise itself (SPEC section 6): a record whose offset was committed is in the
+    // database, also after the database crashed. With `commitlog_sync: periodic` this failed.
+    let stored_after_restart = stored_id_set(&nodes, &keyspace).await;
+    let lost: Vec<&String> = acknowledged.difference(&stored_after_restart).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} records whose offsets were committed before the crash are not stored after \
+         the restart (committed {committed_before_restart:?}), e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(5)]
+    );
     eprintln!(
         "killed the node with {before_kill} stored and {produced_at_kill} produced; down \
-         {:.1} s, {produced_while_down} produced meanwhile; answering again {:.1} s after its \
-         restart, holding {after_restart}",
+         {:.1} s, {produced_while_down} produced meanwhile; {} committed before the restart, \
+         all stored; answering again {:.1} s after its restart, holding {after_restart}",
         down.as_secs_f32(),
+        acknowledged.len(),
         restart.as_secs_f32()
     );
     assert!(
