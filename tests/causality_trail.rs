@@ -10,7 +10,7 @@ mod common;
 
 use auditflow_causality_indexer::trail::{KnownAs, Trail, TrailLimits, TreeNode, walk};
 use auditflow_core::classify::Classified;
-use auditflow_core::detect::{Detector, Mode, Observation, OutputStream};
+use auditflow_core::detect::{Detector, IdSecret, Mode, Observation, OutputStream};
 use auditflow_core::{Classifier, Config, Event};
 use chrono::Utc;
 use common::*;
@@ -42,7 +42,7 @@ fn inputs() -> Vec<Vec<u8>> {
 /// the blocklist left out (the indexer does not read it).
 fn pipeline(config: &Config) -> Vec<(String, Event)> {
     let classifier = Classifier::new(config).expect("classifier");
-    let mut detector = Detector::new(&config.security).expect("detector");
+    let mut detector = Detector::new(&config.security, IdSecret::development()).expect("detector");
     let mut out = Vec::new();
     for line in inputs() {
         let Classified::Emit(outputs) = classifier.classify_structured(&line, Utc::now()) else {
@@ -50,7 +50,7 @@ fn pipeline(config: &Config) -> Vec<(String, Event)> {
         };
         for o in outputs {
             if let Some(obs) = Observation::from_event(&o.event, Utc::now()).expect("observable") {
-                for d in detector.observe(&obs, Mode::Live) {
+                for d in detector.observe(&obs, Mode::Live, Utc::now()) {
                     if d.stream() != OutputStream::Blocklist {
                         let event = d.to_event().expect("not a tombstone");
                         out.push((d.topic(&config.topics).to_owned(), event));

@@ -7,9 +7,16 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 fn auditflow(args: &[&str], stdin: &str) -> Output {
+    auditflow_with(args, stdin, &[])
+}
+
+/// Runs the binary with `env` set (and no id secret or config from the caller's environment).
+fn auditflow_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_auditflow"))
         .args(args)
         .env_remove("AUDITFLOW_CONFIG")
+        .env_remove("AUDITFLOW_ID_SECRET")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -351,10 +358,14 @@ fn bare_cloudevents_and_bad_lines() {
     assert!(out.status.success());
     let lines = parse_lines(&out.stdout);
     assert_eq!(lines[0]["value"]["data"]["rule"], "privilege_escalation");
+    // The detail is the core parser's, passed through as it is.
+    let detail = auditflow_core::envelope::parse_structured(b"not json", &Default::default())
+        .unwrap_err()
+        .detail;
+    assert!(!detail.is_empty());
     assert_eq!(
         lines[1],
-        json!({"topic": "audit.dlq", "error": "invalid_json",
-                                "detail": lines[1]["detail"], "line": 2})
+        json!({"topic": "audit.dlq", "error": "invalid_json", "detail": detail, "line": 2})
     );
     assert_eq!(lines[2]["error"], "schema_violation");
     assert_eq!(lines[2]["line"], 3);
@@ -364,4 +375,137 @@ fn bare_cloudevents_and_bad_lines() {
         stderr.contains("4 lines") && stderr.contains("1 ignored"),
         "{stderr}"
     );
+}
+
+/// What `auditflow classify` makes of `events`, as its stdout.
+fn classified(events: &[Value]) -> String {
+    let out = auditflow(&["classify"], &ndjson(events));
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn ids(stdout: &[u8]) -> Vec<String> {
+    parse_lines(stdout)
+        .iter()
+        .filter_map(|l| l["value"]["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn ids_are_keyed_by_the_id_secret_as_in_the_service() {
+    let events: Vec<Value> = (0..21)
+        .map(|i| failed_login(i, "alice", "203.0.113.5"))
+        .collect();
+    let input = classified(&events);
+    let secret = "5e".repeat(32);
+
+    // Without a secret: the public development one, said once on stderr.
+    let dev = auditflow_with(&["detect"], &input, &[]);
+    assert!(dev.status.success());
+    let stderr = String::from_utf8_lossy(&dev.stderr);
+    assert_eq!(
+        stderr.matches("PUBLIC development id secret").count(),
+        1,
+        "{stderr}"
+    );
+    let keyed = auditflow_with(&["detect"], &input, &[("AUDITFLOW_ID_SECRET", &secret)]);
+    assert!(keyed.status.success());
+    assert!(!String::from_utf8_lossy(&keyed.stderr).contains("development id secret"));
+    let (dev_ids, keyed_ids) = (ids(&dev.stdout), ids(&keyed.stdout));
+    assert_eq!(dev_ids.len(), 6, "3 alerts, 2 actions, 1 blocklist entry");
+    assert_eq!(keyed_ids.len(), 6);
+    assert!(
+        dev_ids.iter().all(|id| !keyed_ids.contains(id)),
+        "another secret, other ids"
+    );
+
+    // The engine the service runs, under the same secret, gives the same ids.
+    let config = auditflow_core::Config::default();
+    let mut engine = auditflow_core::detect::Detector::new(
+        &config.security,
+        auditflow_core::detect::IdSecret::from_hex(&secret).unwrap(),
+    )
+    .unwrap();
+    let mut expected = Vec::new();
+    for line in input.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        if record["topic"] != "audit.security.event" {
+            continue;
+        }
+        let event =
+            auditflow_core::Event::from_json_object(record["value"].as_object().unwrap().clone())
+                .unwrap();
+        let obs = auditflow_core::detect::Observation::from_event(&event, chrono::Utc::now())
+            .unwrap()
+            .unwrap();
+        for out in engine.observe(&obs, auditflow_core::detect::Mode::Live, chrono::Utc::now()) {
+            expected.extend(out.to_event().map(|e| e.id));
+        }
+    }
+    assert_eq!(keyed_ids, expected);
+
+    // A secret that is not 64 hex digits is bad usage, named, never echoed.
+    let bad = auditflow_with(&["detect"], "", &[("AUDITFLOW_ID_SECRET", "sekrit")]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("AUDITFLOW_ID_SECRET") && !stderr.contains("sekrit"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ipv6_sources_are_counted_and_blocked_by_their_64() {
+    // Three spellings of addresses in one /64, and an IPv4-mapped address elsewhere.
+    let spellings = [
+        "2001:DB8:0:7::1",
+        "2001:db8:0:7::2",
+        "2001:0db8:0000:0007:ffff::1",
+    ];
+    let events: Vec<Value> = (0..21)
+        .map(|i| failed_login(i, "alice", spellings[i as usize % 3]))
+        .collect();
+    let lines = classify_then_detect(&events, &[]);
+    let alerts = on(&lines, "security.alerts");
+    assert_eq!(alerts.len(), 3, "{lines:#?}");
+    for alert in &alerts {
+        assert_eq!(alert["key"], "2001:db8:0:7::/64");
+        assert_eq!(alert["value"]["data"]["source_ip"], "2001:db8:0:7::/64");
+    }
+    let block = on(&lines, "security.actions")[0];
+    assert_eq!(block["value"]["data"]["ip"], "2001:db8:0:7::/64");
+    assert_eq!(
+        on(&lines, "security.blocklist")[0]["key"],
+        "2001:db8:0:7::/64"
+    );
+
+    let events: Vec<Value> = (0..6)
+        .map(|i| failed_login(i, "alice", ["10.9.8.7", "::ffff:10.9.8.7"][i as usize % 2]))
+        .collect();
+    let alerts = classify_then_detect(&events, &[]);
+    assert_eq!(alerts.len(), 1, "6 failures from one source: medium");
+    assert_eq!(alerts[0]["value"]["data"]["source_ip"], "10.9.8.7");
+}
+
+#[test]
+fn a_far_future_failure_is_counted_and_said() {
+    let mut events: Vec<Value> = (0..21)
+        .map(|i| failed_login(i, "alice", "203.0.113.5"))
+        .collect();
+    events[10]["time"] = "9999-01-01T00:00:00Z".into();
+    let out = auditflow(&["detect", "--json"], &classified(&events));
+    assert!(out.status.success());
+    let levels: Vec<Value> = parse_lines(&out.stdout)
+        .iter()
+        .filter(|l| l["topic"] == "security.alerts")
+        .map(|l| l["value"]["data"]["level"].clone())
+        .collect();
+    assert_eq!(levels, ["medium", "high", "critical"]);
+    let summary: Value = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .expect("a JSON summary on stderr");
+    // The login attempt's user action and its security event.
+    assert_eq!(summary["future_dated"], 2);
+    assert_eq!(summary["too_late"], 0);
 }

@@ -382,6 +382,24 @@ pub struct SecuritySettings {
     pub max_events_per_key: usize,
     /// At most this many event ids are listed as an alert's evidence (the newest).
     pub max_evidence: usize,
+    /// Detection's clock never runs ahead of the wall clock by more than this (SPEC section 7):
+    /// an event dated further ahead of when it was received is still audited and judged, but
+    /// at the partition's current time, and moves no clock, lifts no block, evicts nothing.
+    pub max_clock_skew_secs: u64,
+    /// Memory bound: user ids and user agents the engine keeps (keys, distinct users, known
+    /// agents) longer than this many bytes are kept as their first bytes and a hash of the
+    /// whole, so distinct values stay distinct. At least 66.
+    pub max_key_bytes: usize,
+    /// Memory bound: bytes one detector (one owned input partition) may hold in windows,
+    /// baselines and blocks; beyond it the stalest keys are evicted first (counted as evicted).
+    pub max_state_bytes: usize,
+    /// File holding the secret alert and action ids are derived under (64 hex digits); every
+    /// monitor instance must share it (SPEC section 7).
+    pub id_secret_file: Option<std::path::PathBuf>,
+    /// Environment variable holding that secret as 64 hex digits; wins over the file. With
+    /// neither, a public development secret is used, and only when every `[kafka]`
+    /// bootstrap server is a loopback address (`auditflow detect`, offline, always may).
+    pub id_secret_env: String,
 }
 
 impl Default for SecuritySettings {
@@ -408,6 +426,11 @@ impl Default for SecuritySettings {
             max_keys: 100_000,
             max_events_per_key: 1_000,
             max_evidence: 100,
+            max_clock_skew_secs: 300,
+            max_key_bytes: 256,
+            max_state_bytes: 32 * 1024 * 1024,
+            id_secret_file: None,
+            id_secret_env: "AUDITFLOW_ID_SECRET".into(),
         }
     }
 }

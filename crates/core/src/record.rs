@@ -6,11 +6,13 @@
 //! audit topics (security monitor, sink) use [`AuditRecord::from_event`] to get the same types
 //! back.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::detect::ip::source_key_of;
 use crate::envelope::{Event, Reason, Rejection};
 
 /// CloudEvents type of a user action record.
@@ -189,14 +191,19 @@ impl AuditRecord {
     /// else the user id, for security events — so one ip's (or one user's) records stay in
     /// order on one partition. A security event with neither is keyed `system`, like a system
     /// action without a user.
-    pub fn kafka_key(&self) -> &str {
+    ///
+    /// The source ip as the security monitor counts it (SPEC section 7): canonical, and an
+    /// IPv6 address by its /64 ([`source_key`]). The monitor keeps one detector per input
+    /// partition, so every spelling of one source must land on one partition: `2001:DB8::1`,
+    /// `2001:db8::1` and `2001:db8::2` are keyed `2001:db8::/64`. Text that is no ip address is
+    /// no source ip: such an event is keyed by its user id.
+    pub fn kafka_key(&self) -> Cow<'_, str> {
         match self {
-            AuditRecord::SecurityEvent(r) => r
-                .source_ip
-                .as_deref()
-                .or(r.user_id.as_deref())
-                .unwrap_or("system"),
-            other => other.user_id().unwrap_or("system"),
+            AuditRecord::SecurityEvent(r) => match r.source_ip.as_deref().and_then(source_key_of) {
+                Some(source) => Cow::Owned(source),
+                None => Cow::Borrowed(r.user_id.as_deref().unwrap_or("system")),
+            },
+            other => Cow::Borrowed(other.user_id().unwrap_or("system")),
         }
     }
 
@@ -293,6 +300,26 @@ mod tests {
             json!({"event_type": "e", "severity": "info", "details": {}, "blocked": false})
         );
         assert_eq!(event.kafka_key(), "system");
+    }
+
+    #[test]
+    fn security_events_are_keyed_by_their_canonical_source() {
+        let keyed = |ip: Option<&str>, user: Option<&str>| {
+            let mut event = SecurityEvent::new("failed_login", Severity::Warning, Map::new());
+            event.source_ip = ip.map(str::to_owned);
+            event.user_id = user.map(str::to_owned);
+            AuditRecord::SecurityEvent(event).kafka_key().into_owned()
+        };
+        assert_eq!(keyed(Some("::ffff:10.0.0.1"), None), "10.0.0.1");
+        assert_eq!(keyed(Some("2001:DB8::1"), None), "2001:db8::/64");
+        assert_eq!(keyed(Some("2001:db8::2"), None), "2001:db8::/64");
+        assert_eq!(
+            keyed(Some("hot"), Some("alice")),
+            "alice",
+            "no ip: the user"
+        );
+        assert_eq!(keyed(Some("hot"), None), "system");
+        assert_eq!(keyed(None, Some("alice")), "alice");
     }
 
     #[test]

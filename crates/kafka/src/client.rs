@@ -51,6 +51,19 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
     config
 }
 
+/// A reader of a whole (compacted) topic by assignment, in no group: `read_committed`, from
+/// the beginning, committing nothing (the [`table`](crate::table) module).
+pub fn table_reader_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = with_properties(settings, &[("queued.max.messages.kbytes", "16384")]);
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed");
+    config
+}
+
 /// A transactional producer (which implies idempotence and `acks=all`).
 pub fn transactional_producer_config(
     settings: &KafkaSettings,

@@ -20,6 +20,7 @@
 //! | [`metrics`], [`health`], [`http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
 //! | [`topics`] | creating SPEC section 1's topics, idempotently |
+//! | [`table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
 //!
 //! # Design
 //!
@@ -87,6 +88,7 @@ pub mod metrics;
 pub mod rebalance;
 pub mod record;
 pub mod shutdown;
+pub mod table;
 pub mod topics;
 pub mod transactional;
 pub mod watermark;
@@ -98,5 +100,6 @@ pub use metrics::{Metrics, Outcome, ServiceMetrics};
 pub use rebalance::{Assignment, HarnessContext};
 pub use record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 pub use shutdown::Shutdown;
+pub use table::{TableEvent, TableFollower};
 pub use transactional::{LoopSpec, Rewind, Transform};
 pub use watermark::{OffsetLedger, Watermark};

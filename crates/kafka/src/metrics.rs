@@ -64,8 +64,11 @@ struct Families {
     end_to_end: HistogramVec,
     transactions: IntCounterVec,
     too_late: IntCounterVec,
+    future_dated: IntCounterVec,
+    unparsable_ips: IntCounterVec,
     evicted_keys: IntCounterVec,
     tracked_keys: IntGaugeVec,
+    state_bytes: IntGaugeVec,
     active_blocks: IntGaugeVec,
     alerts: IntCounterVec,
     actions: IntCounterVec,
@@ -80,7 +83,12 @@ struct Families {
 pub struct EngineCounts {
     /// Events further behind their key than the grace period: not judged by the rules there.
     pub too_late: u64,
-    /// Keys dropped from the windows, idle or at the `max_keys` cap.
+    /// Events dated further ahead than the allowed clock skew: judged at the detector's
+    /// clock, which they did not move.
+    pub future_dated: u64,
+    /// Events naming an ip that is not an ip address (no source ip, never a key).
+    pub unparsable_ips: u64,
+    /// Keys dropped from the windows: idle, or the stalest at the `max_keys` or byte cap.
     pub evicted_keys: u64,
     /// Alerts raised, by rule and level.
     pub alerts: BTreeMap<(Rule, ThreatLevel), u64>,
@@ -90,12 +98,16 @@ pub struct EngineCounts {
     pub tracked_keys: usize,
     /// Ips blocked now (blocklist entries whose tombstone has not gone out yet).
     pub active_blocks: usize,
+    /// What the engine's state weighs now, in bytes.
+    pub state_bytes: usize,
 }
 
 impl EngineCounts {
     /// Adds `later`'s counters to these and takes its snapshot.
     pub fn merge(&mut self, later: EngineCounts) {
         self.too_late += later.too_late;
+        self.future_dated += later.future_dated;
+        self.unparsable_ips += later.unparsable_ips;
         self.evicted_keys += later.evicted_keys;
         for (key, n) in later.alerts {
             *self.alerts.entry(key).or_default() += n;
@@ -105,6 +117,7 @@ impl EngineCounts {
         }
         self.tracked_keys = later.tracked_keys;
         self.active_blocks = later.active_blocks;
+        self.state_bytes = later.state_bytes;
     }
 }
 
@@ -203,9 +216,19 @@ impl Metrics {
                 "Events further behind their key's newest event than the grace period, not judged by the rules keyed there.",
                 &["service"],
             )?,
+            future_dated: counter(
+                "auditflow_detect_future_dated_total",
+                "Events dated further ahead than max_clock_skew_secs: judged at the detector's clock, which they did not move.",
+                &["service"],
+            )?,
+            unparsable_ips: counter(
+                "auditflow_detect_unparsable_ips_total",
+                "Events whose ip is not an ip address: no source ip, never a key.",
+                &["service"],
+            )?,
             evicted_keys: counter(
                 "auditflow_detect_evicted_keys_total",
-                "Keys (ips, users) dropped from the detection windows: idle, or the stalest at the max_keys cap.",
+                "Keys (ips, users) dropped from the detection windows: idle, or the stalest at the max_keys or max_state_bytes cap.",
                 &["service"],
             )?,
             tracked_keys: gauge(
@@ -216,6 +239,11 @@ impl Metrics {
             active_blocks: gauge(
                 "auditflow_detect_active_blocks",
                 "Ips blocked now: blocklist entries whose tombstone has not gone out yet.",
+                &["service"],
+            )?,
+            state_bytes: gauge(
+                "auditflow_detect_state_bytes",
+                "What the detection windows, baselines and blocks weigh now, over every owned partition.",
                 &["service"],
             )?,
             alerts: counter(
@@ -353,6 +381,12 @@ impl ServiceMetrics {
         f.too_late
             .with_label_values(&[service])
             .inc_by(counts.too_late);
+        f.future_dated
+            .with_label_values(&[service])
+            .inc_by(counts.future_dated);
+        f.unparsable_ips
+            .with_label_values(&[service])
+            .inc_by(counts.unparsable_ips);
         f.evicted_keys
             .with_label_values(&[service])
             .inc_by(counts.evicted_keys);
@@ -370,6 +404,9 @@ impl ServiceMetrics {
         f.active_blocks
             .with_label_values(&[service])
             .set(counts.active_blocks as i64);
+        f.state_bytes
+            .with_label_values(&[service])
+            .set(counts.state_bytes as i64);
     }
 
     /// Lag from librdkafka's statistics: last stable offset (what a `read_committed` reader can
@@ -468,6 +505,8 @@ mod tests {
         let m = metrics.service("security-monitor");
         let mut counts = EngineCounts {
             too_late: 2,
+            future_dated: 4,
+            unparsable_ips: 1,
             evicted_keys: 1,
             tracked_keys: 7,
             active_blocks: 1,
@@ -479,7 +518,9 @@ mod tests {
         counts.actions.insert("block_ip", 1);
         let mut later = EngineCounts {
             too_late: 1,
+            future_dated: 1,
             tracked_keys: 3,
+            state_bytes: 4096,
             ..Default::default()
         };
         later
@@ -490,8 +531,11 @@ mod tests {
         let text = metrics.render();
         for series in [
             r#"auditflow_detect_too_late_total{service="security-monitor"} 3"#,
+            r#"auditflow_detect_future_dated_total{service="security-monitor"} 5"#,
+            r#"auditflow_detect_unparsable_ips_total{service="security-monitor"} 1"#,
             r#"auditflow_detect_evicted_keys_total{service="security-monitor"} 1"#,
             r#"auditflow_detect_tracked_keys{service="security-monitor"} 3"#,
+            r#"auditflow_detect_state_bytes{service="security-monitor"} 4096"#,
             r#"auditflow_detect_active_blocks{service="security-monitor"} 0"#,
             r#"auditflow_detect_alerts_total{level="critical",rule="brute_force",service="security-monitor"} 3"#,
             r#"auditflow_detect_actions_total{action="block_ip",service="security-monitor"} 1"#,

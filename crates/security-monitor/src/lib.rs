@@ -8,15 +8,21 @@
 //!
 //! What this crate is not: it holds no detection logic (that is `auditflow_core::detect`) and
 //! no consumer loop (that is `auditflow_kafka::transactional`); [`SecurityMonitor`] is the
-//! glue between them. See [`monitor`] for how state follows partitions and survives restarts.
+//! glue between them. See [`monitor`] for how state follows partitions and survives restarts,
+//! and how instances share one blocklist; [`secret`] for the key of the alert and action ids.
 
 pub mod monitor;
+pub mod secret;
+
+use std::sync::{Arc, Mutex};
 
 use auditflow_core::Config;
+use auditflow_core::detect::blocklist::BlocklistView;
 use auditflow_kafka::transactional::{self, LoopSpec};
-use auditflow_kafka::{Health, Metrics, Shutdown, topics};
+use auditflow_kafka::{Health, Metrics, Shutdown, TableEvent, TableFollower, topics};
 
 pub use monitor::SecurityMonitor;
+pub use secret::{DevelopmentSecret, SecretError, SecretSource};
 
 /// The service name: group id suffix, metric label, `auditflow.service` header.
 pub const SERVICE: &str = "security-monitor";
@@ -27,19 +33,33 @@ pub enum Error {
     #[error(transparent)]
     Settings(#[from] auditflow_core::detect::DetectError),
     #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
     Kafka(#[from] auditflow_kafka::Error),
 }
 
-/// Runs the security monitor until `shutdown`: creates the topics auditflow writes (idempotent;
-/// its inputs are the classifier's outputs, and the blocklist must be compacted), then consumes
-/// `audit.security.event` and `audit.user.action` in group `<group_prefix>security-monitor`.
+/// Runs the security monitor until `shutdown`: loads the id secret (refusing to start without
+/// one unless the cluster is on loopback), creates the topics auditflow writes (idempotent;
+/// its inputs are the classifier's outputs, and the blocklist must be compacted), follows the
+/// blocklist, then consumes `audit.security.event` and `audit.user.action` in group
+/// `<group_prefix>security-monitor`.
 pub async fn run(
     config: &Config,
     metrics: &Metrics,
     health: &Health,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let monitor = SecurityMonitor::new(config)?;
+    let (secret, source) = secret::load(config, DevelopmentSecret::IfLoopback)?;
+    match source {
+        SecretSource::Development => tracing::warn!(
+            service = SERVICE,
+            "alert and action ids use the PUBLIC development id secret (the cluster is on \
+             loopback): set [security] id_secret_file or ${} for real data",
+            config.security.id_secret_env
+        ),
+        source => tracing::info!(service = SERVICE, ?source, "id secret loaded"),
+    }
+    let monitor = SecurityMonitor::new(config, secret)?;
     let spec = LoopSpec::for_service(
         SERVICE,
         vec![
@@ -50,6 +70,23 @@ pub async fn run(
     );
     let readiness = health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-    transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await?;
+    let view = Arc::new(Mutex::new(BlocklistView::new(monitor::view_capacity(
+        &config.security,
+    ))));
+    let follower = {
+        let view = view.clone();
+        TableFollower::start(&config.kafka, &config.topics.blocklist, move |event| {
+            let mut view = monitor::lock(&view);
+            match event {
+                TableEvent::Record { key, value } => view.apply(key, value),
+                TableEvent::CaughtUp => view.mark_loaded(),
+            }
+        })?
+    };
+    let monitor = monitor.with_view(view);
+    let result =
+        transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await;
+    drop(follower);
+    result?;
     Ok(())
 }

@@ -30,16 +30,42 @@
 //! redone, or a block re-armed by a replay after its tombstone was written): on the compacted
 //! blocklist a second tombstone for an ip changes nothing.
 //!
+//! # One blocklist for every partition and instance
+//! An ip can be blocked from several partitions — failed logins on the security-event topic,
+//! impossible travel or privilege escalation on user-action partitions — owned by several
+//! instances. Each instance follows the compacted blocklist topic (`read_committed`, on a
+//! thread of its own: [`TableFollower`](auditflow_kafka::TableFollower)) into a
+//! [`BlocklistView`], and settles every blocklist record a detector makes against the other
+//! detectors it owns and that view ([`blocklist::settle`]): an upsert carries the longest
+//! expiry standing for the ip, and a tombstone is written only when no longer block stands.
+//! Views lag behind the topic by about a transaction, so two instances can still cross (a
+//! shorter upsert over a longer one, a tombstone while another instance holds a longer
+//! block): every tick, an instance that sees such a record for an ip it blocks longer writes
+//! its entry again ([`blocklist::restore`]); after each (re)assignment it compares every block
+//! it holds with the view once. Alerts and actions never depend on the view: they stay a
+//! function of the input, with the same ids on every replay.
+//!
+//! # Event times and the wall clock
+//! The record timestamp (set by the classifier's producer) is when an event was received; an
+//! event dated more than `max_clock_skew_secs` after it (or after the wall clock) is judged at
+//! the partition's clock without moving it (`auditflow_core::detect`, "Events dated in the
+//! future"). Replays use the same record timestamps, so they decide as the live run did.
+//!
 //! # Metrics
 //! [`Transform::take_engine_counts`] hands the loop the engines' counters of live judgements
-//! (too-late events, evicted keys, alerts by rule and level, actions by kind) and the keys and
-//! blocks held now, for the `auditflow_detect_*` families.
+//! (too-late, future-dated and unparsable-ip events, evicted keys, alerts by rule and level,
+//! actions by kind) and the keys, blocks and bytes held now, for the `auditflow_detect_*`
+//! families.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use auditflow_core::Config;
-use auditflow_core::config::{Limits, Topics};
-use auditflow_core::detect::{DetectError, Detector, InputKind, Mode, Observation, Output};
+use auditflow_core::config::{Limits, SecuritySettings, Topics};
+use auditflow_core::detect::blocklist::{self, BlocklistView};
+use auditflow_core::detect::{
+    DetectError, Detector, IdSecret, InputKind, Mode, Observation, Output,
+};
 use auditflow_core::envelope::decode_record;
 use auditflow_kafka::metrics::EngineCounts;
 use auditflow_kafka::transactional::{Rewind, Transform};
@@ -62,21 +88,40 @@ pub struct SecurityMonitor {
     now_ms: fn() -> i64,
     /// Counters of live judgements since the loop last took them.
     counts: EngineCounts,
+    /// The blocklist topic as last read, shared with the thread that follows it (`None`:
+    /// this instance's detectors are all there is, as in unit tests).
+    view: Option<Arc<Mutex<BlocklistView>>>,
+    /// Compare every held block with the view at the next tick (set on each assignment).
+    restore_all: bool,
+}
+
+/// How many ips a [`BlocklistView`] remembers: every block every partition could hold.
+pub fn view_capacity(security: &SecuritySettings) -> usize {
+    security.max_keys.saturating_mul(64)
+}
+
+/// Locks a mutex, also one a panicking thread poisoned (the view is rebuilt from the topic).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SecurityMonitor {
-    /// Validates the `[security]` settings.
-    pub fn new(config: &Config) -> Result<Self, DetectError> {
+    /// Validates the `[security]` settings; ids are derived under `secret`.
+    pub fn new(config: &Config, secret: IdSecret) -> Result<Self, DetectError> {
         let security = &config.security;
         let lookback_secs = security.rebuild_lookback_secs;
         Ok(Self {
             topics: config.topics.clone(),
             limits: config.limits.clone(),
-            fresh: Detector::new(security)?,
+            fresh: Detector::new(security, secret)?,
             detectors: HashMap::new(),
             lookback_ms: i64::try_from(lookback_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             now_ms: || Utc::now().timestamp_millis(),
             counts: EngineCounts::default(),
+            view: None,
+            restore_all: false,
         })
     }
 
@@ -84,6 +129,17 @@ impl SecurityMonitor {
     pub fn with_clock(mut self, now_ms: fn() -> i64) -> Self {
         self.now_ms = now_ms;
         self
+    }
+
+    /// Settles blocklist records against `view`, the blocklist topic as another thread reads
+    /// it (see the module doc).
+    pub fn with_view(mut self, view: Arc<Mutex<BlocklistView>>) -> Self {
+        self.view = Some(view);
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis((self.now_ms)()).unwrap_or_default()
     }
 
     /// Partitions with a detector, i.e. owned.
@@ -104,16 +160,65 @@ impl SecurityMonitor {
             |r: auditflow_core::Rejection| DeadLetter::new(r.reason.as_str(), r.detail);
         let event =
             decode_record(headers, record.payload(), &self.limits).map_err(to_dead_letter)?;
-        // SPEC section 2: without `time`, the record timestamp is the event time.
-        let fallback = record
+        // SPEC section 2: without `time`, the record timestamp is the event time; it is also
+        // when the event was received, which bounds how far ahead `time` may be.
+        let received = record
             .timestamp_ms
             .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or_else(|| {
-                DateTime::from_timestamp_millis((self.now_ms)()).unwrap_or_default()
-            });
-        Observation::from_event_as(kind, &event, fallback)
+            .unwrap_or_else(|| self.now());
+        Observation::from_event_as(kind, &event, received)
             .map(Some)
             .map_err(to_dead_letter)
+    }
+
+    /// Judges an observation live on `partition`'s detector, counting what the engine did.
+    fn judge(&mut self, partition: Partition, observation: &Observation) -> Vec<Output> {
+        let now = self.now();
+        let detector = self.detector(partition);
+        let (before, evicted) = (detector.stats().clone(), detector.evicted_keys());
+        let outputs = detector.observe(observation, Mode::Live, now);
+        let (after, evicted) = (detector.stats().clone(), detector.evicted_keys() - evicted);
+        self.counts.too_late += after.too_late - before.too_late;
+        self.counts.future_dated += after.future_dated - before.future_dated;
+        self.counts.unparsable_ips += after.unparsable_ips - before.unparsable_ips;
+        self.counts.evicted_keys += evicted;
+        self.settle(outputs, now)
+    }
+
+    /// [`blocklist::settle`] against every owned detector and the view.
+    fn settle(&self, outputs: Vec<Output>, now: DateTime<Utc>) -> Vec<Output> {
+        let touches_blocklist = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Block(_) | Output::Unblock { .. }));
+        if !touches_blocklist {
+            return outputs;
+        }
+        let view = self.view.as_deref().map(lock);
+        blocklist::settle(outputs, now, |ip| {
+            let held = self
+                .detectors
+                .values()
+                .filter_map(|d| d.block_on(ip).map(|entry| entry.expires_at))
+                .max();
+            held.max(view.as_ref().and_then(|v| v.expiry(ip)))
+        })
+    }
+
+    /// The upserts that put back blocks this instance holds where the view shows less: for
+    /// the ips with new records since the last tick, or, after an assignment, for all.
+    fn restore(&mut self, now: DateTime<Utc>) -> Vec<Output> {
+        let Some(view) = &self.view else {
+            return Vec::new();
+        };
+        let mut view = lock(view);
+        if !view.is_loaded() {
+            // Not read to its end yet: a block missing from it may just not be read yet.
+            return Vec::new();
+        }
+        let changed = view.take_changed();
+        let all = std::mem::take(&mut self.restore_all);
+        let held = self.detectors.values().flat_map(Detector::blocks);
+        blocklist::restore(held, &view, (!all).then_some(&changed), now)
     }
 
     fn detector(&mut self, partition: Partition) -> &mut Detector {
@@ -169,15 +274,7 @@ impl Transform for SecurityMonitor {
             Ok(None) => return Disposition::Ignored,
             Err(letter) => return Disposition::DeadLetter(letter),
         };
-        let detector = self.detector(record.partition_id());
-        let (too_late, evicted) = (detector.stats().too_late, detector.evicted_keys());
-        let outputs = detector.observe(&observation, Mode::Live);
-        let (too_late, evicted) = (
-            detector.stats().too_late - too_late,
-            detector.evicted_keys() - evicted,
-        );
-        self.counts.too_late += too_late;
-        self.counts.evicted_keys += evicted;
+        let outputs = self.judge(record.partition_id(), &observation);
         self.count(&outputs);
         let records = outputs.iter().map(|o| self.output_record(o)).collect();
         // Judged, whether or not it raised anything: an empty emission, not an ignored record.
@@ -196,6 +293,8 @@ impl Transform for SecurityMonitor {
                 rewinds.push((p.clone(), Rewind::ToTimestamp(from)));
             }
         }
+        // The first tick after the replay compares every re-armed block with the blocklist.
+        self.restore_all = true;
         tracing::info!(
             partitions = partitions.len(),
             owned = self.detectors.len(),
@@ -213,8 +312,9 @@ impl Transform for SecurityMonitor {
     fn replay(&mut self, record: &InputRecord) {
         // A record that was dead-lettered or ignored the first time is again; nothing to rebuild.
         if let Ok(Some(observation)) = self.observe(record) {
+            let now = self.now();
             self.detector(record.partition_id())
-                .observe(&observation, Mode::Replay);
+                .observe(&observation, Mode::Replay, now);
         }
     }
 
@@ -227,25 +327,38 @@ impl Transform for SecurityMonitor {
             .values_mut()
             .flat_map(|detector| detector.lift_expired(now))
             .collect();
-        if !lifted.is_empty() {
+        let expired = lifted.len();
+        let mut outputs = self.settle(lifted, now);
+        if expired > 0 {
             tracing::info!(
-                tombstones = lifted.len(),
+                expired,
+                tombstones = outputs.len(),
                 "blocks expired by the wall clock"
             );
         }
-        lifted.iter().map(|o| self.output_record(o)).collect()
+        let restored = self.restore(now);
+        if !restored.is_empty() {
+            tracing::info!(
+                upserts = restored.len(),
+                "blocks written again: the blocklist showed a shorter one or none"
+            );
+        }
+        outputs.extend(restored);
+        outputs.iter().map(|o| self.output_record(o)).collect()
     }
 
     fn take_engine_counts(&mut self) -> Option<EngineCounts> {
-        let (mut keys, mut blocks) = (0, 0);
+        let (mut keys, mut blocks, mut bytes) = (0, 0, 0);
         for detector in self.detectors.values() {
             let (k, b) = detector.tracked();
             keys += k;
             blocks += b;
+            bytes += detector.state_bytes();
         }
         let mut counts = std::mem::take(&mut self.counts);
         counts.tracked_keys = keys;
         counts.active_blocks = blocks;
+        counts.state_bytes = bytes;
         Some(counts)
     }
 }
@@ -258,7 +371,7 @@ mod tests {
     const T0_MS: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
     fn monitor() -> SecurityMonitor {
-        SecurityMonitor::new(&Config::default())
+        SecurityMonitor::new(&Config::default(), IdSecret::development())
             .unwrap()
             .with_clock(|| T0_MS + 3_600_000)
     }
@@ -271,7 +384,20 @@ mod tests {
         )
     }
 
+    /// A failure dated `time`, received then (its record timestamp is its time).
     fn failure_at(offset: i64, time: &str, ip: &str) -> InputRecord {
+        let received = DateTime::parse_from_rfc3339(time)
+            .unwrap()
+            .timestamp_millis();
+        received_at(offset, time, ip, received)
+    }
+
+    /// A failure dated 9999-01-01, received at T0.
+    fn far_future_failure(offset: i64, ip: &str) -> InputRecord {
+        received_at(offset, "9999-01-01T00:00:00Z", ip, T0_MS)
+    }
+
+    fn received_at(offset: i64, time: &str, ip: &str, received_ms: i64) -> InputRecord {
         let value = json!({
             "specversion": "1.0", "id": format!("e{offset}"), "source": "classifier",
             "type": "audit.security.event", "correlationid": "c1", "time": time,
@@ -284,7 +410,7 @@ mod tests {
             key: Some(b"10.0.0.1".to_vec()),
             payload: Some(value.to_string().into_bytes()),
             headers: Vec::new(),
-            timestamp_ms: Some(T0_MS),
+            timestamp_ms: Some(received_ms),
         }
     }
 
@@ -483,6 +609,174 @@ mod tests {
         let late = failure_at(40, "2023-12-31T23:57:00Z", "10.0.0.1");
         m.transform(&late);
         assert_eq!(m.take_engine_counts().unwrap().too_late, 1);
+    }
+
+    /// A self-granted root role for carol from `ip` at `time`: critical, so it blocks the ip.
+    fn self_grant(offset: i64, time: &str, ip: &str) -> InputRecord {
+        let value = json!({
+            "specversion": "1.0", "id": format!("g{offset}"), "source": "classifier",
+            "type": "audit.user.action", "time": time,
+            "data": {"user_id": "carol", "action": "privilege_change", "outcome": "success",
+                     "ip_address": ip, "context": {"new_role": "root", "changed_by": "carol"}}});
+        InputRecord {
+            topic: "audit.user.action".into(),
+            partition: 0,
+            offset,
+            key: Some(b"carol".to_vec()),
+            payload: Some(value.to_string().into_bytes()),
+            headers: Vec::new(),
+            timestamp_ms: Some(T0_MS + 600_000),
+        }
+    }
+
+    fn tombstones(out: &[OutputRecord]) -> Vec<&[u8]> {
+        out.iter()
+            .filter(|r| r.topic == "security.blocklist" && r.payload.is_none())
+            .map(|r| r.key.as_deref().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_partition_does_not_lift_another_partitions_longer_block() {
+        // 10.0.0.1 is blocked until 01:00:20 from the security events...
+        let (mut m, _, _) = blocked();
+        // ... and until 01:10:00 from a user action on another partition.
+        let users = Partition::new("audit.user.action", 0);
+        m.on_assigned(std::slice::from_ref(&users));
+        let out = emitted(m.transform(&self_grant(0, "2024-01-01T00:10:00Z", "10.0.0.1")));
+        let upsert = out
+            .iter()
+            .find(|r| r.topic == "security.blocklist")
+            .map(value)
+            .expect("an upsert");
+        assert_eq!(upsert["data"]["expires_at"], "2024-01-01T01:10:00Z");
+        // The first block expires: the second still stands, so no tombstone.
+        assert!(tombstones(&m.on_tick(EXPIRY_MS + 1)).is_empty());
+        assert_eq!(m.take_engine_counts().unwrap().active_blocks, 1);
+        // The second expires: now the ip is lifted, once.
+        let later = T0_MS + 4_200_000;
+        assert!(
+            tombstones(&m.on_tick(later)).is_empty(),
+            "not before its expiry"
+        );
+        assert_eq!(tombstones(&m.on_tick(later + 1)), [b"10.0.0.1"]);
+        assert!(m.on_tick(later + 2).is_empty());
+    }
+
+    #[test]
+    fn an_upsert_carries_a_longer_block_held_by_another_partition() {
+        let mut m = monitor();
+        let users = Partition::new("audit.user.action", 0);
+        let events = Partition::new("audit.security.event", 0);
+        m.on_assigned(&[users, events]);
+        // Blocked until 01:10:00 by the user action first ...
+        emitted(m.transform(&self_grant(0, "2024-01-01T00:10:00Z", "10.0.0.1")));
+        // ... then the burst would block it only until 01:00:20: its upsert must not shorten.
+        let out: Vec<OutputRecord> = (0..21)
+            .flat_map(|i| emitted(m.transform(&failure(i, i))))
+            .collect();
+        let upserts: Vec<Value> = out
+            .iter()
+            .filter(|r| r.topic == "security.blocklist")
+            .map(value)
+            .collect();
+        assert_eq!(upserts.len(), 1);
+        assert_eq!(upserts[0]["data"]["expires_at"], "2024-01-01T01:10:00Z");
+        // The block_ip action is the burst's own decision, with its own expiry.
+        let action = out
+            .iter()
+            .filter(|r| r.topic == "security.actions")
+            .map(value)
+            .find(|v| v["data"]["action"] == "block_ip")
+            .unwrap();
+        assert_eq!(action["data"]["expires_at"], "2024-01-01T01:00:20Z");
+    }
+
+    /// An upsert of 10.0.0.1 until `expires_at`, as the blocklist topic holds it.
+    fn upsert_until(expires_at: &str) -> Vec<u8> {
+        json!({"specversion": "1.0", "id": "x", "source": "/auditflow/security-monitor",
+               "type": "security.blocklist.entry",
+               "data": {"ip": "10.0.0.1", "reason": "brute_force", "expires_at": expires_at}})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn with_view(m: SecurityMonitor) -> (SecurityMonitor, Arc<Mutex<BlocklistView>>) {
+        let view = Arc::new(Mutex::new(BlocklistView::new(100)));
+        (m.with_view(view.clone()), view)
+    }
+
+    #[test]
+    fn a_longer_block_of_another_instance_holds_back_the_tombstone() {
+        let (m, _, _) = blocked();
+        let (mut m, view) = with_view(m);
+        {
+            let mut v = lock(&view);
+            // Another instance blocks the ip until 02:00.
+            v.apply(b"10.0.0.1", Some(&upsert_until("2024-01-01T02:00:00Z")));
+            v.mark_loaded();
+        }
+        assert!(tombstones(&m.on_tick(EXPIRY_MS + 1)).is_empty());
+        // Once the other block is gone from the view, nothing holds the ip any more here.
+        lock(&view).apply(b"10.0.0.1", None);
+        assert!(m.on_tick(EXPIRY_MS + 2_000).is_empty());
+    }
+
+    #[test]
+    fn a_block_lifted_elsewhere_too_early_is_written_again() {
+        let (m, _, out) = blocked();
+        let (mut m, view) = with_view(m);
+        let ours = out
+            .iter()
+            .find(|r| r.topic == "security.blocklist")
+            .and_then(|r| r.payload.clone())
+            .unwrap();
+        lock(&view).apply(b"10.0.0.1", Some(&ours));
+        // Not read to its end yet: nothing is compared.
+        assert!(m.on_tick(T0_MS + 1_800_000).is_empty());
+        lock(&view).mark_loaded();
+        assert!(m.on_tick(T0_MS + 1_800_000).is_empty(), "the view agrees");
+        // Another instance, on a stale view, tombstones the ip while our block stands.
+        lock(&view).apply(b"10.0.0.1", None);
+        let again = m.on_tick(T0_MS + 1_801_000);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].payload.as_deref(),
+            Some(&ours[..]),
+            "the same entry"
+        );
+        // A shorter upsert over ours is answered the same way; a longer one is not.
+        lock(&view).apply(b"10.0.0.1", Some(&upsert_until("2024-01-01T00:30:00Z")));
+        assert_eq!(m.on_tick(T0_MS + 1_802_000).len(), 1);
+        lock(&view).apply(b"10.0.0.1", Some(&upsert_until("2024-01-01T05:00:00Z")));
+        assert!(m.on_tick(T0_MS + 1_803_000).is_empty());
+    }
+
+    #[test]
+    fn a_far_future_event_neither_lifts_a_block_nor_blinds_the_window() {
+        let mut m = monitor();
+        let p = Partition::new("audit.security.event", 0);
+        m.on_assigned(std::slice::from_ref(&p));
+        let mut out = Vec::new();
+        for i in 0..21 {
+            let record = if i == 10 {
+                far_future_failure(i, "10.0.0.1")
+            } else {
+                failure(i, i)
+            };
+            out.extend(emitted(m.transform(&record)));
+        }
+        let levels: Vec<Value> = out
+            .iter()
+            .filter(|r| r.topic == "security.alerts")
+            .map(|r| value(r)["data"]["level"].clone())
+            .collect();
+        assert_eq!(levels, ["medium", "high", "critical"]);
+        // Another far-future event: no tombstone, the block stands.
+        let far = far_future_failure(21, "10.0.0.2");
+        assert!(tombstones(&emitted(m.transform(&far))).is_empty());
+        let counts = m.take_engine_counts().unwrap();
+        assert_eq!((counts.future_dated, counts.active_blocks), (2, 1));
     }
 
     #[test]

@@ -10,7 +10,12 @@
 //! Ignored lines are counted. A line that is not an event gives a dead-letter line
 //! `{"topic": "audit.dlq", "error": "<reason>", "detail": "...", "line": N}` with the core
 //! envelope parser's reason codes, or `schema_violation` when the data breaks the classifier's
-//! output schema where a rule reads it. Events without `time` happened when their line was read.
+//! output schema where a rule reads it. Events without `time` happened when their line was read,
+//! and an event dated more than `max_clock_skew_secs` after that is judged as the service
+//! judges it (at the engine's clock, which it does not move).
+//!
+//! Ids: the service's, for the same `[security]` id secret (`$AUDITFLOW_ID_SECRET` or
+//! `id_secret_file`); without one, the public development secret, with a warning on stderr.
 //!
 //! The engine is `auditflow_core::detect`; this module only reads, routes and writes.
 
@@ -21,6 +26,7 @@ use anyhow::Context;
 use auditflow_core::Config;
 use auditflow_core::detect::{Detector, InputKind, Mode, Observation, Output};
 use auditflow_core::envelope::{Event, Reason, Rejection, parse_structured};
+use auditflow_security_monitor::secret::{self, DevelopmentSecret, SecretSource};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
@@ -32,7 +38,22 @@ use super::ndjson::{Line, LineReader};
 /// stdout went away), 1 when stdin or stdout fails otherwise, 2 for unusable `[security]`
 /// settings.
 pub fn run(config: &Config, json_summary: bool) -> anyhow::Result<ExitCode> {
-    let detector = match Detector::new(&config.security) {
+    let (secret, source) = match secret::load(config, DevelopmentSecret::Allowed) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "auditflow: config: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if source == SecretSource::Development {
+        let _ = writeln!(
+            io::stderr(),
+            "auditflow: warning: alert and action ids use the PUBLIC development id secret \
+             (set ${} or [security] id_secret_file for the service's ids)",
+            config.security.id_secret_env
+        );
+    }
+    let detector = match Detector::new(&config.security, secret) {
         Ok(detector) => detector,
         Err(e) => {
             let _ = writeln!(io::stderr(), "auditflow: config: {e}");
@@ -64,6 +85,9 @@ pub struct Summary {
     pub judged: u64,
     /// ... of them further behind their key than the grace period, so not judged after all.
     pub too_late: u64,
+    /// ... of them dated further ahead than the allowed clock skew (judged at the engine's
+    /// clock, which they did not move).
+    pub future_dated: u64,
     /// Lines the monitor does not read: other topics and types, dead-letter lines, tombstones.
     pub ignored: u64,
     /// Lines that gave a dead-letter line.
@@ -80,6 +104,7 @@ impl Summary {
         let text = if json {
             json!({
                 "lines": self.lines, "judged": self.judged, "too_late": self.too_late,
+                "future_dated": self.future_dated,
                 "ignored": self.ignored, "rejected": self.rejected, "alerts": self.alerts,
                 "actions": self.actions, "blocklist": self.blocklist,
             })
@@ -91,16 +116,18 @@ impl Summary {
     }
 }
 
-/// `detect: 30 lines: 28 judged (0 too late), 1 ignored, 1 dead-lettered; 3 alerts, ...`.
+/// `detect: 30 lines: 28 judged (0 too late, 0 future-dated), 1 ignored, 1 dead-lettered;
+/// 3 alerts, ...`.
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "detect: {} lines: {} judged ({} too late), {} ignored, {} dead-lettered; \
-             {} alerts, {} actions, {} blocklist records",
+            "detect: {} lines: {} judged ({} too late, {} future-dated), {} ignored, \
+             {} dead-lettered; {} alerts, {} actions, {} blocklist records",
             self.lines,
             self.judged,
             self.too_late,
+            self.future_dated,
             self.ignored,
             self.rejected,
             self.alerts,
@@ -158,7 +185,7 @@ pub fn detect(
             }
             Routed::Observed(observation) => {
                 summary.judged += 1;
-                let outputs = detector.observe(&observation, Mode::Live);
+                let outputs = detector.observe(&observation, Mode::Live, Utc::now());
                 outputs.iter().try_for_each(|out| {
                     match out {
                         Output::Alert(_) => summary.alerts += 1,
@@ -174,6 +201,7 @@ pub fn detect(
         }
     };
     summary.too_late = detector.stats().too_late;
+    summary.future_dated = detector.stats().future_dated;
     match output.flush() {
         Err(e) if result.is_ok() => (summary, Err(Failure::Write(e))),
         _ => (summary, result),
@@ -277,7 +305,8 @@ mod tests {
     use super::*;
 
     fn run_on(config: &Config, input: &str) -> (Vec<Value>, Summary) {
-        let detector = Detector::new(&config.security).unwrap();
+        let secret = auditflow_core::detect::IdSecret::development();
+        let detector = Detector::new(&config.security, secret).unwrap();
         let mut out = Vec::new();
         let (summary, result) = detect(detector, config, input.as_bytes(), &mut out);
         result.unwrap();

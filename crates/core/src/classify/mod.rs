@@ -214,7 +214,7 @@ impl Classifier {
                 out.data = record.to_data();
                 Output {
                     topic: self.topic_of(&record).to_owned(),
-                    key: record.kafka_key().to_owned(),
+                    key: record.kafka_key().into_owned(),
                     event: out,
                 }
             })

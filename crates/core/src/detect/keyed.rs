@@ -1,20 +1,90 @@
-//! Per-key state with a hard cap on keys and idle eviction, both by event time.
+//! Per-key state with a hard cap on keys and on bytes, and idle eviction by event time.
 //!
 //! Memory must stay bounded whatever the input, so every rule family keeps its keys here:
 //! a key idle (by event time) for longer than the family's retention is dropped, and when
-//! the cap is reached the key with the oldest newest-event is dropped to make room. Both
-//! decisions depend only on the events seen, so a replay evicts exactly as the original run.
+//! the cap is reached the key with the oldest newest-event is dropped to make room. Each key's
+//! state is weighed ([`Weigh`]) after every change, so the detector can also hold all its
+//! families to one byte budget, evicting the stalest keys first (`Detector`). Every decision
+//! depends only on the events seen, so a replay evicts exactly as the original run.
+//!
+//! Keys are attacker-chosen text (user ids); [`bounded_key`] caps their length.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
 
 use super::params::earlier;
+
+/// What a value costs in memory beyond its own inline size: the heap it owns. Approximate
+/// (allocator overhead is not counted), but it grows with every byte an input can add.
+pub(crate) trait Weigh {
+    fn heap_bytes(&self) -> usize;
+}
+
+impl Weigh for () {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl Weigh for Arc<str> {
+    fn heap_bytes(&self) -> usize {
+        // The string and the two reference counts in front of it.
+        self.len() + 2 * std::mem::size_of::<usize>()
+    }
+}
+
+impl Weigh for String {
+    fn heap_bytes(&self) -> usize {
+        // The length, not the capacity: a clone's capacity differs, its weight must not.
+        self.len()
+    }
+}
+
+impl<T: Weigh> Weigh for Option<T> {
+    fn heap_bytes(&self) -> usize {
+        self.as_ref().map_or(0, Weigh::heap_bytes)
+    }
+}
+
+/// Characters of the hash suffix [`bounded_key`] appends: `~` and 32 hex digits.
+pub(crate) const HASH_SUFFIX_LEN: usize = 33;
+
+/// `text` when it is at most `max` bytes long; else its first bytes (cut at a character
+/// boundary), `~` and 32 hex digits of the SHA-256 of the whole text, `max` bytes at most.
+/// Two long texts that differ anywhere stay two keys (but for a 128-bit collision), and no key
+/// costs more than `max` bytes. `max` must exceed [`HASH_SUFFIX_LEN`] (the settings check it).
+pub(crate) fn bounded_key(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = max.saturating_sub(HASH_SUFFIX_LEN);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    let mut key = String::with_capacity(cut + HASH_SUFFIX_LEN);
+    key.push_str(&text[..cut]);
+    key.push('~');
+    for byte in &digest[..16] {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    Cow::Owned(key)
+}
+
+/// Bytes a key costs besides its state: the key twice (map and index), the slot, the index
+/// entry and hash table overhead, roughly.
+const SLOT_OVERHEAD: usize = 96;
 
 #[derive(Debug, Clone)]
 struct Slot<S> {
     state: S,
     last_seen: DateTime<Utc>,
+    /// What this slot cost when last weighed.
+    weight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +95,19 @@ pub(crate) struct KeyedState<S> {
     max_keys: usize,
     idle_after: TimeDelta,
     evicted: u64,
+    /// The sum of the slots' weights.
+    bytes: usize,
+}
+
+impl<S: Weigh> KeyedState<S> {
+    /// Weighs `key`'s state again after a change (call it after every change).
+    pub fn reweigh(&mut self, key: &str) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            let weight = SLOT_OVERHEAD + 2 * key.len() + slot.state.heap_bytes();
+            self.bytes = self.bytes - slot.weight + weight;
+            slot.weight = weight;
+        }
+    }
 }
 
 impl<S: Default> KeyedState<S> {
@@ -35,6 +118,7 @@ impl<S: Default> KeyedState<S> {
             max_keys: max_keys.max(1),
             idle_after,
             evicted: 0,
+            bytes: 0,
         }
     }
 
@@ -52,6 +136,7 @@ impl<S: Default> KeyedState<S> {
                 Slot {
                     state: S::default(),
                     last_seen: time,
+                    weight: 0,
                 },
             );
             self.by_last_seen.insert((time, key.to_owned()));
@@ -60,6 +145,7 @@ impl<S: Default> KeyedState<S> {
         let slot = self.slots.entry(key.to_owned()).or_insert_with(|| Slot {
             state: S::default(),
             last_seen: time,
+            weight: 0,
         });
         if time > slot.last_seen {
             self.by_last_seen.remove(&(slot.last_seen, key.to_owned()));
@@ -84,10 +170,13 @@ impl<S: Default> KeyedState<S> {
         }
     }
 
-    fn evict_stalest(&mut self) -> bool {
+    /// Drops the key with the oldest newest-event; false when there is none.
+    pub fn evict_stalest(&mut self) -> bool {
         match self.by_last_seen.pop_first() {
             Some((_, key)) => {
-                self.slots.remove(&key);
+                if let Some(slot) = self.slots.remove(&key) {
+                    self.bytes -= slot.weight;
+                }
                 self.evicted += 1;
                 true
             }
@@ -95,8 +184,18 @@ impl<S: Default> KeyedState<S> {
         }
     }
 
+    /// The newest event time of the stalest key: what [`KeyedState::evict_stalest`] drops next.
+    pub fn stalest(&self) -> Option<DateTime<Utc>> {
+        self.by_last_seen.first().map(|(time, _)| *time)
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// What the keys and their states cost now, as last weighed.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn evicted(&self) -> u64 {
@@ -135,6 +234,52 @@ mod tests {
         k.evict_idle(at(101));
         assert_eq!(k.len(), 1);
         assert!(k.get_mut("b").is_some());
+    }
+
+    #[test]
+    fn weights_follow_changes_and_eviction() {
+        let mut k: KeyedState<String> = KeyedState::new(10, TimeDelta::seconds(100));
+        k.touch("a", at(0)).push_str(&"x".repeat(1000));
+        k.reweigh("a");
+        let one = k.bytes();
+        assert!(one >= 1000, "{one}");
+        k.touch("b", at(1));
+        k.reweigh("b");
+        assert!(k.bytes() > one);
+        assert_eq!(k.stalest(), Some(at(0)));
+        assert!(k.evict_stalest());
+        assert!(k.bytes() < one, "a's 1000 bytes are gone: {}", k.bytes());
+        assert!(k.evict_stalest());
+        assert_eq!((k.bytes(), k.len(), k.evicted()), (0, 0, 2));
+        assert!(!k.evict_stalest());
+    }
+
+    #[test]
+    fn long_keys_are_cut_and_hashed() {
+        assert_eq!(bounded_key("alice", 64), "alice");
+        let long = "u".repeat(10_000);
+        let key = bounded_key(&long, 64);
+        assert_eq!(key.len(), 64);
+        assert!(
+            key.starts_with(&"u".repeat(31)) && key.as_bytes()[31] == b'~',
+            "{key}"
+        );
+        let mut other = long.clone();
+        other.push('v');
+        assert_ne!(
+            bounded_key(&other, 64),
+            key,
+            "a difference past the cut still counts"
+        );
+        assert_eq!(bounded_key(&long, 64), key, "deterministic");
+        // Cut at a character boundary, never inside one.
+        let wide = "é".repeat(100);
+        let key = bounded_key(&wide, 64);
+        assert!(key.len() <= 64);
+        assert!(key.starts_with("éé"));
+        // Exactly at the limit is kept as it is.
+        assert_eq!(bounded_key(&"u".repeat(64), 64).len(), 64);
+        assert!(matches!(bounded_key(&"u".repeat(64), 64), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -20,6 +20,24 @@
 //! further behind is *too late* for that key: the rules keyed there do not judge it, and it is
 //! counted in [`DetectStats::too_late`].
 //!
+//! # Events dated in the future
+//! Event times are what producers claim. Detection's clock never runs ahead of the wall clock
+//! by more than `max_clock_skew_secs` (5 min): an event dated further ahead of when it was
+//! received ([`Observation::received`], itself capped at the caller's wall clock) is
+//! *future-dated* ([`DetectStats::future_dated`]). It is still judged — an attacker who dates
+//! every failure 9999-01-01 is counted like one who does not — but *at the detector's clock*
+//! (the newest legitimate event time of the partition; when it was received if there is none
+//! yet): it moves no clock, lifts no block and evicts no key or window, and no key's later
+//! events become too late because of it. Its alert, if any, is dated at that judged time; a
+//! block it raises lasts `block_duration_secs` from when it was received (or the judged time,
+//! if later), so a partition whose clock is stale cannot make the block expire at once.
+//!
+//! # Source ips
+//! Ips are compared in canonical form ([`ip`]): IPv4-mapped IPv6 is IPv4, IPv6 is written as
+//! RFC 5952 says, and the ip-keyed rules key an IPv6 source by its /64. Text that is not an
+//! address is no source ip ([`DetectStats::unparsable_ips`]). What `block_ip` blocks (its `ip`,
+//! the blocklist key) is the source key: an IPv4 address, or an IPv6 /64 as a CIDR.
+//!
 //! # Threat level, episodes and deduplication
 //! Every applicable rule scores the event; its threat level is the highest score (ties go to
 //! the rule listed first in [`Rule::ALL`]). A medium, high or critical event raises one alert,
@@ -39,24 +57,35 @@
 //! event. A service also calls [`Detector::lift_expired`] with the wall clock, so a block on a
 //! quiet partition is lifted on time; that lifts blocks only and leaves the event-time clock,
 //! windows and eviction alone (a backlog replayed after downtime is still judged by event time).
+//! One detector knows its own blocks only; a service running several settles their blocklist
+//! records against each other and the blocklist topic ([`blocklist`]).
 //!
 //! # Ids and replay
-//! Alert ids are UUID v5 of (rule, key, level, window start, window end), action ids of (alert
-//! id, action): a replay of the same input reproduces them. After a restart the service replays
+//! Alert ids are a keyed function ([`IdSecret`], HMAC-SHA256) of (rule, key, level, window
+//! start, window end), action ids of (alert id, action): a replay of the same input under the
+//! same secret reproduces them, and nobody without the secret can recover an ip or a user id
+//! from one. After a restart the service replays
 //! the events it had already processed in [`Mode::Replay`]: the engine rebuilds its windows,
 //! episodes and blocks exactly as in [`Mode::Live`] but returns no outputs, so nothing already
-//! emitted is emitted again; [`Detector::restore_block`] re-arms blocks read back from the
-//! blocklist. State older than the replayed span (e.g. an episode that began before it) is not
-//! rebuilt; the worst case is a repeated alert for new evidence, never for the same evidence.
+//! emitted is emitted again. State older than the replayed span (e.g. an episode that began
+//! before it) is not rebuilt; the worst case is a repeated alert for new evidence, never for
+//! the same evidence.
 //!
 //! # Memory
 //! Bounded whatever the input: each rule family tracks at most `max_keys` keys (the stalest
 //! is evicted first; keys idle for `idle_key_secs` of event time are dropped), each key at most
 //! `max_events_per_key` events (counts saturate there), each user's baseline a few ips and
-//! agents, and at most `max_keys` blocks.
+//! agents, and at most `max_keys` blocks. Bytes are bounded too, since keys and ids are
+//! attacker-chosen text: user ids and agents longer than `max_key_bytes` are kept as a prefix
+//! and a hash, ips as parsed addresses, and when windows, baselines and blocks
+//! together weigh more than `max_state_bytes` the stalest keys of any family are evicted first
+//! (counted with the others in [`Detector::evicted_keys`]).
 
+pub mod blocklist;
 mod blocks;
 mod episode;
+mod ids;
+pub mod ip;
 mod keyed;
 mod level;
 mod observation;
@@ -70,6 +99,7 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
+pub use ids::IdSecret;
 pub use level::{Rule, ThreatLevel};
 pub use observation::{
     Geo, InputKind, Observation, SECURITY_EVENT_TYPE, SecurityEventData, Signal, USER_ACTION_TYPE,
@@ -117,6 +147,11 @@ pub struct DetectStats {
     pub replayed: u64,
     /// Observations further behind a key than the grace period (not judged by its rules).
     pub too_late: u64,
+    /// Observations dated further ahead than `max_clock_skew_secs`: judged at the detector's
+    /// clock, which they did not move.
+    pub future_dated: u64,
+    /// Observations naming an ip that is not an ip address (no source ip, so never a key).
+    pub unparsable_ips: u64,
     pub alerts: u64,
     pub actions: u64,
     pub blocks: u64,
@@ -130,6 +165,7 @@ pub struct DetectStats {
 #[derive(Debug, Clone)]
 pub struct Detector {
     params: Params,
+    secret: IdSecret,
     failures: FailedLogins,
     logins: Logins,
     grants: Grants,
@@ -141,9 +177,11 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(settings: &SecuritySettings) -> Result<Detector, DetectError> {
+    /// A detector deriving its ids under `secret` (every instance must use the same one).
+    pub fn new(settings: &SecuritySettings, secret: IdSecret) -> Result<Detector, DetectError> {
         let params = Params::new(settings)?;
         Ok(Detector {
+            secret,
             failures: FailedLogins::new(&params),
             logins: Logins::new(&params),
             grants: Grants::new(&params),
@@ -156,16 +194,39 @@ impl Detector {
     }
 
     /// Judges one event; returns the outputs to write, in order (empty in replay mode).
-    pub fn observe(&mut self, obs: &Observation, mode: Mode) -> Vec<Output> {
+    /// `now` is the caller's wall clock: with [`Observation::received`] it bounds how far
+    /// ahead an event may be dated and still move the detector's clock.
+    pub fn observe(&mut self, obs: &Observation, mode: Mode, now: DateTime<Utc>) -> Vec<Output> {
         self.stats.observed += 1;
         if mode == Mode::Replay {
             self.stats.replayed += 1;
         }
-        let mut out = Vec::new();
-        self.advance(obs.time, &mut out);
-        if let Some(top) = self.judge(obs) {
-            self.raise(obs, top, &mut out);
+        if obs.unparsable_ip {
+            self.stats.unparsable_ips += 1;
         }
+        let mut out = Vec::new();
+        let received = obs.received.min(now);
+        let rescheduled;
+        let (obs, block_from) = if obs.time > later(received, self.params.max_clock_skew) {
+            self.stats.future_dated += 1;
+            // Judged at the detector's clock: never ahead of a legitimate event of the
+            // partition, so no key's later events become too late. Without a clock yet, at
+            // when it was received. A block it raises lasts from when it was received, so a
+            // stale clock (a quiet partition) cannot make the block expire at once.
+            let at = self.clock.unwrap_or(received);
+            rescheduled = Observation {
+                time: at,
+                ..obs.clone()
+            };
+            (&rescheduled, at.max(received))
+        } else {
+            self.advance(obs.time, &mut out);
+            (obs, obs.time)
+        };
+        if let Some(top) = self.judge(obs) {
+            self.raise(obs, top, block_from, &mut out);
+        }
+        self.enforce_budget(&mut out);
         self.deliver(out, mode)
     }
 
@@ -185,15 +246,14 @@ impl Detector {
         self.deliver(out, Mode::Live)
     }
 
-    /// Re-arms a block read back from the blocklist (e.g. after a restart), so its tombstone
-    /// goes out when it expires.
-    pub fn restore_block(&mut self, ip: &str, expires_at: DateTime<Utc>) -> Vec<Output> {
-        let (_, lifted) = self.blocks.block(ip, expires_at);
-        let out = lifted
-            .into_iter()
-            .map(|ip| Output::Unblock { ip })
-            .collect();
-        self.deliver(out, Mode::Live)
+    /// The block this detector holds on `ip` (a source key), if any: the entry that set it.
+    pub fn block_on(&self, ip: &str) -> Option<&BlockEntry> {
+        self.blocks.get(ip)
+    }
+
+    /// Every block this detector holds.
+    pub fn blocks(&self) -> impl Iterator<Item = &BlockEntry> {
+        self.blocks.iter()
     }
 
     pub fn stats(&self) -> &DetectStats {
@@ -217,6 +277,48 @@ impl Detector {
         (keys, self.blocks.len())
     }
 
+    /// What the windows, baselines and blocks weigh now, in bytes (at most `max_state_bytes`
+    /// after every event).
+    pub fn state_bytes(&self) -> usize {
+        self.failures.keys.bytes()
+            + self.logins.keys.bytes()
+            + self.grants.keys.bytes()
+            + self.baselines.keys.bytes()
+            + self.blocks.bytes()
+    }
+
+    /// Evicts the stalest keys of any family until the state fits `max_state_bytes`; should
+    /// blocks alone not fit, lifts the soonest-expiring (their tombstones join `out`).
+    fn enforce_budget(&mut self, out: &mut Vec<Output>) {
+        while self.state_bytes() > self.params.max_state_bytes {
+            let stalest = [
+                self.failures.keys.stalest(),
+                self.logins.keys.stalest(),
+                self.grants.keys.stalest(),
+                self.baselines.keys.stalest(),
+            ];
+            let family = stalest
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|t| (t, i)))
+                .min()
+                .map(|(_, i)| i);
+            match family {
+                Some(0) => self.failures.keys.evict_stalest(),
+                Some(1) => self.logins.keys.evict_stalest(),
+                Some(2) => self.grants.keys.evict_stalest(),
+                Some(_) => self.baselines.keys.evict_stalest(),
+                None => match self.blocks.lift_soonest() {
+                    Some(entry) => {
+                        out.push(unblock(entry));
+                        true
+                    }
+                    None => false,
+                },
+            };
+        }
+    }
+
     fn advance(&mut self, now: DateTime<Utc>, out: &mut Vec<Output>) {
         if self.clock.is_some_and(|clock| clock >= now) {
             return;
@@ -231,10 +333,7 @@ impl Detector {
 
     /// Lifts the blocks expired before `now`: their tombstones.
     fn lifted(&mut self, now: DateTime<Utc>) -> impl Iterator<Item = Output> + use<> {
-        self.blocks
-            .expire(now)
-            .into_iter()
-            .map(|ip| Output::Unblock { ip })
+        self.blocks.expire(now).into_iter().map(unblock)
     }
 
     /// Every applicable rule's finding; the highest score wins, ties to the earlier rule.
@@ -245,9 +344,9 @@ impl Detector {
             Signal::SecurityEvent(event) => {
                 // A failure without a source ip has no key to count it under.
                 if event.event_type == "failed_login"
-                    && let Some(ip) = &event.source_ip
+                    && let Some(ip) = event.source_ip
                 {
-                    judgements.push(self.failures.observe(obs, ip, p));
+                    judgements.push(self.failures.observe(obs, ip, &ip::source_key(ip), p));
                 }
             }
             Signal::UserAction(action) => {
@@ -276,8 +375,15 @@ impl Detector {
             .reduce(|best, f| if f.score > best.score { f } else { best })
     }
 
-    /// Alerts (once per rule, key, level and episode) and, when critical, acts.
-    fn raise(&mut self, obs: &Observation, top: Finding, out: &mut Vec<Output>) {
+    /// Alerts (once per rule, key, level and episode) and, when critical, acts; a block lasts
+    /// `block_duration` from `block_from`.
+    fn raise(
+        &mut self,
+        obs: &Observation,
+        top: Finding,
+        block_from: DateTime<Utc>,
+        out: &mut Vec<Output>,
+    ) {
         let level = ThreatLevel::from_score(top.score);
         if !level.raises_alert() {
             return;
@@ -292,8 +398,15 @@ impl Detector {
         if !episode.is_none_or(|e| e.try_mark(top.rule, level)) {
             return;
         }
+        // The ip-keyed rules show the source they counted (an IPv6 /64); the others the
+        // raising event's address.
+        let source_ip = top.source.map(|ip| match top.rule {
+            Rule::BruteForce | Rule::CredentialStuffing => ip::source_key(ip),
+            _ => ip.to_string(),
+        });
         let alert = Alert {
             id: output::alert_id(
+                &self.secret,
                 top.rule,
                 &top.key,
                 level,
@@ -304,7 +417,7 @@ impl Detector {
             score: top.score,
             key: top.key,
             user_id: top.user_id,
-            source_ip: top.source_ip,
+            source_ip,
             count: top.count,
             window_start: top.window_start,
             window_end: top.window_end,
@@ -314,9 +427,11 @@ impl Detector {
             correlation_id: obs.correlation_id.clone(),
         };
         let critical = level == ThreatLevel::Critical;
-        let (ip, user) = (alert.source_ip.clone(), alert.user_id.clone());
+        // What a block names: the source key, so an IPv6 source is blocked by its /64.
+        let (ip, user) = (top.source.map(ip::source_key), alert.user_id.clone());
+        let secret = &self.secret;
         let caused = |what: &str, kind| Action {
-            id: output::caused_id(&alert.id, what),
+            id: output::caused_id(secret, &alert.id, what),
             kind,
             time: alert.time,
             causation_id: alert.id.clone(),
@@ -324,26 +439,23 @@ impl Detector {
         };
         let mut follow_ups = Vec::new();
         if critical && let Some(ip) = ip {
-            let (expires_at, lifted) = self
-                .blocks
-                .block(&ip, later(obs.time, self.params.block_duration));
             let reason = alert.rule.as_str().to_owned();
-            let kind = ActionKind::BlockIp {
-                ip: ip.clone(),
-                reason: reason.clone(),
-                expires_at,
-            };
-            follow_ups.extend(lifted.into_iter().map(|ip| Output::Unblock { ip }));
-            follow_ups.push(Output::Action(caused("block_ip", kind)));
-            let entry = BlockEntry {
-                id: output::caused_id(&alert.id, "blocklist"),
+            let (entry, lifted) = self.blocks.block(BlockEntry {
+                id: output::caused_id(secret, &alert.id, "blocklist"),
                 ip,
-                reason,
-                expires_at,
+                reason: reason.clone(),
+                expires_at: later(block_from, self.params.block_duration),
                 time: alert.time,
                 causation_id: alert.id.clone(),
                 correlation_id: alert.correlation_id.clone(),
+            });
+            let kind = ActionKind::BlockIp {
+                ip: entry.ip.clone(),
+                reason,
+                expires_at: entry.expires_at,
             };
+            follow_ups.extend(lifted.into_iter().map(unblock));
+            follow_ups.push(Output::Action(caused("block_ip", kind)));
             // The blocklist upsert goes after the actions: the action is the decision, the
             // blocklist its materialised state.
             follow_ups.push(Output::Block(entry));
@@ -363,6 +475,8 @@ impl Detector {
     }
 
     /// Counts outputs and hands them out — or, replaying, swallows them.
+    /// (The blocklist's records are counted as the engine made them; a service that settles
+    /// them against other detectors may drop a tombstone or lengthen an upsert.)
     fn deliver(&mut self, out: Vec<Output>, mode: Mode) -> Vec<Output> {
         for o in &out {
             match o {
@@ -379,5 +493,13 @@ impl Detector {
                 Vec::new()
             }
         }
+    }
+}
+
+/// The tombstone of a lifted block.
+fn unblock(entry: BlockEntry) -> Output {
+    Output::Unblock {
+        ip: entry.ip,
+        expires_at: entry.expires_at,
     }
 }

@@ -4,7 +4,11 @@
 //! `audit.security.event` and `audit.user.action` CloudEvents. An [`Observation`] is built from
 //! an [`Event`] the envelope parser produced; other types are not observations, and data that
 //! breaks the output schema where a rule reads it is rejected as `schema_violation`.
+//!
+//! Ips are parsed here, once ([`canonical_ip`]): an observation holds addresses, never the
+//! text; text that is no address leaves the ip unknown and sets [`Observation::unparsable_ip`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +16,8 @@ use serde_json::{Map, Value};
 
 use crate::config::Topics;
 use crate::envelope::{ContextAttribute, Event, Reason, Rejection};
+
+use super::ip::canonical_ip;
 
 /// CloudEvent type of the classifier's security events.
 pub const SECURITY_EVENT_TYPE: &str = "audit.security.event";
@@ -52,8 +58,16 @@ impl InputKind {
 pub struct Observation {
     /// The CloudEvent id: evidence and causation refer to it.
     pub id: Arc<str>,
-    /// Event time: the CloudEvent `time` (or the record timestamp when absent).
+    /// Event time: the CloudEvent `time` (or the record timestamp when absent). What the
+    /// producer claims, so it may lie: see [`Observation::received`].
     pub time: DateTime<Utc>,
+    /// When the event reached auditflow: the Kafka record timestamp (set by the classifier's
+    /// producer), or offline the time its line was read. Detection measures how far `time` is
+    /// ahead against this (and the wall clock), so a replay decides as the first run did.
+    pub received: DateTime<Utc>,
+    /// The event named an ip (`source_ip`, `ip_address`) that is not an ip address: it has no
+    /// source ip (SPEC section 7), which is counted.
+    pub unparsable_ip: bool,
     /// The event's `correlationid` (the classifier always sets one; else the id).
     pub correlation_id: String,
     pub signal: Signal,
@@ -71,7 +85,8 @@ pub enum Signal {
 pub struct SecurityEventData {
     pub event_type: String,
     pub user_id: Option<String>,
-    pub source_ip: Option<String>,
+    /// `source_ip`, in canonical form; `None` also when it is not an ip address.
+    pub source_ip: Option<IpAddr>,
 }
 
 /// The fields of an `audit.user.action` the rules read.
@@ -80,7 +95,8 @@ pub struct UserActionData {
     pub user_id: String,
     pub action: String,
     pub outcome: String,
-    pub ip_address: Option<String>,
+    /// `ip_address`, in canonical form; `None` also when it is not an ip address.
+    pub ip_address: Option<IpAddr>,
     pub user_agent: Option<String>,
     /// `context.geo`, when it holds valid coordinates.
     pub geo: Option<Geo>,
@@ -111,14 +127,14 @@ impl Geo {
 }
 
 impl Observation {
-    /// The observation of a parsed event: `Ok(None)` for types the monitor ignores. `time` is
-    /// the event's time, or the caller's fallback (record timestamp, read time) when it has none.
+    /// The observation of a parsed event: `Ok(None)` for types the monitor ignores. `received`
+    /// is when it reached auditflow (record timestamp, read time): its time when it has none.
     pub fn from_event(
         event: &Event,
-        fallback_time: DateTime<Utc>,
+        received: DateTime<Utc>,
     ) -> Result<Option<Observation>, Rejection> {
         match InputKind::of_type(&event.ty) {
-            Some(kind) => Observation::from_event_as(kind, event, fallback_time).map(Some),
+            Some(kind) => Observation::from_event_as(kind, event, received).map(Some),
             None => Ok(None),
         }
     }
@@ -128,14 +144,22 @@ impl Observation {
     pub fn from_event_as(
         kind: InputKind,
         event: &Event,
-        fallback_time: DateTime<Utc>,
+        received: DateTime<Utc>,
     ) -> Result<Observation, Rejection> {
         let correlation = event.context(ContextAttribute::CorrelationId);
-        let time = event.time_or(fallback_time);
-        Observation::new(kind, &event.id, time, correlation.as_deref(), &event.data)
+        let time = event.time_or(received);
+        let obs = Observation::new(kind, &event.id, time, correlation.as_deref(), &event.data)?;
+        Ok(obs.received_at(received))
     }
 
-    /// Builds an observation of `kind` from an event's attributes and data.
+    /// The same observation, received at `received` (by default, at its own time).
+    pub fn received_at(mut self, received: DateTime<Utc>) -> Observation {
+        self.received = received;
+        self
+    }
+
+    /// Builds an observation of `kind` from an event's attributes and data, received at its
+    /// own time (see [`Observation::received_at`]).
     pub fn new(
         kind: InputKind,
         id: &str,
@@ -144,11 +168,18 @@ impl Observation {
         data: &Map<String, Value>,
     ) -> Result<Observation, Rejection> {
         let empty = Map::new();
+        let mut unparsable_ip = false;
+        let mut ip = |field| -> Result<Option<IpAddr>, Rejection> {
+            let text = optional(data, field)?;
+            let ip = text.as_deref().and_then(canonical_ip);
+            unparsable_ip |= text.is_some() && ip.is_none();
+            Ok(ip)
+        };
         let signal = match kind {
             InputKind::SecurityEvent => Signal::SecurityEvent(SecurityEventData {
                 event_type: required(data, "event_type")?,
                 user_id: optional(data, "user_id")?,
-                source_ip: optional(data, "source_ip")?,
+                source_ip: ip("source_ip")?,
             }),
             InputKind::UserAction => {
                 let context = match data.get("context") {
@@ -160,7 +191,7 @@ impl Observation {
                     user_id: required(data, "user_id")?,
                     action: required(data, "action")?,
                     outcome: required(data, "outcome")?,
-                    ip_address: optional(data, "ip_address")?,
+                    ip_address: ip("ip_address")?,
                     user_agent: optional(data, "user_agent")?,
                     geo: context.get("geo").and_then(Geo::from_json),
                     new_role: optional(context, "new_role")?,
@@ -175,16 +206,18 @@ impl Observation {
         Ok(Observation {
             id: Arc::from(id),
             time,
+            received: time,
+            unparsable_ip,
             correlation_id,
             signal,
         })
     }
 
     /// The ip address an event came from, when known.
-    pub fn ip(&self) -> Option<&str> {
+    pub fn ip(&self) -> Option<IpAddr> {
         match &self.signal {
-            Signal::SecurityEvent(s) => s.source_ip.as_deref(),
-            Signal::UserAction(a) => a.ip_address.as_deref(),
+            Signal::SecurityEvent(s) => s.source_ip,
+            Signal::UserAction(a) => a.ip_address,
         }
     }
 
@@ -240,7 +273,8 @@ mod tests {
                           "source_ip": "10.0.0.1", "user_id": "alice"});
         let o =
             Observation::new(InputKind::SecurityEvent, "e1", t0(), Some("c1"), obj(&data)).unwrap();
-        assert_eq!(o.ip(), Some("10.0.0.1"));
+        assert_eq!(o.ip(), Some("10.0.0.1".parse().unwrap()));
+        assert!(!o.unparsable_ip);
         assert_eq!(o.known_user(), Some("alice"));
         assert_eq!(o.correlation_id, "c1");
     }
@@ -300,6 +334,42 @@ mod tests {
 
         let other = Event::new("e", "s", "audit.data.access");
         assert_eq!(Observation::from_event(&other, t0()), Ok(None));
+    }
+
+    #[test]
+    fn ips_are_parsed_into_canonical_form_and_text_is_no_ip() {
+        let event = |ip: &str| {
+            let data = json!({"event_type": "failed_login", "source_ip": ip});
+            Observation::new(InputKind::SecurityEvent, "e", t0(), None, obj(&data)).unwrap()
+        };
+        let o = event("::FFFF:10.0.0.1");
+        assert_eq!(o.ip().map(|ip| ip.to_string()).as_deref(), Some("10.0.0.1"));
+        let o = event("2001:DB8::1");
+        assert_eq!(
+            o.ip().map(|ip| ip.to_string()).as_deref(),
+            Some("2001:db8::1")
+        );
+        let o = event("hot");
+        assert_eq!(o.ip(), None);
+        assert!(o.unparsable_ip, "counted, never a key");
+        let data = json!({"user_id": "u", "action": "x", "outcome": "success",
+                          "ip_address": "10.0.0.1:80"});
+        let o = Observation::new(InputKind::UserAction, "e", t0(), None, obj(&data)).unwrap();
+        assert_eq!((o.ip(), o.unparsable_ip), (None, true));
+        // Absent is not unparsable.
+        let data = json!({"event_type": "failed_login"});
+        let o = Observation::new(InputKind::SecurityEvent, "e", t0(), None, obj(&data)).unwrap();
+        assert!(!o.unparsable_ip);
+    }
+
+    #[test]
+    fn the_record_time_is_when_it_was_received() {
+        let line = br#"{"id":"e9","source":"s","type":"audit.security.event",
+            "time":"9999-01-01T00:00:00Z","data":{"event_type":"failed_login"}}"#;
+        let event = crate::envelope::parse_structured(line, &Default::default()).unwrap();
+        let o = Observation::from_event(&event, t0()).unwrap().unwrap();
+        assert_eq!(o.received, t0());
+        assert_eq!(o.time.format("%Y").to_string(), "9999");
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! What the engine emits: alerts, actions and blocklist changes, and their CloudEvent form.
 //!
-//! Ids are UUID v5 of the rule, key, level and window (alerts) or of the alert and the action
-//! (actions, blocklist entries): the same input replayed gives the same ids. Event times are
-//! the raising event's time, never the wall clock, for the same reason.
+//! Ids are keyed ([`IdSecret`]) functions of the rule, key, level and window (alerts) or of
+//! the alert and the action (actions, blocklist entries): the same input replayed gives the
+//! same ids, and nobody without the secret can tell what they were derived from. Event times
+//! are the raising event's (judged) time, never the wall clock, for the same reason.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
+use super::ids::IdSecret;
 use super::level::{Rule, ThreatLevel};
 use crate::config::Topics;
 use crate::envelope::{Event, format_time};
@@ -39,6 +40,8 @@ pub enum Output {
     /// The ip's block expired: a tombstone (null value) on the blocklist.
     Unblock {
         ip: String,
+        /// When the lifted block expired (a service compares it with blocks held elsewhere).
+        expires_at: DateTime<Utc>,
     },
 }
 
@@ -49,9 +52,11 @@ pub struct Alert {
     pub rule: Rule,
     pub level: ThreatLevel,
     pub score: u8,
-    /// The rule's key: an ip (brute_force, credential_stuffing) or a user id (the others).
+    /// The rule's key: a source (brute_force, credential_stuffing: an IPv4 address or an IPv6
+    /// /64) or a user id (the others; one longer than `max_key_bytes` is cut and hashed).
     pub key: String,
     pub user_id: Option<String>,
+    /// The ip-keyed rules' key; for the others, the raising event's address.
     pub source_ip: Option<String>,
     pub count: Option<u64>,
     pub window_start: DateTime<Utc>,
@@ -102,6 +107,7 @@ impl ActionKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockEntry {
     pub id: String,
+    /// What is blocked: an IPv4 address, or an IPv6 /64 as a CIDR (`2001:db8::/64`).
     pub ip: String,
     pub reason: String,
     pub expires_at: DateTime<Utc>,
@@ -138,7 +144,7 @@ impl Output {
                 ActionKind::DisableAccount { user_id } => user_id,
             },
             Output::Block(b) => &b.ip,
-            Output::Unblock { ip } => ip,
+            Output::Unblock { ip, .. } => ip,
         }
     }
 
@@ -240,14 +246,15 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     format_time(&t)
 }
 
-/// The deterministic id of an alert: its rule, key, level and window.
+/// The id of an alert: a keyed function of its rule, key, level and window.
 pub(crate) fn alert_id(
+    secret: &IdSecret,
     rule: Rule,
     key: &str,
     level: ThreatLevel,
     window: (DateTime<Utc>, DateTime<Utc>),
 ) -> String {
-    derived_id(&[
+    secret.derive(&[
         "alert",
         rule.as_str(),
         key,
@@ -257,26 +264,9 @@ pub(crate) fn alert_id(
     ])
 }
 
-/// The deterministic id of something an alert caused (`block_ip`, `blocklist`, ...).
-pub(crate) fn caused_id(alert_id: &str, what: &str) -> String {
-    derived_id(&[what, alert_id])
-}
-
-fn derived_id(parts: &[&str]) -> String {
-    // Length-prefixed parts: no choice of keys can make two different part lists collide.
-    let mut name = Vec::new();
-    for part in parts {
-        name.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        name.extend_from_slice(part.as_bytes());
-    }
-    Uuid::new_v5(&namespace(), &name).to_string()
-}
-
-fn namespace() -> Uuid {
-    Uuid::new_v5(
-        &Uuid::NAMESPACE_URL,
-        b"https://auditflow.invalid/security-monitor",
-    )
+/// The id of something an alert caused (`block_ip`, `disable_account`, `blocklist`).
+pub(crate) fn caused_id(secret: &IdSecret, alert_id: &str, what: &str) -> String {
+    secret.derive(&[what, alert_id])
 }
 
 #[cfg(test)]
@@ -285,32 +275,76 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_distinct() {
+        let s = IdSecret::development();
         let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let a = alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t));
+        let a = alert_id(&s, Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t));
         assert_eq!(
             a,
-            alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t))
-        );
-        assert_ne!(
-            a,
-            alert_id(Rule::BruteForce, "1.2.3.4", ThreatLevel::Critical, (t, t))
+            alert_id(&s, Rule::BruteForce, "1.2.3.4", ThreatLevel::High, (t, t))
         );
         assert_ne!(
             a,
             alert_id(
+                &s,
+                Rule::BruteForce,
+                "1.2.3.4",
+                ThreatLevel::Critical,
+                (t, t)
+            )
+        );
+        assert_ne!(
+            a,
+            alert_id(
+                &s,
                 Rule::CredentialStuffing,
                 "1.2.3.4",
                 ThreatLevel::High,
                 (t, t)
             )
         );
-        assert_ne!(caused_id(&a, "block_ip"), caused_id(&a, "disable_account"));
+        assert_ne!(
+            caused_id(&s, &a, "block_ip"),
+            caused_id(&s, &a, "disable_account")
+        );
+        // Another secret, other ids: without it nobody can recompute one from a guessed ip.
+        let other = IdSecret::from_bytes([1; 32]);
+        assert_ne!(
+            a,
+            alert_id(
+                &other,
+                Rule::BruteForce,
+                "1.2.3.4",
+                ThreatLevel::High,
+                (t, t)
+            )
+        );
+    }
+
+    #[test]
+    fn ids_are_pinned() {
+        // Literal values: a change of the derivation (message layout, MAC, UUID form) changes
+        // every id a deployment has already written, and must be a deliberate one.
+        let s = IdSecret::from_hex(&"2a".repeat(32)).unwrap();
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let a = alert_id(
+            &s,
+            Rule::BruteForce,
+            "203.0.113.9",
+            ThreatLevel::Critical,
+            (t, t),
+        );
+        assert_eq!(a, "61fcb271-4565-801f-bc70-a588b022f271");
+        assert_eq!(
+            caused_id(&s, &a, "block_ip"),
+            "3fd29608-8225-8f0f-b7ac-d2fbe506d237"
+        );
     }
 
     #[test]
     fn tombstones_have_no_value() {
         let u = Output::Unblock {
             ip: "1.2.3.4".into(),
+            expires_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
         assert_eq!(u.to_cloudevent(), None);
         assert_eq!(u.key(), "1.2.3.4");

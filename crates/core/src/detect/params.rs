@@ -33,7 +33,16 @@ pub(crate) struct Params {
     pub max_keys: usize,
     pub max_events_per_key: usize,
     pub max_evidence: usize,
+    /// How far ahead of the time it was received an event may be dated and still move clocks.
+    pub max_clock_skew: TimeDelta,
+    /// User ids and agents longer than this are kept as a prefix and a hash.
+    pub max_key_bytes: usize,
+    /// What one detector's windows and blocks may cost, in bytes.
+    pub max_state_bytes: usize,
 }
+
+/// The smallest `max_key_bytes`: room for a readable prefix before the hash.
+pub(crate) const MIN_KEY_BYTES: usize = 2 * super::keyed::HASH_SUFFIX_LEN;
 
 impl Params {
     pub fn new(s: &SecuritySettings) -> Result<Params, DetectError> {
@@ -63,6 +72,14 @@ impl Params {
         }
         if s.max_keys == 0 || s.max_evidence == 0 || s.baseline_max_known == 0 {
             return invalid("max_keys, max_evidence and baseline_max_known must be positive");
+        }
+        if s.max_key_bytes < MIN_KEY_BYTES {
+            return Err(DetectError::InvalidSettings(format!(
+                "max_key_bytes must be at least {MIN_KEY_BYTES}"
+            )));
+        }
+        if s.max_state_bytes == 0 {
+            return invalid("max_state_bytes must be positive");
         }
         // Counts saturate at the per-key cap, so every count threshold must fit below it.
         let needed = [
@@ -107,6 +124,9 @@ impl Params {
             max_keys: s.max_keys,
             max_events_per_key: s.max_events_per_key,
             max_evidence: s.max_evidence,
+            max_clock_skew: secs(s.max_clock_skew_secs),
+            max_key_bytes: s.max_key_bytes,
+            max_state_bytes: s.max_state_bytes,
         })
     }
 
@@ -147,6 +167,11 @@ mod tests {
     fn defaults_are_valid() {
         let p = Params::new(&SecuritySettings::default()).unwrap();
         assert_eq!(p.window, TimeDelta::minutes(10));
+        assert_eq!(
+            p.max_clock_skew,
+            TimeDelta::minutes(5),
+            "SPEC section 7's default"
+        );
         // 20015 km at 1000 km/h: a little over 20 hours.
         assert!(p.travel_horizon > TimeDelta::hours(20) && p.travel_horizon < TimeDelta::hours(21));
     }
@@ -185,6 +210,14 @@ mod tests {
             },
             SecuritySettings {
                 idle_key_secs: 700,
+                ..Default::default()
+            },
+            SecuritySettings {
+                max_key_bytes: 40,
+                ..Default::default()
+            },
+            SecuritySettings {
+                max_state_bytes: 0,
                 ..Default::default()
             },
         ];

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::keyed::Weigh;
 use super::params::earlier;
 
 /// A value stamped with its event time.
@@ -22,14 +23,27 @@ pub(crate) struct Stamped<E> {
 #[derive(Debug, Clone)]
 pub(crate) struct Timeline<E> {
     entries: VecDeque<Stamped<E>>,
+    /// What the entries cost: their inline size and the heap they own.
+    bytes: usize,
 }
 
 impl<E> Default for Timeline<E> {
     fn default() -> Self {
         Self {
             entries: VecDeque::new(),
+            bytes: 0,
         }
     }
+}
+
+impl<E: Weigh> Weigh for Timeline<E> {
+    fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+fn weight<E: Weigh>(entry: &Stamped<E>) -> usize {
+    std::mem::size_of::<Stamped<E>>() + entry.value.heap_bytes()
 }
 
 /// Where an event falls relative to the newest event its key has seen.
@@ -72,24 +86,6 @@ impl<E> Timeline<E> {
         }
     }
 
-    /// Inserts after every entry with a time ≤ `time` and returns its index. Beyond `cap`
-    /// entries the oldest are dropped (so counts saturate at `cap`).
-    pub fn insert(&mut self, time: DateTime<Utc>, value: E, cap: usize) -> usize {
-        let mut at = self.entries.partition_point(|e| e.time <= time);
-        self.entries.insert(at, Stamped { time, value });
-        while self.entries.len() > cap.max(1) {
-            self.entries.pop_front();
-            at = at.saturating_sub(1);
-        }
-        at
-    }
-
-    /// Drops entries with a time at or before `cutoff`.
-    pub fn forget_through(&mut self, cutoff: DateTime<Utc>) {
-        let n = self.entries.partition_point(|e| e.time <= cutoff);
-        self.entries.drain(..n);
-    }
-
     /// Indices of the entries in the window that ends at `end`: times in (end − len, end].
     pub fn window(&self, end: DateTime<Utc>, len: TimeDelta) -> Range<usize> {
         let start = earlier(end, len);
@@ -119,9 +115,47 @@ impl<E> Timeline<E> {
     }
 }
 
+impl<E: Weigh> Timeline<E> {
+    /// Inserts after every entry with a time ≤ `time` and returns its index. Beyond `cap`
+    /// entries the oldest are dropped (so counts saturate at `cap`).
+    pub fn insert(&mut self, time: DateTime<Utc>, value: E, cap: usize) -> usize {
+        let mut at = self.entries.partition_point(|e| e.time <= time);
+        let entry = Stamped { time, value };
+        self.bytes += weight(&entry);
+        self.entries.insert(at, entry);
+        while self.entries.len() > cap.max(1) {
+            if let Some(dropped) = self.entries.pop_front() {
+                self.bytes -= weight(&dropped);
+            }
+            at = at.saturating_sub(1);
+        }
+        at
+    }
+
+    /// Drops entries with a time at or before `cutoff`.
+    pub fn forget_through(&mut self, cutoff: DateTime<Utc>) {
+        let n = self.entries.partition_point(|e| e.time <= cutoff);
+        for dropped in self.entries.drain(..n) {
+            self.bytes -= weight(&dropped);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Weigh for char {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    impl Weigh for i32 {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
@@ -181,6 +215,23 @@ mod tests {
         );
         assert_eq!(t.arrival(at(880), w, g), Arrival::Late);
         assert_eq!(t.arrival(at(879), w, g), Arrival::TooLate);
+    }
+
+    #[test]
+    fn bytes_follow_inserts_caps_and_forgetting() {
+        use std::sync::Arc;
+        let mut t: Timeline<Arc<str>> = Timeline::default();
+        t.insert(at(0), Arc::from("x".repeat(1000)), 2);
+        let one = t.heap_bytes();
+        assert!(one > 1000);
+        t.insert(at(1), Arc::from("y"), 2);
+        t.insert(at(2), Arc::from("z"), 2);
+        assert!(
+            t.heap_bytes() < one,
+            "the 1000-byte entry was dropped at the cap"
+        );
+        t.forget_through(at(2));
+        assert_eq!((t.len(), t.heap_bytes()), (0, 0));
     }
 
     #[test]

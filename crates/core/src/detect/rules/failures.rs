@@ -1,5 +1,9 @@
 //! `brute_force` and `credential_stuffing`: failed logins per source ip.
 //!
+//! Keyed by the canonical source ([`source_key`](crate::detect::ip::source_key)): an IPv4
+//! address, or an IPv6 address's /64. A failure whose ip is unknown or no address is not
+//! counted here (it has no source to count under).
+//!
 //! brute_force scores the number n of failures in the window (n > 20 → 95, n > 10 → 80,
 //! n > 5 → 50, else 10; thresholds configurable); credential_stuffing scores 85 when at least 10
 //! distinct known user ids failed from the ip in the window (`unknown` is not a user id).
@@ -9,13 +13,14 @@
 //! [t, t + window), and the earliest end with the highest count wins.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
-use crate::detect::keyed::KeyedState;
+use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::Observation;
 use crate::detect::params::{Params, earlier, later};
@@ -27,10 +32,22 @@ struct Failure {
     user: Option<Arc<str>>,
 }
 
+impl Weigh for Failure {
+    fn heap_bytes(&self) -> usize {
+        self.id.heap_bytes() + self.user.heap_bytes()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FailureState {
     timeline: Timeline<Failure>,
     pub episode: Episode,
+}
+
+impl Weigh for FailureState {
+    fn heap_bytes(&self) -> usize {
+        self.timeline.heap_bytes()
+    }
 }
 
 /// Failed logins, keyed by source ip.
@@ -46,10 +63,27 @@ impl FailedLogins {
         }
     }
 
-    pub fn observe(&mut self, obs: &Observation, ip: &str, p: &Params) -> Judgement {
+    /// Judges a failure from `source` (its address), counted under `key` (its source key).
+    pub fn observe(
+        &mut self,
+        obs: &Observation,
+        source: IpAddr,
+        key: &str,
+        p: &Params,
+    ) -> Judgement {
+        let findings = self.judge(obs, source, key, p);
+        self.keys.reweigh(key);
+        findings
+    }
+
+    fn judge(&mut self, obs: &Observation, source: IpAddr, ip: &str, p: &Params) -> Judgement {
         let state = self.keys.touch(ip, obs.time);
         let arrival = admit(&state.timeline, &mut state.episode, obs.time, p)?;
-        let user = obs.known_user().map(Arc::from);
+        // Distinct users are counted by a bounded key: an attacker's megabyte-long user ids
+        // must not each cost a megabyte.
+        let user = obs
+            .known_user()
+            .map(|u| Arc::from(bounded_key(u, p.max_key_bytes)));
         state.timeline.insert(
             obs.time,
             Failure {
@@ -76,7 +110,7 @@ impl FailedLogins {
                 score,
                 key: ip.to_owned(),
                 user_id: obs.known_user().map(str::to_owned),
-                source_ip: Some(ip.to_owned()),
+                source: Some(source),
                 count: Some(count as u64),
                 window_start: earlier(end, p.window),
                 window_end: end,

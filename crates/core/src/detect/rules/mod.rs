@@ -9,6 +9,7 @@ pub(crate) mod privilege;
 pub(crate) mod travel;
 pub(crate) mod unusual;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -25,8 +26,10 @@ pub(crate) struct Finding {
     pub score: u8,
     /// What the rule is keyed by: an ip or a user id. Alerts are keyed by it too.
     pub key: String,
+    /// The raising event's user id, as it came (alerts and `disable_account` name it).
     pub user_id: Option<String>,
-    pub source_ip: Option<String>,
+    /// The raising event's ip address.
+    pub source: Option<IpAddr>,
     pub count: Option<u64>,
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,

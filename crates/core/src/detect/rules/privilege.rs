@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
-use crate::detect::keyed::KeyedState;
+use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
@@ -16,6 +16,12 @@ use crate::detect::timeline::Timeline;
 pub(crate) struct GrantState {
     timeline: Timeline<Arc<str>>,
     pub episode: Episode,
+}
+
+impl Weigh for GrantState {
+    fn heap_bytes(&self) -> usize {
+        self.timeline.heap_bytes()
+    }
 }
 
 /// Privileged role changes, keyed by the user who got the role.
@@ -41,8 +47,21 @@ impl Grants {
     }
 
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
+        let key = bounded_key(&action.user_id, p.max_key_bytes);
+        let findings = self.judge(obs, action, &key, p);
+        self.keys.reweigh(&key);
+        findings
+    }
+
+    fn judge(
+        &mut self,
+        obs: &Observation,
+        action: &UserActionData,
+        key: &str,
+        p: &Params,
+    ) -> Judgement {
         let user = action.user_id.as_str();
-        let state = self.keys.touch(user, obs.time);
+        let state = self.keys.touch(key, obs.time);
         admit(&state.timeline, &mut state.episode, obs.time, p)?;
         state
             .timeline
@@ -57,9 +76,9 @@ impl Grants {
         Some(vec![Finding {
             rule: Rule::PrivilegeEscalation,
             score: if self_granted { 95 } else { 80 },
-            key: user.to_owned(),
+            key: key.to_owned(),
             user_id: Some(user.to_owned()),
-            source_ip: obs.ip().map(str::to_owned),
+            source: obs.ip(),
             count: None,
             window_start: earlier(obs.time, p.window),
             window_end: obs.time,
@@ -67,7 +86,8 @@ impl Grants {
         }])
     }
 
-    pub fn episode(&mut self, user: &str) -> Option<&mut Episode> {
-        self.keys.get_mut(user).map(|s| &mut s.episode)
+    /// The episode of a finding's key.
+    pub fn episode(&mut self, key: &str) -> Option<&mut Episode> {
+        self.keys.get_mut(key).map(|s| &mut s.episode)
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{Finding, Judgement, admit};
 use crate::detect::episode::Episode;
-use crate::detect::keyed::KeyedState;
+use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Geo, Observation};
 use crate::detect::params::{Params, earlier};
@@ -29,10 +29,22 @@ struct Login {
     geo: Geo,
 }
 
+impl Weigh for Login {
+    fn heap_bytes(&self) -> usize {
+        self.id.heap_bytes()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LoginState {
     timeline: Timeline<Login>,
     pub episode: Episode,
+}
+
+impl Weigh for LoginState {
+    fn heap_bytes(&self) -> usize {
+        self.timeline.heap_bytes()
+    }
 }
 
 /// Successful logins with a location, keyed by user id.
@@ -49,7 +61,21 @@ impl Logins {
     }
 
     pub fn observe(&mut self, obs: &Observation, user: &str, geo: Geo, p: &Params) -> Judgement {
-        let state = self.keys.touch(user, obs.time);
+        let key = bounded_key(user, p.max_key_bytes);
+        let findings = self.judge(obs, user, &key, geo, p);
+        self.keys.reweigh(&key);
+        findings
+    }
+
+    fn judge(
+        &mut self,
+        obs: &Observation,
+        user: &str,
+        key: &str,
+        geo: Geo,
+        p: &Params,
+    ) -> Judgement {
+        let state = self.keys.touch(key, obs.time);
         admit(&state.timeline, &mut state.episode, obs.time, p)?;
         let at = state.timeline.insert(
             obs.time,
@@ -66,9 +92,9 @@ impl Logins {
             impossible(a, b, p).then(|| Finding {
                 rule: Rule::ImpossibleTravel,
                 score: 90,
-                key: user.to_owned(),
+                key: key.to_owned(),
                 user_id: Some(user.to_owned()),
-                source_ip: obs.ip().map(str::to_owned),
+                source: obs.ip(),
                 count: None,
                 window_start: a.time,
                 window_end: b.time,
@@ -83,8 +109,9 @@ impl Logins {
         Some(finding.into_iter().collect())
     }
 
-    pub fn episode(&mut self, user: &str) -> Option<&mut Episode> {
-        self.keys.get_mut(user).map(|s| &mut s.episode)
+    /// The episode of a finding's key.
+    pub fn episode(&mut self, key: &str) -> Option<&mut Episode> {
+        self.keys.get_mut(key).map(|s| &mut s.episode)
     }
 }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Finding, Judgement, admit, evidence};
 use crate::detect::episode::Episode;
-use crate::detect::keyed::KeyedState;
+use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
@@ -41,9 +41,22 @@ pub(crate) struct Baseline {
     pub episode: Episode,
 }
 
+impl Weigh for Baseline {
+    fn heap_bytes(&self) -> usize {
+        self.actions.heap_bytes() + self.known_ips.heap_bytes() + self.known_agents.heap_bytes()
+    }
+}
+
 /// A bounded set of values, each with when it was last seen; the stalest goes first.
 #[derive(Debug, Clone, Default)]
 struct Known(Vec<(String, DateTime<Utc>)>);
+
+impl Weigh for Known {
+    fn heap_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(String, DateTime<Utc>)>();
+        self.0.iter().map(|(v, _)| entry + v.heap_bytes()).sum()
+    }
+}
 
 impl Known {
     fn contains(&self, value: &str) -> bool {
@@ -85,16 +98,31 @@ impl Baselines {
     }
 
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
+        let key = bounded_key(&action.user_id, p.max_key_bytes);
+        let findings = self.judge(obs, action, &key, p);
+        self.keys.reweigh(&key);
+        findings
+    }
+
+    fn judge(
+        &mut self,
+        obs: &Observation,
+        action: &UserActionData,
+        key: &str,
+        p: &Params,
+    ) -> Judgement {
         let user = action.user_id.as_str();
-        let b = self.keys.touch(user, obs.time);
+        let b = self.keys.touch(key, obs.time);
         admit(&b.actions, &mut b.episode, obs.time, p)?;
         let established = b.learned >= p.baseline_min_actions;
-        let new_ip = action
-            .ip_address
-            .as_deref()
-            .is_some_and(|ip| !b.known_ips.contains(ip));
-        let new_agent = action
+        // Addresses in canonical form; agents (attacker-chosen text) by a bounded key.
+        let ip = action.ip_address.map(|ip| ip.to_string());
+        let agent = action
             .user_agent
+            .as_deref()
+            .map(|ua| bounded_key(ua, p.max_key_bytes));
+        let new_ip = ip.as_deref().is_some_and(|ip| !b.known_ips.contains(ip));
+        let new_agent = agent
             .as_deref()
             .is_some_and(|ua| !b.known_agents.contains(ua));
         let novelty = match (established, new_ip, new_agent) {
@@ -121,10 +149,10 @@ impl Baselines {
             (n, v) => (n.max(v) + 10).min(MAX_SCORE),
         };
 
-        if let Some(ip) = &action.ip_address {
+        if let Some(ip) = &ip {
             b.known_ips.learn(ip, obs.time, p.baseline_max_known);
         }
-        if let Some(agent) = &action.user_agent {
+        if let Some(agent) = &agent {
             b.known_agents.learn(agent, obs.time, p.baseline_max_known);
         }
         b.learned = b.learned.saturating_add(1);
@@ -140,9 +168,9 @@ impl Baselines {
         Some(vec![Finding {
             rule: Rule::UnusualAccess,
             score: score.min(MAX_SCORE),
-            key: user.to_owned(),
+            key: key.to_owned(),
             user_id: Some(user.to_owned()),
-            source_ip: action.ip_address.clone(),
+            source: action.ip_address,
             count: Some(volume_count as u64),
             window_start: earlier(obs.time, p.window),
             window_end: obs.time,
@@ -150,8 +178,9 @@ impl Baselines {
         }])
     }
 
-    pub fn episode(&mut self, user: &str) -> Option<&mut Episode> {
-        self.keys.get_mut(user).map(|s| &mut s.episode)
+    /// The episode of a finding's key.
+    pub fn episode(&mut self, key: &str) -> Option<&mut Episode> {
+        self.keys.get_mut(key).map(|s| &mut s.episode)
     }
 }
 
