@@ -231,6 +231,9 @@ pub async fn wait_caught_up(bootstrap: &str, group: &str, topic: &str) {
 #[derive(Debug, Clone)]
 pub struct Read {
     pub topic: String,
+    /// The record's Kafka timestamp (ms since the epoch): for the monitors' outputs, when the
+    /// producer wrote it.
+    pub timestamp_ms: Option<i64>,
     pub key: Option<String>,
     pub value: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -279,6 +282,7 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Read> {
             let m = message.expect("consuming");
             out.push(Read {
                 topic: m.topic().to_owned(),
+                timestamp_ms: m.timestamp().to_millis(),
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: m.payload().unwrap_or_default().to_vec(),
                 headers: m

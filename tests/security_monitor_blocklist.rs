@@ -1,8 +1,9 @@
 //! The security monitor against the real Kafka: a block's tombstone follows the wall clock.
 //!
-//! A burst of failed logins blocks an ip for a few seconds, then nothing more arrives. With
-//! tombstones driven by event time only, the ip would stay on the compacted blocklist until the
-//! next record; the monitor's tick lifts it when the wall clock passes `expires_at`, so the
+//! A burst of failed logins, sent once the monitor runs, blocks an ip for a few seconds, then
+//! nothing more arrives. With tombstones driven by event time only, the ip would stay on the
+//! compacted blocklist until the next record; the monitor's tick lifts it when the wall clock
+//! passes `expires_at` (and not before: the tombstone's own record time is checked), so the
 //! `read_committed` blocklist ends with exactly one upsert and one tombstone for the ip. The
 //! `auditflow_detect_*` metrics (the registry `/metrics` serves) count the alerts and actions
 //! and carry no ip.
@@ -60,16 +61,13 @@ fn is_tombstone(r: &Read) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_block_is_lifted_without_further_input() {
     let mut setup = Setup::new("secmon_blocklist", 1).await;
-    setup.config.security.block_duration_secs = 5;
+    setup.config.security.block_duration_secs = 15;
     topics::ensure_topics(
         &setup.config.kafka,
         &topics::planned_topics(&setup.config.topics),
     )
     .await
     .expect("creating the topics");
-    for (topic, record) in burst(&setup.config) {
-        produce(&setup.bootstrap, &topic, &[record]).await;
-    }
 
     let (metrics, health, shutdown) = (
         Metrics::new().expect("metrics"),
@@ -89,9 +87,28 @@ async fn an_expired_block_is_lifted_without_further_input() {
         })
     };
 
+    // The burst goes out once the monitor owns its inputs, so it is judged at once and its
+    // block (15 s) is still standing then: a tombstone written at once would be caught.
+    let started = Instant::now();
+    let assigned = r#"auditflow_assigned_partitions{service="security-monitor"}"#;
+    while metric(&metrics.render(), assigned) == 0 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the monitor never got its partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // One producer per topic, all records at once: the block must still stand when judged.
+    let mut by_topic: std::collections::BTreeMap<String, Vec<Input>> = Default::default();
+    for (topic, record) in burst(&setup.config) {
+        by_topic.entry(topic).or_default().push(record);
+    }
+    for (topic, records) in &by_topic {
+        produce(&setup.bootstrap, topic, records).await;
+    }
+
     // No record arrives after the burst: only the wall clock can lift the block.
     let blocklist_topic = setup.config.topics.blocklist.clone();
-    let started = Instant::now();
     let blocklist = loop {
         let records = read_committed(&setup.bootstrap, &blocklist_topic);
         if records.iter().any(is_tombstone) {
@@ -139,8 +156,15 @@ async fn an_expired_block_is_lifted_without_further_input() {
         .as_str()
         .and_then(|s| s.parse().ok())
         .expect("expires_at");
-    // The block had expired by the wall clock when the tombstone was found.
-    assert!(expires_at < Utc::now());
+    // The tombstone went out after the block expired, by its own record time (the
+    // monitor's producer stamps it when it is written), not merely before this test looked.
+    let tombstone_ms = blocklist_after[1]
+        .timestamp_ms
+        .expect("the tombstone's record timestamp");
+    assert!(
+        expires_at.timestamp_millis() < tombstone_ms,
+        "tombstone at {tombstone_ms} ms, before the block's expiry {expires_at}"
+    );
 
     for (series, value) in [
         (critical, 1),

@@ -8,6 +8,7 @@
 mod common;
 
 use auditflow_core::classify::Classified;
+use auditflow_core::detect::IdSecret;
 use auditflow_core::{Classifier, Config};
 use auditflow_kafka::{Health, Metrics, Shutdown, topics};
 use common::*;
@@ -77,7 +78,10 @@ fn data(records: &[Read]) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_a_burst_alerts_and_acts_exactly_once() {
-    let setup = Setup::new("secmon_restart", 1).await;
+    let mut setup = Setup::new("secmon_restart", 1).await;
+    let secret_file = std::env::temp_dir().join(format!("{}.id-secret", setup.prefix));
+    std::fs::write(&secret_file, SECRET).expect("writing the id secret");
+    setup.config.security.id_secret_file = Some(secret_file.clone());
     topics::ensure_topics(
         &setup.config.kafka,
         &topics::planned_topics(&setup.config.topics),
@@ -138,15 +142,16 @@ async fn a_restart_in_the_middle_of_a_burst_alerts_and_acts_exactly_once() {
     );
 
     // The same ids as the monitor's engine gives offline, with no restart at all.
-    let mut offline = auditflow_core::detect::Detector::new(&setup.config.security).unwrap();
+    let secret = IdSecret::from_hex(SECRET).unwrap();
+    let mut offline =
+        auditflow_core::detect::Detector::new(&setup.config.security, secret).unwrap();
     let mut ids = Vec::new();
     for (_, (_, value, _)) in failed_logins(&setup.config, 0..21) {
         let event =
             auditflow_core::envelope::parse_structured(&value, &setup.config.limits).unwrap();
-        if let Some(obs) =
-            auditflow_core::detect::Observation::from_event(&event, chrono::Utc::now()).unwrap()
-        {
-            for out in offline.observe(&obs, auditflow_core::detect::Mode::Live) {
+        let now = chrono::Utc::now();
+        if let Some(obs) = auditflow_core::detect::Observation::from_event(&event, now).unwrap() {
+            for out in offline.observe(&obs, auditflow_core::detect::Mode::Live, now) {
                 if let Some(event) = out.to_event() {
                     ids.push(event.id);
                 }
@@ -165,4 +170,53 @@ async fn a_restart_in_the_middle_of_a_burst_alerts_and_acts_exactly_once() {
     sorted.0.sort();
     sorted.1.sort();
     assert_eq!(sorted.0, sorted.1);
+
+    // And ids computed here, independently of the engine, from SPEC section 7's recipe as
+    // the engine documents it: HMAC-SHA256 under the secret of the length-prefixed parts,
+    // the first 16 bytes as a UUID v8.
+    let critical_id = keyed_id(&[
+        "alert",
+        "brute_force",
+        "203.0.113.5",
+        "critical",
+        "2024-05-01T09:50:20Z",
+        "2024-05-01T10:00:20Z",
+    ]);
+    assert_eq!(critical["id"], critical_id.as_str());
+    let block_ip = actions
+        .iter()
+        .map(Read::json)
+        .find(|a| a["data"]["action"] == "block_ip")
+        .unwrap();
+    assert_eq!(
+        block_ip["id"],
+        keyed_id(&["block_ip", &critical_id]).as_str()
+    );
+    assert_eq!(
+        blocklist[0].json()["id"],
+        keyed_id(&["blocklist", &critical_id]).as_str()
+    );
+    std::fs::remove_file(&secret_file).ok();
+}
+
+/// The id secret of this test (`[security] id_secret_file`).
+const SECRET: &str = "3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b";
+
+fn keyed_id(parts: &[&str]) -> String {
+    use hmac::{Hmac, Mac};
+    let key: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&SECRET[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(b"auditflow/security-monitor/ids/v1");
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    let tag = mac.finalize().into_bytes();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&tag[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
 }

@@ -40,10 +40,12 @@
 //! expiry standing for the ip, and a tombstone is written only when no longer block stands.
 //! Views lag behind the topic by about a transaction, so two instances can still cross (a
 //! shorter upsert over a longer one, a tombstone while another instance holds a longer
-//! block): every tick, an instance that sees such a record for an ip it blocks longer writes
-//! its entry again ([`blocklist::restore`]); after each (re)assignment it compares every block
-//! it holds with the view once. Alerts and actions never depend on the view: they stay a
-//! function of the input, with the same ids on every replay.
+//! block): every tick, an instance that has read such a record for an ip it blocks longer
+//! writes its entry again ([`blocklist::restore`]). Only ips with new records are compared,
+//! so an upsert of its own not yet read back is never taken for a missing block; at start the
+//! whole topic is new, and ticks wait for replays, so re-armed blocks are compared too.
+//! Alerts and actions never depend on the view: they stay a function of the input, with the
+//! same ids on every replay.
 //!
 //! # Event times and the wall clock
 //! The record timestamp (set by the classifier's producer) is when an event was received; an
@@ -91,8 +93,6 @@ pub struct SecurityMonitor {
     /// The blocklist topic as last read, shared with the thread that follows it (`None`:
     /// this instance's detectors are all there is, as in unit tests).
     view: Option<Arc<Mutex<BlocklistView>>>,
-    /// Compare every held block with the view at the next tick (set on each assignment).
-    restore_all: bool,
 }
 
 /// How many ips a [`BlocklistView`] remembers: every block every partition could hold.
@@ -121,7 +121,6 @@ impl SecurityMonitor {
             now_ms: || Utc::now().timestamp_millis(),
             counts: EngineCounts::default(),
             view: None,
-            restore_all: false,
         })
     }
 
@@ -204,21 +203,26 @@ impl SecurityMonitor {
         })
     }
 
-    /// The upserts that put back blocks this instance holds where the view shows less: for
-    /// the ips with new records since the last tick, or, after an assignment, for all.
+    /// The upserts that put back blocks this instance holds where the view shows less, for
+    /// the ips with new records since the last tick. Only those: an upsert of our own that
+    /// the view has not read back yet is not a block missing from the topic. (At start, the
+    /// whole topic is new; ticks do not run while a partition replays, so blocks re-armed
+    /// by a replay are compared with every record read meanwhile.)
     fn restore(&mut self, now: DateTime<Utc>) -> Vec<Output> {
         let Some(view) = &self.view else {
             return Vec::new();
         };
         let mut view = lock(view);
         if !view.is_loaded() {
-            // Not read to its end yet: a block missing from it may just not be read yet.
+            // Not read to its end yet: what it lacks may just not be read yet.
             return Vec::new();
         }
         let changed = view.take_changed();
-        let all = std::mem::take(&mut self.restore_all);
+        if changed.is_empty() {
+            return Vec::new();
+        }
         let held = self.detectors.values().flat_map(Detector::blocks);
-        blocklist::restore(held, &view, (!all).then_some(&changed), now)
+        blocklist::restore(held, &view, Some(&changed), now)
     }
 
     fn detector(&mut self, partition: Partition) -> &mut Detector {
@@ -293,8 +297,6 @@ impl Transform for SecurityMonitor {
                 rewinds.push((p.clone(), Rewind::ToTimestamp(from)));
             }
         }
-        // The first tick after the replay compares every re-armed block with the blocklist.
-        self.restore_all = true;
         tracing::info!(
             partitions = partitions.len(),
             owned = self.detectors.len(),

@@ -149,7 +149,9 @@ pub fn settle(
 
 /// The upserts that put this service's standing blocks back where the view shows a shorter
 /// block or none: for each ip in `changed` (every held ip when `None`), the longest of `held`
-/// when it is still standing at `now` and expires later than the view says.
+/// when it is still standing at `now` and expires later than the view says. A service passes
+/// the ips the view read records of: a block it wrote itself and the view has not read back
+/// yet is not missing.
 pub fn restore<'a>(
     held: impl IntoIterator<Item = &'a BlockEntry>,
     view: &BlocklistView,
