@@ -52,10 +52,13 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
 }
 
 /// A reader of a whole (compacted) topic by assignment, in no group: `read_committed`, from
-/// the beginning, committing nothing (the [`table`](crate::table) module).
+/// the beginning, committing nothing (the [`table`](crate::table) module). librdkafka wants a
+/// `group.id` even to assign partitions; `<group_prefix>table-reader` never joins a group
+/// (no subscription) and never fetches or commits offsets (they are given).
 pub fn table_reader_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = with_properties(settings, &[("queued.max.messages.kbytes", "16384")]);
     config
+        .set("group.id", group_id(settings, "table-reader"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
