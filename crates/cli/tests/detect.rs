@@ -509,3 +509,22 @@ fn a_far_future_failure_is_counted_and_said() {
     assert_eq!(summary["future_dated"], 2);
     assert_eq!(summary["too_late"], 0);
 }
+
+#[test]
+fn the_monitor_refuses_to_start_off_loopback_without_an_id_secret() {
+    let out = auditflow_with(
+        &["run", "security-monitor"],
+        "",
+        &[
+            ("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", "kafka-1.invalid:9092"),
+            ("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr.lines().last().unwrap_or_default();
+    assert!(
+        reason.contains("id_secret_file") && reason.contains("$AUDITFLOW_ID_SECRET"),
+        "one line naming the setting: {stderr}"
+    );
+}
