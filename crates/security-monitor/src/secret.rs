@@ -10,9 +10,8 @@
 //! server is a loopback address (the local stack), or offline (`auditflow detect`). Anywhere
 //! else the monitor refuses to start, naming the setting.
 
-use std::net::IpAddr;
-
 use auditflow_core::Config;
+use auditflow_core::config::is_loopback_address;
 use auditflow_core::detect::IdSecret;
 use zeroize::Zeroizing;
 
@@ -75,31 +74,18 @@ pub fn load(
 }
 
 /// Whether every server of a librdkafka `bootstrap.servers` list (`host:port`, `[v6]:port`,
-/// optionally `PROTOCOL://`) is a loopback address or `localhost`. An empty list is not.
+/// optionally `PROTOCOL://`) is a loopback address or `localhost`
+/// ([`is_loopback_address`], as the store decides for its nodes). An empty list is not.
 pub fn all_loopback(bootstrap_servers: &str) -> bool {
     let servers: Vec<&str> = bootstrap_servers
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    !servers.is_empty() && servers.iter().all(|s| is_loopback_server(s))
-}
-
-fn is_loopback_server(server: &str) -> bool {
-    let server = server.rsplit_once("://").map_or(server, |(_, rest)| rest);
-    let host = if let Some(rest) = server.strip_prefix('[') {
-        rest.split_once(']').map_or(rest, |(host, _)| host)
-    } else if server.parse::<IpAddr>().is_ok() {
-        server
-    } else {
-        server.rsplit_once(':').map_or(server, |(host, _)| host)
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-            IpAddr::V4(v4) => v4.is_loopback(),
+    !servers.is_empty()
+        && servers.iter().all(|server| {
+            let address = server.rsplit_once("://").map_or(*server, |(_, rest)| rest);
+            is_loopback_address(address)
         })
 }
 
