@@ -9,39 +9,21 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use auditflow_integration_tests::{auditflow_binary, terminate};
+use auditflow_integration_tests::terminate;
 use common::*;
 
 fn spawn(setup: &Setup) -> Child {
     let t = &setup.config.topics;
-    Command::new(auditflow_binary())
-        .args(["run", "classifier"])
-        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &setup.bootstrap)
-        .env(
-            "AUDITFLOW_KAFKA__GROUP_PREFIX",
-            &setup.config.kafka.group_prefix,
-        )
-        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
-        // The killed member's partitions move once its session expires: keep that short.
-        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+    setup
+        .run_command("classifier")
         // A TOML literal string: no escaping of the regex's backslashes.
         .env(
             "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
             format!("['{}']", t.classifier_inputs[0]),
         )
-        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .spawn()
         .expect("starting auditflow run classifier")
 }

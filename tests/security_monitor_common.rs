@@ -50,6 +50,14 @@ pub fn classified(config: &Config, events: &[Value]) -> Vec<(String, Input)> {
     out
 }
 
+/// The security events the classifier makes of `events` (their user actions left out).
+pub fn security_events(config: &Config, events: &[Value]) -> Vec<(String, Input)> {
+    classified(config, events)
+        .into_iter()
+        .filter(|(topic, _)| topic == &config.topics.security_event)
+        .collect()
+}
+
 /// Produces `records` with one producer per topic (order kept within each topic), so a burst
 /// reaches Kafka in a moment rather than a record per round trip.
 pub async fn produce_all(bootstrap: &str, records: Vec<(String, Input)>) {

@@ -14,11 +14,11 @@ mod common;
 mod monitor_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use auditflow_core::detect::{Detector, IdSecret, Mode, Observation};
-use auditflow_integration_tests::{auditflow_binary, terminate};
+use auditflow_integration_tests::terminate;
 use chrono::{TimeDelta, Utc};
 use common::*;
 use monitor_common::*;
@@ -27,29 +27,9 @@ use monitor_common::*;
 const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 fn spawn(setup: &Setup) -> Child {
-    let t = &setup.config.topics;
-    Command::new(auditflow_binary())
-        .args(["run", "security-monitor"])
-        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &setup.bootstrap)
-        .env(
-            "AUDITFLOW_KAFKA__GROUP_PREFIX",
-            &setup.config.kafka.group_prefix,
-        )
-        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
-        // The killed member's partitions move once its session expires: keep that short.
-        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
-        .env("AUDITFLOW_TOPICS__PARTITIONS", t.partitions.to_string())
-        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+    setup
+        .run_command("security-monitor")
         .env("AUDITFLOW_ID_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .spawn()
         .expect("starting auditflow run security-monitor")
 }
@@ -67,10 +47,7 @@ fn bursts(setup: &Setup, ips: std::ops::Range<u32>) -> Vec<(String, Input)> {
             })
         })
         .collect();
-    classified(&setup.config, &events)
-        .into_iter()
-        .filter(|(topic, _)| topic == &setup.config.topics.security_event)
-        .collect()
+    security_events(&setup.config, &events)
 }
 
 fn ip(k: u32) -> String {

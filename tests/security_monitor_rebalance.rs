@@ -36,10 +36,7 @@ fn failures(
             })
         })
         .collect();
-    classified(&setup.config, &events)
-        .into_iter()
-        .filter(|(topic, _)| topic == &setup.config.topics.security_event)
-        .collect()
+    security_events(&setup.config, &events)
 }
 
 fn ip(k: u32) -> String {

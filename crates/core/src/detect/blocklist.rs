@@ -181,22 +181,7 @@ pub fn restore<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
-    }
-
-    fn entry(ip: &str, until: i64) -> BlockEntry {
-        BlockEntry {
-            id: format!("id-{until}"),
-            ip: ip.into(),
-            reason: "brute_force".into(),
-            expires_at: at(until),
-            time: at(0),
-            causation_id: "a".into(),
-            correlation_id: "c".into(),
-        }
-    }
+    use crate::detect::blocks::tests::{at, entry};
 
     fn upsert(until: i64) -> Vec<u8> {
         Output::Block(entry("ip", until))

@@ -118,14 +118,15 @@ fn weight(entry: &BlockEntry) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn at(s: i64) -> DateTime<Utc> {
+    pub(crate) fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
     }
 
-    fn entry(ip: &str, until: i64) -> BlockEntry {
+    /// A block of `ip` until `until` seconds after the tests' epoch (also the blocklist's tests).
+    pub(crate) fn entry(ip: &str, until: i64) -> BlockEntry {
         BlockEntry {
             id: format!("id-{ip}-{until}"),
             ip: ip.into(),

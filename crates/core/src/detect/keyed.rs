@@ -95,13 +95,22 @@ pub(crate) struct KeyedState<S> {
     max_keys: usize,
     idle_after: TimeDelta,
     evicted: u64,
-    /// The sum of the slots' weights.
+    /// The sum of the slots' weights, as last weighed.
     bytes: usize,
+    /// The key [`KeyedState::touch`] last handed out, to weigh again once it has changed.
+    touched: Option<String>,
 }
 
 impl<S: Weigh> KeyedState<S> {
-    /// Weighs `key`'s state again after a change (call it after every change).
-    pub fn reweigh(&mut self, key: &str) {
+    /// Weighs the state [`KeyedState::touch`] last handed out again, now that its user has
+    /// changed it (the detector calls this after every judgement).
+    pub fn reweigh_touched(&mut self) {
+        if let Some(key) = self.touched.take() {
+            self.reweigh(&key);
+        }
+    }
+
+    fn reweigh(&mut self, key: &str) {
         if let Some(slot) = self.slots.get_mut(key) {
             let weight = SLOT_OVERHEAD + 2 * key.len() + slot.state.heap_bytes();
             self.bytes = self.bytes - slot.weight + weight;
@@ -110,7 +119,7 @@ impl<S: Weigh> KeyedState<S> {
     }
 }
 
-impl<S: Default> KeyedState<S> {
+impl<S: Default + Weigh> KeyedState<S> {
     pub fn new(max_keys: usize, idle_after: TimeDelta) -> Self {
         Self {
             slots: HashMap::new(),
@@ -119,12 +128,19 @@ impl<S: Default> KeyedState<S> {
             idle_after,
             evicted: 0,
             bytes: 0,
+            touched: None,
         }
     }
 
     /// The state of `key`, created when absent (evicting the stalest key at the cap); its
-    /// last-seen time moves forward to `time`.
+    /// last-seen time moves forward to `time`. It is weighed again at
+    /// [`KeyedState::reweigh_touched`].
     pub fn touch(&mut self, key: &str, time: DateTime<Utc>) -> &mut S {
+        if self.touched.as_deref() != Some(key) {
+            // One key per judgement: weigh a previous one now rather than never.
+            self.reweigh_touched();
+            self.touched = Some(key.to_owned());
+        }
         if !self.slots.contains_key(key) {
             while self.slots.len() >= self.max_keys {
                 if !self.evict_stalest() {
@@ -207,6 +223,12 @@ impl<S: Default> KeyedState<S> {
 mod tests {
     use super::*;
 
+    impl Weigh for u32 {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
+
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
@@ -240,11 +262,11 @@ mod tests {
     fn weights_follow_changes_and_eviction() {
         let mut k: KeyedState<String> = KeyedState::new(10, TimeDelta::seconds(100));
         k.touch("a", at(0)).push_str(&"x".repeat(1000));
-        k.reweigh("a");
+        k.reweigh_touched();
         let one = k.bytes();
         assert!(one >= 1000, "{one}");
         k.touch("b", at(1));
-        k.reweigh("b");
+        k.reweigh_touched();
         assert!(k.bytes() > one);
         assert_eq!(k.stalest(), Some(at(0)));
         assert!(k.evict_stalest());

@@ -365,6 +365,11 @@ impl Detector {
                 }
             }
         }
+        // Whatever a family changed is weighed again, for the byte budget.
+        self.failures.keys.reweigh_touched();
+        self.logins.keys.reweigh_touched();
+        self.grants.keys.reweigh_touched();
+        self.baselines.keys.reweigh_touched();
         if judgements.iter().any(Option::is_none) {
             self.stats.too_late += 1;
         }

@@ -92,6 +92,13 @@ fn alerts(out: &[Output]) -> Vec<(Rule, ThreatLevel, u8)> {
         .collect()
 }
 
+/// What a burst of 21 failures raises, in order.
+const MEDIUM_HIGH_CRITICAL: [ThreatLevel; 3] = [
+    ThreatLevel::Medium,
+    ThreatLevel::High,
+    ThreatLevel::Critical,
+];
+
 /// `n` failures from one ip, one second apart, by `users` cycling.
 fn burst(n: usize, ip: &str, users: &[&str]) -> Vec<Observation> {
     (0..n)
@@ -274,14 +281,7 @@ fn the_highest_score_wins_so_21_shuffled_users_still_give_one_alert_per_level() 
     let mut d = detector();
     let out = run(&mut d, &burst(21, IP, &users));
     let levels: Vec<ThreatLevel> = alerts(&out).iter().map(|a| a.1).collect();
-    assert_eq!(
-        levels,
-        [
-            ThreatLevel::Medium,
-            ThreatLevel::High,
-            ThreatLevel::Critical
-        ]
-    );
+    assert_eq!(levels, MEDIUM_HIGH_CRITICAL);
 }
 
 const NEW_YORK: (f64, f64) = (40.7128, -74.0060);
@@ -477,14 +477,7 @@ fn late_events_within_grace_are_placed_and_judged_beyond_it_are_not() {
     let mut d = detector();
     let out = run(&mut d, &events);
     let levels: Vec<ThreatLevel> = alerts(&out).iter().map(|a| a.1).collect();
-    assert_eq!(
-        levels,
-        [
-            ThreatLevel::Medium,
-            ThreatLevel::High,
-            ThreatLevel::Critical
-        ]
-    );
+    assert_eq!(levels, MEDIUM_HIGH_CRITICAL);
     let Output::Alert(critical) = &out[2] else {
         panic!()
     };
@@ -749,14 +742,7 @@ fn text_that_is_no_ip_is_no_source_ip() {
     assert_eq!(d.tracked().0, 0);
     // The user-keyed rules still judge such an event; the alert has no source ip and no block.
     let mut d = detector();
-    let grant = obs(
-        InputKind::UserAction,
-        "p1",
-        0,
-        json!({"user_id": "carol", "action": "privilege_change", "outcome": "success",
-               "ip_address": "not-an-ip", "context": {"new_role": "root", "changed_by": "carol"}}),
-    );
-    let out = run(&mut d, &[grant]);
+    let out = run(&mut d, &[self_granted_root_from("not-an-ip")]);
     let Output::Alert(a) = &out[0] else { panic!() };
     assert_eq!(
         (a.rule, a.source_ip.as_deref()),
@@ -766,17 +752,21 @@ fn text_that_is_no_ip_is_no_source_ip() {
     assert_eq!(d.stats().unparsable_ips, 1);
 }
 
-#[test]
-fn user_keyed_alerts_name_the_address_and_block_its_64() {
-    let mut d = detector();
-    let grant = obs(
+/// carol grants herself `root` (critical) from `ip`.
+fn self_granted_root_from(ip: &str) -> Observation {
+    obs(
         InputKind::UserAction,
         "p1",
         0,
         json!({"user_id": "carol", "action": "privilege_change", "outcome": "success",
-               "ip_address": "2001:DB8:0:0:1::5", "context": {"new_role": "root", "changed_by": "carol"}}),
-    );
-    let out = run(&mut d, &[grant]);
+               "ip_address": ip, "context": {"new_role": "root", "changed_by": "carol"}}),
+    )
+}
+
+#[test]
+fn user_keyed_alerts_name_the_address_and_block_its_64() {
+    let mut d = detector();
+    let out = run(&mut d, &[self_granted_root_from("2001:DB8:0:0:1::5")]);
     let Output::Alert(a) = &out[0] else { panic!() };
     assert_eq!(a.source_ip.as_deref(), Some("2001:db8::1:0:0:5"));
     assert_eq!(a.key, "carol");
@@ -801,14 +791,7 @@ fn a_burst_spanning_a_far_future_event_still_alerts() {
     let mut d = detector();
     let out = run(&mut d, &events);
     let levels: Vec<ThreatLevel> = alerts(&out).iter().map(|a| a.1).collect();
-    assert_eq!(
-        levels,
-        [
-            ThreatLevel::Medium,
-            ThreatLevel::High,
-            ThreatLevel::Critical
-        ]
-    );
+    assert_eq!(levels, MEDIUM_HIGH_CRITICAL);
     assert_eq!(d.stats().future_dated, 1);
     assert_eq!(
         d.stats().too_late,
@@ -875,14 +858,7 @@ fn a_far_future_event_in_a_backlog_makes_no_later_event_too_late() {
     events[10] = future_failure("f10", 60 * MIN, IP);
     let mut d = detector();
     let levels: Vec<ThreatLevel> = alerts(&run(&mut d, &events)).iter().map(|a| a.1).collect();
-    assert_eq!(
-        levels,
-        [
-            ThreatLevel::Medium,
-            ThreatLevel::High,
-            ThreatLevel::Critical
-        ]
-    );
+    assert_eq!(levels, MEDIUM_HIGH_CRITICAL);
     assert_eq!(d.stats().too_late, 0);
 }
 

@@ -63,20 +63,14 @@ impl FailedLogins {
         }
     }
 
-    /// Judges a failure from `source` (its address), counted under `key` (its source key).
+    /// Judges a failure from `source` (its address), counted under `ip` (its source key).
     pub fn observe(
         &mut self,
         obs: &Observation,
         source: IpAddr,
-        key: &str,
+        ip: &str,
         p: &Params,
     ) -> Judgement {
-        let findings = self.judge(obs, source, key, p);
-        self.keys.reweigh(key);
-        findings
-    }
-
-    fn judge(&mut self, obs: &Observation, source: IpAddr, ip: &str, p: &Params) -> Judgement {
         let state = self.keys.touch(ip, obs.time);
         let arrival = admit(&state.timeline, &mut state.episode, obs.time, p)?;
         // Distinct users are counted by a bounded key: an attacker's megabyte-long user ids

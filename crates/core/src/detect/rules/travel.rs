@@ -62,19 +62,7 @@ impl Logins {
 
     pub fn observe(&mut self, obs: &Observation, user: &str, geo: Geo, p: &Params) -> Judgement {
         let key = bounded_key(user, p.max_key_bytes);
-        let findings = self.judge(obs, user, &key, geo, p);
-        self.keys.reweigh(&key);
-        findings
-    }
-
-    fn judge(
-        &mut self,
-        obs: &Observation,
-        user: &str,
-        key: &str,
-        geo: Geo,
-        p: &Params,
-    ) -> Judgement {
+        let key = key.as_ref();
         let state = self.keys.touch(key, obs.time);
         admit(&state.timeline, &mut state.episode, obs.time, p)?;
         let at = state.timeline.insert(

@@ -98,20 +98,9 @@ impl Baselines {
     }
 
     pub fn observe(&mut self, obs: &Observation, action: &UserActionData, p: &Params) -> Judgement {
-        let key = bounded_key(&action.user_id, p.max_key_bytes);
-        let findings = self.judge(obs, action, &key, p);
-        self.keys.reweigh(&key);
-        findings
-    }
-
-    fn judge(
-        &mut self,
-        obs: &Observation,
-        action: &UserActionData,
-        key: &str,
-        p: &Params,
-    ) -> Judgement {
         let user = action.user_id.as_str();
+        let key = bounded_key(user, p.max_key_bytes);
+        let key = key.as_ref();
         let b = self.keys.touch(key, obs.time);
         admit(&b.actions, &mut b.episode, obs.time, p)?;
         let established = b.learned >= p.baseline_min_actions;
