@@ -199,9 +199,20 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Each partition's end offset.
+/// Each partition's end offset: its high watermark, past every record written, those of
+/// transactions still open included. Asked `read_uncommitted`: asked `read_committed`, the
+/// broker answers the last stable offset, which an open transaction holds back (a killed
+/// producer's, until the broker aborts it seconds later), and a reader stopping there
+/// misses what was committed after it. [`read_committed`] waits at this end until every
+/// transaction below it is decided.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let c = consumer(bootstrap, "auditflow-tests-watermarks");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "auditflow-tests-watermarks")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .expect("consumer");
     partitions(&c, topic)
         .into_iter()
         .map(|p| {
