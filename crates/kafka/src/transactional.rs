@@ -64,6 +64,9 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a rewind's offset lookups retry retriable errors. The loop does not poll meanwhile,
 /// so this stays well below librdkafka's `max.poll.interval.ms` (300 s by default).
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a rewind's seek of a just-assigned partition waits for librdkafka to start
+/// fetching it.
+const SEEK_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What a service plugs into the loop.
 pub trait Transform: Send {
@@ -419,14 +422,50 @@ impl<T: Transform> TransactionalLoop<T> {
             if let (Some(Offset::Offset(committed)), Some(Offset::Offset(from))) = (committed, from)
                 && from < committed
             {
-                self.consumer
-                    .seek(&p.topic, p.partition, Offset::Offset(from), CALL_TIMEOUT)
-                    .during("seeking for a rewind")?;
+                if !self.seek_assigned(&p, from)? {
+                    // Revoked meanwhile: its new owner rewinds it.
+                    continue;
+                }
                 tracing::info!(service = %self.spec.service, partition = %p, replay = committed - from, "replaying history");
                 self.replay_until.insert(p, committed);
             }
         }
         Ok(())
+    }
+
+    /// Seeks a partition just assigned to `offset`; `Ok(false)` when it was revoked meanwhile.
+    /// librdkafka starts fetching an assigned partition on its own threads, and a seek before
+    /// that has happened fails with `ERR__STATE` (seen after a `kill -9`: "Seek error: Local:
+    /// Erroneous state", which stopped the replacement): retried while the partition is ours,
+    /// for up to [`SEEK_DEADLINE`].
+    fn seek_assigned(&self, p: &Partition, offset: i64) -> Result<bool> {
+        let started = Instant::now();
+        loop {
+            match self
+                .consumer
+                .seek(&p.topic, p.partition, Offset::Offset(offset), CALL_TIMEOUT)
+            {
+                Ok(()) => return Ok(true),
+                Err(err) if crate::rebalance::is_revoked_state(&err) => {
+                    if !lock(&self.assignment).owns(p) {
+                        return Ok(false);
+                    }
+                    if started.elapsed() >= SEEK_DEADLINE {
+                        return Err(Error::Kafka {
+                            during: "seeking for a rewind",
+                            source: err,
+                        });
+                    }
+                    std::thread::sleep(MIN_BACKOFF);
+                }
+                Err(source) => {
+                    return Err(Error::Kafka {
+                        during: "seeking for a rewind",
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// A blocking offset lookup, retried while its errors are retriable (also an error on one
