@@ -95,9 +95,10 @@ pub struct SecurityMonitor {
     view: Option<Arc<Mutex<BlocklistView>>>,
 }
 
-/// How many ips a [`BlocklistView`] remembers: every block every partition could hold.
+/// How many ips a [`BlocklistView`] remembers: the blocks of 8 partitions' detectors at their
+/// `max_keys` cap (a few dozen bytes each); beyond, the soonest-expiring are forgotten.
 pub fn view_capacity(security: &SecuritySettings) -> usize {
-    security.max_keys.saturating_mul(64)
+    security.max_keys.saturating_mul(8)
 }
 
 /// Locks a mutex, also one a panicking thread poisoned (the view is rebuilt from the topic).
