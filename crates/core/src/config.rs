@@ -6,11 +6,14 @@
 //! `AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS=broker:9092`. Flags override both (the binary's job).
 //!
 //! This module only parses; reading the file and the environment is the caller's I/O.
-//! Each section is documented here, next to the code that reads it.
+//! Each section is documented here, next to the code that reads it, and every key with its
+//! type, default and environment variable in `docs/configuration.md`. `Serialize` exists so a
+//! test can hold that reference to the code (`crates/core/tests/configuration_reference.rs`);
+//! a configured password serializes as `"<redacted>"`, never as itself.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::pattern::PatternTable;
@@ -41,7 +44,7 @@ pub fn is_loopback_address(address: &str) -> bool {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub kafka: KafkaSettings,
@@ -98,6 +101,18 @@ impl SamplingRates {
     }
 }
 
+/// As a table of pattern = rate, in declaration order (the order that breaks ties).
+impl Serialize for SamplingRates {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (pattern, rate) in self.iter() {
+            map.serialize_entry(pattern, &rate)?;
+        }
+        map.end()
+    }
+}
+
 impl<'de> Deserialize<'de> for SamplingRates {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct InOrder;
@@ -122,7 +137,7 @@ impl<'de> Deserialize<'de> for SamplingRates {
 }
 
 /// `[kafka]`: how every service reaches the brokers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -164,7 +179,7 @@ impl Default for KafkaSettings {
 }
 
 /// `[topics]`: every topic name auditflow reads or writes (SPEC section 1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Topics {
     pub user_action: String,
@@ -203,7 +218,7 @@ impl Default for Topics {
 }
 
 /// `[limits]`: input bounds (SPEC section 2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Records larger than this are dead-lettered as `too_large`.
@@ -222,7 +237,7 @@ impl Default for Limits {
 }
 
 /// `[retention]`: the period of each retention class, in days (SPEC section 4).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionPeriods {
     pub security_days: u32,
@@ -244,7 +259,7 @@ impl Default for RetentionPeriods {
 }
 
 /// `[metrics]`: where a service serves `/metrics`, `/healthz` and `/readyz`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
     /// `host:port`; port 0 picks a free port.
@@ -260,7 +275,7 @@ impl Default for MetricsSettings {
 }
 
 /// `[store]`: the CQL cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     pub nodes: Vec<String>,
@@ -268,6 +283,7 @@ pub struct StoreSettings {
     /// CQL replication map, e.g. `{ class = "NetworkTopologyStrategy", dc1 = "3" }`.
     pub replication: BTreeMap<String, String>,
     pub username: Option<String>,
+    #[serde(serialize_with = "redacted")]
     pub password: Option<String>,
     /// Consistency of reads and writes: `one`, `local_one`, `quorum`, `local_quorum`, `all`, ….
     pub consistency: String,
@@ -305,6 +321,17 @@ pub struct StoreSettings {
     pub hourly_subjects: Vec<String>,
 }
 
+/// A secret as `"<redacted>"` when set, so a serialized configuration never holds it.
+fn redacted<S: serde::Serializer>(
+    secret: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("<redacted>"),
+        None => serializer.serialize_none(),
+    }
+}
+
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
@@ -334,7 +361,7 @@ impl Default for StoreSettings {
 /// `[security]`: the security monitor's detection rules (SPEC section 7). Durations are in
 /// seconds; every default is SPEC's value. Read by `auditflow_core::detect`, which documents the
 /// semantics (windows, grace, episodes, bounds) in its module doc.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Length of the sliding window: an event at t sees events with time in (t - window, t].
