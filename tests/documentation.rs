@@ -1,0 +1,182 @@
+//! The repository documents itself, and these tests keep the documents true to the code (no
+//! stack needed):
+//!
+//! - `docs/reason-codes.md` has a section for every dead-letter reason code the services and
+//!   commands can emit, and none for a code they cannot; its header table names every
+//!   `auditflow.*` header a dead letter can carry.
+//!
+//! The codes come from the code itself: the core's [`Reason`] enum, plus every code a
+//! `DeadLetter::new(...)` call in a crate's source spells as a literal or a constant. A new
+//! code written anywhere fails here until it is documented.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use auditflow_core::Reason;
+
+/// The repository's root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every `.rs` file under `dir`, recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The non-test source of every crate: `crates/*/src/**.rs`, each cut at its test module
+/// (`#[cfg(test)]`, which this repository puts at the end of a file).
+fn crate_sources() -> Vec<(PathBuf, String)> {
+    let crates = root().join("crates");
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap() {
+        let src = entry.unwrap().path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        for file in rust_files(&src) {
+            let text = read(&file);
+            let code = match text.find("#[cfg(test)]") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            };
+            sources.push((file, code));
+        }
+    }
+    assert!(sources.len() > 50, "found the crates' sources");
+    sources
+}
+
+/// The value of `const NAME: &str = "...";` in any of `sources`.
+fn string_constant(sources: &[(PathBuf, String)], name: &str) -> Option<String> {
+    let needle = format!("const {name}: &str = \"");
+    sources.iter().find_map(|(_, code)| {
+        let start = code.find(&needle)? + needle.len();
+        let len = code[start..].find('"')?;
+        Some(code[start..start + len].to_owned())
+    })
+}
+
+/// The text of a call's first argument, given what follows its `(`: up to the first `,` or
+/// `)` outside parentheses and string literals.
+fn first_argument(rest: &str) -> &str {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, c) in rest.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            ',' | ')' => return rest[..i].trim(),
+            _ => {}
+        }
+    }
+    rest.trim()
+}
+
+/// Every reason code the code can put in `auditflow.error`.
+fn emitted_reason_codes() -> BTreeSet<String> {
+    let mut codes: BTreeSet<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
+    let sources = crate_sources();
+    for (file, code) in &sources {
+        for (at, _) in code.match_indices("DeadLetter::new(") {
+            let argument = first_argument(&code[at + "DeadLetter::new(".len()..]);
+            let line = code[..at].lines().count() + 1;
+            let site = format!("{}:{line}", file.display());
+            if let Some(literal) = argument.strip_prefix('"') {
+                codes.insert(literal.trim_end_matches('"').to_owned());
+            } else if argument.ends_with("reason.as_str()") || argument.starts_with("Reason::") {
+                // A core `Reason`: already in `Reason::ALL`.
+            } else if argument
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_')
+            {
+                let value = string_constant(&sources, argument)
+                    .unwrap_or_else(|| panic!("{site}: no `const {argument}: &str`"));
+                codes.insert(value);
+            } else {
+                panic!(
+                    "{site}: cannot tell the reason code of `DeadLetter::new({argument}, …)`: \
+                     pass a literal, a `const`, or a core `Reason`"
+                );
+            }
+        }
+    }
+    codes
+}
+
+/// The codes `docs/reason-codes.md` documents: its `### `code`` headings.
+fn documented_reason_codes(page: &str) -> BTreeSet<String> {
+    page.lines()
+        .filter_map(|line| line.strip_prefix("### `")?.strip_suffix('`'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_reason_code_is_documented_and_no_other() {
+    let page = read(&root().join("docs/reason-codes.md"));
+    let documented = documented_reason_codes(&page);
+    let emitted = emitted_reason_codes();
+    let undocumented: Vec<_> = emitted.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&emitted).collect();
+    assert!(
+        undocumented.is_empty(),
+        "reason codes with no section in docs/reason-codes.md: {undocumented:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "docs/reason-codes.md documents codes nothing emits: {stale:?}"
+    );
+}
+
+#[test]
+fn every_dead_letter_header_is_documented() {
+    let page = read(&root().join("docs/reason-codes.md"));
+    let mut headers = Vec::new();
+    for (file, code) in crate_sources() {
+        for line in code.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("pub const HEADER_")
+                && let Some((_, value)) = rest.split_once(": &str = \"")
+                && let Some(name) = value.strip_suffix("\";")
+                && name.starts_with("auditflow.")
+            {
+                headers.push((file.clone(), name.to_owned()));
+            }
+        }
+    }
+    assert!(
+        headers.len() >= 6,
+        "found the dead-letter headers: {headers:?}"
+    );
+    for (file, name) in headers {
+        assert!(
+            page.contains(&format!("| `{name}` |")),
+            "{}: header {name} has no row in docs/reason-codes.md",
+            file.display()
+        );
+    }
+}
