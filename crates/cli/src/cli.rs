@@ -175,4 +175,120 @@ mod tests {
     fn command_line_is_well_formed() {
         Cli::command().debug_assert();
     }
+
+    /// `docs/cli.md`, split at its `## ` headings: heading → body.
+    fn reference_sections() -> Vec<(String, String)> {
+        let page = include_str!("../../../docs/cli.md");
+        let mut sections: Vec<(String, String)> = Vec::new();
+        for line in page.lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                sections.push((heading.trim().to_owned(), String::new()));
+            } else if let Some((_, body)) = sections.last_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        sections
+    }
+
+    /// Every leaf subcommand, as its path (`gdpr export`) and its definition.
+    fn leaves(command: &clap::Command, prefix: &str) -> Vec<(String, clap::Command)> {
+        let mut found = Vec::new();
+        for sub in command.get_subcommands() {
+            let path = format!("{prefix}{}", sub.get_name()).trim().to_owned();
+            if sub.has_subcommands() {
+                found.extend(leaves(sub, &format!("{path} ")));
+            } else {
+                found.push((path, sub.clone()));
+            }
+        }
+        found
+    }
+
+    /// How the reference writes an argument: `--flag`, or `<name>` for a positional one.
+    fn spelled(arg: &clap::Arg) -> String {
+        match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => format!("<{}>", arg.get_id().as_str().replace('_', "-")),
+        }
+    }
+
+    /// The `--flags` a text names.
+    fn flags_named(text: &str) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (at, _) in text.match_indices("--") {
+            let name: String = text[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            if !name.is_empty() && !text[..at].ends_with(['-', '<']) {
+                flags.push(format!("--{name}"));
+            }
+        }
+        flags
+    }
+
+    #[test]
+    fn the_reference_documents_every_command_and_flag() {
+        let sections = reference_sections();
+        let root = Cli::command();
+        let global: Vec<String> = root
+            .get_arguments()
+            .map(spelled)
+            .chain(["--help".into(), "--version".into()])
+            .collect();
+        let (_, options) = sections
+            .iter()
+            .find(|(heading, _)| heading == "Global options")
+            .expect("docs/cli.md has a Global options section");
+        for arg in root.get_arguments() {
+            assert!(
+                options.contains(&format!("`{}", spelled(arg))),
+                "{}",
+                spelled(arg)
+            );
+            if let Some(short) = arg.get_short() {
+                assert!(options.contains(&format!("`-{short}")), "-{short}");
+            }
+        }
+        let leaves = leaves(&root, "");
+        let paths: Vec<&str> = leaves.iter().map(|(path, _)| path.as_str()).collect();
+        assert!(paths.len() >= 15, "every command: {paths:?}");
+        for (path, command) in &leaves {
+            let heading = format!("`auditflow {path}`");
+            let (_, body) = sections
+                .iter()
+                .find(|(h, _)| *h == heading)
+                .unwrap_or_else(|| panic!("docs/cli.md has no section ## {heading}"));
+            let own: Vec<String> = command.get_arguments().map(spelled).collect();
+            for arg in command.get_arguments() {
+                let name = spelled(arg);
+                assert!(body.contains(&name), "## {heading} does not name {name}");
+                for value in arg.get_possible_values() {
+                    assert!(
+                        body.contains(value.get_name()),
+                        "## {heading} does not name {name}'s value {}",
+                        value.get_name()
+                    );
+                }
+            }
+            for flag in flags_named(body) {
+                assert!(
+                    own.contains(&flag) || global.contains(&flag),
+                    "## {heading} names {flag}, which `auditflow {path}` does not take"
+                );
+            }
+        }
+        for (heading, _) in &sections {
+            if let Some(path) = heading
+                .strip_prefix("`auditflow ")
+                .and_then(|h| h.strip_suffix('`'))
+            {
+                assert!(
+                    leaves.iter().any(|(p, _)| p == path),
+                    "docs/cli.md documents `auditflow {path}`, which is no command"
+                );
+            }
+        }
+    }
 }
