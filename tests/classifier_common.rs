@@ -338,11 +338,11 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Read> {
     }
 }
 
-/// The recipe's lifecycle events (SPEC's example), one per line.
+/// The recipe's lifecycle events (`docs/examples/recipe-lifecycle.ndjson`), one per line.
 pub fn recipe_lifecycle() -> Vec<Vec<u8>> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/examples/recipe-lifecycle.ndjson"
+        "/../docs/examples/recipe-lifecycle.ndjson"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     text.lines()

@@ -5,6 +5,9 @@
 //!   commands can emit, and none for a code they cannot; its header table names every
 //!   `auditflow.*` header a dead letter can carry.
 //!
+//! - No source file, test or benchmark reads data from outside the repository (a user's clone
+//!   has nothing beside it): the recipe's lifecycle is `docs/examples/recipe-lifecycle.ndjson`.
+//!
 //! The codes come from the code itself: the core's [`Reason`] enum, plus every code a
 //! `DeadLetter::new(...)` call in a crate's source spells as a literal or a constant. A new
 //! code written anywhere fails here until it is documented.
@@ -179,4 +182,35 @@ fn every_dead_letter_header_is_documented() {
             file.display()
         );
     }
+}
+
+#[test]
+fn tests_and_benchmarks_read_their_data_from_inside_the_repository() {
+    let root = root();
+    let mut outside = Vec::new();
+    for dir in ["crates", "tests", "xtask", "fuzz"] {
+        let dir = root.join(dir);
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in rust_files(&dir) {
+            if file.components().any(|c| c.as_os_str() == "target") {
+                continue;
+            }
+            let text = read(&file);
+            // A user's clone has no shared folder beside it. (Spelled in two halves so that
+            // this file does not find itself.)
+            let needles = [concat!("../", "shared/"), concat!("shared/", "examples/")];
+            for (n, line) in text.lines().enumerate() {
+                if needles.iter().any(|needle| line.contains(needle)) {
+                    outside.push(format!("{}:{}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "paths outside the repository: {outside:?}"
+    );
+    assert!(root.join("docs/examples/recipe-lifecycle.ndjson").is_file());
 }

@@ -7,8 +7,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 fn lifecycle_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/examples/recipe-lifecycle.ndjson")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/recipe-lifecycle.ndjson")
 }
 
 fn classify_with(input: &[u8], args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -50,7 +49,7 @@ fn stdout_lines(output: &Output) -> Vec<Value> {
 
 #[test]
 fn the_recipe_lifecycle() {
-    let input = std::fs::read(lifecycle_path()).expect("shared/ is beside the repository");
+    let input = std::fs::read(lifecycle_path()).expect("docs/examples/ is in the repository");
     let output = classify(&input);
     assert!(
         output.status.success(),

@@ -11,8 +11,8 @@ use auditflow_core::{Classified, Classifier, Config};
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// The recipe's seven-event user lifecycle (`shared/` sits beside the repository).
-const LIFECYCLE: &str = include_str!("../../../../shared/examples/recipe-lifecycle.ndjson");
+/// The recipe's seven-event user lifecycle (`docs/examples/recipe-lifecycle.ndjson`).
+const LIFECYCLE: &str = include_str!("../../../docs/examples/recipe-lifecycle.ndjson");
 
 /// Traffic of other shapes: system events, sampled page views, a rejected record.
 const OTHERS: &str = r#"{"specversion":"1.0.2","id":"m1","source":"ids","type":"system.security.intrusion.detected","data":{"severity":"critical","blocked":true,"rule":"sqli"},"ipaddress":"198.51.100.7"}

@@ -10,10 +10,11 @@
 //!    Before that it creates its input topic when missing: producers own their input topics,
 //!    and the classifier's regex subscription only joins its group once a topic matches.
 //! 2. **Publish** the seven events of the recipe's lifecycle (embedded from
-//!    `demo/lifecycle.ndjson`) with fresh ids and a fresh user `demo_user_<random>`, their
-//!    relative times kept and shifted so the last is now (so windows and day buckets are
-//!    current), then [`BURST`] more failed logins from the suspicious login's ip, enough for the
-//!    brute-force rule's critical alert (SPEC section 7: more than 20 failures in 10 minutes).
+//!    `docs/examples/recipe-lifecycle.ndjson`) with fresh ids and a fresh user
+//!    `demo_user_<random>`, their relative times kept and shifted so the last is now (so
+//!    windows and day buckets are current), then [`BURST`] more failed logins from the
+//!    suspicious login's ip, enough for the brute-force rule's critical alert (SPEC section 7:
+//!    more than 20 failures in 10 minutes).
 //!    The ip is random in 203.0.113.0/24 (TEST-NET-3) so a second run within the window raises
 //!    its own alerts instead of being folded into the first run's.
 //! 3. **Wait** until the store holds what the pipeline makes of them — every audit record, the
@@ -48,9 +49,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The recipe's "Complete Working Example" (user lifecycle) as CloudEvents, one per line:
-/// a copy of `../shared/examples/recipe-lifecycle.ndjson`, kept in the repository so a clean
-/// clone builds.
-const LIFECYCLE: &str = include_str!("demo/lifecycle.ndjson");
+/// `docs/examples/recipe-lifecycle.ndjson`, the one copy the tests and the benchmark read too.
+const LIFECYCLE: &str = include_str!("../../../../docs/examples/recipe-lifecycle.ndjson");
 
 /// Failed logins published after the lifecycle, from the suspicious login's ip. With the
 /// suspicious login itself that is 22 failures: past 5, 10 and 20, so one medium, one high and
