@@ -5,6 +5,8 @@
 //!   commands can emit, and none for a code they cannot; its header table names every
 //!   `auditflow.*` header a dead letter can carry.
 //!
+//! - Every relative link in README.md, ARCHITECTURE.md, BENCHMARKS.md and `docs/` resolves to a
+//!   file inside the repository, and every `#anchor` to a heading of the page it names.
 //! - No source file, test or benchmark reads data from outside the repository (a user's clone
 //!   has nothing beside it): the recipe's lifecycle is `docs/examples/recipe-lifecycle.ndjson`.
 //!
@@ -213,4 +215,178 @@ fn tests_and_benchmarks_read_their_data_from_inside_the_repository() {
         "paths outside the repository: {outside:?}"
     );
     assert!(root.join("docs/examples/recipe-lifecycle.ndjson").is_file());
+}
+
+/// The project's markdown pages: the three at the root and everything under `docs/`.
+fn markdown_pages() -> Vec<PathBuf> {
+    let root = root();
+    let mut pages: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|p| root.join(p))
+        .collect();
+    let mut stack = vec![root.join("docs")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    pages.sort();
+    pages
+}
+
+/// The lines of a page outside fenced code blocks, with their 1-based numbers.
+fn prose_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced {
+            lines.push((i + 1, line));
+        }
+    }
+    lines
+}
+
+/// A line without its inline code spans (`` `x` ``, ``` ``x`` ```), which hold no links.
+fn without_code(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find('`') {
+        out.push_str(&rest[..start]);
+        let ticks = rest[start..].chars().take_while(|c| *c == '`').count();
+        let fence = "`".repeat(ticks);
+        let after = &rest[start + ticks..];
+        match after.find(&fence) {
+            Some(end) => rest = &after[end + ticks..],
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The targets of the inline links `[text](target)` on a page, with their line numbers.
+fn link_targets(text: &str) -> Vec<(usize, String)> {
+    let mut targets = Vec::new();
+    for (n, line) in prose_lines(text) {
+        let line = without_code(line);
+        for (at, _) in line.match_indices("](") {
+            let rest = &line[at + 2..];
+            if let Some(end) = rest.find(')') {
+                targets.push((n, rest[..end].trim().to_owned()));
+            }
+        }
+    }
+    targets
+}
+
+/// GitHub's anchor of a heading: lowercased, spaces as `-`, punctuation dropped.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every anchor a page's headings give, with GitHub's `-1`, `-2` suffixes for repeats.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for (_, line) in prose_lines(text) {
+        let Some(heading) = line
+            .strip_prefix('#')
+            .map(|h| h.trim_start_matches('#'))
+            .filter(|h| h.starts_with(' '))
+        else {
+            continue;
+        };
+        let base = slug(heading);
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while seen.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        seen.insert(anchor);
+    }
+    seen
+}
+
+#[test]
+fn every_link_resolves_inside_the_repository() {
+    let root = std::fs::canonicalize(root()).unwrap();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in markdown_pages() {
+        let text = read(&page);
+        let name = page
+            .strip_prefix(&root)
+            .unwrap_or(&page)
+            .display()
+            .to_string();
+        for (line, target) in link_targets(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (path, anchor) = match target.split_once('#') {
+                Some((path, anchor)) => (path, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let file = if path.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(path)
+            };
+            let Ok(file) = std::fs::canonicalize(&file) else {
+                broken.push(format!("{name}:{line}: {target}: no such file"));
+                continue;
+            };
+            if !file.starts_with(&root) {
+                broken.push(format!("{name}:{line}: {target}: outside the repository"));
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                let is_page = file.extension().is_some_and(|e| e == "md");
+                if !is_page || !anchors(&read(&file)).contains(anchor) {
+                    broken.push(format!("{name}:{line}: {target}: no heading #{anchor}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "found the links ({checked})");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn anchors_and_links_are_read_as_github_renders_them() {
+    assert_eq!(slug("`[kafka]`"), "kafka");
+    assert_eq!(slug("`audit.user.action`"), "audituseraction");
+    assert_eq!(slug("Erasure (GDPR)"), "erasure-gdpr");
+    assert_eq!(
+        slug("`auditflow gdpr anonymize`"),
+        "auditflow-gdpr-anonymize"
+    );
+    assert_eq!(
+        anchors("# A\n## B\n```\n## not a heading\n```\n## B\n"),
+        BTreeSet::from(["a".to_owned(), "b".to_owned(), "b-1".to_owned()])
+    );
+    assert_eq!(
+        link_targets("see [a](x.md#y), `[b](not)`, ``[c](`no`)``\n```\n[d](no)\n```\n"),
+        [(1, "x.md#y".to_owned())]
+    );
 }
