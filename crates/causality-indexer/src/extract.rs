@@ -21,9 +21,9 @@ use auditflow_store::causality::CausalRecord;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-/// Data fields whose values may appear in a record's summary, in the order they appear. Each
-/// is a closed vocabulary or a type name in every schema auditflow writes (SPEC sections 4
-/// and 7); a value that does not look like one (see [`is_label`]) is left out anyway.
+/// Data fields whose values may appear in a record's summary, in the order they appear. Each is a
+/// closed vocabulary or a type name in every schema auditflow writes (docs/topics-and-records.md);
+/// a value that does not look like one (see [`is_label`]) is left out anyway.
 const SUMMARY_FIELDS: [&str; 9] = [
     "action",
     "operation",

@@ -1,6 +1,6 @@
-//! The auditflow causality indexer: the audit topics, `security.alerts` and `security.actions`
-//! in, the causality graph out (SPEC sections 1, 6 and 8) — and the walk over that graph that
-//! `auditflow trail` prints.
+//! The auditflow causality indexer: the audit topics, `security.alerts` and `security.actions` in,
+//! the causality graph out (docs/topics-and-records.md, docs/cli.md) — and the walk over that graph
+//! that `auditflow trail` prints.
 //!
 //! For every record it keeps the record's id, type, time, `causationid`, `correlationid`,
 //! `originaltype`, topic and a few non-personal labels, as a node, as a child of its cause
@@ -12,7 +12,7 @@
 //! - the three audit topics: every audit record names its input event as its cause, so the
 //!   producers' events — never on these topics themselves — become nodes known as parents;
 //! - `security.alerts` (an alert's cause is the event that raised it) and `security.actions`
-//!   (an action's cause is its alert): SPEC section 1 lists only the alerts, but without the
+//!   (an action's cause is its alert): docs/topics-and-records.md lists the alerts, but without the
 //!   actions a trail would stop one step short of what was done about an attack;
 //! - not the dead-letter topic: it holds rejected bytes, not audit records — often not a
 //!   CloudEvent at all, and when it is one, an input event the pipeline refused, not something

@@ -1,12 +1,12 @@
 //! The auditflow classifier service: `user.*` / `system.*` CloudEvents in, audit records out
-//! (SPEC sections 1, 4–6).
+//! (docs/topics-and-records.md, docs/reason-codes.md).
 //!
 //! This crate is glue and nothing else: every decision is the core's [`Classifier`]; consuming,
 //! transactions, dead letters, metrics and shutdown are the Kafka harness's
-//! [`transactional`](auditflow_kafka::transactional) loop. What is here is the mapping between
-//! the two — a Kafka record to the core's input (either CloudEvents mode, the record timestamp
-//! as the fallback event time) and the core's outputs to Kafka records (key per SPEC, headers
-//! `ce_type`, `ce_id`, `content-type`).
+//! [`transactional`](auditflow_kafka::transactional) loop. What is here is the mapping between the
+//! two — a Kafka record to the core's input (either CloudEvents mode, the record timestamp as the
+//! fallback event time) and the core's outputs to Kafka records (key per
+//! docs/topics-and-records.md, headers `ce_type`, `ce_id`, `content-type`).
 //!
 //! What it is not: it does not decide anything about an event, and it keeps no state between
 //! records, so any instance can take over any partition at any time.
@@ -69,8 +69,8 @@ impl ClassifierTransform {
 
 impl Transform for ClassifierTransform {
     fn transform(&mut self, record: &InputRecord) -> Disposition {
-        // SPEC section 2: without a `time`, the Kafka record timestamp is the event time. A
-        // record without one (not possible with Kafka ≥ 0.10) falls back to now.
+        // docs/topics-and-records.md: without a `time`, the Kafka record timestamp is the event
+        // time. A record without one (not possible with Kafka ≥ 0.10) falls back to now.
         let fallback = record
             .timestamp_ms
             .and_then(DateTime::from_timestamp_millis)

@@ -1,4 +1,4 @@
-//! The command line surface, exactly as SPEC section 8 names it.
+//! The command line surface, exactly as docs/cli.md documents it (a test below checks that).
 
 use std::path::PathBuf;
 

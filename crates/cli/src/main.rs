@@ -1,6 +1,6 @@
 //! `auditflow`: runs any service and is the operator's command-line tool.
 //!
-//! This binary is thin glue: it parses the command line (SPEC section 8), loads the
+//! This binary is thin glue: it parses the command line (docs/cli.md), loads the
 //! configuration once, and hands over to one module per subcommand under `commands/`.
 //! Exit codes: 0 success, 1 failure (one-line reason on stderr), 2 bad usage (clap's own).
 

@@ -1,4 +1,4 @@
-//! `auditflow classify` as an operator runs it: the built binary, stdin to stdout (SPEC section 8).
+//! `auditflow classify` as an operator runs it: the built binary, stdin to stdout (docs/cli.md).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `auditflow detect` end to end: the real binary, fed what the real `auditflow classify`
-//! writes, checked against SPEC section 7.
+//! writes, checked against docs/security-rules.md.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

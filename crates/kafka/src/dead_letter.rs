@@ -1,4 +1,4 @@
-//! Dead-letter records (SPEC section 6).
+//! Dead-letter records (docs/reason-codes.md).
 //!
 //! A dead letter carries the original record unchanged — key, value and headers, so binary-mode
 //! CloudEvents (whose attributes live in `ce_*` headers) can be replayed — plus the `auditflow.*`

@@ -1,4 +1,4 @@
-//! The metrics and health endpoint: `/metrics`, `/healthz`, `/readyz` (SPEC section 10).
+//! The metrics and health endpoint: `/metrics`, `/healthz`, `/readyz` (docs/operations.md).
 
 use std::net::SocketAddr;
 

@@ -19,7 +19,7 @@
 //! | [`dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers |
 //! | [`metrics`], [`health`], [`http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
-//! | [`topics`] | creating SPEC section 1's topics, idempotently |
+//! | [`topics`] | creating the topics of docs/topics-and-records.md, idempotently |
 //! | [`table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
 //!
 //! # Design
@@ -73,7 +73,7 @@
 //!   open)`, which registers readiness, opens the store and builds the writer with `open`, then
 //!   spawns, and fails with an [`at_least_once::ServiceError`] (the store's error or the loop's).
 //!
-//! Either way the harness keeps the books (SPEC section 6): `consumed` equals the sum of
+//! Either way the harness keeps the books (docs/operations.md): `consumed` equals the sum of
 //! `processed{outcome}`; counts of a transaction are applied only once it commits, counts of a
 //! batch only once it is durable.
 

@@ -7,7 +7,7 @@
 //! ([`MAX_TYPE_LABELS`]); the rest fold into `other`.
 //!
 //! The books balance per service: `consumed = Σ processed{outcome}` where outcome is one of
-//! `emitted`, `sampled_out`, `ignored`, `dead_lettered` (SPEC section 6). Counts are applied
+//! `emitted`, `sampled_out`, `ignored`, `dead_lettered` (docs/operations.md). Counts are applied
 //! only when the work is committed, so an aborted transaction is not counted twice.
 //!
 //! The security monitor's detection engine adds the `auditflow_detect_*` families through

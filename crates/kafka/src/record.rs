@@ -1,9 +1,9 @@
 //! Records as the harness hands them to a service and takes them back.
 //!
-//! Consumed records are detached from librdkafka's buffers ([`InputRecord`]) so a bounded batch
-//! can be processed after the poll that fetched it; what a service makes of one record is a
-//! [`Disposition`], which is what keeps the books (SPEC section 6: every consumed record becomes
-//! outputs, a sampled-out count, an ignored count or a dead letter).
+//! Consumed records are detached from librdkafka's buffers ([`InputRecord`]) so a bounded batch can
+//! be processed after the poll that fetched it; what a service makes of one record is a
+//! [`Disposition`], which is what keeps the books (docs/operations.md: every consumed record
+//! becomes outputs, a sampled-out count, an ignored count or a dead letter).
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 
@@ -143,7 +143,7 @@ impl OutputRecord {
 /// Why a record goes to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    /// A reason code from SPEC section 6 (`invalid_json`, `missing_user_id`, …). It becomes a
+    /// A reason code of docs/reason-codes.md (`invalid_json`, `missing_user_id`, …). It becomes a
     /// metric label, so it must come from a closed set.
     pub reason: String,
     /// Human text. Must not quote the record (it may hold personal data).

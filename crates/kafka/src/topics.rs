@@ -1,4 +1,4 @@
-//! Topic administration: every topic SPEC section 1 names that auditflow writes, created
+//! Topic administration: every topic of docs/topics-and-records.md that auditflow writes, created
 //! idempotently by `auditflow topics create` and by each service on start.
 //!
 //! Input topics (`user.*`, `system.*`) belong to the producers and are not created here.

@@ -2,7 +2,7 @@
 //! indexer).
 //!
 //! Writes finish out of order; a partition's offset may be committed only up to the highest
-//! offset below which *every* consumed record is durably written (SPEC section 6). Offsets are
+//! offset below which *every* consumed record is durably written (docs/operations.md). Offsets are
 //! not contiguous in Kafka (transaction markers and compaction leave gaps), so a [`Watermark`]
 //! tracks the offsets actually consumed rather than counting: the committable offset is the
 //! smallest still in flight, or one past the last consumed when nothing is in flight.

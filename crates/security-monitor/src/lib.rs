@@ -1,5 +1,5 @@
-//! The auditflow security-monitor service (SPEC section 7): `auditflow-core`'s detection engine
-//! on the shared exactly-once Kafka loop.
+//! The auditflow security-monitor service (docs/security-rules.md): `auditflow-core`'s detection
+//! engine on the shared exactly-once Kafka loop.
 //!
 //! It reads `audit.security.event` and `audit.user.action` (group `auditflow-security-monitor`,
 //! `read_committed`) and writes `security.alerts`, `security.actions` and the compacted

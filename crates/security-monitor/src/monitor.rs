@@ -160,8 +160,8 @@ impl SecurityMonitor {
             |r: auditflow_core::Rejection| DeadLetter::new(r.reason.as_str(), r.detail);
         let event =
             decode_record(headers, record.payload(), &self.limits).map_err(to_dead_letter)?;
-        // SPEC section 2: without `time`, the record timestamp is the event time; it is also
-        // when the event was received, which bounds how far ahead `time` may be.
+        // docs/topics-and-records.md: without `time`, the record timestamp is the event time; it is
+        // also when the event was received, which bounds how far ahead `time` may be.
         let received = record
             .timestamp_ms
             .and_then(DateTime::from_timestamp_millis)

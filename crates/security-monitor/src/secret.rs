@@ -1,4 +1,4 @@
-//! Loading the secret alert and action ids are derived under (SPEC section 7).
+//! Loading the secret alert and action ids are derived under (docs/security-rules.md).
 //!
 //! Every monitor instance must derive the same ids for the same evidence (so a replay or
 //! another instance reproduces them), and nobody else may: a public function of an ip and a

@@ -106,8 +106,8 @@ fn audit_labels(audit: &AuditRecord) -> (RecordKind, Labels) {
     }
 }
 
-/// A `security.alert` (SPEC section 7): `rule` and `level` are required; the user, if named,
-/// owns the alert's key like their other records.
+/// A `security.alert` (docs/topics-and-records.md): `rule` and `level` are required; the user, if
+/// named, owns the alert's key like their other records.
 fn alert(data: &Map<String, Value>) -> Result<(Option<String>, Labels), DeadLetter> {
     let text = |key: &str| {
         data.get(key)

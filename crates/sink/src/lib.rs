@@ -1,5 +1,5 @@
 //! The auditflow sink service: the audit topics and `security.alerts` in, encrypted CQL rows
-//! out (SPEC sections 1, 6 and 9).
+//! out (docs/topics-and-records.md, docs/operations.md).
 //!
 //! Glue between two runtimes: the Kafka harness's at-least-once loop
 //! ([`at_least_once`](auditflow_kafka::at_least_once): batching, per-partition watermarks,
@@ -38,7 +38,7 @@ pub const SERVICE: &str = "sink";
 /// Why the sink stopped: its store (connecting, migrating) or the Kafka harness.
 pub type Error = ServiceError<StoreError>;
 
-/// The topics the sink reads (SPEC section 1).
+/// The topics the sink reads (docs/topics-and-records.md).
 pub fn input_topics(config: &Config) -> Vec<String> {
     let t = &config.topics;
     vec![

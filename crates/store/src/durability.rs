@@ -1,12 +1,12 @@
 //! What "nothing lost" needs from the cluster, and a warning at start when it is not there.
 //!
-//! The sink commits a record's Kafka offset once the database has acknowledged its rows (SPEC
-//! section 6), so every acknowledged write must survive a crash. A write is acknowledged by as
-//! many replicas as `[store] consistency` asks for; each replica makes it durable in its commit
-//! log, which — with `commitlog_sync: periodic`, Cassandra's and ScyllaDB's default — is synced
-//! to disk only every `commitlog_sync_period` (10 s): a replica killed in between loses the
-//! writes it acknowledged since its last sync. So an acknowledged write survives a node crash
-//! when either
+//! The sink commits a record's Kafka offset once the database has acknowledged its rows
+//! (docs/operations.md), so every acknowledged write must survive a crash. A write is acknowledged
+//! by as many replicas as `[store] consistency` asks for; each replica makes it durable in its
+//! commit log, which — with `commitlog_sync: periodic`, Cassandra's and ScyllaDB's default — is
+//! synced to disk only every `commitlog_sync_period` (10 s): a replica killed in between loses the
+//! writes it acknowledged since its last sync. So an acknowledged write survives a node crash when
+//! either
 //! - at least two replicas acknowledged it (replication factor 3 with `quorum` or
 //!   `local_quorum`, the production setting: a second replica holds it, and repair or hinted
 //!   handoff bring it back to the first), or

@@ -1,6 +1,7 @@
-//! Erasure is final (SPEC section 9): `gdpr delete` destroys a subject's data key, and no record
-//! of theirs dated before the erasure ever becomes readable personal data again — not one that
-//! a lagging sink, a replay after a crash or rebalance, or a re-driven dead letter stores later.
+//! Erasure is final (docs/operations.md): `gdpr delete` destroys a subject's data key, and no
+//! record of theirs dated before the erasure ever becomes readable personal data again — not one
+//! that a lagging sink, a replay after a crash or rebalance, or a re-driven dead letter stores
+//! later.
 //!
 //! # What is remembered
 //! `erased_subjects` holds, per keyed pseudonym (the HMAC of the user id that `user_keys` is
@@ -47,9 +48,9 @@ use crate::error::{Result, StoreError};
 /// poll that overlapped an erasure.
 const POLL_OVERLAP: Duration = Duration::minutes(5);
 
-/// The subjects `gdpr delete` refuses (SPEC section 9): the classifier files every login attempt
-/// without a user under `unknown` and every system event under `system`; their keys seal years
-/// of security records of many people.
+/// The subjects `gdpr delete` refuses (docs/operations.md): the classifier files every login
+/// attempt without a user under `unknown` and every system event under `system`; their keys seal
+/// years of security records of many people.
 pub const RESERVED_SUBJECTS: [&str; 2] = ["unknown", "system"];
 
 /// Whether `user_id` names a subject that is not a person and may not be erased: one of

@@ -259,7 +259,7 @@ fn v3(p: &SchemaParams) -> Vec<String> {
 /// the last minutes after every write; a week covers any clock skew and restart).
 pub(crate) const ERASURE_LOG_TTL_SECS: i64 = 7 * 86_400;
 
-/// Erasure is final (SPEC section 9, the `erasure` module): `erased_subjects` remembers, by
+/// Erasure is final (docs/operations.md, the `erasure` module): `erased_subjects` remembers, by
 /// keyed pseudonym (HMAC of the user id, as `user_keys`), when a subject was last erased, so a
 /// record of theirs dated before it that arrives later is never sealed under a readable key
 /// again. Kept for good, like a suppression list: it is what keeps the erasure true.

@@ -1,4 +1,4 @@
-//! `auditflow classify`: the classifier offline (SPEC section 8).
+//! `auditflow classify`: the classifier offline (docs/cli.md).
 //!
 //! NDJSON CloudEvents on stdin → one `{"topic", "key", "value"}` line per audit record on
 //! stdout, in input order; a rejected line gives

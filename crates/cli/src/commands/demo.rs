@@ -1,5 +1,5 @@
 //! `auditflow demo [--json]`: the recipe's user lifecycle, end to end, against the running
-//! pipeline (SPEC section 8).
+//! pipeline (docs/cli.md).
 //!
 //! 1. **Is the pipeline running?** The demo is a producer and a reader; it proves nothing if
 //!    no service consumes. It asks Kafka (ListGroups/DescribeGroups, through librdkafka) whether
@@ -11,12 +11,11 @@
 //!    and the classifier's regex subscription only joins its group once a topic matches.
 //! 2. **Publish** the seven events of the recipe's lifecycle (embedded from
 //!    `docs/examples/recipe-lifecycle.ndjson`) with fresh ids and a fresh user
-//!    `demo_user_<random>`, their relative times kept and shifted so the last is now (so
-//!    windows and day buckets are current), then [`BURST`] more failed logins from the
-//!    suspicious login's ip, enough for the brute-force rule's critical alert (SPEC section 7:
-//!    more than 20 failures in 10 minutes).
-//!    The ip is random in 203.0.113.0/24 (TEST-NET-3) so a second run within the window raises
-//!    its own alerts instead of being folded into the first run's.
+//!    `demo_user_<random>`, their relative times kept and shifted so the last is now (so windows
+//!    and day buckets are current), then [`BURST`] more failed logins from the suspicious login's
+//!    ip, enough for the brute-force rule's critical alert (docs/security-rules.md: more than 20
+//!    failures in 10 minutes). The ip is random in 203.0.113.0/24 (TEST-NET-3) so a second run
+//!    within the window raises its own alerts instead of being folded into the first run's.
 //! 3. **Wait** until the store holds what the pipeline makes of them — every audit record, the
 //!    medium, high and critical brute-force alerts, and the causal trails — polling until
 //!    [`STORE_WAIT`] runs out.
@@ -264,8 +263,8 @@ impl DemoPlan {
         })
     }
 
-    /// Audit records the classifier makes (SPEC section 4): one user action or data access
-    /// per input, plus a security event per failed login.
+    /// Audit records the classifier makes (docs/topics-and-records.md): one user action or data
+    /// access per input, plus a security event per failed login.
     fn expected_records(&self) -> usize {
         self.events.len() + self.events.iter().filter(|e| is_failed_login(e)).count()
     }
@@ -416,8 +415,9 @@ async fn look(
         .into_iter()
         .partition(|r| r.kind == RecordKind::SecurityEvent);
 
-    // The burst raises a medium, a high and a critical alert (SPEC section 7). The sink writes
-    // batches concurrently, so the critical one can be stored before the others: wait for all.
+    // The burst raises a medium, a high and a critical alert (docs/security-rules.md). The sink
+    // writes batches concurrently, so the critical one can be stored before the others: wait for
+    // all.
     let alerts = alerts_about(store, plan).await?;
     let brute_force = |level: &str| {
         alerts.iter().find(|a| {

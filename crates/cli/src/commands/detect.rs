@@ -1,4 +1,4 @@
-//! `auditflow detect`: the security monitor offline (SPEC sections 7 and 8).
+//! `auditflow detect`: the security monitor offline (docs/cli.md, docs/security-rules.md).
 //!
 //! Reads NDJSON on stdin — what `auditflow classify` writes (`{"topic", "key", "value"}` lines)
 //! or bare CloudEvents — and writes the monitor's records on stdout in the same form, in the

@@ -1,4 +1,4 @@
-//! `auditflow gdpr export|delete|anonymize --user U` (SPEC sections 8 and 9).
+//! `auditflow gdpr export|delete|anonymize --user U` (docs/cli.md, docs/operations.md).
 //!
 //! - **export** prints one JSON document, always (it is a machine document; `--json` is
 //!   accepted and changes nothing): `user_id`, `export_date`, `audit_trail` (every stored record

@@ -1,4 +1,4 @@
-//! `auditflow loadgen [--rate R] [--count N]`: synthetic user traffic (SPEC section 8).
+//! `auditflow loadgen [--rate R] [--count N]`: synthetic user traffic (docs/cli.md).
 //!
 //! Publishes `N` CloudEvents at `R` per second to the demo's input topic (`user.events`, or
 //! `AUDITFLOW_DEMO_TOPIC`; created when missing), with a progress line on stderr, and exits 0

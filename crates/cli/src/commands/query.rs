@@ -1,5 +1,5 @@
 //! `auditflow query --user U [--from T] [--to T] [--action A]... [--limit N] [--page TOKEN]`:
-//! a user's audit trail, newest first, across every retention class (SPEC section 8).
+//! a user's audit trail, newest first, across every retention class (docs/cli.md).
 //!
 //! Bad timestamps, limits and page tokens are usage errors (exit 2), checked before anything
 //! is contacted. A page that has more after it ends with the token for the next one.

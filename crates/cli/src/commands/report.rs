@@ -1,9 +1,9 @@
 //! `auditflow report user-activity --user U | security | compliance [--from T] [--to T]`: the
-//! recipe's Reporting module (SPEC section 8). The range defaults to the last 30 days.
+//! recipe's Reporting module (docs/cli.md). The range defaults to the last 30 days.
 //!
 //! Reports count the clear, non-personal labels only (kind, action, outcome, risk, severity,
-//! retention class), never decrypted data: that is what keeps erased users' security and
-//! financial records countable (SPEC section 9) and keeps reports free of personal data.
+//! retention class), never decrypted data: that is what keeps erased users' security and financial
+//! records countable (docs/operations.md, erasure) and keeps reports free of personal data.
 //!
 //! - **user-activity**: the user's records by action, outcome and risk (their trail, so an
 //!   erased user has none);

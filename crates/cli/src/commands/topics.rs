@@ -1,4 +1,5 @@
-//! `auditflow topics create`: every topic auditflow writes (SPEC section 1), idempotently.
+//! `auditflow topics create`: every topic auditflow writes (docs/topics-and-records.md),
+//! idempotently.
 
 use std::process::ExitCode;
 

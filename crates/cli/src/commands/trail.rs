@@ -1,4 +1,4 @@
-//! `auditflow trail <id>` and `auditflow trail --correlation <id>` (SPEC section 8): an
+//! `auditflow trail <id>` and `auditflow trail --correlation <id>` (docs/cli.md): an
 //! event's causal chain, or a whole conversation, from the causality index.
 //!
 //! `trail <id>` takes an input event id, an audit record id or an alert id and prints the
