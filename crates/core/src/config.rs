@@ -50,7 +50,8 @@ pub struct Config {
     pub kafka: KafkaSettings,
     pub topics: Topics,
     pub limits: Limits,
-    /// Type pattern → sampling rate in [0, 1] (SPEC section 5), e.g. `"user.page.view" = 0.1`.
+    /// Type pattern → sampling rate in [0, 1] (docs/configuration.md), e.g.
+    /// `"user.page.view" = 0.1`.
     pub sampling: SamplingRates,
     pub retention: RetentionPeriods,
     pub metrics: MetricsSettings,
@@ -59,7 +60,7 @@ pub struct Config {
 }
 
 /// `[sampling]`: type pattern → rate, in declaration order (it breaks specificity ties,
-/// SPEC section 3), which is why this is not a map.
+/// docs/topics-and-records.md), which is why this is not a map.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SamplingRates(Vec<(String, f64)>);
 
@@ -178,7 +179,7 @@ impl Default for KafkaSettings {
     }
 }
 
-/// `[topics]`: every topic name auditflow reads or writes (SPEC section 1).
+/// `[topics]`: every topic name auditflow reads or writes (docs/topics-and-records.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Topics {
@@ -217,7 +218,7 @@ impl Default for Topics {
     }
 }
 
-/// `[limits]`: input bounds (SPEC section 2).
+/// `[limits]`: input bounds (docs/topics-and-records.md, the input envelope).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -236,7 +237,7 @@ impl Default for Limits {
     }
 }
 
-/// `[retention]`: the period of each retention class, in days (SPEC section 4).
+/// `[retention]`: the period of each retention class, in days (docs/topics-and-records.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionPeriods {
@@ -358,9 +359,9 @@ impl Default for StoreSettings {
     }
 }
 
-/// `[security]`: the security monitor's detection rules (SPEC section 7). Durations are in
-/// seconds; every default is SPEC's value. Read by `auditflow_core::detect`, which documents the
-/// semantics (windows, grace, episodes, bounds) in its module doc.
+/// `[security]`: the security monitor's detection rules (docs/security-rules.md). Durations are in
+/// seconds; every default is the documented one. Read by `auditflow_core::detect`, which documents
+/// the semantics (windows, grace, episodes, bounds) in its module doc.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
@@ -396,7 +397,7 @@ pub struct SecuritySettings {
     pub block_duration_secs: u64,
     /// After a restart or rebalance the security monitor replays this much of each assigned
     /// partition's history (by record time) before judging new records. At least window +
-    /// grace (SPEC: the windows); the default also covers the block duration, so blocks raised
+    /// grace (the windows); the default also covers the block duration, so blocks raised
     /// before the restart are re-armed and still get their blocklist tombstone. Lower it for
     /// very high volumes if a shorter rebalance pause matters more.
     pub rebuild_lookback_secs: u64,
@@ -409,9 +410,10 @@ pub struct SecuritySettings {
     pub max_events_per_key: usize,
     /// At most this many event ids are listed as an alert's evidence (the newest).
     pub max_evidence: usize,
-    /// Detection's clock never runs ahead of the wall clock by more than this (SPEC section 7):
-    /// an event dated further ahead of when it was received is still audited and judged, but
-    /// at the partition's current time, and moves no clock, lifts no block, evicts nothing.
+    /// Detection's clock never runs ahead of the wall clock by more than this
+    /// (docs/security-rules.md): an event dated further ahead of when it was received is still
+    /// audited and judged, but at the partition's current time, and moves no clock, lifts no block,
+    /// evicts nothing.
     pub max_clock_skew_secs: u64,
     /// Memory bound: user ids and user agents the engine keeps (keys, distinct users, known
     /// agents) longer than this many bytes are kept as their first bytes and a hash of the
@@ -421,7 +423,7 @@ pub struct SecuritySettings {
     /// baselines and blocks; beyond it the stalest keys are evicted first (counted as evicted).
     pub max_state_bytes: usize,
     /// File holding the secret alert and action ids are derived under (64 hex digits); every
-    /// monitor instance must share it (SPEC section 7).
+    /// monitor instance must share it (docs/security-rules.md).
     pub id_secret_file: Option<std::path::PathBuf>,
     /// Environment variable holding that secret as 64 hex digits; wins over the file. With
     /// neither, a public development secret is used, and only when every `[kafka]`

@@ -1,5 +1,5 @@
-//! The CloudEvents 1.0 envelope (SPEC section 2): parsing what producers send, in structured or
-//! Kafka binary mode, and serializing what auditflow emits.
+//! The CloudEvents 1.0 envelope (docs/topics-and-records.md): parsing what producers send, in
+//! structured or Kafka binary mode, and serializing what auditflow emits.
 //!
 //! Parsing is where untrusted bytes become an [`Event`], so it is total: any input yields an
 //! event or a [`Rejection`] with a reason code, never a panic, and memory use is bounded by the
@@ -7,10 +7,10 @@
 //! cheap scan before serde recurses). The JSON is parsed once and taken apart by moving, so
 //! `data` is never copied.
 //!
-//! Beyond SPEC section 2: optional attributes must have their CloudEvents types when present
-//! (`time` RFC 3339, `subject` a string, ...) or the event is `invalid_envelope`, as is a `data`
-//! that is not an object or a `data_base64`; `null` attributes are absent. Nesting depth counts
-//! open arrays and objects, the event object being level 1.
+//! Beyond the CloudEvents basics: optional attributes must have their CloudEvents types when
+//! present (`time` RFC 3339, `subject` a string, ...) or the event is `invalid_envelope`, as is a
+//! `data` that is not an object or a `data_base64`; `null` attributes are absent. Nesting depth
+//! counts open arrays and objects, the event object being level 1.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -50,7 +50,7 @@ pub struct Event {
     pub metadata: Map<String, Value>,
 }
 
-/// Why a record goes to the dead-letter topic (SPEC section 6): the `auditflow.error` header.
+/// Why a record goes to the dead-letter topic (docs/reason-codes.md): the `auditflow.error` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// Not JSON, not UTF-8, empty, or nested deeper than the limit.
@@ -144,7 +144,7 @@ impl fmt::Display for Rejection {
 }
 
 /// Context attributes that producers send either as CloudEvents extensions or, in the recipe's
-/// style, inside a `metadata` object with snake_case keys (SPEC section 2).
+/// style, inside a `metadata` object with snake_case keys (docs/topics-and-records.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextAttribute {
     UserId,

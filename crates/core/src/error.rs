@@ -13,7 +13,7 @@ pub enum ConfigError {
     /// A key holds a value it cannot hold; `key` is its dotted TOML path.
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
-    /// A type pattern is malformed (SPEC section 3); whoever read it names the key.
+    /// A type pattern is malformed (docs/topics-and-records.md); whoever read it names the key.
     #[error("`{pattern}` is not a valid type pattern: {reason}")]
     InvalidPattern { pattern: String, reason: String },
 }

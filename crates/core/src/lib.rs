@@ -9,7 +9,8 @@
 //! It depends on no other auditflow crate.
 //!
 //! Where to start reading: [`envelope`] (bytes → [`Event`] or [`Rejection`]), [`pattern`] (the
-//! one type matcher), then [`classify`] (an event → audit records, SPEC sections 4 and 5).
+//! one type matcher), then [`classify`] (an event → audit records,
+//! docs/topics-and-records.md).
 
 pub mod classify;
 pub mod config;

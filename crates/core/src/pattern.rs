@@ -1,4 +1,4 @@
-//! Type patterns (SPEC section 3) and the one table that picks the most specific match.
+//! Type patterns (docs/topics-and-records.md) and the one table that picks the most specific match.
 //!
 //! Sampling rates, classification rules and retention classes are all "pattern → value" lookups
 //! over event types, and they must agree on what a pattern means and which of several matching

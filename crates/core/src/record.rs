@@ -1,4 +1,4 @@
-//! The three audit records the classifier emits, as typed data (SPEC section 4 schemas).
+//! The three audit records the classifier emits, as typed data (docs/topics-and-records.md).
 //!
 //! Enumerated fields are Rust enums, so an audit record with an invalid outcome, risk level,
 //! severity or operation cannot be built at all; what remains to check (fields copied from a
@@ -187,12 +187,12 @@ impl AuditRecord {
         }
     }
 
-    /// Kafka key (SPEC section 4): the user id for user actions and data access; the source ip,
-    /// else the user id, for security events — so one ip's (or one user's) records stay in
-    /// order on one partition. A security event with neither is keyed `system`, like a system
+    /// Kafka key (docs/topics-and-records.md): the user id for user actions and data access; the
+    /// source ip, else the user id, for security events — so one ip's (or one user's) records stay
+    /// in order on one partition. A security event with neither is keyed `system`, like a system
     /// action without a user.
     ///
-    /// The source ip as the security monitor counts it (SPEC section 7): canonical, and an
+    /// The source ip as the security monitor counts it (docs/security-rules.md): canonical, and an
     /// IPv6 address by its /64 ([`source_key`]). The monitor keeps one detector per input
     /// partition, so every spelling of one source must land on one partition: `2001:DB8::1`,
     /// `2001:db8::1` and `2001:db8::2` are keyed `2001:db8::/64`. Text that is no ip address is

@@ -1,4 +1,4 @@
-//! Retention classes (SPEC section 4): how long a record must be kept.
+//! Retention classes (docs/topics-and-records.md): how long a record must be kept.
 //!
 //! The class travels with each audit record (the `retention` extension), so the sink picks the
 //! table (and TTL) without re-deriving it, and sampling can refuse to drop what must be kept.

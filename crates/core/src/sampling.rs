@@ -1,4 +1,5 @@
-//! Sampling (SPEC section 5): dropping a configured share of routine, low-risk user actions.
+//! Sampling (docs/topics-and-records.md): dropping a configured share of routine, low-risk user
+//! actions.
 //!
 //! The keep decision hashes the input's correlation id, never a random number: every instance
 //! and every replay decides alike, and a causal chain (one correlation id) is kept or dropped

@@ -218,8 +218,8 @@ pub(crate) fn offsets_list(offsets: &[(Partition, i64)]) -> TopicPartitionList {
     tpl
 }
 
-/// Whether an offset-commit error only says the partition was revoked under us (STACK.md:
-/// tolerate `ERR__STATE` for a just-revoked partition).
+/// Whether an offset-commit error only says the partition was revoked under us: librdkafka
+/// answers `ERR__STATE` for an offset of a partition revoked a moment ago, which is harmless.
 pub(crate) fn is_revoked_state(err: &KafkaError) -> bool {
     matches!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::State))
 }

@@ -1,4 +1,4 @@
-//! Derived values of an input event (SPEC section 4): who, from where, with what.
+//! Derived values of an input event (docs/topics-and-records.md): who, from where, with what.
 //!
 //! Each value has a precedence list over `data`, `subject`, extensions and the recipe's
 //! `metadata`; they are computed once per input and borrowed from it where possible.

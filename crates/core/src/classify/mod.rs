@@ -1,5 +1,5 @@
-//! Classification (SPEC sections 4 and 5): one input event → audit records on the audit topics,
-//! a sampled-out count, an ignored count, or a rejection for the dead-letter topic.
+//! Classification (docs/topics-and-records.md): one input event → audit records on the audit
+//! topics, a sampled-out count, an ignored count, or a rejection for the dead-letter topic.
 //!
 //! This is the whole decision of the classifier service and of `auditflow classify`; both call
 //! [`Classifier`] and keep [`Counters`] the same way, so offline runs and the service agree
@@ -7,7 +7,8 @@
 //! the fallback time the caller passes in (Kafka record timestamp, or the time a line was read),
 //! which is what makes replays reproduce output ids and sampling decisions exactly.
 //!
-//! Decisions where SPEC is silent (each tested in `tests.rs`):
+//! Decisions beyond the original contract (each tested in `tests.rs`, all in
+//! docs/topics-and-records.md):
 //! - A type that no rule covers (neither `user.**`, `system.**` nor `audit.**`) is dead-lettered
 //!   as `unknown_type`: it reached the classifier's topics, so an operator should see it.
 //! - Every output has `time` (the input's, else the fallback), `source` [`OUTPUT_SOURCE`] and
@@ -71,12 +72,12 @@ pub fn output_id(input_source: &str, input_id: &str, output_type: &str) -> Strin
 pub struct Output {
     /// The configured topic name (`[topics]`).
     pub topic: String,
-    /// The Kafka key (SPEC section 4).
+    /// The Kafka key (docs/topics-and-records.md).
     pub key: String,
     pub event: Event,
 }
 
-/// `{"topic": ..., "key": ..., "value": {CloudEvent}}`: the line form of SPEC section 8, shared
+/// `{"topic": ..., "key": ..., "value": {CloudEvent}}`: the line form of docs/cli.md, shared
 /// by the offline commands.
 impl Serialize for Output {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -241,7 +242,7 @@ fn rate_value(rate: f64) -> Value {
 }
 
 /// What a classifier has done, for the CLI summary and the service's metrics. Invariant
-/// (SPEC section 6): `consumed == audited + sampled_out + ignored + dead_lettered`, summing the
+/// (docs/operations.md): `consumed == audited + sampled_out + ignored + dead_lettered`, summing the
 /// maps — see [`Counters::balanced`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {

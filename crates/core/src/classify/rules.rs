@@ -1,4 +1,5 @@
-//! The classification rules 1-9 of SPEC section 4: which audit records an input becomes.
+//! The classification rules 1-9 of docs/topics-and-records.md: which audit records an input
+//! becomes.
 //!
 //! Fields the producer controls (`data`) are checked here, as the records are built: a value
 //! of the wrong type for its output field is a `schema_violation` naming the field, never a
@@ -48,7 +49,7 @@ pub(crate) enum Rule {
     OtherSystemEvent,
 }
 
-/// The rules as a pattern table. SPEC says "first match wins" in table order; here every
+/// The rules as a pattern table. The rules say "first match wins" in table order; here every
 /// earlier row is strictly more specific than the later rows it overlaps (`user.created` vs
 /// `user.**`, `system.security.**` vs `system.**`), so specificity picks the same row — tested
 /// below — and one matcher serves rules, sampling and retention alike.

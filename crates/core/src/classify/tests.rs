@@ -1,4 +1,5 @@
-//! The rules, defaults and reason codes of SPEC sections 4-6, through the public API.
+//! The rules, defaults and reason codes of docs/topics-and-records.md and docs/reason-codes.md,
+//! through the public API.
 
 use chrono::TimeZone;
 use serde_json::{Value, json};
@@ -531,8 +532,8 @@ fn output_ids_are_deterministic_and_distinct() {
     let mut other = input("user.login.attempt", json!({"success": false}));
     other["id"] = json!("in-2");
     assert_ne!(outputs(other)[0].event.id, first[0].event.id);
-    // SPEC section 4 (2026-12-01): the id is derived from the input's source *and* id. Pinned
-    // literals, computed independently (Python: SHA-1 over the namespace and the
+    // docs/topics-and-records.md, Ids (since 2026-12-01): the id is derived from the input's source
+    // *and* id. Pinned literals, computed independently (Python: SHA-1 over the namespace and the
     // length-prefixed parts, RFC 9562 version 5), so a change of the derivation is caught.
     assert_eq!(first[0].event.id, "b097d24e-8e30-5dde-9ba2-dd941fd11986");
     assert_eq!(first[1].event.id, "2d7742ba-d47e-5e3d-8a88-a4130e03d557");
@@ -553,7 +554,7 @@ fn two_producers_reusing_an_id_get_different_output_ids() {
     assert_eq!(theirs[0].event.id, "ce8b8f54-3f74-595a-b6a9-96122feaf066");
     assert_ne!(theirs[0].event.id, mine[0].event.id);
     assert_ne!(theirs[1].event.id, mine[1].event.id);
-    // The causation stays the input's id, as SPEC section 4 says.
+    // The causation stays the input's id, as docs/topics-and-records.md says.
     assert_eq!(ext(&theirs[0], "causationid"), "in-1");
 }
 

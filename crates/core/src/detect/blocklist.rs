@@ -1,5 +1,5 @@
 //! One blocklist for many detectors: a block is lifted only when no longer block of that ip
-//! stands anywhere (SPEC section 7).
+//! stands anywhere (docs/security-rules.md).
 //!
 //! Each detector holds the blocks its own input partition raised, but one ip can be blocked
 //! from several partitions (failed logins on the security-event topic, impossible travel or a

@@ -1,4 +1,4 @@
-//! Keyed ids of everything the engine emits (SPEC section 7).
+//! Keyed ids of everything the engine emits (docs/security-rules.md).
 //!
 //! An alert's id is a function of its rule, key (an ip or a user id), level and window; an
 //! action's or blocklist entry's of its alert and what it is. A public function of those

@@ -1,4 +1,4 @@
-//! Source ips in canonical form (SPEC section 7).
+//! Source ips in canonical form (docs/security-rules.md).
 //!
 //! Rules compare addresses, not the text a producer wrote: `2001:DB8::1` and `2001:db8::1` are
 //! one source, and so are `10.0.0.1` and its IPv4-mapped form `::ffff:10.0.0.1`. Text that does

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// A detection rule of SPEC section 7.
+/// A detection rule of docs/security-rules.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     BruteForce,
@@ -62,7 +62,7 @@ impl ThreatLevel {
         ThreatLevel::Critical,
     ];
 
-    /// SPEC: ≥ 90 critical, ≥ 70 high, ≥ 40 medium, else low.
+    /// docs/security-rules.md: ≥ 90 critical, ≥ 70 high, ≥ 40 medium, else low.
     pub fn from_score(score: u8) -> ThreatLevel {
         match score {
             90.. => ThreatLevel::Critical,

@@ -1,4 +1,4 @@
-//! Threat detection (SPEC section 7): the security monitor's engine, pure and synchronous.
+//! Threat detection (docs/security-rules.md): the security monitor's engine, pure and synchronous.
 //!
 //! Feed it [`Observation`]s (the classifier's `audit.security.event` and `audit.user.action`
 //! records) with [`Detector::observe`]; it returns the [`Output`]s to write: `security.alert`s,

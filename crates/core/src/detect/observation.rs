@@ -1,6 +1,6 @@
 //! What the engine sees of an input event: the few attributes and data fields its rules read.
 //!
-//! The security monitor's inputs are the classifier's outputs (SPEC sections 2–4):
+//! The security monitor's inputs are the classifier's outputs (docs/topics-and-records.md):
 //! `audit.security.event` and `audit.user.action` CloudEvents. An [`Observation`] is built from
 //! an [`Event`] the envelope parser produced; other types are not observations, and data that
 //! breaks the output schema where a rule reads it is rejected as `schema_violation`.
@@ -66,7 +66,7 @@ pub struct Observation {
     /// ahead against this (and the wall clock), so a replay decides as the first run did.
     pub received: DateTime<Utc>,
     /// The event named an ip (`source_ip`, `ip_address`) that is not an ip address: it has no
-    /// source ip (SPEC section 7), which is counted.
+    /// source ip (docs/security-rules.md), which is counted.
     pub unparsable_ip: bool,
     /// The event's `correlationid` (the classifier always sets one; else the id).
     pub correlation_id: String,

@@ -232,7 +232,8 @@ fn cloudevent(
     event
         .extensions
         .insert("correlationid".into(), correlation.into());
-    // Everything the monitor writes is security evidence (SPEC section 4's retention classes).
+    // Everything the monitor writes is security evidence (docs/topics-and-records.md, retention
+    // classes).
     event
         .extensions
         .insert("retention".into(), "security".into());

@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(
             p.max_clock_skew,
             TimeDelta::minutes(5),
-            "SPEC section 7's default"
+            "the documented default (docs/security-rules.md)"
         );
         // 20015 km at 1000 km/h: a little over 20 hours.
         assert!(p.travel_horizon > TimeDelta::hours(20) && p.travel_horizon < TimeDelta::hours(21));

@@ -1,7 +1,7 @@
 //! One key's recent events in event-time order, with exact window edges.
 //!
 //! Windows are computed from the timestamps themselves (binary search over a sorted deque), never
-//! from buckets, so the SPEC's half-open window (t − W, t] is exact to the nanosecond: an event
+//! from buckets, so the documented half-open window (t − W, t] is exact to the nanosecond: an event
 //! exactly W before another is outside its window, one a nanosecond later is inside.
 
 use std::collections::VecDeque;

@@ -29,7 +29,7 @@ use crate::detect::observation::{Observation, UserActionData};
 use crate::detect::params::{Params, earlier};
 use crate::detect::timeline::Timeline;
 
-/// The rule's score ceiling (SPEC: never above 60).
+/// The rule's score ceiling (docs/security-rules.md: never above 60).
 const MAX_SCORE: u8 = 60;
 
 #[derive(Debug, Clone, Default)]
