@@ -3,11 +3,11 @@
 //! classifier's input pattern and `AUDITFLOW_DEMO_TOPIC`), consumer groups, keyspace and a
 //! free metrics port.
 //!
-//! Checks what the demo printed against SPEC section 4 (actions, outcomes, risk levels,
-//! retention classes, the failed logins' security events) and section 7 (one medium, one high
-//! and one critical brute-force alert; the critical one blocks the ip), that `/readyz` reports
-//! the four services ready, and that SIGTERM stops the process with exit code 0. Waits are
-//! bounded by deadlines that fail the test; nothing asserts on timing.
+//! Checks what the demo printed against docs/topics-and-records.md (actions, outcomes, risk
+//! levels, retention classes, the failed logins' security events) and docs/security-rules.md (one
+//! medium, one high and one critical brute-force alert; the critical one blocks the ip), that
+//! `/readyz` reports the four services ready, and that SIGTERM stops the process with exit code
+//! 0. Waits are bounded by deadlines that fail the test; nothing asserts on timing.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -169,7 +169,7 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
     let ip = str_at(&demo, "/source_ip");
     assert!(user.starts_with("demo_user_"), "{user}");
 
-    // SPEC 4: one user action or data access per input, oldest first.
+    // Classification: one user action or data access per input, oldest first.
     let trail = demo["audit_trail"].as_array().expect("audit_trail");
     assert_eq!(trail.len(), 7 + 21, "{trail:#?}");
     let row = |r: &Value| {
@@ -271,7 +271,7 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
         );
     }
 
-    // SPEC 4 rule 3: every failed login is also a failed_login security event, critical
+    // Classification rule 3: every failed login is also a failed_login security event, critical
     // because its risk is high, from the attacker's ip.
     let security = demo["security_events"].as_array().expect("security_events");
     assert_eq!(security.len(), 1 + 21);
@@ -285,7 +285,8 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
         assert_eq!(str_at(event, "/event/data/user_id"), user);
     }
 
-    // SPEC 7: 22 failures from one ip → exactly one medium, one high, one critical alert.
+    // docs/security-rules.md: 22 failures from one ip → exactly one medium, one high, one critical
+    // alert.
     let alerts = demo["alerts"].as_array().expect("alerts");
     let mut levels: Vec<(&str, &str, i64)> = alerts
         .iter()
@@ -342,7 +343,7 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
         "{critical:#}"
     );
 
-    // SPEC 10: SIGTERM → finish, commit, leave the groups, exit 0.
+    // docs/operations.md: SIGTERM → finish, commit, leave the groups, exit 0.
     let pid = pipeline.0.id().to_string();
     let sent = Command::new("kill")
         .args(["-s", "TERM", &pid])

@@ -179,7 +179,7 @@ async fn export_delete_and_reports_through_the_binary() {
     let bad = auditflow(&keyspace, &["report", "security", "--from", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 
-    // The reserved subjects cannot be erased (SPEC section 9): exit 2, one line, and their
+    // The reserved subjects cannot be erased (docs/operations.md): exit 2, one line, and their
     // records stay readable.
     let unknown_login = StorableRecord {
         event: json!({"id": "n/1", "data": {"user_id": "unknown", "ip_address": IP}}),

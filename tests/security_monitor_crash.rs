@@ -1,8 +1,8 @@
-//! `kill -9` mid-stream (SPEC section 6: exactly-once output under a crash): the real
+//! `kill -9` mid-stream (docs/operations.md: exactly-once output under a crash): the real
 //! `auditflow run security-monitor` binary is killed without warning while it works through
 //! a backlog of brute-force bursts, restarted, and the `read_committed` alerts and actions
 //! hold every expected one exactly once — the restarted instance rebuilt its windows from the
-//! partitions' history (SPEC section 7) before judging the rest. It is then stopped with
+//! partitions' history (docs/security-rules.md) before judging the rest. It is then stopped with
 //! SIGTERM and must exit 0.
 //!
 //! The binary is the one `cargo build`/`cargo test --workspace` put next to this test

@@ -1,4 +1,4 @@
-//! The security monitor against the real Kafka (SPEC sections 6 and 7):
+//! The security monitor against the real Kafka (docs/security-rules.md):
 //!
 //! - its counters add up to what it consumed (consumed = emitted + ignored + dead-lettered);
 //! - an event dated 9999-01-01 inside a burst neither wipes the burst's window nor lifts an

@@ -1,8 +1,8 @@
-//! Windows follow partitions across rebalances (SPEC section 7): bursts of failed logins are
-//! judged by one monitor instance, then by two after a second joins, then by the second alone
-//! after the first leaves. Each time a partition changes hands its new owner rebuilds the
-//! windows from the partition's history before it judges new records, so every ip gets
-//! exactly one medium, one high and one critical alert: none twice, none missed.
+//! Windows follow partitions across rebalances (docs/security-rules.md): bursts of failed logins
+//! are judged by one monitor instance, then by two after a second joins, then by the second alone
+//! after the first leaves. Each time a partition changes hands its new owner rebuilds the windows
+//! from the partition's history before it judges new records, so every ip gets exactly one medium,
+//! one high and one critical alert: none twice, none missed.
 //!
 //! The security events have 5 partitions and the user actions 1, so whichever 3 of the 6 an
 //! instance owns after the join, at least 2 are security events: both instances judge

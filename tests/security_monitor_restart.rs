@@ -171,9 +171,9 @@ async fn a_restart_in_the_middle_of_a_burst_alerts_and_acts_exactly_once() {
     sorted.1.sort();
     assert_eq!(sorted.0, sorted.1);
 
-    // And ids computed here, independently of the engine, from SPEC section 7's recipe as
-    // the engine documents it: HMAC-SHA256 under the secret of the length-prefixed parts,
-    // the first 16 bytes as a UUID v8.
+    // And ids computed here, independently of the engine, from the derivation as
+    // docs/topics-and-records.md (Ids) describes it: HMAC-SHA256 under the secret of the
+    // length-prefixed parts, the first 16 bytes as a UUID v8.
     let critical_id = keyed_id(&[
         "alert",
         "brute_force",

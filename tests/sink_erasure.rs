@@ -1,4 +1,4 @@
-//! Erasure is final (SPEC section 9) on the real stack: `auditflow gdpr delete` while the sink
+//! Erasure is final (docs/operations.md) on the real stack: `auditflow gdpr delete` while the sink
 //! lags behind a backlog of the user's records, and while a running sink has the user's key
 //! cached. Afterwards neither `query` nor `gdpr export` finds anything of the user's dated
 //! before the erasure, however late those records arrive; what the user id does after the

@@ -388,7 +388,7 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     );
     let restart = node.boot().await;
     let after_restart = stored_or_zero_at(&nodes, &keyspace).await;
-    // The promise itself (SPEC section 6): a record whose offset was committed is in the
+    // The promise itself (docs/operations.md): a record whose offset was committed is in the
     // database, also after the database crashed. With `commitlog_sync: periodic` this failed.
     let stored_after_restart = stored_id_set(&nodes, &keyspace).await;
     let lost: Vec<&String> = acknowledged.difference(&stored_after_restart).collect();

@@ -502,7 +502,7 @@ async fn a_destroyed_key_erases_the_user_but_keeps_the_counts() {
         .count();
     assert_eq!(keys, 1, "only bob's key remains");
 
-    // Erasure is final (SPEC section 9, changed 2026-12-01; this test used to expect the
+    // Erasure is final (docs/operations.md; changed 2026-12-01, this test used to expect the
     // opposite): the user's records dated before the erasure that arrive again later — a
     // lagging sink, a replay — are stored, and counted, but never readable again.
     store.write_records(&lifecycle(USER)).await.unwrap();
@@ -916,7 +916,7 @@ async fn busy_non_person_subjects_are_partitioned_by_hour() {
     assert_eq!(hour_of("unk/09").await, Some(22));
     assert_eq!(hour_of("ali/4").await, None);
 
-    // The reserved subjects cannot be erased (SPEC section 9, changed 2026-12-01; this test
+    // The reserved subjects cannot be erased (docs/operations.md; changed 2026-12-01, this test
     // used to erase `unknown`): their key seals the records of everyone without a user id.
     for reserved in ["unknown", "system"] {
         let refused = store.destroy_user_key(reserved).await;
