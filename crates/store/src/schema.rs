@@ -400,10 +400,24 @@ mod tests {
 
     #[test]
     fn shards_are_stable_and_in_range() {
+        // Pinned: rows already stored sit in these shards, so the function must never change.
+        // 32-bit FNV-1a, computed outside this code ("a" → 0xe40c292c is the published test
+        // vector); the shard is the hash modulo the shard count.
         assert_eq!(shard_of("", 8), (0x811c_9dc5u32 % 8) as i32);
-        for id in ["a", "b", "evt-123", "ünïcode"] {
+        let pinned = [
+            ("a", 0xe40c_292c_u32, 12),
+            ("b", 0xe70c_2de5, 5),
+            ("evt-123", 0x76ac_f723, 3),
+            ("ünïcode", 0x45f2_402b, 11),
+            ("ua-0", 0x9f2a_f90e, 14),
+        ];
+        for (id, hash, shard) in pinned {
+            assert_eq!(shard_of(id, 16), shard, "{id:?}");
+            assert_eq!(shard, (hash % 16) as i32, "{id:?}: the table above is consistent");
+            assert_eq!(shard_of(id, 7), (hash % 7) as i32, "{id:?} over 7 shards");
             assert!((0..16).contains(&shard_of(id, 16)));
-            assert_eq!(shard_of(id, 16), shard_of(id, 16));
         }
+        // A shard count below 1 is taken as 1, never a division by zero.
+        assert_eq!(shard_of("a", 0), 0);
     }
 }
