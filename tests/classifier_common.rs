@@ -374,6 +374,153 @@ pub fn expected_outputs(
     out
 }
 
+/// What the classifier must make of [`recipe_lifecycle`], written out literally from SPEC
+/// section 4 (not computed by the code under test), in [`actual_outputs`]' order:
+/// `(topic, key, value)`. The ids were computed outside the code (Python: UUID v5 under the
+/// output namespace over the input's source, id and the output type, each prefixed by its
+/// length as a big-endian u64), so a change of the rules, the retention classes, the
+/// extensions or the id derivation is caught here even when the core and the service agree.
+pub fn pinned_recipe_outputs(config: &Config) -> Vec<(String, String, serde_json::Value)> {
+    use serde_json::json;
+    let t = &config.topics;
+    let input = |n: u8| format!("0193a1f0-0000-7000-8000-00000000000{n}");
+    let event = |n: u8,
+                 id: &str,
+                 ty: &str,
+                 time: &str,
+                 subject: Option<&str>,
+                 original: &str,
+                 retention: &str,
+                 data: serde_json::Value| {
+        let mut value = json!({
+            "specversion": "1.0", "id": id, "source": "/auditflow/classifier", "type": ty,
+            "time": time, "datacontenttype": "application/json",
+            "causationid": input(n), "correlationid": input(n), "originaltype": original,
+            "retention": retention, "samplerate": 1, "data": data,
+        });
+        if let Some(subject) = subject {
+            value["subject"] = json!(subject);
+        }
+        value
+    };
+    let user = Some("user:demo_user_1");
+    let ua = |n, id: &str, time: &str, subject, original: &str, retention: &str, data| {
+        let value = event(
+            n,
+            id,
+            "audit.user.action",
+            time,
+            subject,
+            original,
+            retention,
+            data,
+        );
+        (t.user_action.clone(), "demo_user_1".to_owned(), value)
+    };
+    let mut out = vec![
+        ua(
+            1,
+            "f91dd6d3-7d85-58fe-b424-5d7f051c49ba",
+            "2026-11-20T10:00:00Z",
+            None,
+            "user.created",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "account_created", "outcome": "success",
+                  "risk_level": "low", "ip_address": "192.168.1.100",
+                  "user_agent": "Mozilla/5.0...", "session_id": "sess_1"}),
+        ),
+        ua(
+            2,
+            "dbf46c41-3e9d-592a-963b-4a5c20c1bcc6",
+            "2026-11-20T10:00:00.100Z",
+            user,
+            "user.email.verified",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "user.email.verified",
+                  "outcome": "success", "risk_level": "low"}),
+        ),
+        ua(
+            3,
+            "dff250f2-d4ae-5bf7-af41-feb821e922f9",
+            "2026-11-20T10:00:00.300Z",
+            None,
+            "user.login.attempt",
+            "security",
+            json!({"user_id": "demo_user_1", "action": "login_attempt", "outcome": "success",
+                  "risk_level": "low", "ip_address": "192.168.1.100",
+                  "user_agent": "Mozilla/5.0...", "session_id": "sess_2"}),
+        ),
+        ua(
+            4,
+            "40dda6d1-e1b1-5743-964f-72098256459f",
+            "2026-11-20T10:00:00.600Z",
+            user,
+            "user.profile.updated",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "profile_update", "outcome": "success",
+                  "risk_level": "medium",
+                  "context": {"sensitive_data": true,
+                              "fields_changed": ["name", "phone", "preferences"]}}),
+        ),
+        ua(
+            5,
+            "f9f15a29-0423-57ed-9e4a-c0a1713c7da9",
+            "2026-11-20T10:00:00.750Z",
+            user,
+            "user.subscription.created",
+            "financial",
+            json!({"user_id": "demo_user_1", "action": "user.subscription.created",
+                  "outcome": "success", "risk_level": "low"}),
+        ),
+        ua(
+            6,
+            "f1938dc8-6691-5a70-ad69-4149142262fd",
+            "2026-11-20T10:00:01.150Z",
+            None,
+            "user.login.attempt",
+            "security",
+            json!({"user_id": "demo_user_1", "action": "login_attempt", "outcome": "failure",
+                  "risk_level": "high", "ip_address": "203.0.113.42",
+                  "user_agent": "curl/7.68.0", "session_id": "sess_3"}),
+        ),
+        (
+            t.security_event.clone(),
+            "203.0.113.42".to_owned(),
+            event(
+                6,
+                "084846b8-c637-56f5-bb3c-95c870b3d889",
+                "audit.security.event",
+                "2026-11-20T10:00:01.150Z",
+                None,
+                "user.login.attempt",
+                "security",
+                json!({"event_type": "failed_login", "severity": "critical",
+                      "user_id": "demo_user_1", "source_ip": "203.0.113.42", "blocked": false,
+                      "details": {"user_id": "demo_user_1", "success": false,
+                                  "method": "password", "failure_reason": "invalid_password",
+                                  "failure_count": 3, "suspicious_location": true}}),
+            ),
+        ),
+        (
+            t.data_access.clone(),
+            "demo_user_1".to_owned(),
+            event(
+                7,
+                "a924f807-7833-5c4a-8153-9f14d13a8242",
+                "audit.data.access",
+                "2026-11-20T10:00:01.350Z",
+                user,
+                "user.data.export",
+                "general",
+                json!({"user_id": "demo_user_1", "data_type": "user_profile",
+                      "operation": "read", "record_count": 1, "sensitive": false}),
+            ),
+        ),
+    ];
+    out.sort_by(|a, b| (&a.0, a.2["id"].as_str()).cmp(&(&b.0, b.2["id"].as_str())));
+    out
+}
+
 /// Every record on the classifier's three audit topics, as `(topic, key, value)`, sorted.
 pub fn actual_outputs(setup: &Setup) -> Vec<(String, String, serde_json::Value)> {
     let mut out: Vec<_> = setup
