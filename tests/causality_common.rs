@@ -5,7 +5,7 @@
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use auditflow_core::Config;
 use auditflow_kafka::{Health, Metrics, Shutdown};
@@ -16,7 +16,7 @@ use scylla::value::{CqlValue, Row};
 #[path = "sink_common.rs"]
 mod sink;
 pub use sink::kafka::{self, recipe_lifecycle};
-pub use sink::{DEADLINE, Input, count, create_topic, eventually, produce, session};
+pub use sink::{DEADLINE, Input, Stream, count, create_topic, eventually, produce, session};
 
 /// The tables the indexer writes.
 pub const TABLES: [&str; 5] = [
@@ -130,11 +130,13 @@ impl IndexerSetup {
         command
     }
 
-    /// `auditflow run causality-indexer`, as a child process.
-    pub fn spawn_indexer(&self) -> Child {
-        self.command(&["run", "causality-indexer"])
+    /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
+    pub fn spawn_indexer(&self) -> auditflow_integration_tests::ChildGuard {
+        let child = self
+            .command(&["run", "causality-indexer"])
             .spawn()
-            .expect("starting auditflow run causality-indexer")
+            .expect("starting auditflow run causality-indexer");
+        auditflow_integration_tests::ChildGuard::new(child)
     }
 }
 

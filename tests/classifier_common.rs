@@ -128,12 +128,21 @@ pub fn structured(value: &[u8]) -> Input {
 
 /// Produces `records` to `topic` and waits for every acknowledgement.
 pub async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
-    let producer: FutureProducer = ClientConfig::new()
+    produce_with(&producer(bootstrap), topic, records).await;
+}
+
+/// An idempotent producer for [`produce_with`].
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
-        .expect("producer");
+        .expect("producer")
+}
+
+/// [`produce`] with a producer the caller keeps (one per stream, not one per call).
+pub async fn produce_with(producer: &FutureProducer, topic: &str, records: &[Input]) {
     let sends = records.iter().map(|(key, value, headers)| {
         let headers = headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
             hs.insert(Header {
@@ -149,6 +158,60 @@ pub async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
     });
     for result in futures::future::join_all(sends).await {
         result.unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+}
+
+/// Records produced to a topic by a task of their own, chunk after chunk, while the test does
+/// something to their consumer (kills it, adds an instance), with the last `held` records kept
+/// back until [`Stream::finish`]. Whatever happens before `finish` happens mid-stream on any
+/// machine: however fast the consumer is, it cannot have seen the held records.
+pub struct Stream {
+    bootstrap: String,
+    topic: String,
+    produced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    head: tokio::task::JoinHandle<()>,
+    tail: Vec<Input>,
+}
+
+impl Stream {
+    /// Pause between chunks: a stream, not one burst (not a timing expectation).
+    const PAUSE: Duration = Duration::from_millis(50);
+    const CHUNK: usize = 250;
+
+    pub fn start(bootstrap: &str, topic: &str, mut records: Vec<Input>, held: usize) -> Self {
+        assert!(held > 0 && held < records.len(), "hold back some, not all");
+        let tail = records.split_off(records.len() - held);
+        let produced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let head = tokio::spawn({
+            let (bootstrap, topic, produced) =
+                (bootstrap.to_owned(), topic.to_owned(), produced.clone());
+            async move {
+                let producer = producer(&bootstrap);
+                for chunk in records.chunks(Self::CHUNK) {
+                    produce_with(&producer, &topic, chunk).await;
+                    produced.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Self::PAUSE).await;
+                }
+            }
+        });
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            produced,
+            head,
+            tail,
+        }
+    }
+
+    /// Records acknowledged so far.
+    pub fn produced(&self) -> usize {
+        self.produced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for the rest of the head, then produces the held records.
+    pub async fn finish(self) {
+        self.head.await.expect("producing the stream");
+        produce(&self.bootstrap, &self.topic, &self.tail).await;
     }
 }
 

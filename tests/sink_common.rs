@@ -16,7 +16,7 @@ use scylla::client::session_builder::SessionBuilder;
 #[path = "classifier_common.rs"]
 pub mod kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use kafka::{DEADLINE, Input, create_topic, produce, read_committed};
+pub use kafka::{DEADLINE, Input, Stream, create_topic, produce, read_committed};
 
 /// One test's private topics, group and keyspace.
 pub struct SinkSetup {
