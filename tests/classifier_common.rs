@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
@@ -328,6 +328,48 @@ pub async fn wait_caught_up(bootstrap: &str, group: &str, topic: &str) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The ids of the records of `topic` below each partition's offset in `below`.
+pub fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "auditflow-tests-outage-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in below.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut left: BTreeMap<i32, i64> = below.clone();
+    left.retain(|_, end| *end > 0);
+    let mut ids = BTreeSet::new();
+    let started = Instant::now();
+    while !left.is_empty() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "reading {topic} below {below:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message.expect("consuming");
+        let Some(end) = left.get(&m.partition()).copied() else {
+            continue;
+        };
+        if m.offset() < end {
+            let value: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            ids.insert(value["id"].as_str().expect("id").to_owned());
+        }
+        if m.offset() + 1 >= end {
+            left.remove(&m.partition());
+        }
+    }
+    ids
 }
 
 /// One record as a `read_committed` reader sees it.

@@ -27,58 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use auditflow_store::Store;
 use common::*;
 use private_node::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 6_000;
-
-/// The ids of the records of `topic` below each partition's offset in `below`.
-fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BTreeSet<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "auditflow-tests-outage-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in below.keys() {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut left: BTreeMap<i32, i64> = below.clone();
-    left.retain(|_, end| *end > 0);
-    let mut ids = BTreeSet::new();
-    let started = Instant::now();
-    while !left.is_empty() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "reading {topic} below {below:?}"
-        );
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = message.expect("consuming");
-        let Some(end) = left.get(&m.partition()).copied() else {
-            continue;
-        };
-        if m.offset() < end {
-            let value: serde_json::Value =
-                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
-            ids.insert(value["id"].as_str().expect("id").to_owned());
-        }
-        if m.offset() + 1 >= end {
-            left.remove(&m.partition());
-        }
-    }
-    ids
-}
 
 /// Every `records_by_id` row on `nodes`.
 async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
@@ -180,7 +136,7 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     // What the sink committed while the node was down: nothing can be acknowledged after the
     // kill, so every record below these offsets was acknowledged by the node before it.
     let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
-    let acknowledged = ids_below(&setup.bootstrap, &topic, &committed_before_restart);
+    let acknowledged = kafka::ids_below(&setup.bootstrap, &topic, &committed_before_restart);
     assert!(!acknowledged.is_empty(), "the crash came before any commit");
     assert!(
         acknowledged.len() < TOTAL,
