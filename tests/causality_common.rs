@@ -16,7 +16,10 @@ use scylla::value::{CqlValue, Row};
 #[path = "sink_common.rs"]
 mod sink;
 pub use sink::kafka::{self, recipe_lifecycle};
-pub use sink::{DEADLINE, Input, Stream, count, create_topic, eventually, produce, session};
+pub use sink::{
+    DEADLINE, Input, Stream, count, count_at, create_topic, eventually, produce, session,
+    session_at,
+};
 
 /// The tables the indexer writes.
 pub const TABLES: [&str; 5] = [
@@ -92,7 +95,7 @@ impl IndexerSetup {
     }
 
     pub async fn drop_keyspace(&self) {
-        let _ = session()
+        let _ = session_at(&self.config.store.nodes)
             .await
             .query_unpaged(
                 format!("DROP KEYSPACE IF EXISTS {}", self.config.store.keyspace),

@@ -174,11 +174,25 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Pause between chunks: a stream, not one burst (not a timing expectation).
-    const PAUSE: Duration = Duration::from_millis(50);
-    const CHUNK: usize = 250;
+    /// Chunks of 250, 50 ms apart: a stream, not one burst (not a timing expectation).
+    pub fn start(bootstrap: &str, topic: &str, records: Vec<Input>, held: usize) -> Self {
+        Self::paced(
+            bootstrap,
+            topic,
+            records,
+            held,
+            (250, Duration::from_millis(50)),
+        )
+    }
 
-    pub fn start(bootstrap: &str, topic: &str, mut records: Vec<Input>, held: usize) -> Self {
+    /// As [`start`](Self::start), `chunk` records at a time with `pause` between chunks.
+    pub fn paced(
+        bootstrap: &str,
+        topic: &str,
+        mut records: Vec<Input>,
+        held: usize,
+        (chunk, pause): (usize, Duration),
+    ) -> Self {
         assert!(held > 0 && held < records.len(), "hold back some, not all");
         let tail = records.split_off(records.len() - held);
         let produced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -187,10 +201,10 @@ impl Stream {
                 (bootstrap.to_owned(), topic.to_owned(), produced.clone());
             async move {
                 let producer = producer(&bootstrap);
-                for chunk in records.chunks(Self::CHUNK) {
+                for chunk in records.chunks(chunk) {
                     produce_with(&producer, &topic, chunk).await;
                     produced.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
-                    tokio::time::sleep(Self::PAUSE).await;
+                    tokio::time::sleep(pause).await;
                 }
             }
         });
