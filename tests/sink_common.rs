@@ -5,10 +5,11 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
-use auditflow_integration_tests::{auditflow_binary, require_cql, unique_name};
+use auditflow_integration_tests::{ChildGuard, auditflow_binary, require_cql, unique_name};
 use auditflow_kafka::{Health, Metrics, Shutdown};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -76,6 +77,53 @@ impl SinkSetup {
             )
             .await;
     }
+}
+
+impl SinkSetup {
+    /// The real `auditflow` binary with this setup's configuration in its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        service_command(&self.bootstrap, &self.config, args)
+    }
+
+    /// `auditflow run sink`, as a child process (killed if the test fails).
+    pub fn spawn_sink(&self) -> ChildGuard {
+        let child = self
+            .command(&["run", "sink"])
+            .spawn()
+            .expect("starting auditflow run sink");
+        ChildGuard::new(child)
+    }
+}
+
+/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s topics, group prefix
+/// and store in its environment, small batches, and a short session timeout so a killed
+/// member's partitions move soon.
+pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
+    let c = config;
+    let t = &c.topics;
+    let mut command = Command::new(auditflow_binary());
+    command
+        .args(args)
+        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)
+        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
+        // The killed member's partitions move once its session expires: keep that short.
+        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
+        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
+        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
+        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
+        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
+        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
+        .env("AUDITFLOW_TOPICS__PARTITIONS", t.partitions.to_string())
+        .env("AUDITFLOW_STORE__KEYSPACE", &c.store.keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.store.nodes))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
+        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command
 }
 
 pub fn sink_topics(config: &Config) -> Vec<String> {

@@ -11,36 +11,9 @@
 #[path = "sink_common.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use auditflow_integration_tests::{ChildGuard, auditflow_binary};
 use common::*;
-
-fn spawn(setup: &SinkSetup) -> ChildGuard {
-    let c = &setup.config;
-    let t = &c.topics;
-    let child = Command::new(auditflow_binary())
-        .args(["run", "sink"])
-        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &setup.bootstrap)
-        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)
-        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
-        // The killed member's partitions move once its session expires: keep that short.
-        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-        .env("AUDITFLOW_STORE__KEYSPACE", &c.store.keyspace)
-        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.store.nodes))
-        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
-        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting auditflow run sink");
-    ChildGuard::new(child)
-}
 
 const ACTIONS: usize = 6_000;
 const SECURITY: usize = 300;
@@ -64,7 +37,7 @@ async fn kill_9_mid_stream_then_restart_stores_every_record_exactly_once() {
         .collect();
     let stream = Stream::start(&setup.bootstrap, &t.user_action, records, HELD);
 
-    let mut victim = spawn(&setup);
+    let mut victim = setup.spawn_sink();
     // Kill it once it has written something.
     let keyspace = setup.config.store.keyspace.clone();
     eventually("the first sink to store something", async || {
@@ -93,7 +66,7 @@ async fn kill_9_mid_stream_then_restart_stores_every_record_exactly_once() {
     );
     stream.finish().await;
 
-    let mut survivor = spawn(&setup);
+    let mut survivor = setup.spawn_sink();
     setup.wait_caught_up().await;
     assert_eq!(setup.stored_ids().await, TOTAL, "every record, once");
     // Every row of the per-user tables is one record: no duplicates there either.
