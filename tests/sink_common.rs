@@ -17,7 +17,10 @@ use scylla::client::session_builder::SessionBuilder;
 #[path = "classifier_common.rs"]
 pub mod kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use kafka::{DEADLINE, Input, Stream, create_topic, produce, read_committed};
+pub use kafka::{
+    DEADLINE, Input, Stream, consumed_at, create_topic, free_port, produce, read_committed,
+    wait_for_split_at,
+};
 
 /// One test's private topics, group and keyspace.
 pub struct SinkSetup {
@@ -258,6 +261,24 @@ pub fn security_event(i: usize, user: &str) -> Input {
     });
     (
         Some("198.51.100.7".into()),
+        serde_json::to_vec(&value).unwrap(),
+        Vec::new(),
+    )
+}
+
+/// `audit.data.access` number `i`: `user` read a profile.
+pub fn data_access(i: usize, user: &str) -> Input {
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": format!("da-{i}"), "source": "/auditflow/classifier",
+        "type": "audit.data.access", "subject": format!("user:{user}"),
+        "time": format!("2026-11-21T13:{:02}:00Z", i % 60),
+        "causationid": format!("in-da-{i}"), "correlationid": format!("in-da-{i}"),
+        "originaltype": "user.data.read", "retention": "general", "samplerate": 1,
+        "data": {"user_id": user, "data_type": "user_profile", "operation": "read",
+                 "record_count": 1, "sensitive": false}
+    });
+    (
+        Some(user.to_owned()),
         serde_json::to_vec(&value).unwrap(),
         Vec::new(),
     )
