@@ -129,6 +129,28 @@ pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Comma
     command
 }
 
+/// Starts `command` (a service) with its metrics on 127.0.0.1:`metrics_port`, so the test can
+/// watch it, and slowed down — few writes at a time and few records taken in — so that a
+/// backlog lasts and stays in Kafka: a rebalance then moves partitions with records batched,
+/// in flight and not yet read, whose offsets must not be committed for them.
+pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
+    let child = command
+        .env(
+            "AUDITFLOW_METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
+        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
+        .spawn()
+        .expect("starting an auditflow service");
+    ChildGuard::new(child)
+}
+
+/// `record` with key `key` instead of its own.
+pub fn keyed(record: Input, key: String) -> Input {
+    (Some(key), record.1, record.2)
+}
+
 pub fn sink_topics(config: &Config) -> Vec<String> {
     auditflow_sink::input_topics(config)
 }

@@ -10,7 +10,7 @@
 #[path = "sink_common.rs"]
 mod common;
 
-use auditflow_integration_tests::{ChildGuard, terminate};
+use auditflow_integration_tests::terminate;
 use common::*;
 
 /// Records per input topic streamed across both rebalances, faster than one sink stores them
@@ -23,25 +23,6 @@ const HELD: usize = 200;
 const JOINED: usize = 40;
 /// Four input topics of three partitions (`SinkSetup`).
 const PARTITIONS: u64 = 12;
-
-fn spawn_with_metrics(setup: &SinkSetup, port: u16) -> ChildGuard {
-    let child = setup
-        .command(&["run", "sink"])
-        .env("AUDITFLOW_METRICS__LISTEN", format!("127.0.0.1:{port}"))
-        // Few writes at a time and few records taken in, so a backlog lasts and stays in
-        // Kafka: the rebalances move partitions with records batched, in flight and not yet
-        // read, whose offsets must not be committed for them.
-        .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
-        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
-        .spawn()
-        .expect("starting auditflow run sink");
-    ChildGuard::new(child)
-}
-
-/// `record` with key `key` instead of its own.
-fn keyed(record: Input, key: String) -> Input {
-    (Some(key), record.1, record.2)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
@@ -69,7 +50,7 @@ async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
         .collect();
 
     let (port_a, port_b) = (free_port(), free_port());
-    let mut first = spawn_with_metrics(&setup, port_a);
+    let mut first = spawn_slowed(setup.command(&["run", "sink"]), port_a);
     let keyspace = setup.config.store.keyspace.clone();
     eventually("the first sink to store something", async || {
         if let Ok(Some(status)) = first.try_wait() {
@@ -80,7 +61,7 @@ async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
     .await;
 
     // A second instance joins mid-stream.
-    let mut joiner = spawn_with_metrics(&setup, port_b);
+    let mut joiner = spawn_slowed(setup.command(&["run", "sink"]), port_b);
     let produced = |streams: &[Stream]| streams.iter().map(Stream::produced).sum::<usize>();
     let (at_join, produced_at_join) = (stored_or_zero(&keyspace).await, produced(&streams));
     wait_for_split_at(&[port_a, port_b], auditflow_sink::SERVICE, PARTITIONS).await;
