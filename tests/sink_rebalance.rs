@@ -24,6 +24,9 @@ const JOINED: usize = 40;
 /// Four input topics of three partitions (`SinkSetup`).
 const PARTITIONS: u64 = 12;
 
+/// Record number `i` of one input topic.
+type RecordOf<'a> = dyn Fn(usize) -> Input + 'a;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
     let setup = SinkSetup::new("sink_rebal").await;
@@ -32,15 +35,14 @@ async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
     let user = |i: usize| users[i % users.len()].as_str();
     // Record `i` of each topic, each with a key of its own (the helpers key security events
     // and alerts by their one ip, which would leave two partitions of their topics empty).
-    let topics: [(&str, &str, &dyn Fn(usize) -> Input); 4] = [
+    let topics: [(&str, &str, &RecordOf); 4] = [
         ("ua", &t.user_action, &|i| user_action(i, user(i))),
         ("se", &t.security_event, &|i| security_event(i, user(i))),
         ("al", &t.alerts, &alert),
         ("da", &t.data_access, &|i| data_access(i, user(i))),
     ];
-    let record = |(name, _, make): &(&str, &str, &dyn Fn(usize) -> Input), i: usize| {
-        keyed(make(i), format!("{name}-{i}"))
-    };
+    let record =
+        |(name, _, make): &(&str, &str, &RecordOf), i: usize| keyed(make(i), format!("{name}-{i}"));
     let streams: Vec<Stream> = topics
         .iter()
         .map(|topic| {
