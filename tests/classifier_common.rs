@@ -73,33 +73,35 @@ impl Setup {
     }
 
     /// `auditflow run <service>` (the binary `cargo build` put next to the tests) pointed at
-    /// this setup's cluster, group prefix and topics, 100 records per transaction, quiet logs,
-    /// and a short session timeout so a killed member's partitions move on quickly.
+    /// this setup's cluster, group prefix and topics: see [`binary_command`].
     pub fn run_command(&self, service: &str) -> std::process::Command {
-        let t = &self.config.topics;
-        let mut command =
-            std::process::Command::new(auditflow_integration_tests::auditflow_binary());
-        command
-            .args(["run", service])
-            .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &self.bootstrap)
-            .env(
-                "AUDITFLOW_KAFKA__GROUP_PREFIX",
-                &self.config.kafka.group_prefix,
-            )
-            .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
-            .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-            .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-            .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-            .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-            .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-            .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-            .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-            .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
-            .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null());
-        command
+        binary_command(&self.bootstrap, &self.config, &["run", service])
     }
+}
+
+/// `auditflow <args>` (the binary `cargo build` put next to the tests) pointed at `config`'s
+/// cluster, group prefix and topics, 100 records per transaction, quiet logs, and a short
+/// session timeout so a killed member's partitions move on quickly.
+pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
+    let t = &config.topics;
+    let mut command = std::process::Command::new(auditflow_integration_tests::auditflow_binary());
+    command
+        .args(args)
+        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &config.kafka.group_prefix)
+        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
+        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
+        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
+        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
+        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
+        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
+        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
+        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    command
 }
 
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {

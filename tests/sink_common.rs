@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
@@ -98,34 +98,20 @@ impl SinkSetup {
     }
 }
 
-/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s topics, group prefix
-/// and store in its environment, small batches, and a short session timeout so a killed
-/// member's partitions move soon.
+/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s Kafka settings (see
+/// [`kafka::binary_command`]), its store and partition count, and batches of 100 records.
 pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
-    let c = config;
-    let t = &c.topics;
-    let mut command = Command::new(auditflow_binary());
+    let c = &config.store;
+    let mut command = kafka::binary_command(bootstrap, config, args);
     command
-        .args(args)
-        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
-        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)
         .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
-        // The killed member's partitions move once its session expires: keep that short.
-        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
-        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-        .env("AUDITFLOW_TOPICS__PARTITIONS", t.partitions.to_string())
-        .env("AUDITFLOW_STORE__KEYSPACE", &c.store.keyspace)
-        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.store.nodes))
-        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
-        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+        .env(
+            "AUDITFLOW_TOPICS__PARTITIONS",
+            config.topics.partitions.to_string(),
+        )
+        .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "");
     command
 }
 
