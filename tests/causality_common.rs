@@ -17,8 +17,8 @@ use scylla::value::{CqlValue, Row};
 mod sink;
 pub use sink::kafka::{self, recipe_lifecycle};
 pub use sink::{
-    DEADLINE, Input, Stream, consumed_at, count, count_at, create_topic, eventually, free_port,
-    keyed, produce, session, session_at, spawn_slowed, wait_for_split_at,
+    DEADLINE, Input, JoinAndLeave, RecordOf, Stream, count, count_at, create_topic, eventually,
+    keyed, produce, session, session_at,
 };
 
 /// The tables the indexer writes.

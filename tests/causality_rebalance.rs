@@ -40,73 +40,47 @@ async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
     store.migrate().await.expect("migrate");
     let ks = setup.config.store.keyspace.clone();
 
-    let topics = [
-        ("ua", "audit.user.action", &t.user_action),
-        ("da", "audit.data.access", &t.data_access),
-        ("se", "audit.security.event", &t.security_event),
-        ("al", "security.alert", &t.alerts),
-        ("ac", "security.action", &t.actions),
-    ];
-    let record = |(name, ty, _): &(&str, &str, &String), i: usize| {
-        let id = format!("{name}-{i}");
-        let conversation = format!("conv-{name}-{}", i % CONVERSATIONS);
-        let cause = format!("cause-{id}");
-        keyed(linked(&id, ty, &time(i), &cause, &conversation), id)
+    // Record `i` of each topic, with a key of its own.
+    let record = |name: &'static str, ty: &'static str| {
+        move |i: usize| {
+            let id = format!("{name}-{i}");
+            let conversation = format!("conv-{name}-{}", i % CONVERSATIONS);
+            let cause = format!("cause-{id}");
+            keyed(linked(&id, ty, &time(i), &cause, &conversation), id)
+        }
     };
-    let streams: Vec<Stream> = topics
-        .iter()
-        .map(|topic| {
-            let records = (0..STREAMED).map(|i| record(topic, i)).collect();
-            Stream::start(&setup.bootstrap, topic.2, records, HELD)
-        })
-        .collect();
-    let produced = |streams: &[Stream]| streams.iter().map(Stream::produced).sum::<usize>();
-    let service = auditflow_causality_indexer::SERVICE;
-    let command = || setup.command(&["run", "causality-indexer"]);
-
-    let (port_a, port_b) = (free_port(), free_port());
-    let mut first = spawn_slowed(command(), port_a);
-    eventually("the first indexer to write something", async || {
-        if let Ok(Some(status)) = first.try_wait() {
-            panic!("the first indexer exited early: {status}");
-        }
-        count(&ks, "causality_nodes").await > 0
-    })
-    .await;
-
-    // A second instance joins mid-stream.
-    let (at_join, produced_at_join) = (count(&ks, "causality_nodes").await, produced(&streams));
-    let mut joiner = spawn_slowed(command(), port_b);
-    wait_for_split_at(&[port_a, port_b], service, PARTITIONS).await;
-    let (at_split, produced_at_split) = (count(&ks, "causality_nodes").await, produced(&streams));
-    for topic in &topics {
-        let joined: Vec<Input> = (STREAMED..STREAMED + JOINED)
-            .map(|i| record(topic, i))
-            .collect();
-        produce(&setup.bootstrap, topic.2, &joined).await;
-    }
-    eventually("the joiner to consume records", async || {
-        if let Ok(Some(status)) = joiner.try_wait() {
-            panic!("the joiner exited early: {status}");
-        }
-        consumed_at(port_b, service) > 0
-    })
-    .await;
-    let by_joiner = consumed_at(port_b, service);
-    let (at_leave, produced_at_leave) = (count(&ks, "causality_nodes").await, produced(&streams));
-
-    // ... and leaves: SIGTERM finishes its work, commits, leaves the group, exits 0.
-    let exit = terminate(&mut joiner);
-    assert!(exit.success(), "the joiner's SIGTERM exit: {exit}");
-    for stream in streams {
-        stream.finish().await;
-    }
-    setup.wait_caught_up().await;
-    eprintln!(
-        "indexed/produced: {at_join}/{produced_at_join} when the joiner started, \
-         {at_split}/{produced_at_split} once the partitions were split, \
-         {at_leave}/{produced_at_leave} when it was told to leave, having consumed {by_joiner}"
+    let (ua, da) = (
+        record("ua", "audit.user.action"),
+        record("da", "audit.data.access"),
     );
+    let (se, al) = (
+        record("se", "audit.security.event"),
+        record("al", "security.alert"),
+    );
+    let ac = record("ac", "security.action");
+    let topics: [(&str, &RecordOf); 5] = [
+        (&t.user_action, &ua),
+        (&t.data_access, &da),
+        (&t.security_event, &se),
+        (&t.alerts, &al),
+        (&t.actions, &ac),
+    ];
+    let plan = JoinAndLeave {
+        bootstrap: &setup.bootstrap,
+        service: auditflow_causality_indexer::SERVICE,
+        partitions: PARTITIONS,
+        topics: &topics,
+        streamed: STREAMED,
+        held: HELD,
+        joined: JOINED,
+    };
+    let mut first = plan
+        .run(
+            || setup.command(&["run", "causality-indexer"]),
+            async || count(&ks, "causality_nodes").await,
+        )
+        .await;
+    setup.wait_caught_up().await;
 
     // Every record once: one node, one edge to its cause (each cause has one child on one
     // day), one place in its conversation.

@@ -132,6 +132,98 @@ pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
     ChildGuard::new(child)
 }
 
+/// Record number `i` of one input topic.
+pub type RecordOf<'a> = dyn Fn(usize) -> Input + 'a;
+
+/// A second instance of a store-writing service joins mid-stream and leaves again (SIGTERM),
+/// each step checked from the instances' own metrics: the rebalance tests of the sink and the
+/// causality indexer. The caller counts what was stored.
+pub struct JoinAndLeave<'a> {
+    pub bootstrap: &'a str,
+    /// The service's metrics label (`sink`, `causality-indexer`).
+    pub service: &'a str,
+    /// Partitions of all its input topics together.
+    pub partitions: u64,
+    /// Each input topic and its record `i` (keyed so that every partition gets some).
+    pub topics: &'a [(&'a str, &'a RecordOf<'a>)],
+    /// Records per topic streamed from the start; the last `held` of them only after the
+    /// joiner left.
+    pub streamed: usize,
+    pub held: usize,
+    /// Records per topic (numbered after the streamed ones) produced once the group has
+    /// settled with both instances, so the joiner's partitions get some.
+    pub joined: usize,
+}
+
+impl JoinAndLeave<'_> {
+    /// Streams onto every topic, starts a first instance (`command`, its metrics on a port of
+    /// its own, slowed: [`spawn_slowed`]) and, once `progress` (records stored) is above 0, a
+    /// second; waits until the partitions are split between them, produces the joined records,
+    /// waits until the joiner consumed records, stops it with SIGTERM (asserting exit 0), then
+    /// produces the held records. Returns the first instance, still running.
+    pub async fn run(
+        &self,
+        command: impl Fn() -> Command,
+        mut progress: impl AsyncFnMut() -> i64,
+    ) -> ChildGuard {
+        let streams: Vec<Stream> = self
+            .topics
+            .iter()
+            .map(|(topic, record)| {
+                let records = (0..self.streamed).map(record).collect();
+                Stream::start(self.bootstrap, topic, records, self.held)
+            })
+            .collect();
+        let produced = || streams.iter().map(Stream::produced).sum::<usize>();
+        let (port_a, port_b) = (free_port(), free_port());
+        let mut first = spawn_slowed(command(), port_a);
+        eventually("the first instance to store something", async || {
+            if let Ok(Some(status)) = first.try_wait() {
+                panic!("the first instance exited early: {status}");
+            }
+            progress().await > 0
+        })
+        .await;
+
+        // A second instance joins mid-stream ...
+        let mut joiner = spawn_slowed(command(), port_b);
+        let at_join = (progress().await, produced());
+        wait_for_split_at(&[port_a, port_b], self.service, self.partitions).await;
+        let at_split = (progress().await, produced());
+        for (topic, record) in self.topics {
+            let joined = self.streamed..self.streamed + self.joined;
+            produce(
+                self.bootstrap,
+                topic,
+                &joined.map(record).collect::<Vec<_>>(),
+            )
+            .await;
+        }
+        eventually("the joiner to consume records", async || {
+            if let Ok(Some(status)) = joiner.try_wait() {
+                panic!("the joiner exited early: {status}");
+            }
+            consumed_at(port_b, self.service) > 0
+        })
+        .await;
+        let by_joiner = consumed_at(port_b, self.service);
+        let at_leave = (progress().await, produced());
+
+        // ... and leaves: SIGTERM finishes its work, commits, leaves the group, exits 0.
+        let exit = auditflow_integration_tests::terminate(&mut joiner);
+        assert!(exit.success(), "the joiner's SIGTERM exit: {exit}");
+        for stream in streams {
+            stream.finish().await;
+        }
+        eprintln!(
+            "stored/produced: {}/{} when the joiner started, {}/{} once the partitions were \
+             split, {}/{} when it was told to leave, having consumed {by_joiner}",
+            at_join.0, at_join.1, at_split.0, at_split.1, at_leave.0, at_leave.1
+        );
+        first
+    }
+}
+
 /// `record` with key `key` instead of its own.
 pub fn keyed(record: Input, key: String) -> Input {
     (Some(key), record.1, record.2)
