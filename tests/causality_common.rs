@@ -5,7 +5,7 @@
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use auditflow_core::Config;
 use auditflow_kafka::{Health, Metrics, Shutdown};
@@ -16,7 +16,10 @@ use scylla::value::{CqlValue, Row};
 #[path = "sink_common.rs"]
 mod sink;
 pub use sink::kafka::{self, recipe_lifecycle};
-pub use sink::{DEADLINE, Input, count, create_topic, eventually, produce, session};
+pub use sink::{
+    DEADLINE, Input, JoinAndLeave, RecordOf, Stream, count, count_at, create_topic, eventually,
+    keyed, produce, session, session_at,
+};
 
 /// The tables the indexer writes.
 pub const TABLES: [&str; 5] = [
@@ -92,7 +95,7 @@ impl IndexerSetup {
     }
 
     pub async fn drop_keyspace(&self) {
-        let _ = session()
+        let _ = session_at(&self.config.store.nodes)
             .await
             .query_unpaged(
                 format!("DROP KEYSPACE IF EXISTS {}", self.config.store.keyspace),
@@ -103,38 +106,16 @@ impl IndexerSetup {
 
     /// The real `auditflow` binary with this setup's configuration in its environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let c = &self.config;
-        let t = &c.topics;
-        let mut command = Command::new(auditflow_integration_tests::auditflow_binary());
-        command
-            .args(args)
-            .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &self.bootstrap)
-            .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &c.kafka.group_prefix)
-            .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
-            // The killed member's partitions move once its session expires: keep that short.
-            .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-            .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-            .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-            .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-            .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-            .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-            .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
-            .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-            .env("AUDITFLOW_TOPICS__PARTITIONS", t.partitions.to_string())
-            .env("AUDITFLOW_STORE__KEYSPACE", &c.store.keyspace)
-            .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.store.nodes))
-            .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
-            .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null());
-        command
+        sink::service_command(&self.bootstrap, &self.config, args)
     }
 
-    /// `auditflow run causality-indexer`, as a child process.
-    pub fn spawn_indexer(&self) -> Child {
-        self.command(&["run", "causality-indexer"])
+    /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
+    pub fn spawn_indexer(&self) -> auditflow_integration_tests::ChildGuard {
+        let child = self
+            .command(&["run", "causality-indexer"])
             .spawn()
-            .expect("starting auditflow run causality-indexer")
+            .expect("starting auditflow run causality-indexer");
+        auditflow_integration_tests::ChildGuard::new(child)
     }
 }
 

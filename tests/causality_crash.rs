@@ -1,7 +1,9 @@
 //! `kill -9` mid-stream: the real `auditflow run causality-indexer` binary is killed without
 //! warning while it writes, restarted, and the causality tables then hold every record exactly
-//! once — every node, edge and conversation member, none twice. The restarted instance is
-//! stopped with SIGTERM and must exit 0.
+//! once — every node, edge and conversation member, none twice. The user actions stream in
+//! across the kill and the last of them are produced only after it, so the test asserts that
+//! the kill came after the first write and before the last record: it cannot silently become
+//! a test without a crash. The restarted instance is stopped with SIGTERM and must exit 0.
 //!
 //! The binary is the one `cargo build` put next to this test (`target/<profile>/auditflow`);
 //! `cargo xtask test` builds it.
@@ -17,6 +19,11 @@ const ACTIONS: usize = 5_000;
 /// Security events; each raises an alert, and each alert an action.
 const CHAINS: usize = 300;
 const TOTAL: i64 = (ACTIONS + 3 * CHAINS) as i64;
+/// User actions produced only after the kill.
+const HELD: usize = 1_000;
+/// Conversations × the days their records fall on: 100 conversations of user actions, each
+/// over all 3 days (`time`), and one per chain, on one day; every record is of one class.
+const MEMBER_DAYS: i64 = 100 * 3 + CHAINS as i64;
 
 fn time(i: usize) -> String {
     format!("2026-11-2{}T10:{:02}:{:02}Z", i % 3, (i / 60) % 60, i % 60)
@@ -52,7 +59,6 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
             })
             .collect()
     };
-    produce(&setup.bootstrap, &t.user_action, &actions).await;
     produce(
         &setup.bootstrap,
         &t.security_event,
@@ -79,6 +85,9 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
     store.migrate().await.expect("migrate");
     let ks = setup.config.store.keyspace.clone();
 
+    // The user actions stream in across the kill, the last HELD only after it: the kill lands
+    // mid-stream whatever the machine's speed.
+    let stream = Stream::start(&setup.bootstrap, &t.user_action, actions, HELD);
     let mut victim = setup.spawn_indexer();
     eventually("the first indexer to write something", async || {
         if let Ok(Some(status)) = victim.try_wait() {
@@ -89,8 +98,18 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
     .await;
     victim.kill().expect("kill -9"); // SIGKILL on Unix: no shutdown path runs
     victim.wait().expect("reaping the killed indexer");
+    let produced = stream.produced();
     let at_kill = count(&ks, "causality_nodes").await;
-    eprintln!("killed with {at_kill} of {TOTAL} records indexed");
+    eprintln!(
+        "killed with {at_kill} of {TOTAL} records indexed, {produced} of {ACTIONS} user actions \
+         produced"
+    );
+    // The kill landed mid-stream: after the first write, before the last record existed.
+    assert!(
+        at_kill > 0 && at_kill < TOTAL && at_kill <= (produced + 3 * CHAINS) as i64,
+        "not a kill mid-stream: {at_kill} of {TOTAL} indexed, {produced} produced"
+    );
+    stream.finish().await;
 
     let mut survivor = setup.spawn_indexer();
     setup.wait_caught_up().await;
@@ -100,6 +119,7 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
     assert_eq!(count(&ks, "causality_members").await, TOTAL);
     // Every cause has one child, on one day; 100 conversations of user actions over 3 days.
     assert_eq!(count(&ks, "causality_child_days").await, TOTAL);
+    assert_eq!(count(&ks, "causality_member_days").await, MEMBER_DAYS);
     let index = setup.index().await;
     let conversation = index.members("conv-7", 1_000).await.unwrap();
     assert_eq!(conversation.items.len(), ACTIONS / 100);

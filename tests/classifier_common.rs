@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
@@ -73,33 +73,35 @@ impl Setup {
     }
 
     /// `auditflow run <service>` (the binary `cargo build` put next to the tests) pointed at
-    /// this setup's cluster, group prefix and topics, 100 records per transaction, quiet logs,
-    /// and a short session timeout so a killed member's partitions move on quickly.
+    /// this setup's cluster, group prefix and topics: see [`binary_command`].
     pub fn run_command(&self, service: &str) -> std::process::Command {
-        let t = &self.config.topics;
-        let mut command =
-            std::process::Command::new(auditflow_integration_tests::auditflow_binary());
-        command
-            .args(["run", service])
-            .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", &self.bootstrap)
-            .env(
-                "AUDITFLOW_KAFKA__GROUP_PREFIX",
-                &self.config.kafka.group_prefix,
-            )
-            .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
-            .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
-            .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
-            .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
-            .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
-            .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
-            .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
-            .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
-            .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
-            .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null());
-        command
+        binary_command(&self.bootstrap, &self.config, &["run", service])
     }
+}
+
+/// `auditflow <args>` (the binary `cargo build` put next to the tests) pointed at `config`'s
+/// cluster, group prefix and topics, 100 records per transaction, quiet logs, and a short
+/// session timeout so a killed member's partitions move on quickly.
+pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
+    let t = &config.topics;
+    let mut command = std::process::Command::new(auditflow_integration_tests::auditflow_binary());
+    command
+        .args(args)
+        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &config.kafka.group_prefix)
+        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
+        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
+        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
+        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
+        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
+        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
+        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
+        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    command
 }
 
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
@@ -128,12 +130,21 @@ pub fn structured(value: &[u8]) -> Input {
 
 /// Produces `records` to `topic` and waits for every acknowledgement.
 pub async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
-    let producer: FutureProducer = ClientConfig::new()
+    produce_with(&producer(bootstrap), topic, records).await;
+}
+
+/// An idempotent producer for [`produce_with`].
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
-        .expect("producer");
+        .expect("producer")
+}
+
+/// [`produce`] with a producer the caller keeps (one per stream, not one per call).
+pub async fn produce_with(producer: &FutureProducer, topic: &str, records: &[Input]) {
     let sends = records.iter().map(|(key, value, headers)| {
         let headers = headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
             hs.insert(Header {
@@ -149,6 +160,74 @@ pub async fn produce(bootstrap: &str, topic: &str, records: &[Input]) {
     });
     for result in futures::future::join_all(sends).await {
         result.unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+    }
+}
+
+/// Records produced to a topic by a task of their own, chunk after chunk, while the test does
+/// something to their consumer (kills it, adds an instance), with the last `held` records kept
+/// back until [`Stream::finish`]. Whatever happens before `finish` happens mid-stream on any
+/// machine: however fast the consumer is, it cannot have seen the held records.
+pub struct Stream {
+    bootstrap: String,
+    topic: String,
+    produced: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    head: tokio::task::JoinHandle<()>,
+    tail: Vec<Input>,
+}
+
+impl Stream {
+    /// Chunks of 250, 50 ms apart: a stream, not one burst (not a timing expectation).
+    pub fn start(bootstrap: &str, topic: &str, records: Vec<Input>, held: usize) -> Self {
+        Self::paced(
+            bootstrap,
+            topic,
+            records,
+            held,
+            (250, Duration::from_millis(50)),
+        )
+    }
+
+    /// As [`start`](Self::start), `chunk` records at a time with `pause` between chunks.
+    pub fn paced(
+        bootstrap: &str,
+        topic: &str,
+        mut records: Vec<Input>,
+        held: usize,
+        (chunk, pause): (usize, Duration),
+    ) -> Self {
+        assert!(held > 0 && held < records.len(), "hold back some, not all");
+        let tail = records.split_off(records.len() - held);
+        let produced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let head = tokio::spawn({
+            let (bootstrap, topic, produced) =
+                (bootstrap.to_owned(), topic.to_owned(), produced.clone());
+            async move {
+                let producer = producer(&bootstrap);
+                for chunk in records.chunks(chunk) {
+                    produce_with(&producer, &topic, chunk).await;
+                    produced.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        });
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            topic: topic.to_owned(),
+            produced,
+            head,
+            tail,
+        }
+    }
+
+    /// Records acknowledged so far.
+    pub fn produced(&self) -> usize {
+        self.produced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits for the rest of the head, then produces the held records.
+    pub async fn finish(self) {
+        self.head.await.expect("producing the stream");
+        produce(&self.bootstrap, &self.topic, &self.tail).await;
     }
 }
 
@@ -267,6 +346,48 @@ pub async fn wait_caught_up(bootstrap: &str, group: &str, topic: &str) {
     }
 }
 
+/// The ids of the records of `topic` below each partition's offset in `below`.
+pub fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "auditflow-tests-outage-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in below.keys() {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut left: BTreeMap<i32, i64> = below.clone();
+    left.retain(|_, end| *end > 0);
+    let mut ids = BTreeSet::new();
+    let started = Instant::now();
+    while !left.is_empty() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "reading {topic} below {below:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message.expect("consuming");
+        let Some(end) = left.get(&m.partition()).copied() else {
+            continue;
+        };
+        if m.offset() < end {
+            let value: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
+            ids.insert(value["id"].as_str().expect("id").to_owned());
+        }
+        if m.offset() + 1 >= end {
+            left.remove(&m.partition());
+        }
+    }
+    ids
+}
+
 /// One record as a `read_committed` reader sees it.
 #[derive(Debug, Clone)]
 pub struct Read {
@@ -374,6 +495,153 @@ pub fn expected_outputs(
     out
 }
 
+/// What the classifier must make of [`recipe_lifecycle`], written out literally from SPEC
+/// section 4 (not computed by the code under test), in [`actual_outputs`]' order:
+/// `(topic, key, value)`. The ids were computed outside the code (Python: UUID v5 under the
+/// output namespace over the input's source, id and the output type, each prefixed by its
+/// length as a big-endian u64), so a change of the rules, the retention classes, the
+/// extensions or the id derivation is caught here even when the core and the service agree.
+pub fn pinned_recipe_outputs(config: &Config) -> Vec<(String, String, serde_json::Value)> {
+    use serde_json::json;
+    let t = &config.topics;
+    let input = |n: u8| format!("0193a1f0-0000-7000-8000-00000000000{n}");
+    let event = |n: u8,
+                 id: &str,
+                 ty: &str,
+                 time: &str,
+                 subject: Option<&str>,
+                 original: &str,
+                 retention: &str,
+                 data: serde_json::Value| {
+        let mut value = json!({
+            "specversion": "1.0", "id": id, "source": "/auditflow/classifier", "type": ty,
+            "time": time, "datacontenttype": "application/json",
+            "causationid": input(n), "correlationid": input(n), "originaltype": original,
+            "retention": retention, "samplerate": 1, "data": data,
+        });
+        if let Some(subject) = subject {
+            value["subject"] = json!(subject);
+        }
+        value
+    };
+    let user = Some("user:demo_user_1");
+    let ua = |n, id: &str, time: &str, subject, original: &str, retention: &str, data| {
+        let value = event(
+            n,
+            id,
+            "audit.user.action",
+            time,
+            subject,
+            original,
+            retention,
+            data,
+        );
+        (t.user_action.clone(), "demo_user_1".to_owned(), value)
+    };
+    let mut out = vec![
+        ua(
+            1,
+            "f91dd6d3-7d85-58fe-b424-5d7f051c49ba",
+            "2026-11-20T10:00:00Z",
+            None,
+            "user.created",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "account_created", "outcome": "success",
+                  "risk_level": "low", "ip_address": "192.168.1.100",
+                  "user_agent": "Mozilla/5.0...", "session_id": "sess_1"}),
+        ),
+        ua(
+            2,
+            "dbf46c41-3e9d-592a-963b-4a5c20c1bcc6",
+            "2026-11-20T10:00:00.100Z",
+            user,
+            "user.email.verified",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "user.email.verified",
+                  "outcome": "success", "risk_level": "low"}),
+        ),
+        ua(
+            3,
+            "dff250f2-d4ae-5bf7-af41-feb821e922f9",
+            "2026-11-20T10:00:00.300Z",
+            None,
+            "user.login.attempt",
+            "security",
+            json!({"user_id": "demo_user_1", "action": "login_attempt", "outcome": "success",
+                  "risk_level": "low", "ip_address": "192.168.1.100",
+                  "user_agent": "Mozilla/5.0...", "session_id": "sess_2"}),
+        ),
+        ua(
+            4,
+            "40dda6d1-e1b1-5743-964f-72098256459f",
+            "2026-11-20T10:00:00.600Z",
+            user,
+            "user.profile.updated",
+            "general",
+            json!({"user_id": "demo_user_1", "action": "profile_update", "outcome": "success",
+                  "risk_level": "medium",
+                  "context": {"sensitive_data": true,
+                              "fields_changed": ["name", "phone", "preferences"]}}),
+        ),
+        ua(
+            5,
+            "f9f15a29-0423-57ed-9e4a-c0a1713c7da9",
+            "2026-11-20T10:00:00.750Z",
+            user,
+            "user.subscription.created",
+            "financial",
+            json!({"user_id": "demo_user_1", "action": "user.subscription.created",
+                  "outcome": "success", "risk_level": "low"}),
+        ),
+        ua(
+            6,
+            "f1938dc8-6691-5a70-ad69-4149142262fd",
+            "2026-11-20T10:00:01.150Z",
+            None,
+            "user.login.attempt",
+            "security",
+            json!({"user_id": "demo_user_1", "action": "login_attempt", "outcome": "failure",
+                  "risk_level": "high", "ip_address": "203.0.113.42",
+                  "user_agent": "curl/7.68.0", "session_id": "sess_3"}),
+        ),
+        (
+            t.security_event.clone(),
+            "203.0.113.42".to_owned(),
+            event(
+                6,
+                "084846b8-c637-56f5-bb3c-95c870b3d889",
+                "audit.security.event",
+                "2026-11-20T10:00:01.150Z",
+                None,
+                "user.login.attempt",
+                "security",
+                json!({"event_type": "failed_login", "severity": "critical",
+                      "user_id": "demo_user_1", "source_ip": "203.0.113.42", "blocked": false,
+                      "details": {"user_id": "demo_user_1", "success": false,
+                                  "method": "password", "failure_reason": "invalid_password",
+                                  "failure_count": 3, "suspicious_location": true}}),
+            ),
+        ),
+        (
+            t.data_access.clone(),
+            "demo_user_1".to_owned(),
+            event(
+                7,
+                "a924f807-7833-5c4a-8153-9f14d13a8242",
+                "audit.data.access",
+                "2026-11-20T10:00:01.350Z",
+                user,
+                "user.data.export",
+                "general",
+                json!({"user_id": "demo_user_1", "data_type": "user_profile",
+                      "operation": "read", "record_count": 1, "sensitive": false}),
+            ),
+        ),
+    ];
+    out.sort_by(|a, b| (&a.0, a.2["id"].as_str()).cmp(&(&b.0, b.2["id"].as_str())));
+    out
+}
+
 /// Every record on the classifier's three audit topics, as `(topic, key, value)`, sorted.
 pub fn actual_outputs(setup: &Setup) -> Vec<(String, String, serde_json::Value)> {
     let mut out: Vec<_> = setup
@@ -384,6 +652,70 @@ pub fn actual_outputs(setup: &Setup) -> Vec<(String, String, serde_json::Value)>
         .collect();
     out.sort_by(|a, b| (&a.0, a.2["id"].as_str()).cmp(&(&b.0, b.2["id"].as_str())));
     out
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: for a child process's metrics endpoint,
+/// so the test can read what that instance did.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+/// The Prometheus text a service serves on 127.0.0.1:`port`; `None` while it does not answer.
+pub fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    // `HTTP/1.0 200 OK` (the server answers in the request's version).
+    let status = head.split_whitespace().nth(1)?;
+    (status == "200").then(|| body.to_owned())
+}
+
+/// Waits until every instance of `service` whose metrics are on `ports` has partitions and
+/// together they hold `partitions`: the group has settled with all of them in it.
+pub async fn wait_for_split_at(ports: &[u16], service: &str, partitions: u64) {
+    let filter = format!("service=\"{service}\"");
+    let started = Instant::now();
+    loop {
+        let counts: Vec<u64> = ports
+            .iter()
+            .map(|p| {
+                scrape(*p).map_or(0, |text| {
+                    metric_sum(&text, "auditflow_assigned_partitions", &filter)
+                })
+            })
+            .collect();
+        if counts.iter().all(|c| *c > 0) && counts.iter().sum::<u64>() == partitions {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the partitions never split between the instances: {counts:?} of {partitions}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Records of `service` consumed by the instance whose metrics are on `port` (0 while it
+/// does not answer).
+pub fn consumed_at(port: u16, service: &str) -> u64 {
+    scrape(port).map_or(0, |text| {
+        metric_sum(
+            &text,
+            "auditflow_consumed_records_total",
+            &format!("service=\"{service}\""),
+        )
+    })
 }
 
 /// The value of one series in a Prometheus text exposition (0 when absent).

@@ -29,6 +29,8 @@ async fn recipe_lifecycle_in_expected_records_out() {
     // 7 events: 7 user actions or data accesses, plus the failed login's security event.
     assert_eq!(expected.len(), 8, "{expected:#?}");
     assert_eq!(actual_outputs(&setup), expected);
+    // `expected` is the core's own answer; this one is written out from the contract.
+    assert_eq!(actual_outputs(&setup), pinned_recipe_outputs(&setup.config));
 
     for topic in setup.output_topics() {
         for record in read_committed(&setup.bootstrap, topic) {

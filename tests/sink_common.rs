@@ -5,10 +5,11 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
-use auditflow_integration_tests::{auditflow_binary, require_cql, unique_name};
+use auditflow_integration_tests::{ChildGuard, auditflow_binary, require_cql, unique_name};
 use auditflow_kafka::{Health, Metrics, Shutdown};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -16,7 +17,10 @@ use scylla::client::session_builder::SessionBuilder;
 #[path = "classifier_common.rs"]
 pub mod kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
-pub use kafka::{DEADLINE, Input, create_topic, produce, read_committed};
+pub use kafka::{
+    DEADLINE, Input, Stream, consumed_at, create_topic, free_port, produce, read_committed,
+    wait_for_split_at,
+};
 
 /// One test's private topics, group and keyspace.
 pub struct SinkSetup {
@@ -76,6 +80,153 @@ impl SinkSetup {
             )
             .await;
     }
+}
+
+impl SinkSetup {
+    /// The real `auditflow` binary with this setup's configuration in its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        service_command(&self.bootstrap, &self.config, args)
+    }
+
+    /// `auditflow run sink`, as a child process (killed if the test fails).
+    pub fn spawn_sink(&self) -> ChildGuard {
+        let child = self
+            .command(&["run", "sink"])
+            .spawn()
+            .expect("starting auditflow run sink");
+        ChildGuard::new(child)
+    }
+}
+
+/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s Kafka settings (see
+/// [`kafka::binary_command`]), its store and partition count, and batches of 100 records.
+pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
+    let c = &config.store;
+    let mut command = kafka::binary_command(bootstrap, config, args);
+    command
+        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
+        .env(
+            "AUDITFLOW_TOPICS__PARTITIONS",
+            config.topics.partitions.to_string(),
+        )
+        .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "");
+    command
+}
+
+/// Starts `command` (a service) with its metrics on 127.0.0.1:`metrics_port`, so the test can
+/// watch it, and slowed down — few writes at a time and few records taken in — so that a
+/// backlog lasts and stays in Kafka: a rebalance then moves partitions with records batched,
+/// in flight and not yet read, whose offsets must not be committed for them.
+pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
+    let child = command
+        .env(
+            "AUDITFLOW_METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
+        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
+        .spawn()
+        .expect("starting an auditflow service");
+    ChildGuard::new(child)
+}
+
+/// Record number `i` of one input topic.
+pub type RecordOf<'a> = dyn Fn(usize) -> Input + 'a;
+
+/// A second instance of a store-writing service joins mid-stream and leaves again (SIGTERM),
+/// each step checked from the instances' own metrics: the rebalance tests of the sink and the
+/// causality indexer. The caller counts what was stored.
+pub struct JoinAndLeave<'a> {
+    pub bootstrap: &'a str,
+    /// The service's metrics label (`sink`, `causality-indexer`).
+    pub service: &'a str,
+    /// Partitions of all its input topics together.
+    pub partitions: u64,
+    /// Each input topic and its record `i` (keyed so that every partition gets some).
+    pub topics: &'a [(&'a str, &'a RecordOf<'a>)],
+    /// Records per topic streamed from the start; the last `held` of them only after the
+    /// joiner left.
+    pub streamed: usize,
+    pub held: usize,
+    /// Records per topic (numbered after the streamed ones) produced once the group has
+    /// settled with both instances, so the joiner's partitions get some.
+    pub joined: usize,
+}
+
+impl JoinAndLeave<'_> {
+    /// Streams onto every topic, starts a first instance (`command`, its metrics on a port of
+    /// its own, slowed: [`spawn_slowed`]) and, once `progress` (records stored) is above 0, a
+    /// second; waits until the partitions are split between them, produces the joined records,
+    /// waits until the joiner consumed records, stops it with SIGTERM (asserting exit 0), then
+    /// produces the held records. Returns the first instance, still running.
+    pub async fn run(
+        &self,
+        command: impl Fn() -> Command,
+        mut progress: impl AsyncFnMut() -> i64,
+    ) -> ChildGuard {
+        let streams: Vec<Stream> = self
+            .topics
+            .iter()
+            .map(|(topic, record)| {
+                let records = (0..self.streamed).map(record).collect();
+                Stream::start(self.bootstrap, topic, records, self.held)
+            })
+            .collect();
+        let produced = || streams.iter().map(Stream::produced).sum::<usize>();
+        let (port_a, port_b) = (free_port(), free_port());
+        let mut first = spawn_slowed(command(), port_a);
+        eventually("the first instance to store something", async || {
+            if let Ok(Some(status)) = first.try_wait() {
+                panic!("the first instance exited early: {status}");
+            }
+            progress().await > 0
+        })
+        .await;
+
+        // A second instance joins mid-stream ...
+        let mut joiner = spawn_slowed(command(), port_b);
+        let at_join = (progress().await, produced());
+        wait_for_split_at(&[port_a, port_b], self.service, self.partitions).await;
+        let at_split = (progress().await, produced());
+        for (topic, record) in self.topics {
+            let joined = self.streamed..self.streamed + self.joined;
+            produce(
+                self.bootstrap,
+                topic,
+                &joined.map(record).collect::<Vec<_>>(),
+            )
+            .await;
+        }
+        eventually("the joiner to consume records", async || {
+            if let Ok(Some(status)) = joiner.try_wait() {
+                panic!("the joiner exited early: {status}");
+            }
+            consumed_at(port_b, self.service) > 0
+        })
+        .await;
+        let by_joiner = consumed_at(port_b, self.service);
+        let at_leave = (progress().await, produced());
+
+        // ... and leaves: SIGTERM finishes its work, commits, leaves the group, exits 0.
+        let exit = auditflow_integration_tests::terminate(&mut joiner);
+        assert!(exit.success(), "the joiner's SIGTERM exit: {exit}");
+        for stream in streams {
+            stream.finish().await;
+        }
+        eprintln!(
+            "stored/produced: {}/{} when the joiner started, {}/{} once the partitions were \
+             split, {}/{} when it was told to leave, having consumed {by_joiner}",
+            at_join.0, at_join.1, at_split.0, at_split.1, at_leave.0, at_leave.1
+        );
+        first
+    }
+}
+
+/// `record` with key `key` instead of its own.
+pub fn keyed(record: Input, key: String) -> Input {
+    (Some(key), record.1, record.2)
 }
 
 pub fn sink_topics(config: &Config) -> Vec<String> {
@@ -210,6 +361,24 @@ pub fn security_event(i: usize, user: &str) -> Input {
     });
     (
         Some("198.51.100.7".into()),
+        serde_json::to_vec(&value).unwrap(),
+        Vec::new(),
+    )
+}
+
+/// `audit.data.access` number `i`: `user` read a profile.
+pub fn data_access(i: usize, user: &str) -> Input {
+    let value = serde_json::json!({
+        "specversion": "1.0", "id": format!("da-{i}"), "source": "/auditflow/classifier",
+        "type": "audit.data.access", "subject": format!("user:{user}"),
+        "time": format!("2026-11-21T13:{:02}:00Z", i % 60),
+        "causationid": format!("in-da-{i}"), "correlationid": format!("in-da-{i}"),
+        "originaltype": "user.data.read", "retention": "general", "samplerate": 1,
+        "data": {"user_id": user, "data_type": "user_profile", "operation": "read",
+                 "record_count": 1, "sensitive": false}
+    });
+    (
+        Some(user.to_owned()),
         serde_json::to_vec(&value).unwrap(),
         Vec::new(),
     )

@@ -20,258 +20,21 @@
 
 #[path = "sink_common.rs"]
 mod common;
+#[path = "private_node.rs"]
+mod private_node;
 
-use std::fs::{self, File, OpenOptions};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use auditflow_store::Store;
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use scylla::client::session_builder::SessionBuilder;
+use private_node::*;
 
-const CQL_PORT: u16 = 19042;
-const STORAGE_PORT: u16 = 17000;
-/// A fresh data folder, or a restart while the machine is busy, can take a minute or more.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 6_000;
-
-/// The private node: its folder (held locked) and, while it runs, its JVM. Dropping it kills
-/// the JVM, so no Cassandra outlives the test, even a failed one.
-struct PrivateNode {
-    dir: PathBuf,
-    log: PathBuf,
-    jvm: Option<Child>,
-    _lock: File,
-}
-
-impl PrivateNode {
-    /// Takes the node's folder (waiting while another run of this test holds it) and starts
-    /// the node; returns once it answers CQL.
-    async fn start() -> Self {
-        let dir = stack_dir().join("cassandra-outage");
-        fs::create_dir_all(&dir).expect("creating the node's folder");
-        let lock_path = dir.join("test.lock");
-        let lock = File::create(&lock_path).expect("creating the node's lock file");
-        if lock.try_lock().is_err() {
-            eprintln!("waiting for another sink_outage run to release {lock_path:?} …");
-            let held = lock.try_clone().expect("lock file");
-            tokio::task::spawn_blocking(move || held.lock())
-                .await
-                .expect("lock task")
-                .expect("locking the node's folder");
-        }
-        kill_leftover(&dir.join("node.pid"));
-        let log = dir.join("node.log");
-        File::create(&log).expect("creating node.log"); // one run's output
-        let mut node = Self {
-            dir,
-            log,
-            jvm: None,
-            _lock: lock,
-        };
-        node.boot().await;
-        node
-    }
-
-    fn nodes() -> Vec<String> {
-        vec![format!("127.0.0.1:{CQL_PORT}")]
-    }
-
-    /// Starts the JVM on the node's folder and waits until it answers a CQL query; returns
-    /// how long that took.
-    async fn boot(&mut self) -> Duration {
-        assert!(self.jvm.is_none(), "the node is already running");
-        let log = OpenOptions::new()
-            .append(true)
-            .open(&self.log)
-            .expect("opening node.log");
-        let started = Instant::now();
-        let child = xtask_command()
-            .arg("cassandra-node")
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["--cql-port", &CQL_PORT.to_string()])
-            .args(["--storage-port", &STORAGE_PORT.to_string()])
-            .args(["--heap", "768m"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("node.log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting `xtask cassandra-node`");
-        fs::write(self.dir.join("node.pid"), child.id().to_string()).expect("writing node.pid");
-        let jvm = self.jvm.insert(child);
-        loop {
-            if let Some(status) = jvm.try_wait().expect("checking the node") {
-                self.jvm = None;
-                panic!(
-                    "the private Cassandra exited while starting ({status}); {}:\n{}",
-                    self.log.display(),
-                    tail(&self.log)
-                );
-            }
-            if answers_cql().await {
-                break;
-            }
-            assert!(
-                started.elapsed() < BOOT_TIMEOUT,
-                "the private Cassandra did not answer on {CQL_PORT} within {BOOT_TIMEOUT:?}; {}:\n{}",
-                self.log.display(),
-                tail(&self.log)
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        // What gets killed must be the database itself, not a wrapper that would leave the
-        // JVM running (`xtask cassandra-node` and `cargo run` both exec).
-        let cmdline = fs::read(format!("/proc/{}/cmdline", jvm.id())).unwrap_or_default();
-        assert!(
-            String::from_utf8_lossy(&cmdline)
-                .contains("org.apache.cassandra.service.CassandraDaemon"),
-            "the node's process {} is not the Cassandra JVM",
-            jvm.id()
-        );
-        started.elapsed()
-    }
-
-    /// Kills the JVM (SIGKILL) and waits until it is gone.
-    fn kill(&mut self) {
-        if let Some(mut jvm) = self.jvm.take() {
-            let _ = jvm.kill();
-            let _ = jvm.wait();
-        }
-    }
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Kills the node an earlier run left behind (its test process killed outright, so its Drop
-/// never ran): the process in `node.pid`, if it is still a Cassandra JVM on this folder.
-fn kill_leftover(pid_file: &Path) {
-    let Some(pid) = fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|p| p.trim().parse::<u32>().ok())
-    else {
-        return;
-    };
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    let folder = pid_file.parent().map(|d| d.display().to_string());
-    if cmdline.contains("org.apache.cassandra.service.CassandraDaemon")
-        && folder.is_some_and(|f| cmdline.contains(&f))
-    {
-        eprintln!("killing the private Cassandra (pid {pid}) an earlier run left running");
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// `$AUDITFLOW_STACK_DIR` (relative to the workspace root), else `<workspace>/.stack`: where
-/// xtask keeps the stack, and so the Cassandra jars.
-fn stack_dir() -> PathBuf {
-    let root = workspace_root();
-    match std::env::var_os("AUDITFLOW_STACK_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => root.join(dir),
-        None => root.join(".stack"),
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace")
-        .to_path_buf()
-}
-
-/// The xtask program: `$AUDITFLOW_XTASK` (set by `cargo xtask test`), else `cargo run -p xtask`.
-fn xtask_command() -> Command {
-    let mut cmd = match std::env::var_os("AUDITFLOW_XTASK").filter(|x| !x.is_empty()) {
-        Some(xtask) => Command::new(xtask),
-        None => {
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["run", "--quiet", "--package", "xtask", "--"]);
-            cmd
-        }
-    };
-    cmd.current_dir(workspace_root());
-    cmd
-}
-
-async fn answers_cql() -> bool {
-    let Ok(session) = SessionBuilder::new()
-        .known_nodes(PrivateNode::nodes())
-        .build()
-        .await
-    else {
-        return false;
-    };
-    session
-        .query_unpaged("SELECT release_version FROM system.local", ())
-        .await
-        .is_ok()
-}
-
-fn port_refuses(port: u16) -> bool {
-    let addr = ([127, 0, 0, 1], port).into();
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()
-}
-
-/// The ids of the records of `topic` below each partition's offset in `below`.
-fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BTreeSet<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "auditflow-tests-outage-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in below.keys() {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut left: BTreeMap<i32, i64> = below.clone();
-    left.retain(|_, end| *end > 0);
-    let mut ids = BTreeSet::new();
-    let started = Instant::now();
-    while !left.is_empty() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "reading {topic} below {below:?}"
-        );
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = message.expect("consuming");
-        let Some(end) = left.get(&m.partition()).copied() else {
-            continue;
-        };
-        if m.offset() < end {
-            let value: serde_json::Value =
-                serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON record");
-            ids.insert(value["id"].as_str().expect("id").to_owned());
-        }
-        if m.offset() + 1 >= end {
-            left.remove(&m.partition());
-        }
-    }
-    ids
-}
 
 /// Every `records_by_id` row on `nodes`.
 async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
@@ -286,13 +49,6 @@ async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
         .expect("event ids")
         .map(|r| r.expect("event id").0)
         .collect()
-}
-
-/// The last lines of the node's log, for a failure message.
-fn tail(log: &Path) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,7 +136,7 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     // What the sink committed while the node was down: nothing can be acknowledged after the
     // kill, so every record below these offsets was acknowledged by the node before it.
     let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
-    let acknowledged = ids_below(&setup.bootstrap, &topic, &committed_before_restart);
+    let acknowledged = kafka::ids_below(&setup.bootstrap, &topic, &committed_before_restart);
     assert!(!acknowledged.is_empty(), "the crash came before any commit");
     assert!(
         acknowledged.len() < TOTAL,

@@ -57,6 +57,18 @@ pub async fn drop_keyspace(keyspace: &str) {
         .await;
 }
 
+/// The real `auditflow` binary with `args`, against `keyspace` on the local CQL node, sealed
+/// with the built-in development key (as [`settings`]).
+pub fn auditflow_at(keyspace: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(auditflow_integration_tests::auditflow_binary())
+        .args(args)
+        .env("AUDITFLOW_STORE__KEYSPACE", keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", require_cql()))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
+        .output()
+        .expect("running auditflow")
+}
+
 /// `user`'s action as the sink stores it: `action` and `outcome` as its labels, low risk. The
 /// caller sets `event`, the CloudEvent the store seals (`Null` here).
 pub fn user_action(

@@ -107,6 +107,40 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     child.wait().expect("waiting for the child")
 }
 
+/// A child process that is killed (SIGKILL) and reaped when dropped: a test that fails while
+/// a service it started is running leaves nothing behind (a leftover service keeps its
+/// consumer group busy and holds the test's output pipes open). Derefs to the [`Child`].
+///
+/// [`Child`]: std::process::Child
+pub struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Both are no-ops for a child already waited for.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

@@ -388,3 +388,104 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// SPEC section 2: offline, an event without `time` gets the time its line was read. Each line
+/// is bounded by clock readings taken here around it: not before the command started (nor,
+/// for the second line, before it was written), not after the command ended. No timing
+/// assumption: how slow the machine is only widens the bounds.
+#[test]
+fn an_event_without_time_gets_the_time_its_line_was_read() {
+    use chrono::{DateTime, Utc};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auditflow"))
+        .arg("classify")
+        .env_remove("AUDITFLOW_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the auditflow binary runs");
+    let before = Utc::now();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"{\"id\":\"t1\",\"source\":\"s\",\"type\":\"user.page.view\",\"userid\":\"u\"}\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    let between = Utc::now();
+    stdin
+        .write_all(concat!(
+            r#"{"id":"t2","source":"s","type":"user.page.view","userid":"u"}"#,
+            "\n",
+            r#"{"id":"t3","source":"s","type":"user.page.view","userid":"u","time":"2026-11-20T10:00:00.5Z"}"#,
+            "\n"
+        ).as_bytes())
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let after = Utc::now();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = stdout_lines(&output);
+    let time = |n: usize| -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(lines[n]["value"]["time"].as_str().expect("a time"))
+            .expect("RFC 3339")
+            .with_timezone(&Utc)
+    };
+    assert_eq!(lines.len(), 3);
+    assert!(
+        before <= time(0) && time(0) <= after,
+        "{before} <= {} <= {after}",
+        time(0)
+    );
+    assert!(
+        between <= time(1) && time(1) <= after,
+        "written at {between}, read at {}, done at {after}",
+        time(1)
+    );
+    assert_eq!(lines[2]["value"]["time"], "2026-11-20T10:00:00.500Z");
+}
+
+/// SPEC section 2: extension names are lowercase letters and digits. `userId` and `user_id` as
+/// top-level members are no `userid` extension: they name no user, so the event is the
+/// dead letter `missing_user_id`, as any event without a user id (and, as a CloudEvents reader
+/// would, `userid` does name one).
+#[test]
+fn top_level_user_id_spellings_that_are_no_extension_name_name_no_user() {
+    let output = classify(
+        concat!(
+            r#"{"id":"a","source":"s","type":"user.page.view","userId":"camel"}"#,
+            "\n",
+            r#"{"id":"b","source":"s","type":"user.page.view","user_id":"snake"}"#,
+            "\n",
+            r#"{"id":"c","source":"s","type":"user.page.view","USERID":"upper"}"#,
+            "\n",
+            r#"{"id":"d","source":"s","type":"user.page.view","userid":"lower"}"#,
+            "\n",
+        )
+        .as_bytes(),
+    );
+    let lines = stdout_lines(&output);
+    let seen: Vec<(Value, Value)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["line"].clone(),
+                l.get("error").cloned().unwrap_or(l["key"].clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!(1), json!("missing_user_id")),
+            (json!(2), json!("missing_user_id")),
+            (json!(3), json!("missing_user_id")),
+            (Value::Null, json!("lower")),
+        ]
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("camel"));
+}

@@ -11,6 +11,13 @@
 //! present (`time` RFC 3339, `subject` a string, ...) or the event is `invalid_envelope`, as is a
 //! `data` that is not an object or a `data_base64`; `null` attributes are absent. Nesting depth
 //! counts open arrays and objects, the event object being level 1.
+//!
+//! Attribute names are CloudEvents names, lowercase letters and digits only, exactly as the
+//! producer wrote them (in binary mode, what follows the `ce_` of a header). A top-level member
+//! with any other name — `userId`, `user_id`, `ip-address` — is not an extension attribute: it is
+//! ignored (the event is still processed), so it never supplies a context attribute such as
+//! the user id. Reading `userId` as `userid` would let one event mean different things to
+//! auditflow and to every conformant reader of the same topic.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -43,7 +50,8 @@ pub struct Event {
     pub dataschema: Option<String>,
     /// Always an object; an absent `data` is `{}`.
     pub data: Map<String, Value>,
-    /// Every other top-level attribute (CloudEvents extensions such as `userid`), by name.
+    /// Every other top-level attribute (CloudEvents extensions such as `userid`), by name:
+    /// only names of lowercase letters and digits (see [`is_attribute_name`]).
     pub extensions: Map<String, Value>,
     /// The recipe-style `metadata` object (`user_id`, `session_id`, ...); empty when absent.
     /// Extensions win over it, see [`Event::context`].
@@ -278,8 +286,9 @@ impl Event {
             }
             None => Map::new(),
         };
-        // A null attribute is an absent one.
-        object.retain(|_, value| !value.is_null());
+        // A null attribute is an absent one; a member that is no CloudEvents attribute name
+        // is no extension.
+        object.retain(|name, value| !value.is_null() && is_attribute_name(name));
         Ok(Self {
             id,
             source,
@@ -354,7 +363,9 @@ pub fn parse_structured(bytes: &[u8], limits: &Limits) -> Result<Event, Rejectio
 
 /// Decodes a Kafka record in either mode. Binary mode (attributes in `ce_*` headers, the value
 /// is `data`) is chosen by the presence of a `ce_specversion` header, never by `content-type`:
-/// real SDKs send `application/json` in both modes. Header names match case-insensitively.
+/// real SDKs send `application/json` in both modes. The `ce_` prefix and `content-type` match
+/// in any case; the attribute name after the prefix is taken as written, and one that is no
+/// CloudEvents name (`ce_userId`, `ce_ID`) carries no attribute, as in structured mode.
 pub fn decode_record<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     value: &[u8],
@@ -367,7 +378,7 @@ pub fn decode_record<'h>(
     for (name, header_value) in headers {
         header_bytes += name.len() + header_value.len();
         if let Some(attribute) = strip_prefix_ignore_case(name, "ce_") {
-            binary |= attribute.eq_ignore_ascii_case("specversion");
+            binary |= attribute == "specversion";
             attributes.push((attribute, header_value));
         } else if name.eq_ignore_ascii_case("content-type") {
             content_type = Some(header_value);
@@ -382,13 +393,13 @@ pub fn decode_record<'h>(
     }
     let mut object = Map::new();
     for (attribute, header_value) in attributes {
+        if !is_attribute_name(attribute) {
+            continue;
+        }
         let text = std::str::from_utf8(header_value).map_err(|_| {
             Rejection::invalid_envelope(format!("header ce_{attribute} is not valid UTF-8"))
         })?;
-        object.insert(
-            attribute.to_ascii_lowercase(),
-            Value::String(text.to_owned()),
-        );
+        object.insert(attribute.to_owned(), Value::String(text.to_owned()));
     }
     if let Some(content_type) = content_type
         && !object.contains_key("datacontenttype")
@@ -485,6 +496,14 @@ fn take_optional_string(
             kind(&other)
         ))),
     }
+}
+
+/// A CloudEvents attribute name: one or more lowercase ASCII letters and digits.
+pub fn is_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -694,6 +713,78 @@ mod tests {
         );
         assert_eq!(event.context(ContextAttribute::UserAgent), None);
         assert!(!event.extensions.contains_key("metadata"));
+    }
+
+    #[test]
+    fn members_that_are_no_attribute_names_are_no_extensions() {
+        let event = parse(json!({
+            "id": "e1", "source": "svc", "type": "user.page.view",
+            "userId": "camel", "user_id": "snake", "UserID": "upper", "ip-address": "10.0.0.9",
+            "causation_id": "c1", "": "empty", "usérid": "accent",
+            "traceparent": "00-abc-01", "x1": "kept"
+        }))
+        .unwrap();
+        let names: Vec<&str> = event.extensions.keys().map(String::as_str).collect();
+        assert_eq!(names, ["traceparent", "x1"]);
+        assert_eq!(event.context(ContextAttribute::UserId), None);
+        assert_eq!(event.context(ContextAttribute::IpAddress), None);
+        assert_eq!(event.context(ContextAttribute::CausationId), None);
+        // And they are not written back out.
+        let out: Value = serde_json::from_slice(&event.to_json_bytes()).unwrap();
+        assert!(out.get("userId").is_none() && out.get("user_id").is_none());
+        for (name, ok) in [
+            ("userid", true),
+            ("a1", true),
+            ("1", true),
+            ("userId", false),
+        ] {
+            assert_eq!(is_attribute_name(name), ok, "{name}");
+        }
+        for bad in ["", "user_id", "ip-address", "Userid", "usér"] {
+            assert!(!is_attribute_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binary_attribute_names_are_taken_as_written() {
+        let base: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"b1"),
+            ("ce_source", b"svc"),
+            ("ce_type", b"user.page.view"),
+        ];
+        let with = |extra: Vec<(&'static str, &'static [u8])>| {
+            let headers: Vec<(&str, &[u8])> = base.iter().copied().chain(extra).collect();
+            decode_record(headers, b"{}", &limits())
+        };
+        let camel = with(vec![("ce_userId", b"camel"), ("ce_user_id", b"snake")]).unwrap();
+        assert_eq!(camel.context(ContextAttribute::UserId), None);
+        assert!(camel.extensions.is_empty(), "{:?}", camel.extensions);
+        let exact = with(vec![("ce_userid", b"u1"), ("CE_sessionid", b"s1")]).unwrap();
+        assert_eq!(
+            exact.context(ContextAttribute::UserId).as_deref(),
+            Some("u1")
+        );
+        assert_eq!(
+            exact.context(ContextAttribute::SessionId).as_deref(),
+            Some("s1")
+        );
+        // `ce_ID` is no `id`: the event has none.
+        let upper: Vec<(&str, &[u8])> = vec![
+            ("ce_specversion", b"1.0"),
+            ("ce_ID", b"b1"),
+            ("ce_source", b"svc"),
+            ("ce_type", b"user.page.view"),
+        ];
+        assert_eq!(
+            reason(decode_record(upper, b"{}", &limits())),
+            Reason::InvalidEnvelope
+        );
+        // Only `ce_specversion` chooses binary mode: with `ce_SpecVersion` the value is the
+        // whole (structured) event.
+        let structured: Vec<(&str, &[u8])> = vec![("ce_SpecVersion", b"0.3"), ("ce_id", b"x")];
+        let event = decode_record(structured, minimal().to_string().as_bytes(), &limits()).unwrap();
+        assert_eq!(event.id, "e1");
     }
 
     #[test]

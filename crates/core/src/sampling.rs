@@ -158,12 +158,46 @@ mod tests {
         assert!((900..1100).contains(&kept), "{kept}");
     }
 
-    proptest! {
-        #[test]
-        fn keeping_is_deterministic(id in ".{0,40}", rate in 0.0f64..=1.0) {
-            prop_assert_eq!(keep(&id, rate), keep(&id, rate));
+    /// Pinned decisions, computed outside this code (`printf %s <id> | sha256sum`, the first
+    /// 16 hex digits over 2⁶⁴): every process, instance and version must decide these alike,
+    /// or a replay keeps what a first run dropped and a chain is split across versions.
+    #[test]
+    fn known_ids_are_kept_and_dropped_at_known_rates() {
+        // (correlation id, its bucket, share of 2⁶⁴ ≈ the rate it is kept from)
+        let pinned: [(&str, u64, f64); 5] = [
+            ("corr-1", 0x1242_3b97_6fe4_078b, 0.071_323),
+            ("corr-2", 0x7f4e_1a13_f6e9_1c1a, 0.497_285),
+            ("corr-3", 0x0091_a4de_4cbf_1831, 0.002_222),
+            ("chain-a", 0x5945_86ec_8545_8393, 0.348_717),
+            ("", 0xe3b0_c442_98fc_1c14, 0.889_416),
+        ];
+        for (id, expected_bucket, share) in pinned {
+            assert_eq!(bucket(id), expected_bucket, "bucket of {id:?}");
+            assert!(
+                !keep(id, share - 0.000_01),
+                "{id:?} dropped just below {share}"
+            );
+            assert!(keep(id, share + 0.000_01), "{id:?} kept just above {share}");
         }
+        // Whole decisions at round rates, as an operator configures them.
+        let decisions = [
+            ("corr-1", 0.05, false),
+            ("corr-1", 0.1, true),
+            ("corr-2", 0.1, false),
+            ("corr-2", 0.5, true),
+            ("corr-3", 0.001, false),
+            ("corr-3", 0.01, true),
+            ("chain-a", 0.25, false),
+            ("chain-a", 0.75, true),
+            ("", 0.75, false),
+            ("", 0.9, true),
+        ];
+        for (id, rate, kept) in decisions {
+            assert_eq!(keep(id, rate), kept, "keep({id:?}, {rate})");
+        }
+    }
 
+    proptest! {
         #[test]
         fn keeping_is_monotone_in_the_rate(id in ".{0,40}", a in 0.0f64..=1.0, b in 0.0f64..=1.0) {
             let (low, high) = if a <= b { (a, b) } else { (b, a) };

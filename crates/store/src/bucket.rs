@@ -134,10 +134,20 @@ mod tests {
         for bucket in all {
             assert_eq!(bucket.get_version_num(), 5);
         }
-        // Pinned: the stored layout depends on these exact values.
+        // Pinned: the stored layout depends on these exact values. Computed outside this
+        // code (Python: SHA-1 of the namespace's bytes, the key id's 16 bytes and the hour
+        // byte, as a version-5 UUID), so a change of the namespace or the name is caught.
         assert_eq!(
             bucket_pseudonym(Uuid::nil(), 0).to_string(),
-            Uuid::new_v5(&BUCKET_NAMESPACE, &[0u8; 17]).to_string()
+            "001b623b-83a1-5501-b7ff-af6e4148f908"
+        );
+        assert_eq!(
+            bucket_pseudonym(key(), 13).to_string(),
+            "6a7476b3-7a84-5d98-800b-8cfdaed8d6ed"
+        );
+        assert_eq!(
+            bucket_pseudonym(key(), 23).to_string(),
+            "79b1df6a-e31b-5f31-8e0f-86e0ad40f696"
         );
     }
 

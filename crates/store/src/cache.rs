@@ -26,9 +26,15 @@ impl<K: Hash + Eq, V: Clone> KeyCache<K, V> {
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.get_at(key, Instant::now())
+    }
+
+    /// As [`get`](Self::get), with `now` given: ages are a function of the two instants only,
+    /// so a test can look an hour ahead without needing a clock an hour old.
+    pub(crate) fn get_at(&self, key: &K, now: Instant) -> Option<V> {
         let mut cache = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(key) {
-            Some((at, v)) if at.elapsed() < self.max_age => Some(v.clone()),
+            Some((at, v)) if is_fresh(*at, now, self.max_age) => Some(v.clone()),
             Some(_) => {
                 cache.pop(key);
                 None
@@ -53,6 +59,12 @@ impl<K: Hash + Eq, V: Clone> KeyCache<K, V> {
     }
 }
 
+/// Whether an entry remembered at `at` is still younger than `max_age` at `now`. An entry
+/// dated after `now` (another thread's `put` raced this read) has age zero.
+fn is_fresh(at: Instant, now: Instant, max_age: Duration) -> bool {
+    now.saturating_duration_since(at) < max_age
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +83,20 @@ mod tests {
         let aged = KeyCache::new(2, Duration::ZERO);
         aged.put(1, "a");
         assert_eq!(aged.get(&1), None);
+    }
+
+    #[test]
+    fn freshness_is_the_age_between_two_instants() {
+        let at = Instant::now();
+        let hour = Duration::from_secs(3_600);
+        assert!(is_fresh(at, at, hour));
+        assert!(is_fresh(at, at + hour - Duration::from_nanos(1), hour));
+        assert!(
+            !is_fresh(at, at + hour, hour),
+            "exactly max_age old is stale"
+        );
+        assert!(!is_fresh(at, at + 2 * hour, hour));
+        assert!(is_fresh(at + hour, at, hour), "dated after now: age zero");
+        assert!(!is_fresh(at, at, Duration::ZERO));
     }
 }

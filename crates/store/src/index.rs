@@ -75,23 +75,45 @@ mod tests {
 
     #[test]
     fn a_row_is_skipped_until_its_entry_is_older_than_the_refresh_interval() {
+        // Ages are looked at from instants ahead of the write (never behind it), so this
+        // checks the same on a machine booted a minute ago as on one up for a year.
         let cache = written_index();
-        assert_eq!(cache.get(&key()), None, "never written: write it");
-        cache.put_at(key(), (), Instant::now());
-        assert_eq!(cache.get(&key()), Some(()), "just written: skip it");
-        let Some(long_ago) = Instant::now().checked_sub(INDEX_REFRESH + Duration::from_secs(1))
-        else {
-            return; // a monotonic clock younger than an hour: nothing to look back to
-        };
-        cache.put_at(key(), (), long_ago);
+        let written = Instant::now();
+        let later = |d: Duration| written + d;
         assert_eq!(
-            cache.get(&key()),
+            cache.get_at(&key(), written),
+            None,
+            "never written: write it"
+        );
+        cache.put_at(key(), (), written);
+        assert_eq!(cache.get(&key()), Some(()), "just written: skip it");
+        assert_eq!(
+            cache.get_at(&key(), later(INDEX_REFRESH - Duration::from_secs(1))),
+            Some(()),
+            "a second short of the interval: still skip it"
+        );
+        let other_hour = (key().0, key().1, key().2, Some(3));
+        assert_eq!(
+            cache.get_at(&other_hour, written),
+            None,
+            "each hour is its own entry"
+        );
+        assert_eq!(
+            cache.get_at(&key(), later(INDEX_REFRESH)),
+            None,
+            "as old as the interval: rewrite it"
+        );
+        cache.put_at(key(), (), written);
+        assert_eq!(
+            cache.get_at(&key(), later(INDEX_REFRESH + Duration::from_secs(1))),
             None,
             "older than the interval: rewrite it"
         );
-        let other_hour = (key().0, key().1, key().2, Some(3));
-        cache.put_at(key(), (), Instant::now());
-        assert_eq!(cache.get(&other_hour), None, "each hour is its own entry");
+        assert_eq!(
+            cache.get_at(&key(), written),
+            None,
+            "a stale entry is forgotten, not revived"
+        );
     }
 
     #[test]

@@ -398,12 +398,222 @@ mod tests {
         assert!(replication_literal(&Default::default()).is_err());
     }
 
+    /// SPEC section 9: no DELETE is ever issued against the time-series tables (nor are they
+    /// truncated or dropped). Read from this crate's own sources, every file, so a statement
+    /// added anywhere is checked: each CQL `DELETE … FROM`, `TRUNCATE` and `DROP TABLE` in
+    /// product code (test modules excluded) must name its table literally, and that table
+    /// must not be a per-class or by-time table.
+    #[test]
+    fn no_cql_in_the_crate_deletes_from_a_time_series_table() {
+        let time_series: Vec<&str> = RetentionClass::ALL
+            .into_iter()
+            .map(crate::record::class_table)
+            .chain([SECURITY_BY_TIME, RECORDS_BY_TIME])
+            .collect();
+        assert_eq!(time_series.len(), 6);
+        let mut targets = Vec::new();
+        for (file, text) in crate_sources() {
+            for (verb, table) in destructive_statements(&text) {
+                assert!(
+                    table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !table.is_empty(),
+                    "{file}: a {verb} whose table is not written literally ({table:?}): name it, \
+                     so this test can see it is no time-series table"
+                );
+                assert!(
+                    !time_series.contains(&table.as_str()),
+                    "{file}: {verb} against the time-series table {table}"
+                );
+                targets.push(table);
+            }
+        }
+        // The scan sees the deletes that do exist (erasure and the migration lock): it is not
+        // blind.
+        for expected in ["user_keys", "data_keys", "schema_lock"] {
+            assert!(
+                targets.iter().any(|t| t == expected),
+                "{expected}: {targets:?}"
+            );
+        }
+        // And it would see one against a time-series table, in any of its forms.
+        let planted = [
+            "format!(\"DELETE FROM {ks}.audit_general_by_user WHERE pseudonym = ?\")",
+            "\"DELETE event FROM {}.records_by_time WHERE day = ?\"",
+            "\"BEGIN BATCH DELETE FROM ks.security_by_time WHERE day = ? APPLY BATCH\"",
+            "\"TRUNCATE TABLE {ks}.audit_security_by_user\"",
+            "\"DROP TABLE IF EXISTS {ks}.audit_marketing_by_user\"",
+            "\"delete from {ks}.audit_financial_by_user where pseudonym = ?\"",
+            "r#\"DELETE FROM ks.audit_general_by_user WHERE \"pseudonym\" = ?\"#",
+            "\"DELETE FROM {ks}.records_by_time \\\n     WHERE day = ?\"",
+            "let q = '\"'; \"DELETE FROM {}.security_by_time\"",
+        ];
+        for text in planted {
+            let found = destructive_statements(text);
+            assert_eq!(found.len(), 1, "{text}");
+            assert!(
+                time_series.contains(&found[0].1.as_str()),
+                "{text}: {found:?}"
+            );
+        }
+    }
+
+    /// Every `.rs` file under this crate's `src/`, product code only (up to its test module).
+    fn crate_sources() -> Vec<(String, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).expect("reading src/") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("a source file");
+                    let product = match text.find("#[cfg(test)]\nmod tests") {
+                        Some(at) => text[..at].to_owned(),
+                        None => text,
+                    };
+                    out.push((path.display().to_string(), product));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut out,
+        );
+        assert!(out.len() > 10, "found the crate's sources: {}", out.len());
+        out
+    }
+
+    /// `(verb, table)` of each CQL statement in string literals of `source` that removes rows
+    /// or tables: `DELETE [columns] FROM t`, `TRUNCATE [TABLE] t`, `DROP TABLE [IF EXISTS] t`
+    /// (keywords in any case; `t` without its keyspace, or as written when it is not literal).
+    fn destructive_statements(source: &str) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for literal in string_literals(source) {
+            let words: Vec<&str> = literal.split_whitespace().collect();
+            let is = |i: usize, keyword: &str| {
+                words
+                    .get(i)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+            };
+            let table_at = |i: usize| {
+                let name = words.get(i).copied().unwrap_or_default();
+                let name = name.trim_end_matches(';');
+                name.rsplit('.').next().unwrap_or_default().to_owned()
+            };
+            for i in 0..words.len() {
+                if is(i, "DELETE") {
+                    if let Some(from) = (i..words.len()).find(|&j| is(j, "FROM")) {
+                        out.push(("DELETE", table_at(from + 1)));
+                    }
+                } else if is(i, "TRUNCATE") {
+                    let table = if is(i + 1, "TABLE") { i + 2 } else { i + 1 };
+                    out.push(("TRUNCATE", table_at(table)));
+                } else if is(i, "DROP") && is(i + 1, "TABLE") {
+                    let table = if is(i + 2, "IF") { i + 4 } else { i + 2 };
+                    out.push(("DROP TABLE", table_at(table)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The contents of the string literals of Rust `source` (escapes resolved, a `\` before
+    /// a line break joining the lines, raw strings included), skipping comments and char
+    /// literals.
+    fn string_literals(source: &str) -> Vec<String> {
+        let c: Vec<char> = source.chars().collect();
+        let at = |i: usize| c.get(i).copied();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < c.len() {
+            match (c[i], at(i + 1)) {
+                ('/', Some('/')) => {
+                    while i < c.len() && c[i] != '\n' {
+                        i += 1;
+                    }
+                }
+                ('/', Some('*')) => {
+                    i += 2;
+                    while i < c.len() && !(c[i] == '*' && at(i + 1) == Some('/')) {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                // A char literal ('"', '\'', 'x'); a lifetime has no closing quote.
+                ('\'', Some('\\')) => {
+                    i += 2;
+                    while i < c.len() && c[i] != '\'' {
+                        i += 1;
+                    }
+                }
+                ('\'', Some(_)) if at(i + 2) == Some('\'') => i += 2,
+                ('r', Some('"' | '#')) if i == 0 || !c[i - 1].is_alphanumeric() => {
+                    let hashes = c[i + 1..].iter().take_while(|&&h| h == '#').count();
+                    let open = i + 1 + hashes;
+                    if at(open) == Some('"') {
+                        let close: String = std::iter::once('"')
+                            .chain(std::iter::repeat_n('#', hashes))
+                            .collect();
+                        let rest: String = c[open + 1..].iter().collect();
+                        let len = rest.find(&close).unwrap_or(rest.len());
+                        out.push(rest[..len].to_owned());
+                        i = open + 1 + rest[..len].chars().count() + close.chars().count() - 1;
+                    }
+                }
+                ('"', _) => {
+                    let mut literal = String::new();
+                    i += 1;
+                    while i < c.len() && c[i] != '"' {
+                        if c[i] == '\\' {
+                            i += 1;
+                            match at(i) {
+                                Some('\n') => {
+                                    while at(i + 1).is_some_and(char::is_whitespace) {
+                                        i += 1;
+                                    }
+                                }
+                                Some('n') => literal.push('\n'),
+                                Some(escaped) => literal.push(escaped),
+                                None => {}
+                            }
+                        } else {
+                            literal.push(c[i]);
+                        }
+                        i += 1;
+                    }
+                    out.push(literal);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out
+    }
+
     #[test]
     fn shards_are_stable_and_in_range() {
+        // Pinned: rows already stored sit in these shards, so the function must never change.
+        // 32-bit FNV-1a, computed outside this code ("a" → 0xe40c292c is the published test
+        // vector); the shard is the hash modulo the shard count.
         assert_eq!(shard_of("", 8), (0x811c_9dc5u32 % 8) as i32);
-        for id in ["a", "b", "evt-123", "ünïcode"] {
+        let pinned = [
+            ("a", 0xe40c_292c_u32, 12),
+            ("b", 0xe70c_2de5, 5),
+            ("evt-123", 0x76ac_f723, 3),
+            ("ünïcode", 0x45f2_402b, 11),
+            ("ua-0", 0x9f2a_f90e, 14),
+        ];
+        for (id, hash, shard) in pinned {
+            assert_eq!(shard_of(id, 16), shard, "{id:?}");
+            assert_eq!(
+                shard,
+                (hash % 16) as i32,
+                "{id:?}: the table above is consistent"
+            );
+            assert_eq!(shard_of(id, 7), (hash % 7) as i32, "{id:?} over 7 shards");
             assert!((0..16).contains(&shard_of(id, 16)));
-            assert_eq!(shard_of(id, 16), shard_of(id, 16));
         }
+        // A shard count below 1 is taken as 1, never a division by zero.
+        assert_eq!(shard_of("a", 0), 0);
     }
 }

@@ -659,15 +659,26 @@ mod tests {
     }
 
     #[test]
-    fn each_run_has_fresh_ids_user_and_ip_and_current_times() {
+    fn each_run_has_fresh_ids_user_and_ip() {
         let (a, b) = (plan(), plan());
         assert_ne!(a.user_id, b.user_id);
         assert_eq!(a.lifecycle_ids.len(), 7);
         assert_eq!(a.events.len(), 7 + BURST);
         let ids: BTreeSet<&str> = a.events.iter().chain(&b.events).map(id_of).collect();
         assert_eq!(ids.len(), 2 * (7 + BURST), "every event id is fresh");
-        let now = Utc::now();
-        let times: Vec<DateTime<Utc>> = a
+        assert!(a.ip.starts_with("203.0.113."));
+    }
+
+    /// The plan's clock is the `now` it is given, so its times are checked exactly, however
+    /// slow the machine: the lifecycle's own spacing (the recipe's last event 1.35 s after
+    /// its first), then the burst every 50 ms, the last event at `now`.
+    #[test]
+    fn times_keep_the_recipes_spacing_and_end_at_now() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let plan = DemoPlan::new(now).expect("the embedded lifecycle is valid");
+        let ms = chrono::Duration::milliseconds;
+        let times: Vec<DateTime<Utc>> = plan
             .events
             .iter()
             .map(|e| {
@@ -676,13 +687,21 @@ mod tests {
                     .with_timezone(&Utc)
             })
             .collect();
-        assert!(times.windows(2).all(|w| w[0] < w[1]), "order kept");
-        assert!(
-            times
-                .iter()
-                .all(|t| *t <= now && now - *t < chrono::Duration::minutes(1))
+        let offsets: Vec<i64> = times
+            .iter()
+            .map(|t| (*t - times[0]).num_milliseconds())
+            .collect();
+        let burst: Vec<i64> = (1..=21).map(|i| 1_350 + 50 * i).collect();
+        assert_eq!(offsets[..7], [0, 100, 300, 600, 750, 1_150, 1_350]);
+        assert_eq!(offsets[7..], burst[..]);
+        assert_eq!(
+            *times.last().unwrap(),
+            now,
+            "the last event is now, none ahead of it"
         );
-        assert!(a.ip.starts_with("203.0.113."));
+        assert_eq!(times[0], now - ms(2_400));
+        assert_eq!(plan.first_time, times[0]);
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "order kept");
     }
 
     #[test]

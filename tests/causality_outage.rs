@@ -1,0 +1,188 @@
+//! The database goes away for 30 seconds mid-stream under the causality indexer: it pauses,
+//! retries, and once the database is back every record is indexed exactly once — every node,
+//! edge and conversation member, none lost, none doubled — and every record whose offset was
+//! committed before the crash is indexed after it.
+//!
+//! The database is really stopped: the indexer writes to the private single-node Cassandra of
+//! `private_node.rs` (port 19042, shared with `sink_outage` under its lock file), whose JVM the
+//! test kills (SIGKILL) and restarts on the same data. Records stream in across the kill, and
+//! the last of them arrive while the node is down. Kafka is the shared one.
+
+#[path = "causality_common.rs"]
+mod common;
+#[path = "private_node.rs"]
+mod private_node;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use auditflow_store::Store;
+use common::*;
+use private_node::*;
+
+const OUTAGE: Duration = Duration::from_secs(30);
+const TOTAL: usize = 4_000;
+/// Records produced only once the node is down.
+const HELD: usize = 1_000;
+const CONVERSATIONS: usize = 50;
+
+fn time(i: usize) -> String {
+    format!("2026-11-2{}T11:{:02}:{:02}Z", i % 3, (i / 60) % 60, i % 60)
+}
+
+/// Every `causality_nodes` id on `nodes`.
+async fn indexed_ids(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
+    session_at(nodes)
+        .await
+        .query_unpaged(format!("SELECT id FROM {keyspace}.causality_nodes"), ())
+        .await
+        .expect("reading causality_nodes")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("ids")
+        .map(|r| r.expect("id").0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
+    let booting = Instant::now();
+    let mut node = PrivateNode::start().await;
+    eprintln!(
+        "private Cassandra answering on {CQL_PORT} after {:.1} s",
+        booting.elapsed().as_secs_f32()
+    );
+    let nodes = PrivateNode::nodes();
+
+    let mut setup = IndexerSetup::new("cau_outage").await;
+    setup.config.store.nodes = nodes.clone();
+    // The schema first, with the store's default timeouts (DDL on a node that has just booted
+    // can be slow), then fail fast inside the store so that the harness's own retry and pause
+    // carry the outage.
+    Store::connect(&setup.config.store, &setup.config.retention)
+        .await
+        .expect("connecting to the private node")
+        .migrate()
+        .await
+        .expect("creating the schema");
+    setup.config.store.max_attempts = 2;
+    setup.config.store.request_timeout_ms = 2_000;
+
+    let topic = setup.config.topics.user_action.clone();
+    let records: Vec<Input> = (0..TOTAL)
+        .map(|i| {
+            let conversation = format!("conv-{}", i % CONVERSATIONS);
+            linked(
+                &format!("ua-{i}"),
+                "audit.user.action",
+                &time(i),
+                &format!("in-{i}"),
+                &conversation,
+            )
+        })
+        .collect();
+    // 800 records a second: the head is still arriving when the node dies (the indexer is
+    // writing), and the held records only come while it is down.
+    let pace = (200, Duration::from_millis(250));
+    let stream = Stream::paced(&setup.bootstrap, &topic, records, HELD, pace);
+
+    let (shutdown, mut task) = start_indexer(&setup.config);
+    let keyspace = setup.config.store.keyspace.clone();
+    // The crash lands once the indexer has committed offsets of some hundreds of records (so
+    // there are acknowledged records to lose) and before the last records exist (so it is
+    // mid-stream): the stream's head alone holds more than that.
+    const COMMITTED_FIRST: i64 = 500;
+    const _: () = assert!((TOTAL - HELD) as i64 > COMMITTED_FIRST);
+    let waiting = Instant::now();
+    while kafka::committed(&setup.bootstrap, &setup.group(), &topic)
+        .values()
+        .sum::<i64>()
+        < COMMITTED_FIRST
+    {
+        if task.is_finished() {
+            let outcome = (&mut task).await;
+            panic!("the indexer stopped before committing anything: {outcome:?}");
+        }
+        assert!(
+            waiting.elapsed() < DEADLINE,
+            "timed out waiting for the indexer to commit something"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before_kill = count_at(&nodes, &keyspace, "causality_nodes").await;
+    let produced_at_kill = stream.produced();
+    node.kill();
+    let killed = Instant::now();
+    assert!(
+        port_refuses(CQL_PORT),
+        "CQL port {CQL_PORT} still answers after the node was killed"
+    );
+    // The rest of the stream arrives while the database is away.
+    stream.finish().await;
+    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
+    assert!(
+        !task.is_finished(),
+        "the indexer must survive an outage, not exit"
+    );
+
+    // Nothing can be acknowledged after the kill: every record below the offsets committed
+    // now was acknowledged by the node before it.
+    let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
+    let acknowledged = kafka::ids_below(&setup.bootstrap, &topic, &committed_before_restart);
+    assert!(!acknowledged.is_empty(), "the crash came before any commit");
+    assert!(
+        acknowledged.len() < TOTAL,
+        "the crash came after the whole stream was committed"
+    );
+    let restart = node.boot().await;
+    let indexed = indexed_ids(&nodes, &keyspace).await;
+    let lost: Vec<&String> = acknowledged.difference(&indexed).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} records whose offsets were committed before the crash are not indexed after \
+         the restart (committed {committed_before_restart:?}), e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(5)]
+    );
+    eprintln!(
+        "killed the node with {before_kill} indexed and {produced_at_kill} of {TOTAL} \
+         produced; {} committed before the restart, all indexed; answering again {:.1} s after \
+         its restart, holding {}",
+        acknowledged.len(),
+        restart.as_secs_f32(),
+        indexed.len()
+    );
+    assert!(
+        indexed.len() as i64 >= before_kill,
+        "rows indexed before the kill were lost: {before_kill} then {}",
+        indexed.len()
+    );
+
+    setup.wait_caught_up().await;
+    let total = TOTAL as i64;
+    // Every record once: one node, one edge to its cause, one place in its conversation.
+    for table in ["causality_nodes", "causality_children", "causality_members"] {
+        assert_eq!(count_at(&nodes, &keyspace, table).await, total, "{table}");
+    }
+    // Each cause has one child on one day; each conversation has records on all 3 days.
+    assert_eq!(
+        count_at(&nodes, &keyspace, "causality_child_days").await,
+        total
+    );
+    assert_eq!(
+        count_at(&nodes, &keyspace, "causality_member_days").await,
+        (CONVERSATIONS * 3) as i64
+    );
+    let index = setup.index().await;
+    let conversation = index.members("conv-7", 1_000).await.unwrap();
+    assert_eq!(conversation.items.len(), TOTAL / CONVERSATIONS);
+
+    shutdown.trigger();
+    task.await
+        .expect("indexer task")
+        .expect("indexer stopped cleanly");
+    setup.drop_keyspace().await;
+    drop(node);
+}
