@@ -23,10 +23,12 @@ use std::time::Duration;
 
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 
-use crate::dead_letter::dead_letter_record;
+use crate::dead_letter::{self, MIN_LIMIT, dead_letter_record};
 use crate::error::KafkaContext;
 use crate::health::{Health, Readiness};
 use crate::metrics::{Metrics, Outcome, ServiceMetrics};
@@ -157,6 +159,7 @@ pub async fn spawn<W: BatchWriter>(
         return Err(Error::Config(format!("{}: no input topics", spec.service)));
     }
     let group = client::group_id(&spec.kafka, &spec.service);
+    let max_bytes = dead_letter::dead_letter_limit(&spec.kafka, &spec.dead_letter_topic).await;
     let ledger = Arc::new(Mutex::new(OffsetLedger::default()));
     let context = HarnessContext::new(&spec.service, metrics.clone()).with_ledger(ledger.clone());
     let assignment = context.assignment().clone();
@@ -171,7 +174,7 @@ pub async fn spawn<W: BatchWriter>(
             .during("creating the dead-letter producer")?,
         service: spec.service.clone(),
         topic: spec.dead_letter_topic.clone(),
-        max_bytes: client::max_message_bytes(&spec.kafka),
+        max_bytes,
     });
     readiness.set_producer_ready(true);
     tracing::info!(service = %spec.service, %group, "at-least-once loop started");
@@ -458,14 +461,20 @@ struct DeadLetters {
     producer: FutureProducer,
     service: String,
     topic: String,
+    /// [`dead_letter::dead_letter_limit`], as found at start.
     max_bytes: usize,
 }
 
 impl DeadLetters {
     /// Produces the dead letter of `source` and waits for the broker's acknowledgement,
     /// retrying until it comes or shutdown. `false` means abandoned (shutdown).
+    ///
+    /// A letter refused for its size (the topic's limit was lowered since start) is sent
+    /// again at [`MIN_LIMIT`], with nothing of the original but where to find it: retrying it
+    /// as it was would stall its partition.
     async fn send(&self, source: &InputRecord, letter: &DeadLetter, shutdown: &Shutdown) -> bool {
-        let record = dead_letter_record(source, letter, &self.service, &self.topic, self.max_bytes);
+        let mut record =
+            dead_letter_record(source, letter, &self.service, &self.topic, self.max_bytes);
         let mut backoff = RETRY_BACKOFF.0;
         loop {
             let mut future: FutureRecord<'_, [u8], [u8]> =
@@ -478,6 +487,13 @@ impl DeadLetters {
             }
             match self.producer.send(future, Duration::from_secs(30)).await {
                 Ok(_) => return true,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))
+                    if record.encoded_len() > MIN_LIMIT =>
+                {
+                    tracing::warn!(service = %self.service, bytes = record.encoded_len(), "dead letter refused for its size; sending it without the original");
+                    record =
+                        dead_letter_record(source, letter, &self.service, &self.topic, MIN_LIMIT);
+                }
                 Err((err, _)) => {
                     tracing::warn!(service = %self.service, error = %err, "dead-letter produce failed");
                     if shutdown.is_triggered() {

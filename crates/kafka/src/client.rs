@@ -96,17 +96,30 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// The largest record our producers may send: the passthrough `message.max.bytes`, else
-/// librdkafka's default (1 000 000), less room for the record framing librdkafka adds. Records
-/// above it are refused by the client, and one refused record must not stall a partition (see
-/// the dead-letter module).
+/// The largest record our producers may send, as [`crate::record::wire_len`] counts it: the
+/// passthrough `message.max.bytes`, else librdkafka's default (1 000 000), less room for the
+/// record batch around it. Records above it are refused by the client, and one refused record
+/// must not stall a partition (see the dead-letter module).
 pub fn max_message_bytes(settings: &KafkaSettings) -> usize {
+    max_message_bytes_to(settings, None)
+}
+
+/// [`max_message_bytes`] for records to a topic whose broker-side limit is
+/// `topic_max_message_bytes` ([`crate::topics::max_message_bytes`]; `None` when unknown):
+/// the smaller of the two limits, less the same room. The broker counts the record batch
+/// (61 bytes of header around one record), librdkafka the record alone; 512 bytes cover both.
+pub fn max_message_bytes_to(
+    settings: &KafkaSettings,
+    topic_max_message_bytes: Option<usize>,
+) -> usize {
     const FRAMING: usize = 512;
-    settings
+    let producer = settings
         .properties
         .get("message.max.bytes")
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1_000_000)
+        .unwrap_or(1_000_000);
+    topic_max_message_bytes
+        .map_or(producer, |topic| topic.min(producer))
         .saturating_sub(FRAMING)
 }
 
@@ -173,6 +186,15 @@ mod tests {
             .properties
             .insert("message.max.bytes".into(), "2000000".into());
         assert_eq!(max_message_bytes(&settings), 2_000_000 - 512);
+        // A topic that takes less than the producer would send decides.
+        assert_eq!(
+            max_message_bytes_to(&settings, Some(200_000)),
+            200_000 - 512
+        );
+        assert_eq!(
+            max_message_bytes_to(&settings, Some(5_000_000)),
+            2_000_000 - 512
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | [`transactional`] | the exactly-once loop: implement [`Transform`], call [`transactional::spawn`] (classifier, security monitor) |
 //! | [`at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`at_least_once::spawn`] (sink, causality indexer) |
 //! | [`watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
-//! | [`dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers |
+//! | [`dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
 //! | [`metrics`], [`health`], [`http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
 //! | [`topics`] | creating the topics of docs/topics-and-records.md, idempotently |

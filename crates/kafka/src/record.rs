@@ -83,6 +83,12 @@ impl InputRecord {
         self.payload.as_deref().unwrap_or_default()
     }
 
+    /// The record's size as a producer counts it ([`wire_len`]): what it costs to hold, and
+    /// what the in-flight byte budgets (`[kafka] max_in_flight_bytes`) count.
+    pub fn encoded_len(&self) -> usize {
+        wire_len(self.key.as_deref(), self.payload.as_deref(), &self.headers)
+    }
+
     /// The headers that carry a value, in record order, as `(name, value)`: the shape the
     /// core's CloudEvents decoder (`auditflow_core::envelope::decode_record`) takes.
     pub fn valued_headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
@@ -116,14 +122,9 @@ impl OutputRecord {
         self
     }
 
-    /// The bytes the producer counts against `message.max.bytes`: key, value and headers.
+    /// The bytes the producer counts against `message.max.bytes` ([`wire_len`]).
     pub fn encoded_len(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
-        self.key.as_ref().map_or(0, Vec::len) + self.payload.as_ref().map_or(0, Vec::len) + headers
+        wire_len(self.key.as_deref(), self.payload.as_deref(), &self.headers)
     }
 
     /// The headers in librdkafka's form, for producing.
@@ -138,6 +139,45 @@ impl OutputRecord {
             },
         )
     }
+}
+
+/// The most a Kafka (v2) record adds to its key, value and headers: its length, attributes,
+/// timestamp and offset deltas, key and value lengths and header count, each at its widest
+/// varint. librdkafka adds exactly this when it checks a record against `message.max.bytes`.
+pub const RECORD_OVERHEAD: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+
+/// The size of one header in a Kafka record: name and value, each after its length (a
+/// zig-zag varint, as librdkafka counts it).
+pub fn header_wire_len(name: &str, value: Option<&[u8]>) -> usize {
+    let value_len = value.map_or(0, <[u8]>::len);
+    name.len() + value_len + varint_len(name.len()) + varint_len(value_len)
+}
+
+/// A record's size as librdkafka counts it before producing (`rd_kafka_msg_max_wire_size`):
+/// [`RECORD_OVERHEAD`], key, value, and every header with its length prefixes. Counting only
+/// names and values would let a record of many tiny headers pass our checks and be refused
+/// by the producer (200,000 empty headers are 600 kB on the wire).
+pub fn wire_len(
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: &[(String, Option<Vec<u8>>)],
+) -> usize {
+    let headers: usize = headers
+        .iter()
+        .map(|(name, value)| header_wire_len(name, value.as_deref()))
+        .sum();
+    RECORD_OVERHEAD + key.map_or(0, <[u8]>::len) + payload.map_or(0, <[u8]>::len) + headers
+}
+
+/// Bytes of `n` as a zig-zag varint (Kafka's signed varint: `n` is never negative here).
+fn varint_len(n: usize) -> usize {
+    let mut zigzag = (n as u64) << 1;
+    let mut bytes = 1;
+    while zigzag >= 0x80 {
+        zigzag >>= 7;
+        bytes += 1;
+    }
+    bytes
 }
 
 /// Why a record goes to the dead-letter topic.

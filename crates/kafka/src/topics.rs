@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use auditflow_core::config::{KafkaSettings, Topics};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -96,6 +96,27 @@ pub async fn ensure_topics(
             }),
         })
         .collect()
+}
+
+/// The broker's record size limit for `topic` (its `max.message.bytes`, which defaults to the
+/// broker's `message.max.bytes`), or `None` when it cannot be read — the topic does not exist
+/// yet, or this principal may not describe its configuration. A record over it is refused by
+/// the broker however small the producer's own limit says it is.
+pub async fn max_message_bytes(settings: &KafkaSettings, topic: &str) -> Option<usize> {
+    let admin: AdminClient<DefaultClientContext> = client::admin_config(settings).create().ok()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await;
+    let limit = described
+        .ok()?
+        .into_iter()
+        .next()?
+        .ok()?
+        .get("max.message.bytes")?
+        .value
+        .clone()?;
+    limit.parse().ok()
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::committer::{Committer, Job, Settled};
-use crate::dead_letter::dead_letter_record;
+use crate::dead_letter::{self, dead_letter_record};
 use crate::error::KafkaContext;
 use crate::health::Readiness;
 use crate::metrics::{EngineCounts, Outcome, ServiceMetrics};
@@ -218,8 +218,11 @@ pub async fn spawn<T: Transform + 'static>(
     readiness: Readiness,
     shutdown: Shutdown,
 ) -> Result<()> {
+    let dead_letter_max_bytes =
+        dead_letter::dead_letter_limit(&spec.kafka, &spec.dead_letter_topic).await;
     tokio::task::spawn_blocking(move || {
-        TransactionalLoop::new(spec, transform, metrics, readiness)?.run(&shutdown)
+        TransactionalLoop::new(spec, transform, metrics, readiness, dead_letter_max_bytes)?
+            .run(&shutdown)
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?
@@ -240,6 +243,8 @@ pub struct TransactionalLoop<T> {
     replay_until: HashMap<Partition, i64>,
     /// The producer's record size limit ([`client::max_message_bytes`]).
     max_bytes: usize,
+    /// The dead-letter topic's record size limit ([`dead_letter::dead_letter_limit`]).
+    dead_letter_max_bytes: usize,
     /// Pause before retrying after an abort; grows while aborts repeat (a broker that refuses
     /// every transaction must not be hammered in a tight loop), reset by a commit.
     abort_backoff: Duration,
@@ -251,12 +256,14 @@ pub struct TransactionalLoop<T> {
 }
 
 impl<T: Transform> TransactionalLoop<T> {
-    /// Connects, subscribes and initialises transactions (blocking).
+    /// Connects, subscribes and initialises transactions (blocking). Dead letters are sized
+    /// to fit `dead_letter_max_bytes` ([`dead_letter::dead_letter_limit`]).
     pub fn new(
         spec: LoopSpec,
         transform: T,
         metrics: ServiceMetrics,
         readiness: Readiness,
+        dead_letter_max_bytes: usize,
     ) -> Result<Self> {
         if spec.inputs.is_empty() {
             return Err(Error::Config(format!("{}: no input topics", spec.service)));
@@ -290,6 +297,7 @@ impl<T: Transform> TransactionalLoop<T> {
             assignment,
             replay_until: HashMap::new(),
             max_bytes: client::max_message_bytes(&spec.kafka),
+            dead_letter_max_bytes,
             abort_backoff: Duration::ZERO,
             committed: HashMap::new(),
             next_tick: Instant::now() + TICK_INTERVAL,
@@ -577,7 +585,7 @@ impl<T: Transform> TransactionalLoop<T> {
                         &letter,
                         &self.spec.service,
                         &self.spec.dead_letter_topic,
-                        self.max_bytes,
+                        self.dead_letter_max_bytes,
                     ));
                 }
             }
