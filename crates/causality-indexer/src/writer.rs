@@ -1,15 +1,18 @@
 //! The indexer's [`BatchWriter`]: extract every record, write the indexable ones in one call,
 //! report a dead letter for each of the others.
 //!
-//! All-or-nothing per batch: if the store fails, the harness retries the whole batch (writes
-//! are idempotent upserts keyed by ids, so rows already written are simply written again). A
-//! record that cannot be indexed never reaches the store, so it cannot block its partition.
+//! All-or-nothing per batch: if the store fails, the harness writes the records again (writes
+//! are idempotent upserts keyed by ids, so rows already written are simply written again) —
+//! the whole batch after a transient error, halves of it when the store refuses a record, to
+//! find and dead-letter that one; it stops on an error no retry fixes (the store's error says
+//! which). A record that cannot be indexed never reaches the store, so it cannot block its
+//! partition.
 
 use std::sync::Arc;
 
 use auditflow_core::config::Limits;
 use auditflow_kafka::InputRecord;
-use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError, split_batch};
+use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError, WriteFault, split_batch};
 use auditflow_store::causality::CausalityIndex;
 use chrono::Utc;
 
@@ -30,7 +33,9 @@ impl BatchWriter for IndexWriter {
     async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
         let now = Utc::now();
         let (records, outcomes) = split_batch(batch, |input| extract(input, &self.limits, now));
-        self.index.write(&records).await?;
+        self.index.write(&records).await.map_err(|e| {
+            WriteError::new(WriteFault::of(e.is_transient(), e.is_about_the_record()), e)
+        })?;
         Ok(outcomes)
     }
 }

@@ -9,8 +9,23 @@
 //! Backpressure: when `max_in_flight_records` are consumed but not durable, every owned
 //! partition is paused — the loop keeps polling so rebalances are still served — and resumed
 //! when half the work has drained. A failing write is retried with backoff for as long as it
-//! takes (a database outage delays, never loses), which keeps its records in flight, which keeps
-//! consumption paused: memory stays bounded under any backlog.
+//! takes (a database outage delays, never loses), which keeps its records in flight, which
+//! keeps consumption paused: memory stays bounded under any backlog.
+//!
+//! What a failed write means decides what happens next ([`WriteFault`]):
+//! - **transient** (the database is slow, unreachable, restarting): the batch is retried with
+//!   backoff, for as long as it takes;
+//! - **about a record** (the database refuses one record, or its subject's key, and would take
+//!   others): the batch is split in halves, and the halves again, until the records that fail
+//!   alone are found; each is dead-lettered with reason [`STORE_REJECTED`] and the store's
+//!   message, and everything else is written — one bad record never blocks its partition;
+//! - **about the deployment** (no record can be written until an operator acts: credentials,
+//!   the master key, the schema): the loop stops with [`Error::WriteRefused`], committing
+//!   only what was written. Dead-lettering would empty the stream into the dead-letter topic,
+//!   and retrying in silence would look alive while storing nothing.
+//!
+//! Each failed write is counted by its fault (`auditflow_write_errors_total{kind}`), each
+//! dead letter by its reason.
 //!
 //! Dead letters are produced (and acknowledged by the broker) before their offset counts as
 //! done.
@@ -18,6 +33,7 @@
 //! [`Watermark`]: crate::watermark::Watermark
 
 use std::future::Future;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,8 +55,82 @@ use crate::transactional::{LoopSpec, now_ms};
 use crate::watermark::OffsetLedger;
 use crate::{Error, Result, client};
 
-/// A write error, as the service's store reports it. Logged, then the batch is retried.
-pub type WriteError = Box<dyn std::error::Error + Send + Sync>;
+/// The reason code of a record the store refused for good (SPEC section 6's list is open).
+pub const STORE_REJECTED: &str = "store_rejected";
+
+/// What a failed write says about what to do next (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// Slow, unreachable or restarting: retry the same records later.
+    Transient,
+    /// The store refuses a record of the batch (or its subject's key) and would take others:
+    /// find it and dead-letter it.
+    Record,
+    /// Nothing can be written until an operator acts: stop.
+    Deployment,
+}
+
+impl WriteFault {
+    /// The fault of an error a store classifies by two questions: is it worth retrying, and
+    /// if not, is it about the record rather than the whole deployment? When in doubt a store
+    /// answers "the deployment": stopping loses nothing, dead-lettering a stream does harm.
+    pub fn of(transient: bool, about_the_record: bool) -> Self {
+        match (transient, about_the_record) {
+            (true, _) => WriteFault::Transient,
+            (false, true) => WriteFault::Record,
+            (false, false) => WriteFault::Deployment,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteFault::Transient => "transient",
+            WriteFault::Record => "record",
+            WriteFault::Deployment => "deployment",
+        }
+    }
+}
+
+/// A failed batch write, as the service's store reports it, with its [`WriteFault`]. Its
+/// message must carry no personal data (it is logged, and becomes a dead letter's detail).
+#[derive(Debug)]
+pub struct WriteError {
+    fault: WriteFault,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl WriteError {
+    pub fn new(
+        fault: WriteFault,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            fault,
+            source: source.into(),
+        }
+    }
+
+    pub fn transient(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::new(WriteFault::Transient, source)
+    }
+
+    pub fn fault(&self) -> WriteFault {
+        self.fault
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
 
 /// What became of one record in a batch write.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +149,8 @@ pub enum Stored {
 /// What a store service plugs into the loop.
 pub trait BatchWriter: Send + Sync + 'static {
     /// Makes `batch` durable and says, in order, what became of each record. On `Err` nothing
-    /// is assumed written and the whole batch is retried, so writes must be idempotent.
+    /// is assumed written and the records are written again (all of them when the fault is
+    /// transient, in smaller batches when it is about a record), so writes must be idempotent.
     fn write(
         &self,
         batch: &[InputRecord],
@@ -147,7 +238,8 @@ where
 const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
 
 /// Runs the loop until `shutdown`: then stops polling, lets in-flight batches finish (a batch
-/// still failing is abandoned, to be redelivered), commits, and leaves the group.
+/// still failing is abandoned, to be redelivered), commits, and leaves the group. Returns
+/// [`Error::WriteRefused`] early when the store refuses writes for a deployment fault.
 pub async fn spawn<W: BatchWriter>(
     spec: LoopSpec,
     writer: W,
@@ -208,6 +300,12 @@ struct Counted {
     stored: Stored,
 }
 
+/// What a batch's task hands back: what became of it (`Ok(None)`: abandoned at shutdown;
+/// `Err`: the store refused it for a deployment fault).
+struct Finished {
+    result: Result<Option<Done>, WriteError>,
+}
+
 struct LoopState<W> {
     spec: LoopSpec,
     writer: Arc<W>,
@@ -217,7 +315,7 @@ struct LoopState<W> {
     dead_letters: Arc<DeadLetters>,
     assignment: SharedAssignment,
     ledger: Arc<Mutex<OffsetLedger>>,
-    tasks: JoinSet<Option<Done>>,
+    tasks: JoinSet<Finished>,
     batch: Vec<InputRecord>,
     paused: bool,
 }
@@ -236,10 +334,20 @@ impl<W: BatchWriter> LoopState<W> {
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
                 Some(done) = self.tasks.join_next() => {
-                    match done {
+                    let finished = done.map_err(|err| Error::Task(err.to_string()))?;
+                    match finished.result {
                         Ok(Some(done)) => self.complete(done),
                         Ok(None) => {} // abandoned at shutdown
-                        Err(err) => return Err(Error::Task(err.to_string())),
+                        Err(refused) => {
+                            // Nothing of this batch is done: it is redelivered after the fix.
+                            // The other batches would meet the same refusal.
+                            self.tasks.abort_all();
+                            tracing::error!(service = %self.spec.service, error = %refused, "the store refuses writes for a reason retrying cannot fix; stopping");
+                            return Err(Error::WriteRefused {
+                                service: self.spec.service.clone(),
+                                error: refused,
+                            });
+                        }
                     }
                     let in_flight = lock(&self.ledger).in_flight();
                     if self.paused && in_flight <= max_in_flight / 2 {
@@ -326,7 +434,8 @@ impl<W: BatchWriter> LoopState<W> {
         let metrics = self.metrics.clone();
         let shutdown = shutdown.clone();
         self.tasks.spawn(async move {
-            write_batch(&*writer, &batch, &dead_letters, &metrics, &shutdown).await
+            let result = write_batch(&*writer, &batch, &dead_letters, &metrics, &shutdown).await;
+            Finished { result }
         });
     }
 
@@ -388,7 +497,11 @@ impl<W: BatchWriter> LoopState<W> {
     async fn finish(&mut self) {
         self.batch.clear(); // not dispatched: never tracked as done, so redelivered
         while let Some(done) = self.tasks.join_next().await {
-            if let Ok(Some(done)) = done {
+            if let Ok(Finished {
+                result: Ok(Some(done)),
+                ..
+            }) = done
+            {
                 self.complete(done);
             }
         }
@@ -399,43 +512,17 @@ impl<W: BatchWriter> LoopState<W> {
     }
 }
 
-/// Writes one batch, retrying until it succeeds or shutdown; then produces its dead letters.
-/// `None` means abandoned: none of its offsets count as done.
+/// Writes one batch ([`store_batch`]), then produces its dead letters. `Ok(None)` means
+/// abandoned (shutdown): none of its offsets count as done.
 async fn write_batch<W: BatchWriter>(
     writer: &W,
     batch: &[InputRecord],
     dead_letters: &DeadLetters,
     metrics: &ServiceMetrics,
     shutdown: &Shutdown,
-) -> Option<Done> {
-    let service = dead_letters.service.as_str();
-    let mut backoff = RETRY_BACKOFF.0;
-    let outcomes = loop {
-        let started = std::time::Instant::now();
-        match writer.write(batch).await {
-            Ok(outcomes) if outcomes.len() == batch.len() => {
-                metrics.observe_batch_write(started.elapsed().as_secs_f64());
-                break outcomes;
-            }
-            Ok(outcomes) => {
-                // A writer bug; retrying cannot help, and guessing could lose records.
-                tracing::error!(
-                    service,
-                    expected = batch.len(),
-                    got = outcomes.len(),
-                    "writer returned the wrong number of outcomes"
-                );
-                return None;
-            }
-            Err(err) => {
-                tracing::warn!(service, error = %err, retry_in_ms = backoff.as_millis() as u64, "batch write failed");
-                if shutdown.is_triggered() {
-                    return None;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RETRY_BACKOFF.1);
-            }
-        }
+) -> Result<Option<Done>, WriteError> {
+    let Some(outcomes) = store_batch(writer, batch, metrics, shutdown, RETRY_BACKOFF).await? else {
+        return Ok(None);
     };
     let mut done = Done {
         offsets: Vec::with_capacity(batch.len()),
@@ -445,7 +532,7 @@ async fn write_batch<W: BatchWriter>(
         if let Stored::DeadLetter(letter) = &stored
             && !dead_letters.send(record, letter, shutdown).await
         {
-            return None;
+            return Ok(None);
         }
         done.offsets.push((record.partition_id(), record.offset));
         done.counts.push(Counted {
@@ -453,7 +540,85 @@ async fn write_batch<W: BatchWriter>(
             stored,
         });
     }
-    Some(done)
+    Ok(Some(done))
+}
+
+/// Makes `batch` durable and says what became of each record, in order (see the module
+/// documentation for what each [`WriteFault`] leads to). A record the store refuses alone
+/// becomes a [`STORE_REJECTED`] dead letter. `Ok(None)`: abandoned at shutdown (or the writer
+/// broke its contract); `Err`: a deployment fault.
+///
+/// The records that fail alone are found by halving: the halves of a batch with a record
+/// fault are written on their own, and so on down to single records, so each bad record costs
+/// about 2·log₂(batch) writes and every good one is written.
+async fn store_batch<W: BatchWriter>(
+    writer: &W,
+    batch: &[InputRecord],
+    metrics: &ServiceMetrics,
+    shutdown: &Shutdown,
+    (first_backoff, max_backoff): (Duration, Duration),
+) -> Result<Option<Vec<Stored>>, WriteError> {
+    let service = metrics.service();
+    let mut outcomes: Vec<Option<Stored>> = vec![None; batch.len()];
+    // Ranges still to write; the front half of a split is written first.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..batch.len());
+    while let Some(range) = pending.pop() {
+        let mut backoff = first_backoff;
+        loop {
+            let started = std::time::Instant::now();
+            match writer.write(&batch[range.clone()]).await {
+                Ok(stored) if stored.len() == range.len() => {
+                    metrics.observe_batch_write(started.elapsed().as_secs_f64());
+                    for (slot, stored) in outcomes[range.clone()].iter_mut().zip(stored) {
+                        *slot = Some(stored);
+                    }
+                    break;
+                }
+                Ok(stored) => {
+                    // A writer bug; retrying cannot help, and guessing could lose records.
+                    tracing::error!(
+                        service,
+                        expected = range.len(),
+                        got = stored.len(),
+                        "writer returned the wrong number of outcomes"
+                    );
+                    return Ok(None);
+                }
+                Err(err) => {
+                    metrics.write_error(err.fault());
+                    match err.fault() {
+                        WriteFault::Transient => {
+                            tracing::warn!(service, error = %err, records = range.len(), retry_in_ms = backoff.as_millis() as u64, "batch write failed");
+                            if shutdown.is_triggered() {
+                                return Ok(None);
+                            }
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(max_backoff);
+                        }
+                        WriteFault::Record if range.len() == 1 => {
+                            let record = &batch[range.start];
+                            tracing::warn!(service, error = %err, topic = %record.topic, partition = record.partition, offset = record.offset, "the store refuses the record; dead-lettering it");
+                            outcomes[range.start] = Some(Stored::DeadLetter(DeadLetter::new(
+                                STORE_REJECTED,
+                                format!("the store refused the record: {err}"),
+                            )));
+                            break;
+                        }
+                        WriteFault::Record => {
+                            tracing::debug!(service, error = %err, records = range.len(), "the store refuses a record of the batch; splitting it");
+                            let middle = range.start + range.len() / 2;
+                            pending.push(middle..range.end);
+                            pending.push(range.start..middle);
+                            break;
+                        }
+                        WriteFault::Deployment => return Err(err),
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(outcomes.into_iter().flatten().collect()))
 }
 
 /// Where the dead letters of an at-least-once service go.
@@ -509,7 +674,11 @@ impl DeadLetters {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+    use crate::metrics::Metrics;
 
     fn record(offset: i64, payload: &[u8]) -> InputRecord {
         InputRecord {
@@ -547,5 +716,245 @@ mod tests {
                 Stored::Ignored,
             ]
         );
+    }
+
+    #[test]
+    fn faults_follow_the_two_questions_a_store_answers() {
+        assert_eq!(WriteFault::of(true, false), WriteFault::Transient);
+        assert_eq!(WriteFault::of(true, true), WriteFault::Transient);
+        assert_eq!(WriteFault::of(false, true), WriteFault::Record);
+        assert_eq!(WriteFault::of(false, false), WriteFault::Deployment);
+    }
+
+    /// A store standing in for the database (this is the loop's pure logic): all or nothing
+    /// per call, like the real ones. It refuses, as a record fault, any call holding a payload
+    /// starting with `refuse`; fails its first `transient` calls, and call number
+    /// `transient_on_call`; refuses every call as a deployment fault while `broken`; and
+    /// decodes `bad` as a dead letter of its own.
+    #[derive(Default)]
+    struct FakeStore {
+        transient: AtomicUsize,
+        /// A transient failure on this call only (1-based).
+        transient_on_call: Option<usize>,
+        broken: bool,
+        calls: Mutex<Vec<Range<i64>>>,
+        written: Mutex<Vec<i64>>,
+    }
+
+    impl BatchWriter for FakeStore {
+        async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+            let span =
+                batch.first().map_or(0, |r| r.offset)..batch.last().map_or(0, |r| r.offset + 1);
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(span);
+                calls.len()
+            };
+            if self.transient_on_call == Some(call) {
+                return Err(WriteError::transient("timed out"));
+            }
+            if self
+                .transient
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(WriteError::transient("timed out"));
+            }
+            if self.broken {
+                return Err(WriteError::new(WriteFault::Deployment, "unauthorized"));
+            }
+            if batch.iter().any(|r| r.payload().starts_with(b"refuse")) {
+                return Err(WriteError::new(WriteFault::Record, "ttl is too large"));
+            }
+            let mut written = self.written.lock().unwrap();
+            Ok(batch
+                .iter()
+                .map(|r| {
+                    if r.payload() == b"bad" {
+                        Stored::DeadLetter(DeadLetter::new("schema_violation", "bad"))
+                    } else {
+                        written.push(r.offset);
+                        Stored::Written {
+                            table: "t",
+                            event_time_ms: None,
+                        }
+                    }
+                })
+                .collect())
+        }
+    }
+
+    const FAST: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(2));
+
+    fn batch(refused: &[i64]) -> Vec<InputRecord> {
+        (0..100)
+            .map(|i| {
+                if refused.contains(&i) {
+                    record(i, format!("refuse {i}").as_bytes())
+                } else if i == 10 {
+                    record(i, b"bad")
+                } else {
+                    record(i, b"good")
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_records_a_store_refuses_are_found_and_only_they_are_dead_lettered() {
+        let metrics = Metrics::new().unwrap();
+        let store = FakeStore::default();
+        let refused = [0, 3, 50, 51, 99];
+        let batch = batch(&refused);
+        let outcomes = store_batch(
+            &store,
+            &batch,
+            &metrics.service("sink"),
+            &Shutdown::new(),
+            FAST,
+        )
+        .await
+        .expect("no deployment fault")
+        .expect("not abandoned");
+        assert_eq!(outcomes.len(), 100);
+        for (i, stored) in outcomes.iter().enumerate() {
+            let i = i as i64;
+            match stored {
+                Stored::DeadLetter(letter) if refused.contains(&i) => {
+                    assert_eq!(letter.reason, STORE_REJECTED);
+                    assert!(
+                        letter.detail.contains("ttl is too large"),
+                        "{}",
+                        letter.detail
+                    );
+                }
+                Stored::DeadLetter(letter) if i == 10 => {
+                    assert_eq!(letter.reason, "schema_violation")
+                }
+                Stored::Written { .. } => assert!(!refused.contains(&i) && i != 10, "{i}"),
+                other => panic!("offset {i}: {other:?}"),
+            }
+        }
+        // Every good record written (some twice, as the halves were retried: idempotent).
+        let written: BTreeSet<i64> = store.written.lock().unwrap().iter().copied().collect();
+        let expected: BTreeSet<i64> = (0..100)
+            .filter(|i| !refused.contains(i) && *i != 10)
+            .collect();
+        assert_eq!(written, expected);
+        // Halving, not one write per record: 5 bad records in 100 cost a few dozen calls.
+        let calls = store.calls.lock().unwrap().len();
+        assert!(calls <= 5 * 2 * 7 + 1, "{calls} calls");
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"auditflow_write_errors_total{kind="record",service="sink"}"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_faults_retry_the_same_records() {
+        let metrics = Metrics::new().unwrap();
+        let store = FakeStore {
+            transient: AtomicUsize::new(3),
+            ..FakeStore::default()
+        };
+        let batch = batch(&[]);
+        let outcomes = store_batch(
+            &store,
+            &batch,
+            &metrics.service("sink"),
+            &Shutdown::new(),
+            FAST,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|s| matches!(s, Stored::Written { .. }))
+                .count(),
+            99
+        );
+        // Three failed calls and one that worked, each of the whole batch: no splitting.
+        assert_eq!(*store.calls.lock().unwrap(), vec![0..100; 4]);
+        assert!(
+            metrics
+                .render()
+                .contains(r#"auditflow_write_errors_total{kind="transient",service="sink"} 3"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transient_fault_while_splitting_retries_that_half_only() {
+        let metrics = Metrics::new().unwrap();
+        let store = FakeStore {
+            transient_on_call: Some(2),
+            ..FakeStore::default()
+        };
+        let batch = batch(&[60]);
+        let outcomes = store_batch(
+            &store,
+            &batch,
+            &metrics.service("sink"),
+            &Shutdown::new(),
+            FAST,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(matches!(&outcomes[60], Stored::DeadLetter(l) if l.reason == STORE_REJECTED));
+        let calls = store.calls.lock().unwrap().clone();
+        assert_eq!(calls[0], 0..100, "refused: a record fault");
+        assert_eq!(calls[1], 0..50, "the front half, failing once");
+        assert_eq!(calls[2], 0..50, "the front half again, alone");
+        assert!(
+            !calls[3..].contains(&(0..100)),
+            "the whole batch is not retried: {calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deployment_fault_stops_without_dead_lettering_anything() {
+        let metrics = Metrics::new().unwrap();
+        let store = FakeStore {
+            broken: true,
+            ..FakeStore::default()
+        };
+        let batch = batch(&[5]);
+        // A guard, not a timing expectation: retrying (as the loop once did) never returns.
+        let (sink, shutdown) = (metrics.service("sink"), Shutdown::new());
+        let written = store_batch(&store, &batch, &sink, &shutdown, FAST);
+        let refused = tokio::time::timeout(Duration::from_secs(60), written)
+            .await
+            .expect("stopped, not retried for ever")
+            .expect_err("a deployment fault stops the loop");
+        assert_eq!(refused.fault(), WriteFault::Deployment);
+        assert_eq!(refused.to_string(), "unauthorized");
+        assert_eq!(
+            store.calls.lock().unwrap().len(),
+            1,
+            "not split, not retried"
+        );
+        assert!(store.written.lock().unwrap().is_empty());
+        assert!(
+            metrics
+                .render()
+                .contains(r#"auditflow_write_errors_total{kind="deployment",service="sink"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_abandons_a_batch_that_keeps_failing() {
+        let metrics = Metrics::new().unwrap();
+        let store = FakeStore {
+            transient: AtomicUsize::new(usize::MAX),
+            ..FakeStore::default()
+        };
+        let shutdown = Shutdown::new();
+        shutdown.trigger();
+        let batch = batch(&[]);
+        let outcome = store_batch(&store, &batch, &metrics.service("sink"), &shutdown, FAST).await;
+        assert!(matches!(outcome, Ok(None)));
     }
 }

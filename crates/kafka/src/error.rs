@@ -37,6 +37,17 @@ pub enum Error {
     /// A metric could not be registered (a programming error, surfaced instead of panicking).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The service's store refused a write for a reason no retry fixes and no single record is
+    /// to blame for (credentials, the master key, the schema): the at-least-once loop stopped,
+    /// having committed only what was written, so nothing is lost once it is fixed. (The
+    /// store's error is in the message, not chained as a source, so `{:#}` prints it once.)
+    #[error(
+        "{service}: the store refuses writes, and retrying cannot help until an operator fixes it: {error}"
+    )]
+    WriteRefused {
+        service: String,
+        error: crate::at_least_once::WriteError,
+    },
     /// The blocking consumer thread panicked or was cancelled.
     #[error("consumer task ended abnormally: {0}")]
     Task(String),

@@ -24,6 +24,7 @@ use prometheus::{
 };
 use rdkafka::statistics::Statistics;
 
+use crate::at_least_once::WriteFault;
 use crate::rebalance::lock;
 use crate::record::Partition;
 
@@ -60,6 +61,7 @@ struct Families {
     consumer_lag: IntGaugeVec,
     assigned_partitions: IntGaugeVec,
     in_flight: IntGaugeVec,
+    write_errors: IntCounterVec,
     batch_write: HistogramVec,
     end_to_end: HistogramVec,
     transactions: IntCounterVec,
@@ -195,6 +197,11 @@ impl Metrics {
                 "auditflow_in_flight_records",
                 "Records consumed whose work is not yet durable.",
                 &["service"],
+            )?,
+            write_errors: counter(
+                "auditflow_write_errors_total",
+                "Failed database batch writes, by fault: transient (retried), record (the refused record dead-lettered), deployment (the service stops).",
+                &["service", "kind"],
             )?,
             batch_write: histogram(
                 "auditflow_batch_write_seconds",
@@ -365,6 +372,14 @@ impl ServiceMetrics {
             .in_flight
             .with_label_values(&[self.service.as_str()])
             .set(n as i64);
+    }
+
+    /// A failed database write, by what it means ([`WriteFault`]).
+    pub fn write_error(&self, fault: WriteFault) {
+        self.families
+            .write_errors
+            .with_label_values(&[self.service.as_str(), fault.as_str()])
+            .inc();
     }
 
     pub fn set_assigned_partitions(&self, n: usize) {

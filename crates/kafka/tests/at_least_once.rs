@@ -50,7 +50,7 @@ impl BatchWriter for MemoryStore {
     async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
-            return Err("database unavailable".into());
+            return Err(WriteError::transient("database unavailable"));
         }
         let mut written = self.written.lock().unwrap();
         Ok(batch

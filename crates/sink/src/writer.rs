@@ -1,16 +1,21 @@
 //! The sink's [`BatchWriter`]: decode every record, store the good ones in one call, report a
 //! dead letter for each of the others.
 //!
-//! All-or-nothing per batch: if the store fails, the harness retries the whole batch (writes
-//! are idempotent, so rows already written are simply written again). A record that cannot be
-//! decoded never reaches the store, so one bad record cannot fail, and so block, its batch.
+//! All-or-nothing per batch: if the store fails, the harness writes the records again (writes
+//! are idempotent, so rows already written are simply written again) — the whole batch after a
+//! transient error, halves of it when the store refuses a record, to find and dead-letter that
+//! one; it stops on an error no retry fixes (the store's error says which:
+//! [`StoreError::is_transient`](auditflow_store::StoreError::is_transient),
+//! [`StoreError::is_about_the_record`](auditflow_store::StoreError::is_about_the_record)). A
+//! record that cannot be decoded never reaches the store, so one bad record cannot fail, and
+//! so block, its batch.
 
 use std::sync::Arc;
 
 use auditflow_core::config::Limits;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_kafka::InputRecord;
-use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError};
+use auditflow_kafka::at_least_once::{BatchWriter, Stored, WriteError, WriteFault};
 use auditflow_store::{Store, class_table};
 use chrono::Utc;
 
@@ -53,7 +58,9 @@ impl BatchWriter for SinkWriter {
                 }
             }
         }
-        self.store.write_records(&records).await?;
+        self.store.write_records(&records).await.map_err(|e| {
+            WriteError::new(WriteFault::of(e.is_transient(), e.is_about_the_record()), e)
+        })?;
         Ok(outcomes)
     }
 }

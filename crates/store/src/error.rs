@@ -138,6 +138,32 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Not transient, and about this record (or its subject's key) rather than the whole
+    /// deployment: the store would take other records, so a service dead-letters this one
+    /// instead of stopping. True of a record the store refuses as invalid
+    /// ([`StoreError::InvalidRecord`]), of a corrupt wrapped key or ciphertext
+    /// ([`StoreError::Corrupt`]: one subject's key, not every key), and of a statement the
+    /// server refuses for its bound values (`Invalid`, e.g. a TTL or a value over a limit; a
+    /// function failing on them). False — stop, an operator must act — for credentials and
+    /// permissions, the master key, the schema, the configuration, and whatever else is not
+    /// known to be about one record: dead-lettering a whole stream by mistake does more harm
+    /// than stopping.
+    pub fn is_about_the_record(&self) -> bool {
+        match self {
+            StoreError::InvalidRecord(_) | StoreError::Corrupt(_) => true,
+            StoreError::Cql { error, .. } => matches!(
+                error.as_ref(),
+                ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                    DbError::Invalid | DbError::FunctionFailure { .. },
+                    _
+                ))
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Timeouts, unavailability, overload and broken connections are transient; a request the
 /// server refuses as invalid, unauthorized or misconfigured is not.
 pub(crate) fn is_transient(e: &ExecutionError) -> bool {
@@ -155,5 +181,75 @@ pub(crate) fn is_transient(e: &ExecutionError) -> bool {
         ),
         ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => false,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(db: DbError) -> StoreError {
+        StoreError::Cql {
+            context: "write audit row",
+            error: Box::new(ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(db, "refused".into()),
+            )),
+        }
+    }
+
+    /// The three answers a writing service needs: retry, dead-letter the record, or stop.
+    fn answer(e: &StoreError) -> (&'static str, bool, bool) {
+        let kind = match (e.is_transient(), e.is_about_the_record()) {
+            (true, _) => "retry",
+            (false, true) => "dead-letter",
+            (false, false) => "stop",
+        };
+        (kind, e.is_transient(), e.is_about_the_record())
+    }
+
+    #[test]
+    fn write_errors_say_whether_to_retry_dead_letter_or_stop() {
+        let retry = [
+            server(DbError::Overloaded),
+            server(DbError::IsBootstrapping),
+            StoreError::Read {
+                context: "read user key",
+                detail: "connection reset".into(),
+            },
+        ];
+        for e in &retry {
+            assert_eq!(answer(e).0, "retry", "{e}");
+            assert!(!e.is_about_the_record(), "{e}");
+        }
+        let dead_letter = [
+            server(DbError::Invalid),
+            StoreError::InvalidRecord("event id must be 1..=512 bytes".into()),
+            StoreError::Corrupt("wrapped data key"),
+        ];
+        for e in &dead_letter {
+            assert_eq!(answer(e).0, "dead-letter", "{e}");
+        }
+        let stop = [
+            server(DbError::Unauthorized),
+            server(DbError::AuthenticationError),
+            server(DbError::ConfigError),
+            server(DbError::SyntaxError),
+            StoreError::WrongMasterKey,
+            StoreError::MasterKey("not 64 hex digits".into()),
+            StoreError::Config("bad consistency".into()),
+            StoreError::SchemaOutdated {
+                keyspace: "auditflow".into(),
+                found: "version 3".into(),
+                needed: 4,
+            },
+            StoreError::ExpiryBeyondServerLimit {
+                class: "security",
+                needed: "2040-01-01".into(),
+                limit: "2038-01-19".into(),
+            },
+        ];
+        for e in &stop {
+            assert_eq!(answer(e).0, "stop", "{e}");
+        }
     }
 }
