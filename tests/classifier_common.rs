@@ -105,13 +105,27 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
 }
 
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_with(bootstrap, name, partitions, &[]).await;
+}
+
+/// [`create_topic`] with topic-level configuration, e.g. `("max.message.bytes", "3000000")`.
+pub async fn create_topic_with(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    config: &[(&str, &str)],
+) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
+    let topic = config.iter().fold(
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)),
+        |topic, (key, value)| topic.set(key, value),
+    );
     let results = admin
         .create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &[topic],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
@@ -139,6 +153,8 @@ pub fn producer(bootstrap: &str) -> FutureProducer {
         .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
+        // Room for the oversized records some tests send (to topics created to take them).
+        .set("message.max.bytes", "4000000")
         .create()
         .expect("producer")
 }
@@ -395,6 +411,8 @@ pub struct Read {
     /// The record's Kafka timestamp (ms since the epoch): for the monitors' outputs, when the
     /// producer wrote it.
     pub timestamp_ms: Option<i64>,
+    pub partition: i32,
+    pub offset: i64,
     pub key: Option<String>,
     pub value: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -444,6 +462,8 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<Read> {
             out.push(Read {
                 topic: m.topic().to_owned(),
                 timestamp_ms: m.timestamp().to_millis(),
+                partition: m.partition(),
+                offset: m.offset(),
                 key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: m.payload().unwrap_or_default().to_vec(),
                 headers: m
@@ -732,4 +752,72 @@ pub fn metric_sum(text: &str, family: &str, filter: &str) -> u64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
+}
+
+/// Checks one dead letter against SPEC section 6: the reason, a detail, where the original is
+/// (topic, partition, offset) and who refused it — every `auditflow.*` header it names.
+pub fn assert_dead_letter(
+    letter: &Read,
+    reason: &str,
+    (topic, partition, offset): (&str, i32, i64),
+    service: &str,
+) {
+    let context = format!("dead letter of {topic}[{partition}]@{offset}");
+    assert_eq!(letter.header("auditflow.error"), Some(reason), "{context}");
+    assert!(
+        letter
+            .header("auditflow.error.detail")
+            .is_some_and(|d| !d.is_empty()),
+        "{context}: a detail"
+    );
+    assert_eq!(
+        letter.header("auditflow.source.topic"),
+        Some(topic),
+        "{context}"
+    );
+    assert_eq!(
+        letter.header("auditflow.source.partition"),
+        Some(partition.to_string().as_str()),
+        "{context}"
+    );
+    assert_eq!(
+        letter.header("auditflow.source.offset"),
+        Some(offset.to_string().as_str()),
+        "{context}"
+    );
+    assert_eq!(
+        letter.header("auditflow.service"),
+        Some(service),
+        "{context}"
+    );
+}
+
+/// The dead letter of the record at `partition`/`offset` of `topic`, found by its headers.
+pub fn letter_of<'a>(letters: &'a [Read], topic: &str, partition: i32, offset: i64) -> &'a Read {
+    letters
+        .iter()
+        .find(|l| {
+            l.header("auditflow.source.topic") == Some(topic)
+                && l.header("auditflow.source.partition") == Some(partition.to_string().as_str())
+                && l.header("auditflow.source.offset") == Some(offset.to_string().as_str())
+        })
+        .unwrap_or_else(|| panic!("no dead letter for {topic}[{partition}]@{offset}"))
+}
+
+/// A bare HTTP/1.1 GET (the services' `/metrics`, `/readyz`): status line, headers and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
 }

@@ -283,20 +283,192 @@ async fn counters_add_up_to_what_was_consumed() {
     assert!(text.contains("auditflow_batch_write_seconds_count"));
 }
 
-/// A bare HTTP/1.1 GET: status line, headers and body as one string.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+/// Issue 12.2.6: a record of about a megabyte of headers once stalled the classifier for
+/// good (its dead letter kept the headers, the producer refused it, and the transaction
+/// aborted and rewound in a loop). Such records — and one with a 2 MB key — are
+/// dead-lettered, each letter within the producer's limit and saying what it left out, and
+/// the records after them on the same partition are classified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_too_big_to_dead_letter_whole_are_dead_lettered_and_the_partition_flows() {
+    let setup = Setup::new("cls_bighdr", 1).await;
+    // The classifier reads `^<prefix>\.user\..+`: this topic too. Its limit (and the test
+    // producer's) lets records of up to 3 MB in; the classifier's own producer keeps
+    // librdkafka's default, 1,000,000 bytes.
+    let input = format!("{}.user.big", setup.prefix);
+    create_topic_with(
+        &setup.bootstrap,
+        &input,
+        1,
+        &[("max.message.bytes", "3000000")],
+    )
+    .await;
+    let event = |id: &str| {
+        structured(
+            format!(r#"{{"id":"{id}","source":"s","type":"user.created","data":{{"user_id":"u-{id}"}}}}"#)
+                .as_bytes(),
         )
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    response
+    };
+    let binary_pad: Vec<(String, Vec<u8>)> = vec![
+        ("ce_specversion".into(), b"1.0".to_vec()),
+        ("ce_id".into(), b"b-1".to_vec()),
+        ("ce_source".into(), b"svc".to_vec()),
+        ("ce_type".into(), b"user.created".to_vec()),
+        ("ce_pad".into(), vec![b'p'; 1_100_000]),
+    ];
+    let many: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| (format!("x-pad-{i}"), vec![b'h'; 4000]))
+        .collect();
+    let records: Vec<Input> = vec![
+        event("first"),
+        // Binary mode, 1.1 MB of attributes: too_large.
+        (None, br#"{"user_id":"u-b"}"#.to_vec(), binary_pad.clone()),
+        // Not JSON, under 1.2 MB of 300 headers: invalid_json.
+        (None, b"{not json".to_vec(), many.clone()),
+        // Not JSON, under a 2 MB key.
+        (
+            Some("k".repeat(2_000_000)),
+            b"{not json".to_vec(),
+            Vec::new(),
+        ),
+        event("last"),
+    ];
+    produce(&setup.bootstrap, &input, &records).await;
+
+    let (shutdown, metrics, _health, task) = start_classifier(&setup.config);
+    wait_caught_up(&setup.bootstrap, &setup.group(), &input).await;
+    shutdown.trigger();
+    task.await
+        .expect("classifier task")
+        .expect("classifier ran");
+
+    let outputs = read_committed(&setup.bootstrap, &setup.config.topics.user_action);
+    let mut ids: Vec<&str> = outputs
+        .iter()
+        .map(|r| r.header("ce_id").unwrap_or_default())
+        .collect();
+    ids.sort();
+    assert_eq!(outputs.len(), 2, "the records around the big ones: {ids:?}");
+
+    let letters = read_committed(&setup.bootstrap, &setup.config.topics.dead_letter);
+    assert_eq!(letters.len(), 3);
+    let limit = auditflow_kafka::client::max_message_bytes(&setup.config.kafka);
+    for letter in &letters {
+        let size = letter.key.as_ref().map_or(0, String::len)
+            + letter.value.len()
+            + letter
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        assert!(size <= limit, "a letter of {size} bytes");
+        assert!(letter.value.is_empty(), "the value is the first to go");
+    }
+
+    let too_large = letter_of(&letters, &input, 0, 1);
+    assert_dead_letter(too_large, "too_large", (&input, 0, 1), "classifier");
+    assert_eq!(
+        too_large.header("auditflow.error.value_dropped"),
+        Some("17")
+    );
+    assert_eq!(
+        too_large.header("auditflow.error.headers_dropped"),
+        Some("1")
+    );
+    assert_eq!(too_large.header("ce_pad"), None, "the big header went");
+    for (name, value) in &binary_pad[..4] {
+        assert_eq!(
+            too_large.header(name).map(str::as_bytes),
+            Some(value.as_slice())
+        );
+    }
+
+    let headers = letter_of(&letters, &input, 0, 2);
+    assert_dead_letter(headers, "invalid_json", (&input, 0, 2), "classifier");
+    assert_eq!(headers.header("auditflow.error.value_dropped"), Some("9"));
+    let dropped: usize = headers
+        .header("auditflow.error.headers_dropped")
+        .expect("headers dropped")
+        .parse()
+        .unwrap();
+    let kept = headers
+        .headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-pad-"))
+        .count();
+    assert_eq!(kept + dropped, 300);
+    assert!(kept > 100, "only as many as needed went: {kept} kept");
+
+    let keyed = letter_of(&letters, &input, 0, 3);
+    assert_dead_letter(keyed, "invalid_json", (&input, 0, 3), "classifier");
+    assert_eq!(keyed.key, None);
+    assert_eq!(keyed.header("auditflow.error.key_dropped"), Some("2000000"));
+    assert_eq!(keyed.header("auditflow.error.headers_dropped"), None);
+
+    let text = metrics.render();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "auditflow_dead_lettered_total",
+            r#"service="classifier""#
+        ),
+        3
+    );
+}
+
+/// Issue 12.2.9: a transaction's batch is bounded by bytes as well as by records — half of
+/// `[kafka] max_in_flight_bytes`, since one batch commits while the next is prepared — so a
+/// backlog of large records is never gathered whole into memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_of_large_records_are_bounded_by_bytes() {
+    let mut setup = Setup::new("cls_bytes", 1).await;
+    // 1 MiB in flight: batches close at 512 KiB, three of these 200 kB records.
+    setup.config.kafka.max_in_flight_bytes = 1024 * 1024;
+    // Records alone would let one batch take the whole backlog: it is all there before the
+    // classifier starts, and a batch may wait far longer than fetching it takes.
+    setup.config.kafka.batch_max_wait_ms = 5_000;
+    let pad = "p".repeat(200_000);
+    let inputs: Vec<Input> = (0..20)
+        .map(|i| {
+            structured(
+                format!(
+                    r#"{{"id":"big-{i}","source":"s","type":"user.created","data":{{"user_id":"u{i}","pad":"{pad}"}}}}"#
+                )
+                .as_bytes(),
+            )
+        })
+        .collect();
+    produce(&setup.bootstrap, &setup.input, &inputs).await;
+
+    let (shutdown, metrics, _health, task) = start_classifier(&setup.config);
+    wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
+    // Counts follow the commit they count: wait for them (a deadline guards the wait).
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = metrics.render();
+        if metric_sum(
+            &text,
+            "auditflow_consumed_records_total",
+            r#"service="classifier""#,
+        ) >= 20
+            || started.elapsed() > DEADLINE
+        {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    shutdown.trigger();
+    task.await
+        .expect("classifier task")
+        .expect("classifier ran");
+
+    assert_eq!(
+        read_committed(&setup.bootstrap, &setup.config.topics.user_action).len(),
+        20
+    );
+    let committed = metric(
+        &text,
+        r#"auditflow_transactions_total{result="committed",service="classifier"}"#,
+    );
+    // At most three records per transaction: at least seven transactions for twenty.
+    assert!(committed >= 7, "{committed} transactions:\n{text}");
 }

@@ -160,6 +160,13 @@ pub struct KafkaSettings {
     /// At-least-once services pause consumption while this many records are consumed but not
     /// yet durably written.
     pub max_in_flight_records: usize,
+    /// The bytes (keys, values and headers) of records consumed but not yet durably written
+    /// (sink, causality indexer) or committed (classifier, security monitor) that a service
+    /// holds before it pauses consumption: at-least-once services pause at it, exactly-once
+    /// services close each transaction's batch at half of it (one batch is committing while
+    /// the next is prepared). Bounds memory whatever the records' sizes; a record larger
+    /// than the budget is still taken, alone.
+    pub max_in_flight_bytes: usize,
     /// How often at-least-once services commit their durably-written watermark.
     pub commit_interval_ms: u64,
 }
@@ -174,6 +181,7 @@ impl Default for KafkaSettings {
             transaction_max_records: 5000,
             batch_max_wait_ms: 100,
             max_in_flight_records: 10_000,
+            max_in_flight_bytes: 64 * 1024 * 1024,
             commit_interval_ms: 1000,
         }
     }

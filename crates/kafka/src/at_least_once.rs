@@ -6,11 +6,12 @@
 //! shutdown). A crash therefore redelivers, never skips; idempotent writes (keys from the
 //! deterministic ids) turn redelivery into "stored exactly once".
 //!
-//! Backpressure: when `max_in_flight_records` are consumed but not durable, every owned
-//! partition is paused — the loop keeps polling so rebalances are still served — and resumed
-//! when half the work has drained. A failing write is retried with backoff for as long as it
-//! takes (a database outage delays, never loses), which keeps its records in flight, which
-//! keeps consumption paused: memory stays bounded under any backlog.
+//! Backpressure: when `max_in_flight_records` are consumed but not durable, or their bytes
+//! reach `max_in_flight_bytes`, every owned partition is paused — the loop keeps polling so
+//! rebalances are still served — and resumed when both have drained to half. A failing write
+//! is retried with backoff for as long as it takes (a database outage delays, never loses),
+//! which keeps its records in flight, which keeps consumption paused: memory stays bounded
+//! under any backlog, whatever the records' sizes.
 //!
 //! What a failed write means decides what happens next ([`WriteFault`]):
 //! - **transient** (the database is slow, unreachable, restarting): the batch is retried with
@@ -282,6 +283,8 @@ pub async fn spawn<W: BatchWriter>(
         ledger,
         tasks: JoinSet::new(),
         batch: Vec::new(),
+        batch_bytes: 0,
+        bytes_in_flight: 0,
         paused: false,
     };
     let result = state.run(&shutdown).await;
@@ -300,9 +303,10 @@ struct Counted {
     stored: Stored,
 }
 
-/// What a batch's task hands back: what became of it (`Ok(None)`: abandoned at shutdown;
-/// `Err`: the store refused it for a deployment fault).
+/// What a batch's task hands back: the bytes it held, and what became of it (`Ok(None)`:
+/// abandoned at shutdown; `Err`: the store refused it for a deployment fault).
 struct Finished {
+    bytes: usize,
     result: Result<Option<Done>, WriteError>,
 }
 
@@ -317,13 +321,21 @@ struct LoopState<W> {
     ledger: Arc<Mutex<OffsetLedger>>,
     tasks: JoinSet<Finished>,
     batch: Vec<InputRecord>,
+    /// Bytes of `batch` ([`InputRecord::encoded_len`]).
+    batch_bytes: usize,
+    /// Bytes of every record held: the batch being filled and the batches being written.
+    bytes_in_flight: usize,
     paused: bool,
 }
 
 impl<W: BatchWriter> LoopState<W> {
     async fn run(&mut self, shutdown: &Shutdown) -> Result<()> {
         let max_in_flight = self.spec.kafka.max_in_flight_records.max(1);
+        let max_bytes = self.spec.kafka.max_in_flight_bytes.max(1);
         let batch_max = self.spec.kafka.batch_max_records.max(1);
+        // A budget's worth of large records goes out as several batches written side by
+        // side, not as one.
+        let batch_max_bytes = (max_bytes / 4).max(1);
         let mut commit_tick = tokio::time::interval(Duration::from_millis(
             self.spec.kafka.commit_interval_ms.max(10),
         ));
@@ -335,6 +347,7 @@ impl<W: BatchWriter> LoopState<W> {
                 _ = shutdown.wait() => return Ok(()),
                 Some(done) = self.tasks.join_next() => {
                     let finished = done.map_err(|err| Error::Task(err.to_string()))?;
+                    self.bytes_in_flight -= finished.bytes;
                     match finished.result {
                         Ok(Some(done)) => self.complete(done),
                         Ok(None) => {} // abandoned at shutdown
@@ -350,7 +363,10 @@ impl<W: BatchWriter> LoopState<W> {
                         }
                     }
                     let in_flight = lock(&self.ledger).in_flight();
-                    if self.paused && in_flight <= max_in_flight / 2 {
+                    if self.paused
+                        && in_flight <= max_in_flight / 2
+                        && self.bytes_in_flight <= max_bytes / 2
+                    {
                         self.set_paused(false);
                     }
                 }
@@ -372,16 +388,22 @@ impl<W: BatchWriter> LoopState<W> {
                         }
                     };
                     lock(&self.ledger).track(&record.partition_id(), record.offset);
+                    let bytes = record.encoded_len();
+                    self.batch_bytes += bytes;
+                    self.bytes_in_flight += bytes;
                     self.batch.push(record);
-                    if self.batch.len() >= batch_max {
+                    if self.batch.len() >= batch_max || self.batch_bytes >= batch_max_bytes {
                         self.dispatch(shutdown);
                     }
-                    if lock(&self.ledger).in_flight() >= max_in_flight {
+                    if lock(&self.ledger).in_flight() >= max_in_flight
+                        || self.bytes_in_flight >= max_bytes
+                    {
                         self.set_paused(true);
                     }
                 }
             }
             self.metrics.set_in_flight(lock(&self.ledger).in_flight());
+            self.metrics.set_in_flight_bytes(self.bytes_in_flight);
         }
     }
 
@@ -393,7 +415,12 @@ impl<W: BatchWriter> LoopState<W> {
             (assignment.take_changes(), assignment.joined())
         };
         self.readiness.set_consumer_joined(joined);
-        changes.drop_revoked(&mut self.batch);
+        if !changes.revoked.is_empty() {
+            changes.drop_revoked(&mut self.batch);
+            let kept: usize = self.batch.iter().map(InputRecord::encoded_len).sum();
+            self.bytes_in_flight -= self.batch_bytes - kept;
+            self.batch_bytes = kept;
+        }
         if self.paused && !changes.assigned.is_empty() {
             self.set_paused(true);
         }
@@ -429,13 +456,14 @@ impl<W: BatchWriter> LoopState<W> {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
+        let bytes = std::mem::take(&mut self.batch_bytes);
         let writer = self.writer.clone();
         let dead_letters = self.dead_letters.clone();
         let metrics = self.metrics.clone();
         let shutdown = shutdown.clone();
         self.tasks.spawn(async move {
             let result = write_batch(&*writer, &batch, &dead_letters, &metrics, &shutdown).await;
-            Finished { result }
+            Finished { bytes, result }
         });
     }
 

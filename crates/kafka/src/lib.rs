@@ -30,11 +30,12 @@
 //!   a committer thread runs each batch's transaction (outputs, dead letters and input offsets
 //!   together), one at a time, overlapping the next batch's poll and transform; on an abortable
 //!   error it aborts and the loop seeks back to the committed offsets. At most one batch is in
-//!   the transaction and one being prepared, which is the backpressure.
+//!   the transaction and one being prepared, which is the backpressure; each batch closes at
+//!   `transaction_max_records` or half of `max_in_flight_bytes`, whichever comes first.
 //! - **At-least-once with idempotent writes** (outputs are database rows): an async task polls,
 //!   hands batches to the service's writer concurrently, tracks each partition's
 //!   [`Watermark`], and commits only up to the contiguous durably-written offset. When too many
-//!   records are in flight it *pauses* its partitions and keeps polling (a consumer that stops
+//!   records, or too many bytes, are in flight it *pauses* its partitions and keeps polling (a consumer that stops
 //!   polling stalls rebalances and is thrown out of the group).
 //!
 //! In both, rebalance callbacks only do bookkeeping; the loop reacts to the changes right after
@@ -63,9 +64,13 @@
 //! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
 //!   idempotent writes (keys from the deterministic ids) and returns one
 //!   [`at_least_once::Stored`] per record, in order; [`at_least_once::split_batch`] does the
-//!   decoding half. An `Err` retries the whole batch with backoff for as long as it takes, its
-//!   records stay in flight, and once `max_in_flight_records` are in flight every owned
-//!   partition is paused (resumed at half), so a database outage delays and never grows memory.
+//!   decoding half. An `Err` says what it means ([`at_least_once::WriteFault`]): a transient
+//!   one retries the batch with backoff for as long as it takes; one about a record halves the
+//!   batch until the records that fail alone are found and dead-letters them
+//!   (`store_rejected`); one about the deployment stops the loop. While writes fail their
+//!   records stay in flight, and once `max_in_flight_records` or `max_in_flight_bytes` are in
+//!   flight every owned partition is paused (resumed when both are at half), so a database
+//!   outage delays and never grows memory.
 //!   Offsets are committed up to each partition's [`Watermark`] every `commit_interval_ms`,
 //!   inside the revocation callback (before the partition changes hands), and at shutdown.
 //!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`; or, as the sink

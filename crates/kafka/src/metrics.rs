@@ -61,6 +61,7 @@ struct Families {
     consumer_lag: IntGaugeVec,
     assigned_partitions: IntGaugeVec,
     in_flight: IntGaugeVec,
+    in_flight_bytes: IntGaugeVec,
     write_errors: IntCounterVec,
     batch_write: HistogramVec,
     end_to_end: HistogramVec,
@@ -196,6 +197,11 @@ impl Metrics {
             in_flight: gauge(
                 "auditflow_in_flight_records",
                 "Records consumed whose work is not yet durable.",
+                &["service"],
+            )?,
+            in_flight_bytes: gauge(
+                "auditflow_in_flight_bytes",
+                "Bytes of the records consumed whose work is not yet durable (or committed).",
                 &["service"],
             )?,
             write_errors: counter(
@@ -372,6 +378,13 @@ impl ServiceMetrics {
             .in_flight
             .with_label_values(&[self.service.as_str()])
             .set(n as i64);
+    }
+
+    pub fn set_in_flight_bytes(&self, n: usize) {
+        self.families
+            .in_flight_bytes
+            .with_label_values(&[self.service.as_str()])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// A failed database write, by what it means ([`WriteFault`]).

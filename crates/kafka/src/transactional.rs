@@ -326,10 +326,15 @@ impl<T: Transform> TransactionalLoop<T> {
         Ok(())
     }
 
+    /// A batch closes at `transaction_max_records`, at half of `max_in_flight_bytes` (this
+    /// batch and the one committing are what the loop holds), or when it has waited
+    /// `batch_max_wait_ms`.
     fn poll_batch(&mut self, shutdown: &Shutdown) -> Result<Vec<InputRecord>> {
         let max = self.spec.kafka.transaction_max_records.max(1);
+        let max_bytes = (self.spec.kafka.max_in_flight_bytes / 2).max(1);
         let wait = Duration::from_millis(self.spec.kafka.batch_max_wait_ms);
         let mut batch = Vec::new();
+        let mut bytes = 0;
         let mut deadline: Option<Instant> = None;
         loop {
             let timeout = match deadline {
@@ -349,6 +354,7 @@ impl<T: Transform> TransactionalLoop<T> {
                 Some(Ok(record))
                     if lock(&self.assignment).owns_record(&record.topic, record.partition) =>
                 {
+                    bytes += record.encoded_len();
                     batch.push(record);
                     deadline.get_or_insert_with(|| Instant::now() + wait);
                 }
@@ -357,7 +363,7 @@ impl<T: Transform> TransactionalLoop<T> {
                     tracing::warn!(service = %self.spec.service, error = %err, "consumer error")
                 }
             }
-            let full = batch.len() >= max;
+            let full = batch.len() >= max || bytes >= max_bytes;
             let due = deadline.is_some_and(|d| Instant::now() >= d);
             let idle = batch.is_empty()
                 && (shutdown.is_triggered()

@@ -27,6 +27,12 @@
 //!
 //! Then drops both keyspaces, the topics and the consumer group, and prints a summary. Needs the
 //! local stack (`cargo xtask up`) and an up-to-date release binary.
+//!
+//! **Maximum-size records** (`LOAD_RECORD_BYTES=N`): every record is instead a user action of
+//! about N bytes (a `context` the sink stores, sealed, like any other; N = 990000 is as large
+//! as librdkafka's default `message.max.bytes` lets a producer send), and the baseline is left
+//! out: the figure is the sink's memory while it drains that backlog. The sink child inherits
+//! this process's environment, so `AUDITFLOW_KAFKA__MAX_IN_FLIGHT_BYTES=…` sets its budget.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -143,13 +149,31 @@ async fn measure(
     raw_concurrency: Option<usize>,
 ) {
     let started = Instant::now();
-    let mix = produce(config, records).await;
+    let record_bytes: Option<usize> = std::env::var("LOAD_RECORD_BYTES")
+        .ok()
+        .map(|n| n.parse().expect("LOAD_RECORD_BYTES is a number"));
+    let mix = match record_bytes {
+        Some(bytes) => produce_large(config, records, bytes).await,
+        None => produce(config, records).await,
+    };
     println!(
         "produced {records} records in {:.1} s: {mix}",
         started.elapsed().as_secs_f64()
     );
 
     let sink = run_sink(binary, overrides, config, records).await;
+    if record_bytes.is_some() {
+        println!(
+            "sink draining {records} records of {mix}: {:.1} records/s (first to last commit), \
+             wall {:.1} s, peak RSS (VmHWM) {:.1} MiB, max sampled VmRSS {:.1} MiB; CPU {:.1} s",
+            sink.records_per_sec,
+            sink.wall_secs,
+            sink.peak_kib as f64 / 1024.0,
+            sink.max_rss_kib as f64 / 1024.0,
+            sink.cpu_secs
+        );
+        return;
+    }
     let session = session(config).await;
     let sink_rows = written_rows(&session, &config.store.keyspace).await;
 
@@ -336,6 +360,50 @@ async fn produce(config: &Config, records: usize) -> String {
         share(&by_topic),
         share(&by_class)
     )
+}
+
+/// `records` user actions of about `bytes` bytes each (the `LOAD_RECORD_BYTES` mode), sent
+/// a few dozen megabytes at a time.
+async fn produce_large(config: &Config, records: usize, bytes: usize) -> String {
+    const CHUNK_BYTES: usize = 64 << 20;
+    let producer: FutureProducer = client::producer_config(&config.kafka)
+        .create()
+        .expect("producer");
+    let topic = &config.topics.user_action;
+    let pad = "x".repeat(bytes.saturating_sub(600));
+    let mut produced = 0;
+    while produced < records {
+        let chunk: Vec<(String, Vec<u8>)> = (produced..records)
+            .take((CHUNK_BYTES / bytes.max(1)).max(1))
+            .map(|i| {
+                let user = format!("bench-user-{}", i % USERS);
+                let time =
+                    DateTime::<Utc>::from_timestamp_millis(1_795_132_800_000 + 250 * i as i64)
+                        .expect("a time");
+                let event = json!({
+                    "specversion": "1.0", "id": format!("big-{i}"), "source": "/bench/sink-load",
+                    "type": "audit.user.action", "subject": format!("user:{user}"),
+                    "time": time.to_rfc3339(), "causationid": format!("in-{i}"),
+                    "correlationid": format!("in-{i}"), "originaltype": "user.page.viewed",
+                    "retention": "general", "samplerate": 1,
+                    "data": {"user_id": user, "action": "user.page.viewed", "outcome": "success",
+                             "risk_level": "low", "context": {"pad": pad}},
+                });
+                (user, serde_json::to_vec(&event).expect("JSON"))
+            })
+            .collect();
+        let sends = chunk.iter().map(|(key, payload)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(60),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).expect("produce");
+        }
+        produced += chunk.len();
+    }
+    format!("{bytes} bytes each (user actions, general class)")
 }
 
 struct SinkRun {
