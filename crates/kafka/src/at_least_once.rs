@@ -41,7 +41,7 @@ use std::time::Duration;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 
@@ -669,21 +669,20 @@ impl DeadLetters {
         let mut record =
             dead_letter_record(source, letter, &self.service, &self.topic, self.max_bytes);
         let mut backoff = RETRY_BACKOFF.0;
+        let mut shrunk = false;
         loop {
-            let mut future: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&record.topic).headers(record.kafka_headers());
-            if let Some(key) = &record.key {
-                future = future.key(key.as_slice());
-            }
-            if let Some(payload) = &record.payload {
-                future = future.payload(payload.as_slice());
-            }
-            match self.producer.send(future, Duration::from_secs(30)).await {
+            match self
+                .producer
+                .send(record.future_record(), Duration::from_secs(30))
+                .await
+            {
                 Ok(_) => return true,
+                // Once: were the smallest letter refused too, waiting is all that is left.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))
-                    if record.encoded_len() > MIN_LIMIT =>
+                    if !shrunk =>
                 {
                     tracing::warn!(service = %self.service, bytes = record.encoded_len(), "dead letter refused for its size; sending it without the original");
+                    shrunk = true;
                     record =
                         dead_letter_record(source, letter, &self.service, &self.topic, MIN_LIMIT);
                 }
@@ -814,6 +813,22 @@ mod tests {
 
     const FAST: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(2));
 
+    /// [`store_batch`] as the sink's, with a quick backoff and no shutdown.
+    async fn store_all(
+        store: &FakeStore,
+        batch: &[InputRecord],
+        metrics: &Metrics,
+    ) -> Result<Option<Vec<Stored>>, WriteError> {
+        store_batch(
+            store,
+            batch,
+            &metrics.service("sink"),
+            &Shutdown::new(),
+            FAST,
+        )
+        .await
+    }
+
     fn batch(refused: &[i64]) -> Vec<InputRecord> {
         (0..100)
             .map(|i| {
@@ -834,16 +849,10 @@ mod tests {
         let store = FakeStore::default();
         let refused = [0, 3, 50, 51, 99];
         let batch = batch(&refused);
-        let outcomes = store_batch(
-            &store,
-            &batch,
-            &metrics.service("sink"),
-            &Shutdown::new(),
-            FAST,
-        )
-        .await
-        .expect("no deployment fault")
-        .expect("not abandoned");
+        let outcomes = store_all(&store, &batch, &metrics)
+            .await
+            .expect("no deployment fault")
+            .expect("not abandoned");
         assert_eq!(outcomes.len(), 100);
         for (i, stored) in outcomes.iter().enumerate() {
             let i = i as i64;
@@ -887,16 +896,7 @@ mod tests {
             ..FakeStore::default()
         };
         let batch = batch(&[]);
-        let outcomes = store_batch(
-            &store,
-            &batch,
-            &metrics.service("sink"),
-            &Shutdown::new(),
-            FAST,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let outcomes = store_all(&store, &batch, &metrics).await.unwrap().unwrap();
         assert_eq!(
             outcomes
                 .iter()
@@ -921,16 +921,7 @@ mod tests {
             ..FakeStore::default()
         };
         let batch = batch(&[60]);
-        let outcomes = store_batch(
-            &store,
-            &batch,
-            &metrics.service("sink"),
-            &Shutdown::new(),
-            FAST,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let outcomes = store_all(&store, &batch, &metrics).await.unwrap().unwrap();
         assert!(matches!(&outcomes[60], Stored::DeadLetter(l) if l.reason == STORE_REJECTED));
         let calls = store.calls.lock().unwrap().clone();
         assert_eq!(calls[0], 0..100, "refused: a record fault");
@@ -951,12 +942,11 @@ mod tests {
         };
         let batch = batch(&[5]);
         // A guard, not a timing expectation: retrying (as the loop once did) never returns.
-        let (sink, shutdown) = (metrics.service("sink"), Shutdown::new());
-        let written = store_batch(&store, &batch, &sink, &shutdown, FAST);
-        let refused = tokio::time::timeout(Duration::from_secs(60), written)
-            .await
-            .expect("stopped, not retried for ever")
-            .expect_err("a deployment fault stops the loop");
+        let refused =
+            tokio::time::timeout(Duration::from_secs(60), store_all(&store, &batch, &metrics))
+                .await
+                .expect("stopped, not retried for ever")
+                .expect_err("a deployment fault stops the loop");
         assert_eq!(refused.fault(), WriteFault::Deployment);
         assert_eq!(refused.to_string(), "unauthorized");
         assert_eq!(

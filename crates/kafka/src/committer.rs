@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::rebalance::offsets_list;
@@ -152,14 +152,7 @@ fn await_deliveries(producer: &BaseProducer) {
 }
 
 fn send(producer: &BaseProducer, output: &OutputRecord) -> Result<(), TxnError> {
-    let mut record: BaseRecord<'_, [u8], [u8]> =
-        BaseRecord::to(&output.topic).headers(output.kafka_headers());
-    if let Some(key) = &output.key {
-        record = record.key(key.as_slice());
-    }
-    if let Some(payload) = &output.payload {
-        record = record.payload(payload.as_slice());
-    }
+    let mut record = output.base_record();
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),

@@ -247,7 +247,7 @@ mod tests {
     use proptest::prelude::*;
     use rdkafka::ClientConfig;
     use rdkafka::error::KafkaError;
-    use rdkafka::producer::{BaseProducer, BaseRecord};
+    use rdkafka::producer::BaseProducer;
     use rdkafka::types::RDKafkaErrorCode;
 
     use super::*;
@@ -291,15 +291,7 @@ mod tests {
             .set("log_level", "0")
             .create()
             .expect("producer");
-        let mut out: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&record.topic).headers(record.kafka_headers());
-        if let Some(key) = &record.key {
-            out = out.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            out = out.payload(payload.as_slice());
-        }
-        let accepted = match producer.send(out) {
+        let accepted = match producer.send(record.base_record()) {
             Ok(()) => true,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => false,
             Err((other, _)) => panic!("unexpected producer error: {other}"),

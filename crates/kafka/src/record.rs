@@ -6,6 +6,7 @@
 //! becomes outputs, a sampled-out count, an ignored count or a dead letter).
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, FutureRecord};
 
 /// One partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,6 +126,30 @@ impl OutputRecord {
     /// The bytes the producer counts against `message.max.bytes` ([`wire_len`]).
     pub fn encoded_len(&self) -> usize {
         wire_len(self.key.as_deref(), self.payload.as_deref(), &self.headers)
+    }
+
+    /// The record in librdkafka's form, for a `BaseProducer`.
+    pub(crate) fn base_record(&self) -> BaseRecord<'_, [u8], [u8]> {
+        let mut record = BaseRecord::to(&self.topic).headers(self.kafka_headers());
+        if let Some(key) = &self.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &self.payload {
+            record = record.payload(payload.as_slice());
+        }
+        record
+    }
+
+    /// The record in librdkafka's form, for a `FutureProducer`.
+    pub(crate) fn future_record(&self) -> FutureRecord<'_, [u8], [u8]> {
+        let mut record = FutureRecord::to(&self.topic).headers(self.kafka_headers());
+        if let Some(key) = &self.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &self.payload {
+            record = record.payload(payload.as_slice());
+        }
+        record
     }
 
     /// The headers in librdkafka's form, for producing.

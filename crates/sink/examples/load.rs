@@ -338,15 +338,13 @@ async fn produce(config: &Config, records: usize) -> String {
                 chunk.push((output.topic, output.key, payload));
             }
         }
-        let sends = chunk.iter().map(|(topic, key, payload)| {
-            producer.send(
-                FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(60),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| e).expect("produce");
-        }
+        send_all(
+            &producer,
+            chunk
+                .iter()
+                .map(|(topic, key, payload)| (&**topic, &**key, &**payload)),
+        )
+        .await;
         produced += chunk.len();
     }
     let share = |m: &BTreeMap<String, usize>| {
@@ -392,18 +390,32 @@ async fn produce_large(config: &Config, records: usize, bytes: usize) -> String 
                 (user, serde_json::to_vec(&event).expect("JSON"))
             })
             .collect();
-        let sends = chunk.iter().map(|(key, payload)| {
-            producer.send(
-                FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(60),
-            )
-        });
-        for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| e).expect("produce");
-        }
+        send_all(
+            &producer,
+            chunk
+                .iter()
+                .map(|(key, payload)| (topic.as_str(), &**key, &**payload)),
+        )
+        .await;
         produced += chunk.len();
     }
     format!("{bytes} bytes each (user actions, general class)")
+}
+
+/// Produces `(topic, key, payload)` records and waits for every acknowledgement.
+async fn send_all<'a>(
+    producer: &FutureProducer,
+    records: impl Iterator<Item = (&'a str, &'a str, &'a [u8])>,
+) {
+    let sends = records.map(|(topic, key, payload)| {
+        producer.send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(60),
+        )
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).expect("produce");
+    }
 }
 
 struct SinkRun {
