@@ -126,10 +126,20 @@ pub fn start_indexer(
     Shutdown,
     tokio::task::JoinHandle<Result<(), auditflow_causality_indexer::Error>>,
 ) {
+    start_indexer_with(config, &Metrics::new().expect("metrics"))
+}
+
+/// [`start_indexer`], recording into `metrics` (for tests that read the indexer's counters).
+pub fn start_indexer_with(
+    config: &Config,
+    metrics: &Metrics,
+) -> (
+    Shutdown,
+    tokio::task::JoinHandle<Result<(), auditflow_causality_indexer::Error>>,
+) {
     let shutdown = Shutdown::new();
-    let (config, stop) = (config.clone(), shutdown.clone());
+    let (config, metrics, stop) = (config.clone(), metrics.clone(), shutdown.clone());
     let task = tokio::spawn(async move {
-        let metrics = Metrics::new().expect("metrics");
         auditflow_causality_indexer::run(&config, &metrics, &Health::new(), stop).await
     });
     (shutdown, task)

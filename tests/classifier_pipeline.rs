@@ -207,21 +207,10 @@ async fn counters_add_up_to_what_was_consumed() {
     wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
     let ready = http_get(addr, "/readyz").await;
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    // The counts of a transaction are applied just after it commits: the group's committed
-    // offsets (what `wait_caught_up` saw) can be a moment ahead of them.
-    let started = std::time::Instant::now();
-    let text = loop {
-        let text = http_get(addr, "/metrics").await;
-        let consumed = metric_sum(
-            &text,
-            "auditflow_consumed_records_total",
-            r#"service="classifier""#,
-        );
-        if consumed >= inputs.len() as u64 || started.elapsed() > DEADLINE {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let text = once_counted(inputs.len() as u64, async || {
+        http_get(addr, "/metrics").await
+    })
+    .await;
     shutdown.trigger();
     task.await
         .expect("classifier task")
@@ -441,21 +430,7 @@ async fn transactions_of_large_records_are_bounded_by_bytes() {
 
     let (shutdown, metrics, _health, task) = start_classifier(&setup.config);
     wait_caught_up(&setup.bootstrap, &setup.group(), &setup.input).await;
-    // Counts follow the commit they count: wait for them (a deadline guards the wait).
-    let started = std::time::Instant::now();
-    let text = loop {
-        let text = metrics.render();
-        if metric_sum(
-            &text,
-            "auditflow_consumed_records_total",
-            r#"service="classifier""#,
-        ) >= 20
-            || started.elapsed() > DEADLINE
-        {
-            break text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let text = once_counted(20, async || metrics.render()).await;
     shutdown.trigger();
     task.await
         .expect("classifier task")
@@ -471,4 +446,24 @@ async fn transactions_of_large_records_are_bounded_by_bytes() {
     );
     // At most three records per transaction: at least seven transactions for twenty.
     assert!(committed >= 7, "{committed} transactions:\n{text}");
+}
+
+/// The classifier's metrics (`read` fetches them) once it has counted `n` consumed records.
+/// The counts of a transaction are applied just after it commits: the group's committed
+/// offsets (what `wait_caught_up` saw) can be a moment ahead of them. After the deadline the
+/// text is returned as it is, for the caller's assertions to say what is missing.
+async fn once_counted(n: u64, mut read: impl AsyncFnMut() -> String) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = read().await;
+        let consumed = metric_sum(
+            &text,
+            "auditflow_consumed_records_total",
+            r#"service="classifier""#,
+        );
+        if consumed >= n || started.elapsed() > DEADLINE {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

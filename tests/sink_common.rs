@@ -18,8 +18,8 @@ use scylla::client::session_builder::SessionBuilder;
 pub mod kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use kafka::{
-    DEADLINE, Input, Stream, consumed_at, create_topic, free_port, produce, read_committed,
-    wait_for_split_at,
+    DEADLINE, Input, Stream, consumed_at, create_topic, create_topic_with, free_port, produce,
+    read_committed, wait_for_split_at,
 };
 
 /// One test's private topics, group and keyspace.
@@ -320,12 +320,23 @@ pub fn start_sink(
     Shutdown,
     tokio::task::JoinHandle<Result<(), auditflow_sink::Error>>,
 ) {
+    start_sink_with(config, &Metrics::new().expect("metrics"))
+}
+
+/// [`start_sink`], recording into `metrics` (for tests that read the sink's counters).
+pub fn start_sink_with(
+    config: &Config,
+    metrics: &Metrics,
+) -> (
+    Shutdown,
+    tokio::task::JoinHandle<Result<(), auditflow_sink::Error>>,
+) {
     let shutdown = Shutdown::new();
-    let (config, stop) = (config.clone(), shutdown.clone());
-    let task = tokio::spawn(async move {
-        let metrics = Metrics::new().expect("metrics");
-        auditflow_sink::run(&config, &metrics, &Health::new(), stop).await
-    });
+    let (config, metrics, stop) = (config.clone(), metrics.clone(), shutdown.clone());
+    let task =
+        tokio::spawn(
+            async move { auditflow_sink::run(&config, &metrics, &Health::new(), stop).await },
+        );
     (shutdown, task)
 }
 

@@ -18,6 +18,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -39,7 +40,8 @@ fn bootstrap() -> String {
     bootstrap
 }
 
-/// Remembers what it wrote; fails its first `failures` calls; dead-letters payloads `bad`.
+/// Remembers what it wrote; fails its first `failures` calls; dead-letters payloads starting
+/// with `bad`.
 #[derive(Clone, Default)]
 struct MemoryStore {
     written: Arc<Mutex<Vec<(i32, i64)>>>,
@@ -56,7 +58,7 @@ impl BatchWriter for MemoryStore {
         Ok(batch
             .iter()
             .map(|r| {
-                if r.payload() == b"bad" {
+                if r.payload().starts_with(b"bad") {
                     Stored::DeadLetter(DeadLetter::new("schema_violation", "test says so"))
                 } else {
                     written.push((r.partition, r.offset));
@@ -70,21 +72,148 @@ impl BatchWriter for MemoryStore {
     }
 }
 
-async fn produce(bootstrap: &str, topic: &str, payloads: impl Iterator<Item = String>) {
+/// A record to produce: its payload (also its key) and headers.
+type Outgoing = (String, Vec<(String, Vec<u8>)>);
+/// A topic to create: name, partitions, topic-level configuration.
+type NewTopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
+/// Produces each payload (keyed by itself) and returns where each landed: (partition, offset).
+async fn produce(
+    bootstrap: &str,
+    topic: &str,
+    payloads: impl Iterator<Item = String>,
+) -> Vec<(i32, i64)> {
+    let payloads: Vec<Outgoing> = payloads.map(|p| (p, Vec::new())).collect();
+    produce_with_headers(bootstrap, topic, &payloads).await
+}
+
+/// Produces each payload with its headers (keyed by the payload); returns where each landed.
+async fn produce_with_headers(
+    bootstrap: &str,
+    topic: &str,
+    records: &[Outgoing],
+) -> Vec<(i32, i64)> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("message.max.bytes", "4000000")
         .create()
         .expect("producer");
-    let payloads: Vec<String> = payloads.collect();
-    let sends = payloads.iter().map(|p| {
+    let sends = records.iter().map(|(p, headers)| {
+        let headers = headers.iter().fold(OwnedHeaders::new(), |hs, (k, v)| {
+            hs.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
         producer.send(
-            FutureRecord::to(topic).key(p.as_str()).payload(p),
+            FutureRecord::to(topic)
+                .key(p.as_str())
+                .payload(p)
+                .headers(headers),
             Duration::from_secs(30),
         )
     });
-    for r in futures::future::join_all(sends).await {
-        r.map_err(|(e, _)| e).expect("produce");
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| {
+            let delivered = r.map_err(|(e, _)| e).expect("produce");
+            (delivered.partition, delivered.offset)
+        })
+        .collect()
+}
+
+async fn create_topics(bootstrap: &str, topics: &[NewTopicSpec<'_>]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions, config)| {
+            config.iter().fold(
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
+        .collect();
+    for r in admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        r.expect("topic");
     }
+}
+
+/// A dead letter as read back: key, value, headers (a header's last value wins).
+struct Letter {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Letter {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// Where the letter says its original is.
+    fn source(&self) -> (String, i32, i64) {
+        (
+            self.header("auditflow.source.topic")
+                .expect("source topic")
+                .to_owned(),
+            self.header("auditflow.source.partition")
+                .expect("source partition")
+                .parse()
+                .expect("a partition number"),
+            self.header("auditflow.source.offset")
+                .expect("source offset")
+                .parse()
+                .expect("an offset"),
+        )
+    }
+}
+
+/// Reads `n` records of `topic` from the beginning.
+fn read_letters(bootstrap: &str, topic: &str, n: usize) -> Vec<Letter> {
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[topic]).expect("subscribe");
+    let mut letters = Vec::new();
+    let started = Instant::now();
+    while letters.len() < n {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "only {} dead letters of {n}",
+            letters.len()
+        );
+        if let Some(m) = reader.poll(Duration::from_millis(200)) {
+            let m = m.expect("dead letter");
+            letters.push(Letter {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    letters
 }
 
 fn offsets(bootstrap: &str, group: &str, topic: &str) -> (Vec<i64>, Vec<i64>) {
@@ -94,7 +223,13 @@ fn offsets(bootstrap: &str, group: &str, topic: &str) -> (Vec<i64>, Vec<i64>) {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    let ends: Vec<i64> = (0..3)
+    let partitions = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata")
+        .topics()[0]
+        .partitions()
+        .len() as i32;
+    let ends: Vec<i64> = (0..partitions)
         .map(|p| {
             tpl.add_partition(topic, p);
             c.fetch_watermarks(topic, p, Duration::from_secs(10))
@@ -157,24 +292,12 @@ async fn writes_everything_retries_failures_and_commits_the_watermark() {
         Instant::now().elapsed().as_nanos()
     );
     let topic = format!("{run}.in");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .expect("admin");
-    for r in admin
-        .create_topics(
-            &[
-                NewTopic::new(&topic, 3, TopicReplication::Fixed(1)),
-                NewTopic::new(&format!("{run}.dlq"), 1, TopicReplication::Fixed(1)),
-            ],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("create topics")
-    {
-        r.expect("topic");
-    }
-    produce(
+    create_topics(
+        &bootstrap,
+        &[(&topic, 3, &[]), (&format!("{run}.dlq"), 1, &[])],
+    )
+    .await;
+    let landed = produce(
         &bootstrap,
         &topic,
         (0..1000).map(|i| {
@@ -186,6 +309,10 @@ async fn writes_everything_retries_failures_and_commits_the_watermark() {
         }),
     )
     .await;
+    let bad: BTreeSet<(i32, i64)> = (0..1000)
+        .filter(|i| i % 100 == 7)
+        .map(|i| landed[i])
+        .collect();
 
     let spec = LoopSpec {
         service: "test".into(),
@@ -214,30 +341,132 @@ async fn writes_everything_retries_failures_and_commits_the_watermark() {
         "failed writes were retried"
     );
 
-    // The dead letters, original bytes and a reason.
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", format!("{run}-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("reader");
-    reader
-        .subscribe(&[&format!("{run}.dlq")])
-        .expect("subscribe");
-    let mut letters = 0;
-    let started = Instant::now();
-    while letters < 10 {
-        assert!(started.elapsed() < DEADLINE, "only {letters} dead letters");
-        if let Some(m) = reader.poll(Duration::from_millis(200)) {
-            let m = m.expect("dead letter");
-            assert_eq!(m.payload(), Some(&b"bad"[..]));
-            letters += 1;
-        }
+    // Every dead letter: the original bytes, the reason and detail, and where the original
+    // is — together naming exactly the ten bad records.
+    let letters = read_letters(&bootstrap, &format!("{run}.dlq"), 10);
+    let mut sources = BTreeSet::new();
+    for letter in &letters {
+        assert_eq!(letter.value.as_deref(), Some(&b"bad"[..]), "original value");
+        assert_eq!(letter.key.as_deref(), Some(&b"bad"[..]), "original key");
+        assert_eq!(letter.header("auditflow.error"), Some("schema_violation"));
+        assert_eq!(
+            letter.header("auditflow.error.detail"),
+            Some("test says so")
+        );
+        assert_eq!(letter.header("auditflow.service"), Some("test"));
+        let (source_topic, partition, offset) = letter.source();
+        assert_eq!(source_topic, topic);
+        sources.insert((partition, offset));
+        assert_eq!(letter.headers.len(), 6, "{:?}", letter.headers);
     }
+    assert_eq!(
+        sources, bad,
+        "each bad record once, by its own partition and offset"
+    );
 
     // A clean shutdown committed everything: a restart writes only what is new.
     store.written.lock().unwrap().clear();
-    produce(&bootstrap, &topic, (0..30).map(|i| format!("new{i}"))).await;
+    let _ = produce(&bootstrap, &topic, (0..30).map(|i| format!("new{i}"))).await;
     run_until_committed(&spec, &store, &topic).await;
     assert_eq!(store.written.lock().unwrap().len(), 30);
+}
+
+/// Issue 12.2.6 in the at-least-once loop: dead letters too big for the producer (a megabyte
+/// of headers) or for the dead-letter topic (whose `max.message.bytes` is smaller than the
+/// producer's limit) once were retried until shutdown, stalling their partition. They are
+/// dead-lettered within the limits, saying what they left out, and the partition flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_fit_the_producer_and_the_topic_and_the_partition_flows() {
+    let bootstrap = bootstrap();
+    let run = format!(
+        "alofit_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let topic = format!("{run}.in");
+    let dlq = format!("{run}.dlq");
+    create_topics(
+        &bootstrap,
+        &[
+            (&topic, 1, &[("max.message.bytes", "3000000")]),
+            // Far less than the producer's 1,000,000: only the broker knows it.
+            (&dlq, 1, &[("max.message.bytes", "50000")]),
+        ],
+    )
+    .await;
+    let pad: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("pad-{i}"), vec![b'p'; 100_000]))
+        .collect();
+    let records = vec![
+        ("r0".to_owned(), Vec::new()),
+        // A megabyte of headers: over the producer's limit.
+        ("bad".to_owned(), pad),
+        // 200 kB: under the producer's limit, over the topic's.
+        (
+            format!("bad{}", "v".repeat(200_000)),
+            vec![("ce_id".to_owned(), b"x".to_vec())],
+        ),
+        ("r3".to_owned(), Vec::new()),
+    ];
+    produce_with_headers(&bootstrap, &topic, &records).await;
+
+    let spec = LoopSpec {
+        service: "test".into(),
+        inputs: vec![topic.clone()],
+        dead_letter_topic: dlq.clone(),
+        kafka: KafkaSettings {
+            bootstrap_servers: bootstrap.clone(),
+            group_prefix: format!("{run}-"),
+            batch_max_wait_ms: 10,
+            commit_interval_ms: 50,
+            ..KafkaSettings::default()
+        },
+    };
+    let store = MemoryStore::default();
+    run_until_committed(&spec, &store, &topic).await;
+    let written: BTreeSet<i64> = store.written.lock().unwrap().iter().map(|w| w.1).collect();
+    assert_eq!(
+        written,
+        BTreeSet::from([0, 3]),
+        "the records around the bad ones"
+    );
+
+    let letters = read_letters(&bootstrap, &dlq, 2);
+    for letter in &letters {
+        let size = letter.key.as_ref().map_or(0, Vec::len)
+            + letter.value.as_ref().map_or(0, Vec::len)
+            + letter
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        assert!(size < 50_000, "{size} bytes");
+        assert_eq!(letter.value, None, "the value goes first");
+        assert_eq!(letter.header("auditflow.error"), Some("schema_violation"));
+        assert_eq!(letter.header("auditflow.service"), Some("test"));
+    }
+    let at = |offset: i64| {
+        letters
+            .iter()
+            .find(|l| l.source() == (topic.clone(), 0, offset))
+            .unwrap_or_else(|| panic!("no dead letter for offset {offset}"))
+    };
+    let headers = at(1);
+    assert_eq!(headers.header("auditflow.error.value_dropped"), Some("3"));
+    assert_eq!(
+        headers.header("auditflow.error.headers_dropped"),
+        Some("12")
+    );
+    assert_eq!(headers.key.as_deref(), Some(&b"bad"[..]));
+    let value = at(2);
+    assert_eq!(
+        value.header("auditflow.error.value_dropped"),
+        Some("200003")
+    );
+    assert_eq!(value.header("auditflow.error.headers_dropped"), None);
+    assert_eq!(value.header("auditflow.error.key_dropped"), Some("200003"));
+    assert_eq!(value.header("ce_id"), Some("x"), "a small header stays");
 }
