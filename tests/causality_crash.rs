@@ -11,8 +11,8 @@
 #[path = "causality_common.rs"]
 mod common;
 
-use auditflow_causality_indexer::trail::{TrailLimits, walk};
 use auditflow_store::Store;
+use auditflow_store::causality::trail::{TrailLimits, walk};
 use common::*;
 
 const ACTIONS: usize = 5_000;

@@ -8,10 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use auditflow_causality_indexer::trail::{Anomaly, Stop, TrailLimits, walk};
 use auditflow_core::RetentionClass;
 use auditflow_store::Store;
 use auditflow_store::causality::CausalRecord;
+use auditflow_store::causality::trail::{Anomaly, Stop, TrailLimits, walk};
 use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 

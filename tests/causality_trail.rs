@@ -8,10 +8,10 @@
 #[path = "causality_common.rs"]
 mod common;
 
-use auditflow_causality_indexer::trail::{KnownAs, Trail, TrailLimits, TreeNode, walk};
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::{Detector, IdSecret, Mode, Observation, OutputStream};
 use auditflow_core::{Classifier, Config, Event};
+use auditflow_store::causality::trail::{KnownAs, Trail, TrailLimits, TreeNode, walk};
 use chrono::Utc;
 use common::*;
 

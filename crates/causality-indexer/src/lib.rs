@@ -1,6 +1,6 @@
 //! The auditflow causality indexer: the audit topics, `security.alerts` and `security.actions` in,
-//! the causality graph out (docs/topics-and-records.md, docs/cli.md) — and the walk over that graph
-//! that `auditflow trail` prints.
+//! the causality graph out (docs/topics-and-records.md, docs/cli.md). Reading the graph back —
+//! the walk `auditflow trail` prints — is the store's (`auditflow_store::causality::trail`).
 //!
 //! For every record it keeps the record's id, type, time, `causationid`, `correlationid`,
 //! `originaltype`, topic and a few non-personal labels, as a node, as a child of its cause
@@ -26,12 +26,11 @@
 //! ids: each record is stored exactly once across crashes, rebalances and outages. A record
 //! that is not a CloudEvent is dead-lettered rather than block its partition.
 //!
-//! What it is not: it judges nothing (a record's cause is what the record says) and holds no
-//! state between batches; the trail walk ([`trail`]) trusts nothing and reports cycles and
-//! effects dated before their causes.
+//! What it is not: it judges nothing (a record's cause is what the record says), holds no
+//! state between batches, and reads nothing back (the trail walk, which trusts nothing and
+//! reports cycles and effects dated before their causes, is the store's).
 
 pub mod extract;
-pub mod trail;
 mod writer;
 
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //!
 //! Schema and versioned migrations ([`Store::migrate`]), encrypted and time-bucketed audit rows
 //! ([`Store::write_records`]), and the reads shared by the sink, `auditflow query`, and the
-//! `gdpr`, `report` and `trail` commands ([`Store::query_user`], [`Store::get_by_id`],
-//! [`Store::security_events`], [`Store::records_by_time`]). Table layout: see the `schema` module; keys and ciphers: the
-//! `crypto` module.
+//! `gdpr` and `report` commands ([`Store::query_user`], [`Store::get_by_id`],
+//! [`Store::security_events`], [`Store::records_by_time`]). The causality index, written by the
+//! causality indexer, and the trail walk over it that `auditflow trail` prints: [`causality`].
+//! Table layout: see the `schema` module; keys and ciphers: the `crypto` module.
 //!
 //! Invariants:
 //! - personal data is stored only sealed with its subject's data key; clear columns are an

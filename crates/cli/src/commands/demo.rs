@@ -35,11 +35,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use auditflow_causality_indexer::trail::{Trail, TrailLimits, TreeNode, walk};
 use auditflow_core::Config;
 use auditflow_kafka::client;
 use auditflow_kafka::topics::{TopicSpec, ensure_topics};
 use auditflow_store::causality::CausalityIndex;
+use auditflow_store::causality::trail::{Trail, TrailLimits, TreeNode, walk};
 use auditflow_store::{RecordKind, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -4,7 +4,7 @@
 //! `trail <id>` takes an input event id, an audit record id or an alert id and prints the
 //! ancestors up to the root, then the event and its descendants as an indented tree, each with
 //! type and time; cycles, effects dated before their causes and the places where a bound cut
-//! the walk are printed after the tree (the walk itself is `auditflow_causality_indexer::trail`).
+//! the walk are printed after the tree (the walk itself is `auditflow_store::causality::trail`).
 //! `--correlation` prints the conversation's records in time order. `--json` prints the same as
 //! one JSON document. An id the index does not know is a failure (exit 1).
 
@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::bail;
-use auditflow_causality_indexer::trail::{
-    Anomaly, Cut, KnownAs, Stop, Trail, TrailLimits, TrailNode, TreeNode, walk,
-};
 use auditflow_core::Config;
 use auditflow_store::Store;
+use auditflow_store::causality::trail::{
+    Anomaly, Cut, KnownAs, Stop, Trail, TrailLimits, TrailNode, TreeNode, walk,
+};
 use auditflow_store::causality::{CausalRecord, CausalityIndex, MAX_READ};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;

@@ -23,10 +23,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 
-use auditflow_store::StoreError;
-use auditflow_store::causality::{Bounded, CausalRecord, CausalityIndex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use super::{Bounded, CausalRecord, CausalityIndex};
+use crate::StoreError;
 
 /// The lookups a walk needs.
 pub trait CausalGraph {

@@ -1,6 +1,7 @@
 //! The causality index: which record caused which, and which records share a conversation.
 //!
-//! Written by the causality indexer, read by `auditflow trail`. Tables (migration 2):
+//! Written by the causality indexer, read by `auditflow trail` through the [`trail`] walk.
+//! Tables (migration 2):
 //!
 //! | table | partition | clustering | what |
 //! |---|---|---|---|
@@ -31,7 +32,9 @@
 //! wants, and the bucket indexes mean no read scans.
 //!
 //! What this module is not: it does not decide what a record's parent is (the indexer does,
-//! from `causationid`) and does not walk the graph (the indexer's `trail` module does).
+//! from `causationid`).
+
+pub mod trail;
 
 use std::collections::HashSet;
 use std::future::Future;
