@@ -1,4 +1,5 @@
-//! Executing statements: retries with backoff for transient failures, and streamed reads.
+//! Preparing and executing statements: retries with backoff for transient failures, and
+//! streamed reads.
 //!
 //! The driver already fails over between nodes; what it does not do is wait out a cluster that
 //! is briefly unavailable or overloaded. Idempotent statements are retried here with
@@ -12,6 +13,7 @@
 use std::time::Duration;
 
 use futures::{Stream, TryStreamExt};
+use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
@@ -149,6 +151,20 @@ fn jitter(backoff: Duration) -> Duration {
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
     backoff / 4 * u32::from(byte[0]) / 255
+}
+
+/// Prepares `cql` once, marked idempotent or not (only idempotent statements are retried).
+pub(crate) async fn prepare(
+    session: &Session,
+    cql: String,
+    idempotent: bool,
+) -> Result<PreparedStatement> {
+    let mut statement = session.prepare(cql).await.map_err(|e| StoreError::Read {
+        context: "prepare statement",
+        detail: e.to_string(),
+    })?;
+    statement.set_is_idempotent(idempotent);
+    Ok(statement)
 }
 
 /// The first row of a read's result, if any.

@@ -3,9 +3,10 @@
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use auditflow_core::RetentionClass;
 
+use crate::exec::prepare;
 use crate::record::class_table;
 use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME};
 
@@ -235,17 +236,4 @@ impl Statements {
             .await?,
         })
     }
-}
-
-pub(crate) async fn prepare(
-    session: &Session,
-    cql: String,
-    idempotent: bool,
-) -> Result<PreparedStatement> {
-    let mut statement = session.prepare(cql).await.map_err(|e| StoreError::Read {
-        context: "prepare statement",
-        detail: e.to_string(),
-    })?;
-    statement.set_is_idempotent(idempotent);
-    Ok(statement)
 }

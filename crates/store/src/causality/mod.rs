@@ -50,7 +50,7 @@ use scylla::{DeserializeRow, SerializeRow};
 use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::schema::SchemaParams;
-use crate::statements::prepare;
+use crate::exec::prepare;
 
 /// The longest id, type, topic or summary stored; longer values are refused up front.
 const MAX_TEXT: usize = 512;
