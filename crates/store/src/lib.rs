@@ -36,6 +36,7 @@ mod expiry;
 mod index;
 mod keys;
 mod migrate;
+mod migrations;
 mod read;
 mod record;
 mod schema;

@@ -19,7 +19,8 @@ use uuid::Uuid;
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
 
 use crate::error::{Result, StoreError};
-use crate::schema::{self, AddedColumn, LATEST_VERSION, MIGRATIONS, SchemaParams};
+use crate::migrations::{LATEST_VERSION, MIGRATIONS};
+use crate::schema::{self, AddedColumn, SchemaParams};
 use crate::{KeySource, Store};
 
 /// How long a migration may hold the lock before another process may take it over.

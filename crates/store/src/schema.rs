@@ -1,6 +1,7 @@
-//! The CQL schema, its versioned migrations, and the table options derived from configuration.
+//! The CQL schema of the audit tables: the DDL of each of their migrations (the list of
+//! versions is the `migrations` module), and the table options derived from configuration.
 //!
-//! Tables (keyspace from `[store] keyspace`):
+//! Tables (keyspace from `[store] keyspace`; the causality index's are in `causality`):
 //!
 //! | table | partition | clustering | what |
 //! |---|---|---|---|
@@ -24,19 +25,12 @@
 //! naming no user) would put a whole day of traffic in one partition: their rows go to one
 //! partition per hour, (UUID v5 of key id and hour, day), pinned per subject when its key is
 //! created. See the `bucket` module.
-//!
-//! A migration only ever adds (`IF NOT EXISTS`; added columns after checking
-//! `system_schema.columns`), so re-running one that was interrupted is harmless; its version
-//! is recorded after all its statements succeeded.
 
 use auditflow_core::config::RetentionPeriods;
 
 use auditflow_core::RetentionClass;
 
 use crate::record::class_table;
-
-/// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 5;
 
 /// Shards per day of the by-time tables in keyspaces migrated before the count was pinned in
 /// `store_meta` (`[store] time_shards` is pinned at the first migration: the count is part of
@@ -48,15 +42,6 @@ pub(crate) const MAX_TIME_SHARDS: u32 = 1024;
 
 /// The per-time table of security events and alerts.
 pub(crate) const SECURITY_BY_TIME: &str = "security_by_time";
-
-pub(crate) struct Migration {
-    pub(crate) version: i32,
-    pub(crate) description: &'static str,
-    pub(crate) statements: fn(&SchemaParams) -> Vec<String>,
-    /// Columns added to existing tables, after the statements. `ALTER TABLE … ADD` has no
-    /// `IF NOT EXISTS` that ScyllaDB accepts, so the runner checks the schema first.
-    pub(crate) columns: &'static [AddedColumn],
-}
 
 /// A column a migration adds to an existing table.
 #[derive(Debug)]
@@ -130,43 +115,10 @@ const LABEL_COLUMNS: &str = "kind text, event_type text, action text, outcome te
      risk_level text, severity text, blocked boolean, data_type text, record_count bigint, \
      sensitive boolean, sample_rate double";
 
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "audit tables per retention class, security by time, lookups, keys",
-        statements: v1,
-        columns: &[],
-    },
-    Migration {
-        version: 2,
-        description: "causality index: nodes, parent to children, correlation members",
-        statements: crate::causality::migration,
-        columns: &[],
-    },
-    Migration {
-        version: 3,
-        description: "records by time: every record's clear labels, for reports",
-        statements: v3,
-        columns: &[],
-    },
-    Migration {
-        version: 4,
-        description: "hour buckets for busy non-person subjects",
-        statements: |_| Vec::new(),
-        columns: V4_COLUMNS,
-    },
-    Migration {
-        version: 5,
-        description: "erased subjects: erasure is final",
-        statements: v5,
-        columns: &[],
-    },
-];
-
 /// Hour buckets (see the `bucket` module). Absent values mean what they meant before: a key
 /// without `hourly` is daily, a `records_by_id` row without `hour` is in its day partition, a
 /// `user_days` row without `hours` names a day partition.
-const V4_COLUMNS: &[AddedColumn] = &[
+pub(crate) const V4_COLUMNS: &[AddedColumn] = &[
     AddedColumn {
         table: "user_keys",
         name: "hourly",
@@ -187,7 +139,7 @@ const V4_COLUMNS: &[AddedColumn] = &[
 /// The table name of every record's labels by time.
 pub(crate) const RECORDS_BY_TIME: &str = "records_by_time";
 
-fn v1(p: &SchemaParams) -> Vec<String> {
+pub(crate) fn v1(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;
     let mut out = Vec::new();
     for class in RetentionClass::ALL {
@@ -237,7 +189,7 @@ fn v1(p: &SchemaParams) -> Vec<String> {
 /// reports count, including records whose owner was erased (the per-user tables are reachable
 /// only through a user's key). No ciphertext, no pseudonym: nothing links a row to a person.
 /// Rows carry their class's TTL, so TWCS windows follow the shortest period.
-fn v3(p: &SchemaParams) -> Vec<String> {
+pub(crate) fn v3(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;
     let shortest = RetentionClass::ALL
         .iter()
@@ -264,7 +216,7 @@ pub(crate) const ERASURE_LOG_TTL_SECS: i64 = 7 * 86_400;
 /// record of theirs dated before it that arrives later is never sealed under a readable key
 /// again. Kept for good, like a suppression list: it is what keeps the erasure true.
 /// `erasures_by_day` lists recent erasures by time, for running sinks to drop cached keys.
-fn v5(p: &SchemaParams) -> Vec<String> {
+pub(crate) fn v5(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;
     vec![
         format!(
@@ -338,37 +290,6 @@ pub(crate) fn shard_of(event_id: &str, shards: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn migrations_are_ordered_and_idempotent_ddl() {
-        let retention = RetentionPeriods::default();
-        let p = SchemaParams {
-            keyspace: "ks",
-            retention: &retention,
-        };
-        let mut last = 0;
-        for m in MIGRATIONS {
-            assert!(m.version > last);
-            last = m.version;
-            for s in (m.statements)(&p) {
-                assert!(s.starts_with("CREATE TABLE IF NOT EXISTS ks."), "{s}");
-            }
-        }
-        assert_eq!(last, LATEST_VERSION);
-        let added: Vec<String> = MIGRATIONS
-            .iter()
-            .flat_map(|m| m.columns)
-            .map(|c| c.ddl("ks"))
-            .collect();
-        assert_eq!(
-            added,
-            [
-                "ALTER TABLE ks.user_keys ADD hourly boolean",
-                "ALTER TABLE ks.user_days ADD hours set<int>",
-                "ALTER TABLE ks.records_by_id ADD hour int",
-            ]
-        );
-    }
 
     #[test]
     fn time_series_tables_use_twcs_and_the_class_ttl() {
