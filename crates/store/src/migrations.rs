@@ -1,7 +1,7 @@
 //! The schema's versions, oldest first: the one list `migrate` applies and `check_current`
 //! compares with `schema_migrations`. Each entry names the DDL of one table group — the audit
-//! tables' in `schema`, the causality index's in `causality` — so the groups do not know of
-//! each other, nor of this list.
+//! tables' in `schema`, the causality index's in `causality::schema` — so the groups know
+//! neither each other nor this list.
 //!
 //! A migration only ever adds (`IF NOT EXISTS`; added columns after checking
 //! `system_schema.columns`), so re-running one that was interrupted is harmless; its version
@@ -33,7 +33,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         description: "causality index: nodes, parent to children, correlation members",
-        statements: causality::migration,
+        statements: causality::schema::migration,
         columns: &[],
     },
     Migration {
