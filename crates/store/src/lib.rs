@@ -61,9 +61,8 @@ pub use error::{Result, StoreError};
 pub use expiry::ExpiryLimit;
 pub use migrate::MigrationReport;
 pub use read::MAX_PAGE;
-pub use record::{
-    Labels, Page, PageToken, RecordKind, StorableRecord, StoredRecord, TimeRange, class_table,
-};
+pub use record::{Labels, Page, PageToken, RecordKind, StorableRecord, StoredRecord, TimeRange};
+pub use schema::class_table;
 
 use crate::cache::KeyCache;
 use crate::crypto::{DataKey, Keyring, MasterKey};

@@ -13,16 +13,6 @@ use auditflow_core::RetentionClass;
 
 use crate::error::{Result, StoreError};
 
-/// The per-user time-series table of a retention class.
-pub fn class_table(class: RetentionClass) -> &'static str {
-    match class {
-        RetentionClass::Security => "audit_security_by_user",
-        RetentionClass::Financial => "audit_financial_by_user",
-        RetentionClass::Marketing => "audit_marketing_by_user",
-        RetentionClass::General => "audit_general_by_user",
-    }
-}
-
 /// Which audit topic a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -30,8 +30,6 @@ use auditflow_core::config::RetentionPeriods;
 
 use auditflow_core::RetentionClass;
 
-use crate::record::class_table;
-
 /// Shards per day of the by-time tables in keyspaces migrated before the count was pinned in
 /// `store_meta` (`[store] time_shards` is pinned at the first migration: the count is part of
 /// the stored layout, and rows written under another count would be unreachable).
@@ -39,6 +37,16 @@ pub(crate) const UNPINNED_TIME_SHARDS: i32 = 8;
 
 /// The most shards a keyspace may be pinned to (a by-time read queries every shard of a day).
 pub(crate) const MAX_TIME_SHARDS: u32 = 1024;
+
+/// The per-user time-series table of a retention class.
+pub fn class_table(class: RetentionClass) -> &'static str {
+    match class {
+        RetentionClass::Security => "audit_security_by_user",
+        RetentionClass::Financial => "audit_financial_by_user",
+        RetentionClass::Marketing => "audit_marketing_by_user",
+        RetentionClass::General => "audit_general_by_user",
+    }
+}
 
 /// The per-time table of security events and alerts.
 pub(crate) const SECURITY_BY_TIME: &str = "security_by_time";
@@ -328,7 +336,7 @@ mod tests {
     fn no_cql_in_the_crate_deletes_from_a_time_series_table() {
         let time_series: Vec<&str> = RetentionClass::ALL
             .into_iter()
-            .map(crate::record::class_table)
+            .map(class_table)
             .chain([SECURITY_BY_TIME, RECORDS_BY_TIME])
             .collect();
         assert_eq!(time_series.len(), 6);

@@ -7,8 +7,7 @@ use crate::error::Result;
 use auditflow_core::RetentionClass;
 
 use crate::exec::prepare;
-use crate::record::class_table;
-use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME};
+use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME, class_table};
 
 /// The clear label columns, in the order every statement below lists them.
 const LABELS: &str = "kind, event_type, action, outcome, risk_level, severity, blocked, \

@@ -36,8 +36,8 @@ use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
 use crate::keys::{UserKey, WriteKey};
 use auditflow_core::RetentionClass;
 
-use crate::record::{Labels, StorableRecord, class_table};
-use crate::schema::{self, SECURITY_BY_TIME, shard_of};
+use crate::record::{Labels, StorableRecord};
+use crate::schema::{self, SECURITY_BY_TIME, class_table, shard_of};
 use crate::statements::{Statements, class_index};
 
 /// The clear label columns, shared by both audit tables.
