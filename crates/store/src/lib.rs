@@ -38,9 +38,9 @@ mod keys;
 mod migrate;
 mod migrations;
 mod read;
-mod record;
 mod schema;
 mod statements;
+mod stored;
 mod write;
 
 use std::sync::Arc;
@@ -61,8 +61,8 @@ pub use error::{Result, StoreError};
 pub use expiry::ExpiryLimit;
 pub use migrate::MigrationReport;
 pub use read::MAX_PAGE;
-pub use record::{Labels, Page, PageToken, RecordKind, StorableRecord, StoredRecord, TimeRange};
 pub use schema::class_table;
+pub use stored::{Labels, Page, PageToken, RecordKind, StorableRecord, StoredRecord, TimeRange};
 
 use crate::cache::KeyCache;
 use crate::crypto::{DataKey, Keyring, MasterKey};

@@ -23,8 +23,8 @@ use crate::crypto::{DataKey, Subject};
 use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
 
-use crate::record::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
 use crate::statements::{Statements, class_index};
+use crate::stored::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
 use crate::write::{class_aad, time_aad};
 
 /// The most records one page may hold.

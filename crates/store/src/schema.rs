@@ -118,7 +118,7 @@ pub(crate) fn time_series_options(ttl_days: u32) -> String {
     )
 }
 
-/// The clear, non-personal columns every audit row carries (see `record::Labels`).
+/// The clear, non-personal columns every audit row carries (see `stored::Labels`).
 const LABEL_COLUMNS: &str = "kind text, event_type text, action text, outcome text, \
      risk_level text, severity text, blocked boolean, data_type text, record_count bigint, \
      sensitive boolean, sample_rate double";

@@ -36,9 +36,9 @@ use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
 use crate::keys::{UserKey, WriteKey};
 use auditflow_core::RetentionClass;
 
-use crate::record::{Labels, StorableRecord};
 use crate::schema::{self, SECURITY_BY_TIME, class_table, shard_of};
 use crate::statements::{Statements, class_index};
+use crate::stored::{Labels, StorableRecord};
 
 /// The clear label columns, shared by both audit tables.
 #[derive(SerializeRow)]

@@ -1,4 +1,5 @@
-//! What goes in (`AuditRecord`) and what comes out (`StoredRecord`, `Page`).
+//! An audit record as the store's callers see it: what the sink hands in (`StorableRecord`)
+//! and what reads hand back (`StoredRecord`, a `Page` at a time).
 //!
 //! A record is split in two: `Labels`, an allow-list of non-personal columns stored in clear
 //! (kind, type, action, outcome, risk, severity, counts, times, retention class) so reports can
