@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::params::earlier;
+use super::time::earlier;
 
 /// What a value costs in memory beyond its own inline size: the heap it owns. Approximate
 /// (allocator overhead is not counted), but it grows with every byte an input can add.

@@ -92,6 +92,7 @@ mod observation;
 mod output;
 mod params;
 mod rules;
+mod time;
 mod timeline;
 
 #[cfg(test)]
@@ -113,12 +114,13 @@ pub use output::{
 use crate::config::SecuritySettings;
 use blocks::Blocks;
 use episode::Episode;
-use params::{Params, later};
+use params::Params;
 use rules::Finding;
 use rules::failures::FailedLogins;
 use rules::privilege::Grants;
 use rules::travel::Logins;
 use rules::unusual::Baselines;
+use time::later;
 
 /// Errors of the detection engine. (Bad input is not an error of the engine: building an
 /// [`Observation`] rejects it with a [`Rejection`](crate::Rejection) for the dead-letter topic.)

@@ -1,6 +1,6 @@
 //! `[security]` settings, checked once and turned into the types the rules compute with.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 
 use crate::config::SecuritySettings;
 
@@ -147,16 +147,6 @@ impl SecuritySettings {
 
 fn secs(s: u64) -> TimeDelta {
     TimeDelta::seconds(s.min(MAX_DURATION_SECS) as i64)
-}
-
-/// `t + d`, saturating instead of panicking at the ends of representable time.
-pub(crate) fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
-    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// `t - d`, saturating instead of panicking at the ends of representable time.
-pub(crate) fn earlier(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
-    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::ops::Range;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::keyed::Weigh;
-use super::params::earlier;
+use super::time::earlier;
 
 /// A value stamped with its event time.
 #[derive(Debug, Clone)]

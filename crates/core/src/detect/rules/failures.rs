@@ -23,7 +23,8 @@ use crate::detect::episode::Episode;
 use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::Observation;
-use crate::detect::params::{Params, earlier, later};
+use crate::detect::params::Params;
+use crate::detect::time::{earlier, later};
 use crate::detect::timeline::{Arrival, Timeline};
 
 #[derive(Debug, Clone)]

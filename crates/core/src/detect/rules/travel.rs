@@ -14,7 +14,8 @@ use crate::detect::episode::Episode;
 use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Geo, Observation};
-use crate::detect::params::{Params, earlier};
+use crate::detect::params::Params;
+use crate::detect::time::earlier;
 use crate::detect::timeline::{Stamped, Timeline};
 
 /// Mean Earth radius (IUGG), in km.

@@ -26,7 +26,8 @@ use crate::detect::episode::Episode;
 use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Observation, UserActionData};
-use crate::detect::params::{Params, earlier};
+use crate::detect::params::Params;
+use crate::detect::time::earlier;
 use crate::detect::timeline::Timeline;
 
 /// The rule's score ceiling (docs/security-rules.md: never above 60).
