@@ -84,6 +84,7 @@
 pub mod blocklist;
 mod blocks;
 mod episode;
+mod geo;
 mod ids;
 pub mod ip;
 mod keyed;

@@ -5,9 +5,8 @@ use chrono::TimeDelta;
 use crate::config::SecuritySettings;
 
 use super::DetectError;
+use super::geo::MAX_SURFACE_DISTANCE_KM;
 
-/// Half the Earth's circumference: no two points are further apart than this.
-const MAX_SURFACE_DISTANCE_KM: f64 = std::f64::consts::PI * super::rules::travel::EARTH_RADIUS_KM;
 /// Durations above this are surely typos; capping them keeps time arithmetic from overflowing.
 const MAX_DURATION_SECS: u64 = 100 * 366 * 24 * 3600;
 

@@ -322,7 +322,7 @@ fn impossible_travel() {
 #[test]
 fn impossible_travel_thresholds_are_strict() {
     let (a, b) = ((0.0, 0.0), (0.0, 1.0));
-    let km = rules::travel::haversine_km(Geo { lat: 0.0, lon: 0.0 }, Geo { lat: 0.0, lon: 1.0 });
+    let km = geo::haversine_km(Geo { lat: 0.0, lon: 0.0 }, Geo { lat: 0.0, lon: 1.0 });
     let run_with = |distance: f64, speed: f64| {
         let settings = SecuritySettings {
             travel_min_distance_km: distance,

@@ -1,16 +1,17 @@
 //! `impossible_travel`: two successive successful logins of a user, with `context.geo`, further
 //! apart than 50 km and too far for 1000 km/h in the time between them → 90.
 //!
-//! Distance is great-circle (haversine) over a spherical Earth of mean radius 6371.0088 km.
-//! Two logins at the same instant in different places need infinite speed: impossible. A user's
-//! logins are remembered for as long as any could still be impossible (half the Earth's
-//! circumference at the speed limit, ~20 h by default), at most [`HISTORY`] of them. A late login
-//! is checked against both neighbours it lands between.
+//! Distance is great-circle (haversine, the `geo` module) over a spherical Earth of mean radius
+//! 6371.0088 km. Two logins at the same instant in different places need infinite speed:
+//! impossible. A user's logins are remembered for as long as any could still be impossible
+//! (half the Earth's circumference at the speed limit, ~20 h by default), at most [`HISTORY`]
+//! of them. A late login is checked against both neighbours it lands between.
 
 use std::sync::Arc;
 
 use super::{Finding, Judgement, admit};
 use crate::detect::episode::Episode;
+use crate::detect::geo::haversine_km;
 use crate::detect::keyed::{KeyedState, Weigh, bounded_key};
 use crate::detect::level::Rule;
 use crate::detect::observation::{Geo, Observation};
@@ -18,8 +19,6 @@ use crate::detect::params::Params;
 use crate::detect::time::earlier;
 use crate::detect::timeline::{Stamped, Timeline};
 
-/// Mean Earth radius (IUGG), in km.
-pub(crate) const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// Logins remembered per user: the previous one is all the rule needs, a few more let late
 /// logins find their neighbours.
 const HISTORY: usize = 16;
@@ -111,41 +110,4 @@ fn impossible(a: &Stamped<Login>, b: &Stamped<Login>, p: &Params) -> bool {
     }
     let hours = (b.time - a.time).num_milliseconds() as f64 / 3_600_000.0;
     hours <= 0.0 || km / hours > p.travel_min_speed_kmh
-}
-
-/// Great-circle distance between two points, in km.
-pub(crate) fn haversine_km(a: Geo, b: Geo) -> f64 {
-    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
-    let d_lat = lat2 - lat1;
-    let d_lon = (b.lon - a.lon).to_radians();
-    let h = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn haversine_matches_known_distances() {
-        let new_york = Geo {
-            lat: 40.7128,
-            lon: -74.0060,
-        };
-        let london = Geo {
-            lat: 51.5074,
-            lon: -0.1278,
-        };
-        let d = haversine_km(new_york, london);
-        assert!((d - 5570.0).abs() < 10.0, "{d}");
-        assert_eq!(haversine_km(london, london), 0.0);
-        let antipode = haversine_km(
-            Geo { lat: 0.0, lon: 0.0 },
-            Geo {
-                lat: 0.0,
-                lon: 180.0,
-            },
-        );
-        assert!((antipode - std::f64::consts::PI * EARTH_RADIUS_KM).abs() < 1e-6);
-    }
 }
