@@ -12,22 +12,22 @@
 //! one type matcher), then [`classify`] (an event → audit records,
 //! docs/topics-and-records.md).
 
+pub mod audit_record;
 pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod pattern;
-pub mod record;
 pub mod retention;
 pub mod sampling;
 
+pub use audit_record::{
+    AuditRecord, DataAccess, Operation, Outcome, RiskLevel, SecurityEvent, Severity, UserAction,
+};
 pub use classify::{Classified, Classifier, Counters, Output};
 pub use config::Config;
 pub use envelope::{Event, Reason, Rejection};
 pub use error::ConfigError;
 pub use pattern::{Pattern, PatternTable};
-pub use record::{
-    AuditRecord, DataAccess, Operation, Outcome, RiskLevel, SecurityEvent, Severity, UserAction,
-};
 pub use retention::RetentionClass;

@@ -9,9 +9,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit_record::{AuditRecord, RiskLevel};
 use crate::config::RetentionPeriods;
 use crate::pattern::PatternTable;
-use crate::record::{AuditRecord, RiskLevel};
 
 /// How long a record is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -125,7 +125,9 @@ impl RetentionPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{DataAccess, Operation, Outcome, SecurityEvent, Severity, UserAction};
+    use crate::audit_record::{
+        DataAccess, Operation, Outcome, SecurityEvent, Severity, UserAction,
+    };
 
     fn action(risk: RiskLevel) -> AuditRecord {
         AuditRecord::UserAction(UserAction {

@@ -9,10 +9,10 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::audit_record::{AuditRecord, Outcome, RiskLevel};
 use crate::config::SamplingRates;
 use crate::error::ConfigError;
 use crate::pattern::PatternTable;
-use crate::record::{AuditRecord, Outcome, RiskLevel};
 use crate::retention::RetentionClass;
 
 /// Configured rates by type pattern; unmatched types have rate 1.
@@ -86,7 +86,7 @@ fn bucket(correlation_id: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{SecurityEvent, Severity, UserAction};
+    use crate::audit_record::{SecurityEvent, Severity, UserAction};
     use proptest::prelude::*;
 
     fn action(outcome: Outcome, risk: Option<RiskLevel>) -> AuditRecord {

@@ -38,11 +38,11 @@ use uuid::Uuid;
 pub use derive::{correlation_id, user_id};
 pub use rules::{PRIVILEGED_ROLES, SENSITIVE_FIELDS, is_privileged_role};
 
+use crate::audit_record::AuditRecord;
 use crate::config::{Config, Limits, Topics};
 use crate::envelope::{self, Event, Reason, Rejection};
 use crate::error::ConfigError;
 use crate::pattern::PatternTable;
-use crate::record::AuditRecord;
 use crate::retention::{RetentionClass, RetentionPolicy};
 use crate::sampling::{Sampler, keep, may_sample_out};
 

@@ -9,11 +9,11 @@
 use serde_json::{Map, Value};
 
 use super::derive::{Derived, field};
-use crate::envelope::{Event, Reason, Rejection, id_text};
-use crate::pattern::PatternTable;
-use crate::record::{
+use crate::audit_record::{
     AuditRecord, DataAccess, Operation, Outcome, RiskLevel, SecurityEvent, Severity, UserAction,
 };
+use crate::envelope::{Event, Reason, Rejection, id_text};
+use crate::pattern::PatternTable;
 
 /// Keys of `D.changes` that make a profile update sensitive (rule 4).
 pub const SENSITIVE_FIELDS: [&str; 4] = ["email", "phone", "ssn", "payment_info"];
