@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::error::{Context, Result, bail};
-use crate::stack::{Prepare, Server};
+use crate::server::{Prepare, Server};
 use crate::{fetch, probe};
 
 /// What tells one local Cassandra node from another: its cluster and its ports.
@@ -139,7 +139,7 @@ fn jvm_options(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::Layout;
+    use crate::layout::Layout;
 
     #[test]
     fn the_shared_node_renders_the_names_and_ports_it_always_had() {

@@ -19,8 +19,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Context, Result, bail};
+use crate::layout::Layout;
 use crate::process;
-use crate::stack::{self, Layout};
+use crate::stack;
 
 /// The pipeline's name under `.stack/` (pid file, log).
 const PIPELINE: &str = "pipeline";

@@ -10,8 +10,9 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Context, Result, bail};
 use crate::java::Java;
+use crate::layout::Layout;
 use crate::process;
-use crate::stack::{Layout, Server};
+use crate::server::Server;
 
 /// Pinned: Maven 3.8's default dependency plugin predates `copy-dependencies` as used here.
 const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1";

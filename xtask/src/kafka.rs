@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{Context, Result, bail};
-use crate::stack::{Prepare, Server};
+use crate::server::{Prepare, Server};
 use crate::{probe, process};
 
 pub struct Kafka;

@@ -4,7 +4,8 @@
 //! processes, no Docker — and the one test command that CI also runs. It depends on std only
 //! so it compiles in seconds, before the heavy workspace crates.
 //!
-//! Where to read on: `stack.rs` (the lifecycle), `kafka.rs` / `cassandra.rs` (each server),
+//! Where to read on: `stack.rs` (the lifecycle), `layout.rs` (where the files live),
+//! `server.rs` (what a server provides) and `kafka.rs` / `cassandra.rs` (each server),
 //! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `node.rs`
 //! (a private Cassandra node for a test that stops the database).
 
@@ -14,16 +15,18 @@ mod error;
 mod fetch;
 mod java;
 mod kafka;
+mod layout;
 mod node;
 mod probe;
 mod process;
+mod server;
 mod stack;
 mod testrun;
 
 use std::process::ExitCode;
 
 use error::{Context, Result};
-use stack::Layout;
+use layout::Layout;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -97,7 +100,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
 }
 
 /// `[kafka|cassandra] [-n LINES]`, in any order.
-fn parse_logs_args(args: &[String]) -> Result<(Option<&'static dyn stack::Server>, usize)> {
+fn parse_logs_args(args: &[String]) -> Result<(Option<&'static dyn server::Server>, usize)> {
     let mut server = None;
     let mut lines = 40;
     let mut it = args.iter();

@@ -17,7 +17,9 @@ use std::process::Command;
 
 use crate::cassandra::{self, Cassandra, Node};
 use crate::error::{Context, Error, Result, bail};
-use crate::stack::{self, Layout, Prepare};
+use crate::layout::Layout;
+use crate::server::Prepare;
+use crate::stack;
 use crate::{fetch, java, probe};
 
 pub const USAGE: &str =

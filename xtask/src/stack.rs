@@ -1,50 +1,20 @@
-//! The local stack as a whole: where its files live, what a server must provide, and the
-//! lifecycle commands (`up`, `down`, `status`, `logs`, `reset`) over both servers.
+//! The local stack as a whole: the lifecycle commands (`up`, `down`, `status`, `logs`,
+//! `reset`) over both servers. Where their files live is the `layout` module; what a server
+//! must provide, the `server` module.
 //!
-//! Everything — jars, data, generated configs, logs, pid files — lives under one git-ignored
-//! folder, `.stack/` at the workspace root (or `$AUDITFLOW_STACK_DIR`), so `rm -rf .stack` is
-//! a complete uninstall. Several people (or agents) may drive one checkout at once, so the
-//! commands that start or stop servers take a file lock, and `up` on a running stack only
-//! reports it.
+//! Several people (or agents) may drive one checkout at once, so the commands that start or
+//! stop servers take a file lock, and `up` on a running stack only reports it.
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs;
 use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::error::{Context, Error, Result, bail};
-use crate::java::{self, Java};
+use crate::error::{Context, Result, bail};
+use crate::java;
+use crate::layout::Layout;
+use crate::server::{Prepare, Server};
 use crate::{cassandra, fetch, kafka, probe, process};
-
-/// One server of the stack: how to start it and how to tell it is ready.
-pub trait Server {
-    /// Short lowercase name used in paths and on the command line (`kafka`).
-    fn name(&self) -> &'static str;
-    /// Name for people (`Kafka`).
-    fn title(&self) -> &'static str;
-    /// The artifactId in its POM whose version names the release.
-    fn artifact(&self) -> &'static str;
-    /// The address clients use.
-    fn addr(&self) -> &'static str;
-    /// How long a (first) start may take before we give up waiting.
-    fn ready_timeout(&self) -> Duration;
-    /// Writes the server's config files and completes `cmd` (a `java` command that already
-    /// carries the stack marker) with its JVM options, class path and main class.
-    fn prepare(&self, ctx: &Prepare<'_>, cmd: &mut Command) -> Result<()>;
-    /// Asks the server a real question; `Ok` describes the answer.
-    fn probe(&self) -> Result<String>;
-}
-
-/// What [`Server::prepare`] gets to work with.
-pub struct Prepare<'a> {
-    pub layout: &'a Layout,
-    pub java: &'a Java,
-    /// Folder of the server's jars.
-    pub jars: &'a Path,
-    /// The server's own folder under the stack dir (configs, `data/`).
-    pub dir: PathBuf,
-}
 
 /// Both servers, in start order.
 pub fn servers() -> [&'static dyn Server; 2] {
@@ -56,103 +26,6 @@ pub fn server_named(name: &str) -> Result<&'static dyn Server> {
     match servers().into_iter().find(|s| s.name() == name) {
         Some(server) => Ok(server),
         None => bail!("unknown server {name:?}: expected kafka or cassandra"),
-    }
-}
-
-/// Where the stack's files are.
-pub struct Layout {
-    root: PathBuf,
-    dir: PathBuf,
-}
-
-impl Layout {
-    pub fn from_env() -> Result<Layout> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or_else(|| Error::new("xtask is not inside a workspace"))?;
-        let dir = match std::env::var_os("AUDITFLOW_STACK_DIR").filter(|d| !d.is_empty()) {
-            Some(dir) => std::env::current_dir()
-                .context("reading the current directory")?
-                .join(dir),
-            None => root.join(".stack"),
-        };
-        Ok(Layout { root, dir })
-    }
-
-    /// The stack's folder (`.stack/`), absolute.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// A file of `deploy/stack/<server>/`.
-    pub fn template(&self, server: &str, file: &str) -> PathBuf {
-        self.root.join("deploy/stack").join(server).join(file)
-    }
-
-    pub fn read_template(&self, server: &str, file: &str) -> Result<String> {
-        let path = self.template(server, file);
-        fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-    }
-
-    pub fn service_dir(&self, server: &str) -> PathBuf {
-        self.dir.join(server)
-    }
-
-    pub fn logs_dir(&self) -> PathBuf {
-        self.dir.join("logs")
-    }
-
-    pub fn log_file(&self, name: &str) -> PathBuf {
-        self.logs_dir().join(format!("{name}.log"))
-    }
-
-    pub fn pid_file(&self, server: &str) -> PathBuf {
-        self.dir.join(format!("{server}.pid"))
-    }
-
-    /// The JVM argument that identifies a server process as this stack's own.
-    fn marker(&self, server: &str) -> String {
-        format!("-Dauditflow.stack={}", self.service_dir(server).display())
-    }
-
-    /// `path` relative to the workspace root when inside it, for shorter messages.
-    pub fn shown(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
-    }
-
-    fn lock_file(&self, name: &str) -> Result<File> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
-        let path = self.dir.join(name);
-        File::create(&path).with_context(|| format!("opening {}", path.display()))
-    }
-
-    /// Held while servers are being started or stopped, so two commands never race.
-    pub fn lock(&self) -> Result<File> {
-        let file = self.lock_file("xtask.lock")?;
-        if file.try_lock().is_err() {
-            println!("waiting for another xtask command on this stack to finish …");
-            file.lock().context("locking .stack/xtask.lock")?;
-        }
-        Ok(file)
-    }
-
-    /// Held (shared) by every `cargo xtask test` while its tests run: the one that started
-    /// the stack stops it afterwards only if no other test run still holds it.
-    pub fn in_use(&self) -> Result<File> {
-        let file = self.lock_file("in-use.lock")?;
-        file.lock_shared().context("locking .stack/in-use.lock")?;
-        Ok(file)
-    }
-
-    /// Whether no test run holds [`Layout::in_use`] (checked after releasing our own hold).
-    pub fn unused(&self) -> Result<bool> {
-        let file = self.lock_file("in-use.lock")?;
-        Ok(file.try_lock().is_ok())
     }
 }
 
@@ -202,7 +75,7 @@ pub fn launch(layout: &Layout) -> Result<Vec<Launched>> {
                          using it as it is",
                         server.title(),
                         server.addr(),
-                        layout.shown(&layout.dir)
+                        layout.shown(layout.dir())
                     );
                     launched.push(Launched {
                         server,

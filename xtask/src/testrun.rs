@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 
 use crate::error::{Context, Result};
-use crate::stack::{self, Launched, Layout};
+use crate::layout::Layout;
+use crate::stack::{self, Launched};
 
 const KAFKA_ENV: &str = "AUDITFLOW_KAFKA_BOOTSTRAP";
 const CQL_ENV: &str = "AUDITFLOW_CQL_NODES";
