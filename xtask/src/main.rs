@@ -17,6 +17,7 @@ mod java;
 mod kafka;
 mod layout;
 mod node;
+mod pipeline;
 mod probe;
 mod process;
 mod server;

@@ -218,7 +218,7 @@ pub fn up(layout: &Layout) -> Result<Vec<Launched>> {
 pub fn down(layout: &Layout) -> Result<()> {
     let _lock = layout.lock()?;
     // The pipeline `cargo xtask demo` left running uses both servers: it goes first.
-    crate::demo::stop_pipeline(layout)?;
+    crate::pipeline::stop(layout)?;
     for server in servers().into_iter().rev() {
         stop_server(layout, server)?;
     }
