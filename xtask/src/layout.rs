@@ -7,8 +7,10 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Context, Error, Result};
+use crate::process;
 
 /// Where the stack's files are.
 pub struct Layout {
@@ -67,6 +69,32 @@ impl Layout {
         format!("-Dauditflow.stack={}", self.service_dir(server).display())
     }
 
+    /// Stops the process recorded as `name` (its pid in [`pid_file`](Self::pid_file)) if it
+    /// still runs with `marker` on its command line: SIGTERM, SIGKILL after 60 s without a
+    /// clean shutdown. Removes the pid file and says how it went, as `<title> stopped`.
+    /// Returns whether such a process was running. Used for the servers and for the demo's
+    /// pipeline alike.
+    pub fn stop_recorded(&self, name: &str, marker: &str, title: &str) -> Result<bool> {
+        let pid_file = self.pid_file(name);
+        let Some(pid) = process::running_pid(&pid_file, marker) else {
+            return Ok(false);
+        };
+        let start = Instant::now();
+        let killed = process::stop(pid, marker, Duration::from_secs(60))
+            .with_context(|| format!("stopping {title} (pid {pid})"))?;
+        let _ = fs::remove_file(&pid_file);
+        let how = if killed {
+            "killed after 60 s without a clean shutdown"
+        } else {
+            "stopped"
+        };
+        println!(
+            "{title} {how} (pid {pid}, {:.1}s)",
+            start.elapsed().as_secs_f32()
+        );
+        Ok(true)
+    }
+
     /// `path` relative to the workspace root when inside it, for shorter messages.
     pub fn shown(&self, path: &Path) -> String {
         path.strip_prefix(&self.root)
@@ -104,5 +132,47 @@ impl Layout {
     pub fn unused(&self) -> Result<bool> {
         let file = self.lock_file("in-use.lock")?;
         Ok(file.try_lock().is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A real process, recorded as the stack records its servers and the demo's pipeline.
+    #[test]
+    fn stop_recorded_stops_the_recorded_process_only_and_forgets_it() {
+        let dir = std::env::temp_dir().join(format!("xtask-layout-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let layout = Layout {
+            root: dir.clone(),
+            dir: dir.clone(),
+        };
+        assert!(!layout.stop_recorded("sleeper", "x", "sleeper").unwrap());
+
+        // `sleep`'s own argument is the marker: unique to this test run.
+        let marker = format!("600.{}", std::process::id());
+        let mut child = Command::new("sleep").arg(&marker).spawn().unwrap();
+        let pid = child.id();
+        let record = || fs::write(layout.pid_file("sleeper"), format!("{pid}\n")).unwrap();
+        record();
+        // A recorded pid whose command line lacks the marker is not ours: never signalled.
+        assert!(!layout.stop_recorded("sleeper", "600.0", "sleeper").unwrap());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the process still runs"
+        );
+
+        record();
+        assert!(layout.stop_recorded("sleeper", &marker, "sleeper").unwrap());
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "stopped by a signal: {status}");
+        assert!(
+            !layout.pid_file("sleeper").exists(),
+            "the pid file is removed"
+        );
+        assert!(!layout.stop_recorded("sleeper", &marker, "sleeper").unwrap());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

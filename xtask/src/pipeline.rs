@@ -135,25 +135,8 @@ fn readyz(addr: &str) -> std::result::Result<String, String> {
 /// Stops the pipeline `demo` started, if it runs (SIGTERM: it finishes in-flight work,
 /// commits and leaves its groups). The caller holds the stack lock.
 pub fn stop(layout: &Layout) -> Result<()> {
-    let pid_file = layout.pid_file(PIPELINE);
-    let Ok(marker) = std::fs::read_to_string(marker_file(layout)) else {
-        return Ok(());
-    };
-    let Some(pid) = process::running_pid(&pid_file, &marker) else {
-        return Ok(());
-    };
-    let start = Instant::now();
-    let killed = process::stop(pid, &marker, Duration::from_secs(60))
-        .with_context(|| format!("stopping the pipeline (pid {pid})"))?;
-    let _ = std::fs::remove_file(&pid_file);
-    let how = if killed {
-        "killed after 60 s without a clean shutdown"
-    } else {
-        "stopped"
-    };
-    println!(
-        "pipeline {how} (pid {pid}, {:.1}s)",
-        start.elapsed().as_secs_f32()
-    );
+    if let Ok(marker) = std::fs::read_to_string(marker_file(layout)) {
+        layout.stop_recorded(PIPELINE, &marker, "pipeline")?;
+    }
     Ok(())
 }

@@ -235,26 +235,10 @@ pub fn stop_started(layout: &Layout, launched: &[Launched]) -> Result<()> {
 }
 
 fn stop_server(layout: &Layout, server: &dyn Server) -> Result<()> {
-    let pid_file = layout.pid_file(server.name());
     let marker = layout.marker(server.name());
-    let Some(pid) = process::running_pid(&pid_file, &marker) else {
+    if !layout.stop_recorded(server.name(), &marker, server.title())? {
         println!("{} is not running", server.title());
-        return Ok(());
-    };
-    let start = Instant::now();
-    let killed = process::stop(pid, &marker, Duration::from_secs(60))
-        .with_context(|| format!("stopping {} (pid {pid})", server.title()))?;
-    let _ = fs::remove_file(&pid_file);
-    let how = if killed {
-        "killed after 60 s without a clean shutdown"
-    } else {
-        "stopped"
-    };
-    println!(
-        "{} {how} (pid {pid}, {:.1}s)",
-        server.title(),
-        start.elapsed().as_secs_f32()
-    );
+    }
     Ok(())
 }
 
