@@ -99,11 +99,11 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     }
     runtime.block_on(publish(config, &topic, &plan))?;
 
-    let outcome = runtime.block_on(await_stored(config, &plan, json))?;
+    let stored = runtime.block_on(await_stored(config, &plan, json))?;
     if json {
-        println!("{}", outcome.to_json(&plan, &topic));
+        println!("{}", stored.to_json(&plan, &topic));
     } else {
-        print!("{}", outcome.render(&plan));
+        print!("{}", stored.render(&plan));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -344,7 +344,7 @@ async fn publish(config: &Config, topic: &str, plan: &DemoPlan) -> anyhow::Resul
 }
 
 /// What the store holds for one run.
-struct Outcome {
+struct StoredRun {
     /// User actions and data access, oldest first.
     trail: Vec<StoredRecord>,
     /// The user's security events, oldest first.
@@ -356,7 +356,7 @@ struct Outcome {
 }
 
 /// Polls the store until everything the run should produce is there, or [`STORE_WAIT`] ends.
-async fn await_stored(config: &Config, plan: &DemoPlan, json: bool) -> anyhow::Result<Outcome> {
+async fn await_stored(config: &Config, plan: &DemoPlan, json: bool) -> anyhow::Result<StoredRun> {
     let store = Arc::new(Store::connect(&config.store, &config.retention).await?);
     let index = CausalityIndex::open(Arc::clone(&store)).await?;
     let start = Instant::now();
@@ -368,7 +368,7 @@ async fn await_stored(config: &Config, plan: &DemoPlan, json: bool) -> anyhow::R
     }
     loop {
         let missing = match look(&store, &index, plan).await? {
-            Ok(outcome) => return Ok(outcome),
+            Ok(stored) => return Ok(stored),
             Err(missing) => missing,
         };
         if start.elapsed() >= STORE_WAIT {
@@ -382,12 +382,12 @@ async fn await_stored(config: &Config, plan: &DemoPlan, json: bool) -> anyhow::R
     }
 }
 
-/// One look at the store: the outcome when complete, else what is still missing.
+/// One look at the store: what it holds of the run when complete, else what is still missing.
 async fn look(
     store: &Store,
     index: &CausalityIndex,
     plan: &DemoPlan,
-) -> anyhow::Result<Result<Outcome, String>> {
+) -> anyhow::Result<Result<StoredRun, String>> {
     let expected = plan.expected_records();
     let page = store
         .query_user(
@@ -453,7 +453,7 @@ async fn look(
             "the critical alert's actions are not indexed yet".into()
         ));
     };
-    Ok(Ok(Outcome {
+    Ok(Ok(StoredRun {
         trail,
         security_events,
         alerts,
@@ -491,7 +491,7 @@ fn has_action(node: &TreeNode) -> bool {
     })
 }
 
-impl Outcome {
+impl StoredRun {
     fn to_json(&self, plan: &DemoPlan, topic: &str) -> Value {
         json!({
             "user_id": plan.user_id,
