@@ -8,7 +8,7 @@ pub(super) const RECORD_COLUMNS: &str = "event_type, original_type, topic, summa
 
 /// One of the two day-bucketed tables and its bucket index. Both hold whole records, keyed by
 /// one of the record's links and bucketed by the record's day; the other link is a column.
-pub(super) struct Layout {
+pub(super) struct BucketedTable {
     pub(super) table: &'static str,
     pub(super) days_table: &'static str,
     /// The partition key column: the link the table is read by.
@@ -21,7 +21,7 @@ pub(super) struct Layout {
 }
 
 /// Parent → children: `causality_children`, by the child's cause.
-pub(super) const CHILDREN: Layout = Layout {
+pub(super) const CHILDREN: BucketedTable = BucketedTable {
     table: "causality_children",
     days_table: "causality_child_days",
     key: "parent_id",
@@ -31,7 +31,7 @@ pub(super) const CHILDREN: Layout = Layout {
 };
 
 /// Correlation → members: `causality_members`, by the member's correlation id.
-pub(super) const MEMBERS: Layout = Layout {
+pub(super) const MEMBERS: BucketedTable = BucketedTable {
     table: "causality_members",
     days_table: "causality_member_days",
     key: "correlation_id",
@@ -49,7 +49,7 @@ pub(crate) fn migration(p: &SchemaParams) -> Vec<String> {
            id text PRIMARY KEY, event_time timestamp, causation_id text, \
            correlation_id text, {record})"
     )];
-    for Layout {
+    for BucketedTable {
         table,
         days_table,
         key,

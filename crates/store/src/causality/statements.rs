@@ -2,7 +2,7 @@
 
 use scylla::statement::prepared::PreparedStatement;
 
-use super::schema::{CHILDREN, Layout, MEMBERS, RECORD_COLUMNS};
+use super::schema::{BucketedTable, CHILDREN, MEMBERS, RECORD_COLUMNS};
 use crate::Store;
 use crate::error::Result;
 use crate::exec::prepare;
@@ -15,7 +15,7 @@ pub(super) struct CausalityStatements {
     pub(super) members: BucketStatements,
 }
 
-/// The statements of one [`Layout`].
+/// The statements of one [`BucketedTable`].
 pub(super) struct BucketStatements {
     pub(super) table: &'static str,
     pub(super) read_context: &'static str,
@@ -55,16 +55,16 @@ impl CausalityStatements {
 }
 
 impl BucketStatements {
-    pub(super) async fn prepare(store: &Store, layout: &Layout) -> Result<Self> {
+    pub(super) async fn prepare(store: &Store, bucketed: &BucketedTable) -> Result<Self> {
         let (s, ks) = (&store.session, &store.keyspace);
-        let &Layout {
+        let &BucketedTable {
             table,
             days_table,
             key,
             key_is,
             other,
             read_context,
-        } = layout;
+        } = bucketed;
         Ok(Self {
             table,
             read_context,
