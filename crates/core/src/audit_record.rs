@@ -193,10 +193,10 @@ impl AuditRecord {
     /// action without a user.
     ///
     /// The source ip as the security monitor counts it (docs/security-rules.md): canonical, and an
-    /// IPv6 address by its /64 ([`source_key`]). The monitor keeps one detector per input
-    /// partition, so every spelling of one source must land on one partition: `2001:DB8::1`,
-    /// `2001:db8::1` and `2001:db8::2` are keyed `2001:db8::/64`. Text that is no ip address is
-    /// no source ip: such an event is keyed by its user id.
+    /// IPv6 address by its /64 ([`source_key`](crate::detect::ip::source_key)). The monitor
+    /// keeps one detector per input partition, so every spelling of one source must land on one
+    /// partition: `2001:DB8::1`, `2001:db8::1` and `2001:db8::2` are keyed `2001:db8::/64`. Text
+    /// that is no ip address is no source ip: such an event is keyed by its user id.
     pub fn kafka_key(&self) -> Cow<'_, str> {
         match self {
             AuditRecord::SecurityEvent(r) => match r.source_ip.as_deref().and_then(source_key_of) {

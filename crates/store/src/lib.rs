@@ -7,6 +7,15 @@
 //! causality indexer, and the trail walk over it that `auditflow trail` prints: [`causality`].
 //! Table layout: see the `schema` module; keys and ciphers: the `crypto` module.
 //!
+//! Where things are: `schema` (the audit tables' names and DDL), `migrations` (the list of
+//! schema versions, each naming its table group's DDL) and `migrate` (running it); `stored`
+//! (what callers hand in and get back), `write` and `read` (the audit rows), `bucket` and
+//! `index` (what keeps partitions bounded and reads from scanning); `crypto`, `keys`, `cache`
+//! and `erasure` (per-user keys, sealing, and `gdpr delete`); `statements` and `exec`
+//! (prepared statements, retries, concurrency); `expiry` and `durability` (what the server can
+//! store and keep); [`causality`] (the causality index, its own schema, writes and reads, and
+//! the trail walk).
+//!
 //! Invariants:
 //! - personal data is stored only sealed with its subject's data key; clear columns are an
 //!   allow-list of non-personal labels ([`Labels`]);
