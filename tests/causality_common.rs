@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use auditflow_core::Config;
-use auditflow_kafka::{Health, Metrics, Shutdown};
+use auditflow_runtime::{Health, Metrics, Shutdown};
 use auditflow_store::Store;
 use auditflow_store::causality::CausalityIndex;
 use scylla::value::{CqlValue, Row};

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use auditflow_kafka::Metrics;
+use auditflow_runtime::Metrics;
 use common::kafka::{assert_dead_letter, letter_of, metric, metric_sum, read_committed};
 use common::*;
 use rdkafka::ClientConfig;

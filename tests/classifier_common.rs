@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
 use auditflow_integration_tests::{require_kafka, unique_name};
-use auditflow_kafka::{Health, Metrics, Shutdown};
+use auditflow_runtime::{Health, Metrics, Shutdown};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -28,7 +28,7 @@ fn keyed(values: &[Vec<u8>], from: usize) -> Vec<Input> {
         .collect()
 }
 
-fn assigned(metrics: &auditflow_kafka::Metrics) -> u64 {
+fn assigned(metrics: &auditflow_runtime::Metrics) -> u64 {
     metric(
         &metrics.render(),
         r#"auditflow_assigned_partitions{service="classifier"}"#,
@@ -36,7 +36,7 @@ fn assigned(metrics: &auditflow_kafka::Metrics) -> u64 {
 }
 
 /// Waits until the instances own every partition between them, each at least one.
-async fn wait_for_split(instances: &[&auditflow_kafka::Metrics], partitions: u64) {
+async fn wait_for_split(instances: &[&auditflow_runtime::Metrics], partitions: u64) {
     let started = Instant::now();
     loop {
         let counts: Vec<u64> = instances.iter().map(|m| assigned(m)).collect();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
 use auditflow_integration_tests::{ChildGuard, auditflow_binary, require_cql, unique_name};
-use auditflow_kafka::{Health, Metrics, Shutdown};
+use auditflow_runtime::{Health, Metrics, Shutdown};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 

@@ -5,7 +5,7 @@
 #[path = "sink_common.rs"]
 mod common;
 
-use auditflow_kafka::Metrics;
+use auditflow_runtime::Metrics;
 use auditflow_store::{Store, TimeRange};
 use chrono::{TimeZone, Utc};
 use common::kafka::{assert_dead_letter, letter_of, metric, metric_sum};

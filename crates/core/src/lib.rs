@@ -5,7 +5,7 @@
 //! retention classes and threat detection.
 //!
 //! What this crate is not: it does no I/O, spawns no tasks and knows nothing of Kafka or CQL.
-//! Runtimes (`auditflow-kafka`, `auditflow-store`) and services wire it to the outside world.
+//! Runtimes (`auditflow-runtime`, `auditflow-store`) and services wire it to the outside world.
 //! It depends on no other auditflow crate.
 //!
 //! Where to start reading: [`envelope`] (bytes → [`Event`] or [`Rejection`]), [`pattern`] (the

@@ -7,7 +7,7 @@
 //! visible exactly once.
 //!
 //! What this crate is not: it holds no detection logic (that is `auditflow_core::detect`) and
-//! no consumer loop (that is `auditflow_kafka::transactional`); [`SecurityMonitor`] is the
+//! no consumer loop (that is `auditflow_runtime::transactional`); [`SecurityMonitor`] is the
 //! glue between them. See [`monitor`] for how state follows partitions and survives restarts,
 //! and how instances share one blocklist; [`secret`] for the key of the alert and action ids.
 
@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use auditflow_core::Config;
 use auditflow_core::detect::blocklist::BlocklistView;
-use auditflow_kafka::transactional::{self, LoopSpec};
-use auditflow_kafka::{Health, Metrics, Shutdown, TableEvent, TableFollower, topics};
+use auditflow_runtime::transactional::{self, LoopSpec};
+use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, topics};
 
 pub use monitor::SecurityMonitor;
 pub use secret::{DevelopmentSecret, SecretError, SecretSource};
@@ -35,7 +35,7 @@ pub enum Error {
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
-    Kafka(#[from] auditflow_kafka::Error),
+    Kafka(#[from] auditflow_runtime::Error),
 }
 
 /// Runs the security monitor until `shutdown`: loads the id secret (refusing to start without

@@ -34,7 +34,7 @@
 //! An ip can be blocked from several partitions — failed logins on the security-event topic,
 //! impossible travel or privilege escalation on user-action partitions — owned by several
 //! instances. Each instance follows the compacted blocklist topic (`read_committed`, on a
-//! thread of its own: [`TableFollower`](auditflow_kafka::TableFollower)) into a
+//! thread of its own: [`TableFollower`](auditflow_runtime::TableFollower)) into a
 //! [`BlocklistView`], and settles every blocklist record a detector makes against the other
 //! detectors it owns and that view ([`blocklist::settle`]): an upsert carries the longest
 //! expiry standing for the ip, and a tombstone is written only when no longer block stands.
@@ -69,9 +69,9 @@ use auditflow_core::detect::{
     DetectError, Detector, IdSecret, InputKind, Mode, Observation, Output,
 };
 use auditflow_core::envelope::decode_record;
-use auditflow_kafka::metrics::EngineCounts;
-use auditflow_kafka::transactional::{Rewind, Transform};
-use auditflow_kafka::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+use auditflow_runtime::metrics::EngineCounts;
+use auditflow_runtime::transactional::{Rewind, Transform};
+use auditflow_runtime::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
 
 /// Structured-mode CloudEvents (CloudEvents Kafka binding), as the classifier writes them.

@@ -10,7 +10,7 @@ use auditflow_core::detect::ALERT_TYPE;
 use auditflow_core::envelope::decode_record;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_core::{AuditRecord, Event, Reason, RetentionClass};
-use auditflow_kafka::{DeadLetter, InputRecord};
+use auditflow_runtime::{DeadLetter, InputRecord};
 use auditflow_store::{Labels, RecordKind, StorableRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};

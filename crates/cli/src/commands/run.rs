@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use auditflow_core::Config;
-use auditflow_kafka::{Health, Metrics, Shutdown, http};
+use auditflow_runtime::{Health, Metrics, Shutdown, http};
 
 use crate::cli::Service;
 

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
-use auditflow_kafka::at_least_once::{self, Stored, WriteError};
-use auditflow_kafka::{BatchWriter, DeadLetter, Health, InputRecord, LoopSpec, Metrics, Shutdown};
+use auditflow_runtime::at_least_once::{self, Stored, WriteError};
+use auditflow_runtime::{
+    BatchWriter, DeadLetter, Health, InputRecord, LoopSpec, Metrics, Shutdown,
+};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
