@@ -196,7 +196,7 @@ async fn counters_add_up_to_what_was_consumed() {
     .await;
 
     let (shutdown, metrics, health, task) = start_classifier(&setup.config);
-    let (addr, server) = auditflow_runtime::http::serve(
+    let (addr, server) = auditflow_runtime::telemetry::http::serve(
         "127.0.0.1:0",
         metrics.clone(),
         health.clone(),
@@ -340,7 +340,7 @@ async fn records_too_big_to_dead_letter_whole_are_dead_lettered_and_the_partitio
 
     let letters = read_committed(&setup.bootstrap, &setup.config.topics.dead_letter);
     assert_eq!(letters.len(), 3);
-    let limit = auditflow_runtime::client::max_message_bytes(&setup.config.kafka);
+    let limit = auditflow_runtime::kafka::client::max_message_bytes(&setup.config.kafka);
     for letter in &letters {
         let size = letter.key.as_ref().map_or(0, String::len)
             + letter.value.len()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::Classifier;
 use auditflow_core::classify::Classified;
-use auditflow_runtime::{Health, Metrics, Shutdown, topics};
+use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use common::*;
 

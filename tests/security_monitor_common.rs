@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
 use auditflow_core::classify::Classified;
-use auditflow_runtime::{Health, Metrics, Shutdown, topics};
+use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 

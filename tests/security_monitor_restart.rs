@@ -10,7 +10,7 @@ mod common;
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::IdSecret;
 use auditflow_core::{Classifier, Config};
-use auditflow_runtime::{Health, Metrics, Shutdown, topics};
+use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use common::*;
 use serde_json::Value;
 

@@ -15,7 +15,7 @@ use auditflow_core::config::Limits;
 use auditflow_core::envelope::{ContextAttribute, decode_record};
 use auditflow_core::pattern::is_valid_type;
 use auditflow_core::{Event, Reason, RetentionClass};
-use auditflow_runtime::at_least_once::Decoded;
+use auditflow_runtime::kafka::at_least_once::Decoded;
 use auditflow_runtime::{DeadLetter, InputRecord};
 use auditflow_store::causality::CausalRecord;
 use chrono::{DateTime, Utc};

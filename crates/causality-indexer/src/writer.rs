@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use auditflow_core::config::Limits;
 use auditflow_runtime::InputRecord;
-use auditflow_runtime::at_least_once::{BatchWriter, Stored, WriteError, WriteFault, split_batch};
+use auditflow_runtime::kafka::at_least_once::{
+    BatchWriter, Stored, WriteError, WriteFault, split_batch,
+};
 use auditflow_store::causality::CausalityIndex;
 use chrono::Utc;
 

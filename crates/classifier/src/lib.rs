@@ -3,7 +3,7 @@
 //!
 //! This crate is glue and nothing else: every decision is the core's [`Classifier`]; consuming,
 //! transactions, dead letters, metrics and shutdown are the Kafka harness's
-//! [`transactional`](auditflow_runtime::transactional) loop. What is here is the mapping between the
+//! [`transactional`](auditflow_runtime::kafka::transactional) loop. What is here is the mapping between the
 //! two — a Kafka record to the core's input (either CloudEvents mode, the record timestamp as the
 //! fallback event time) and the core's outputs to Kafka records (key per
 //! docs/topics-and-records.md, headers `ce_type`, `ce_id`, `content-type`).
@@ -13,9 +13,9 @@
 
 use auditflow_core::classify::{Classified, Output};
 use auditflow_core::{Classifier, Config, ConfigError};
-use auditflow_runtime::transactional::{self, LoopSpec, Transform};
+use auditflow_runtime::kafka::transactional::{self, LoopSpec, Transform};
 use auditflow_runtime::{
-    DeadLetter, Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, topics,
+    DeadLetter, Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, kafka::topics,
 };
 use chrono::{DateTime, Utc};
 

@@ -11,16 +11,16 @@
 //!
 //! | module | what it gives a service |
 //! |---|---|
-//! | [`client`] | consumer/producer configuration from `[kafka]`: cooperative-sticky groups, manual commits, `read_committed`, passthrough properties, unique `transactional.id`s |
-//! | [`rebalance`] | [`HarnessContext`], the consumer context: records assignments and revocations in an [`Assignment`] the loops drain; commits finished at-least-once work on revoke |
-//! | [`transactional`] | the exactly-once loop: implement [`Transform`], call [`transactional::spawn`] (classifier, security monitor) |
-//! | [`at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`at_least_once::spawn`] (sink, causality indexer) |
-//! | [`watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
-//! | [`dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
-//! | [`metrics`], [`health`], [`http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
+//! | [`kafka::client`] | consumer/producer configuration from `[kafka]`: cooperative-sticky groups, manual commits, `read_committed`, passthrough properties, unique `transactional.id`s |
+//! | [`kafka::rebalance`] | [`HarnessContext`], the consumer context: records assignments and revocations in an [`Assignment`] the loops drain; commits finished at-least-once work on revoke |
+//! | [`kafka::transactional`] | the exactly-once loop: implement [`Transform`], call [`kafka::transactional::spawn`] (classifier, security monitor) |
+//! | [`kafka::at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`kafka::at_least_once::spawn`] (sink, causality indexer) |
+//! | [`kafka::watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
+//! | [`kafka::dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
+//! | [`telemetry::metrics`], [`telemetry::health`], [`telemetry::http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
-//! | [`topics`] | creating the topics of docs/topics-and-records.md, idempotently |
-//! | [`table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
+//! | [`kafka::topics`] | creating the topics of docs/topics-and-records.md, idempotently |
+//! | [`kafka::table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
 //!
 //! # Design
 //!
@@ -44,7 +44,7 @@
 //! # Using it
 //!
 //! The binary makes one [`Metrics`], one [`Health`] and one [`Shutdown`]
-//! ([`Shutdown::on_signals`]), serves them with [`http::serve`], and hands each service
+//! ([`Shutdown::on_signals`]), serves them with [`telemetry::http::serve`], and hands each service
 //! `metrics.service(NAME)` and `health.register(NAME, produces)`. A service then builds a
 //! [`LoopSpec`] (its name, inputs, dead-letter topic, `[kafka]`) and calls one loop:
 //!
@@ -63,8 +63,8 @@
 //!   Then `transactional::spawn(spec, transform, metrics, readiness, shutdown)`.
 //! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
 //!   idempotent writes (keys from the deterministic ids) and returns one
-//!   [`at_least_once::Stored`] per record, in order; [`at_least_once::split_batch`] does the
-//!   decoding half. An `Err` says what it means ([`at_least_once::WriteFault`]): a transient
+//!   [`kafka::at_least_once::Stored`] per record, in order; [`kafka::at_least_once::split_batch`] does the
+//!   decoding half. An `Err` says what it means ([`kafka::at_least_once::WriteFault`]): a transient
 //!   one retries the batch with backoff for as long as it takes; one about a record halves the
 //!   batch until the records that fail alone are found and dead-letters them
 //!   (`store_rejected`); one about the deployment stops the loop. While writes fail their
@@ -76,35 +76,25 @@
 //!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`; or, as the sink
 //!   and the causality indexer do, `at_least_once::run_service(spec, metrics, health, shutdown,
 //!   open)`, which registers readiness, opens the store and builds the writer with `open`, then
-//!   spawns, and fails with an [`at_least_once::ServiceError`] (the store's error or the loop's).
+//!   spawns, and fails with an [`kafka::at_least_once::ServiceError`] (the store's error or the loop's).
 //!
 //! Either way the harness keeps the books (docs/operations.md): `consumed` equals the sum of
 //! `processed{outcome}`; counts of a transaction are applied only once it commits, counts of a
 //! batch only once it is durable.
 
-pub mod at_least_once;
-pub mod client;
-mod committer;
-pub mod dead_letter;
-mod error;
-pub mod health;
-pub mod http;
-pub mod metrics;
-pub mod rebalance;
-pub mod record;
+pub mod kafka;
 pub mod shutdown;
-pub mod table;
-pub mod topics;
-pub mod transactional;
-pub mod watermark;
+pub mod telemetry;
 
-pub use at_least_once::BatchWriter;
+mod error;
+
 pub use error::{Error, Result};
-pub use health::{Health, Readiness};
-pub use metrics::{Metrics, Outcome, ServiceMetrics};
-pub use rebalance::{Assignment, HarnessContext};
-pub use record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+pub use kafka::at_least_once::BatchWriter;
+pub use kafka::rebalance::{Assignment, HarnessContext};
+pub use kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+pub use kafka::table::{TableEvent, TableFollower};
+pub use kafka::transactional::{LoopSpec, Rewind, Transform};
+pub use kafka::watermark::{OffsetLedger, Watermark};
 pub use shutdown::Shutdown;
-pub use table::{TableEvent, TableFollower};
-pub use transactional::{LoopSpec, Rewind, Transform};
-pub use watermark::{OffsetLedger, Watermark};
+pub use telemetry::health::{Health, Readiness};
+pub use telemetry::metrics::{Metrics, Outcome, ServiceMetrics};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
-use auditflow_runtime::at_least_once::{self, Stored, WriteError};
+use auditflow_runtime::kafka::at_least_once::{self, Stored, WriteError};
 use auditflow_runtime::{
     BatchWriter, DeadLetter, Health, InputRecord, LoopSpec, Metrics, Shutdown,
 };

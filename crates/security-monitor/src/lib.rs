@@ -7,7 +7,7 @@
 //! visible exactly once.
 //!
 //! What this crate is not: it holds no detection logic (that is `auditflow_core::detect`) and
-//! no consumer loop (that is `auditflow_runtime::transactional`); [`SecurityMonitor`] is the
+//! no consumer loop (that is `auditflow_runtime::kafka::transactional`); [`SecurityMonitor`] is the
 //! glue between them. See [`monitor`] for how state follows partitions and survives restarts,
 //! and how instances share one blocklist; [`secret`] for the key of the alert and action ids.
 
@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use auditflow_core::Config;
 use auditflow_core::detect::blocklist::BlocklistView;
-use auditflow_runtime::transactional::{self, LoopSpec};
-use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, topics};
+use auditflow_runtime::kafka::transactional::{self, LoopSpec};
+use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, kafka::topics};
 
 pub use monitor::SecurityMonitor;
 pub use secret::{DevelopmentSecret, SecretError, SecretSource};

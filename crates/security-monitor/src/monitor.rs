@@ -69,8 +69,8 @@ use auditflow_core::detect::{
     DetectError, Detector, IdSecret, InputKind, Mode, Observation, Output,
 };
 use auditflow_core::envelope::decode_record;
-use auditflow_runtime::metrics::EngineCounts;
-use auditflow_runtime::transactional::{Rewind, Transform};
+use auditflow_runtime::kafka::transactional::{Rewind, Transform};
+use auditflow_runtime::telemetry::metrics::EngineCounts;
 use auditflow_runtime::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
 

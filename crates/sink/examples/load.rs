@@ -40,8 +40,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auditflow_core::{Classified, Classifier, Config, RetentionClass};
-use auditflow_runtime::client;
-use auditflow_runtime::topics::{ensure_topics, planned_topics};
+use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::topics::{ensure_topics, planned_topics};
 use auditflow_store::Store;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt, TryStreamExt};

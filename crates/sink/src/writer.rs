@@ -15,7 +15,7 @@ use std::sync::Arc;
 use auditflow_core::config::Limits;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_runtime::InputRecord;
-use auditflow_runtime::at_least_once::{BatchWriter, Stored, WriteError, WriteFault};
+use auditflow_runtime::kafka::at_least_once::{BatchWriter, Stored, WriteError, WriteFault};
 use auditflow_store::{Store, class_table};
 use chrono::Utc;
 

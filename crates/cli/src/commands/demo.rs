@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use auditflow_core::Config;
-use auditflow_runtime::client;
-use auditflow_runtime::topics::{TopicSpec, ensure_topics};
+use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::causality::trail::{Trail, TrailLimits, TreeNode, walk};
 use auditflow_store::{RecordKind, Store, StoredRecord, TimeRange};

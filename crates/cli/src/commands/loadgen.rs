@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use auditflow_core::Config;
-use auditflow_runtime::client;
+use auditflow_runtime::kafka::client;
 use chrono::{SecondsFormat, Utc};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use auditflow_core::Config;
-use auditflow_runtime::{Health, Metrics, Shutdown, http};
+use auditflow_runtime::{Health, Metrics, Shutdown, telemetry::http};
 
 use crate::cli::Service;
 

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use auditflow_core::Config;
-use auditflow_runtime::topics::{TopicStatus, ensure_topics, planned_topics};
+use auditflow_runtime::kafka::topics::{TopicStatus, ensure_topics, planned_topics};
 
 use crate::cli::TopicsCommand;
 

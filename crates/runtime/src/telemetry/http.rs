@@ -8,9 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::health::Health;
-use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::telemetry::health::Health;
+use crate::telemetry::metrics::Metrics;
 use crate::{Error, Result};
 
 #[derive(Clone)]

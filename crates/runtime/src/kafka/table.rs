@@ -20,8 +20,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::Result;
 use crate::error::KafkaContext;
-use crate::{Result, client};
+use crate::kafka::client;
 
 /// How long one poll waits before looking at the stop flag again.
 const POLL: Duration = Duration::from_millis(200);

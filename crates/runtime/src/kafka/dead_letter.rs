@@ -27,9 +27,11 @@
 
 use auditflow_core::config::KafkaSettings;
 
-use crate::client;
-use crate::record::{DeadLetter, InputRecord, OutputRecord, RECORD_OVERHEAD, header_wire_len};
-use crate::topics;
+use crate::kafka::client;
+use crate::kafka::records::{
+    DeadLetter, InputRecord, OutputRecord, RECORD_OVERHEAD, header_wire_len,
+};
+use crate::kafka::topics;
 
 pub const HEADER_ERROR: &str = "auditflow.error";
 pub const HEADER_ERROR_DETAIL: &str = "auditflow.error.detail";

@@ -31,7 +31,7 @@
 //! Dead letters are produced (and acknowledged by the broker) before their offset counts as
 //! done.
 //!
-//! [`Watermark`]: crate::watermark::Watermark
+//! [`Watermark`]: crate::kafka::watermark::Watermark
 
 use std::future::Future;
 use std::ops::Range;
@@ -45,16 +45,19 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 
-use crate::dead_letter::{self, MIN_LIMIT, dead_letter_record};
 use crate::error::KafkaContext;
-use crate::health::{Health, Readiness};
-use crate::metrics::{Metrics, Outcome, ServiceMetrics};
-use crate::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list};
-use crate::record::{DeadLetter, InputRecord, Partition};
+use crate::kafka::client;
+use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
+use crate::kafka::rebalance::{
+    HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list,
+};
+use crate::kafka::records::{DeadLetter, InputRecord, Partition};
+use crate::kafka::transactional::{LoopSpec, now_ms};
+use crate::kafka::watermark::OffsetLedger;
 use crate::shutdown::Shutdown;
-use crate::transactional::{LoopSpec, now_ms};
-use crate::watermark::OffsetLedger;
-use crate::{Error, Result, client};
+use crate::telemetry::health::{Health, Readiness};
+use crate::telemetry::metrics::{Metrics, Outcome, ServiceMetrics};
+use crate::{Error, Result};
 
 /// The reason code of a record the store refused for good (SPEC section 6's list is open).
 pub const STORE_REJECTED: &str = "store_rejected";
@@ -705,7 +708,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::telemetry::metrics::Metrics;
 
     fn record(offset: i64, payload: &[u8]) -> InputRecord {
         InputRecord {

@@ -24,9 +24,9 @@ use prometheus::{
 };
 use rdkafka::statistics::Statistics;
 
-use crate::at_least_once::WriteFault;
-use crate::rebalance::lock;
-use crate::record::Partition;
+use crate::kafka::at_least_once::WriteFault;
+use crate::kafka::rebalance::lock;
+use crate::kafka::records::Partition;
 
 /// Distinct `type` label values kept per process before folding into `other`.
 pub const MAX_TYPE_LABELS: usize = 500;

@@ -19,9 +19,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use crate::metrics::ServiceMetrics;
-use crate::record::{InputRecord, Partition};
-use crate::watermark::OffsetLedger;
+use crate::kafka::records::{InputRecord, Partition};
+use crate::kafka::watermark::OffsetLedger;
+use crate::telemetry::metrics::ServiceMetrics;
 
 /// The partitions this instance owns, and the changes the loop has not handled yet.
 #[derive(Debug, Default)]

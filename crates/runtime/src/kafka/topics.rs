@@ -11,7 +11,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::KafkaContext;
-use crate::{Error, Result, client};
+use crate::kafka::client;
+use crate::{Error, Result};
 
 /// One topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]

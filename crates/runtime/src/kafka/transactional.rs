@@ -42,15 +42,16 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::committer::{Committer, Job, Settled};
-use crate::dead_letter::{self, dead_letter_record};
 use crate::error::KafkaContext;
-use crate::health::Readiness;
-use crate::metrics::{EngineCounts, Outcome, ServiceMetrics};
-use crate::rebalance::{HarnessContext, SharedAssignment, lock};
-use crate::record::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+use crate::kafka::client;
+use crate::kafka::committer::{Committer, Job, Settled};
+use crate::kafka::dead_letter::{self, dead_letter_record};
+use crate::kafka::rebalance::{HarnessContext, SharedAssignment, lock};
+use crate::kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use crate::shutdown::Shutdown;
-use crate::{Error, Result, client};
+use crate::telemetry::health::Readiness;
+use crate::telemetry::metrics::{EngineCounts, Outcome, ServiceMetrics};
+use crate::{Error, Result};
 
 /// How long an idle poll waits before looking at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -460,7 +461,7 @@ impl<T: Transform> TransactionalLoop<T> {
                 .seek(&p.topic, p.partition, Offset::Offset(offset), CALL_TIMEOUT)
             {
                 Ok(()) => return Ok(true),
-                Err(err) if crate::rebalance::is_revoked_state(&err) => {
+                Err(err) if crate::kafka::rebalance::is_revoked_state(&err) => {
                     if !lock(&self.assignment).owns(p) {
                         return Ok(false);
                     }
@@ -716,7 +717,7 @@ impl<T: Transform> TransactionalLoop<T> {
             {
                 Ok(()) => {}
                 // Revoked meanwhile: its new owner starts from the committed offset anyway.
-                Err(err) if crate::rebalance::is_revoked_state(&err) => {}
+                Err(err) if crate::kafka::rebalance::is_revoked_state(&err) => {}
                 Err(err) => {
                     return Err(Error::Kafka {
                         during: "seeking back after an abort",

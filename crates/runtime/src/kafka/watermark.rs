@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::record::Partition;
+use crate::kafka::records::Partition;
 
 /// Progress of one partition.
 #[derive(Debug, Default, Clone)]

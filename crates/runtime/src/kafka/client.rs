@@ -52,7 +52,7 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
 }
 
 /// A reader of a whole (compacted) topic by assignment, in no group: `read_committed`, from
-/// the beginning, committing nothing (the [`table`](crate::table) module). librdkafka wants a
+/// the beginning, committing nothing (the [`table`](crate::kafka::table) module). librdkafka wants a
 /// `group.id` even to assign partitions; `<group_prefix>table-reader` never joins a group
 /// (no subscription) and never fetches or commits offsets (they are given).
 pub fn table_reader_config(settings: &KafkaSettings) -> ClientConfig {
@@ -96,7 +96,7 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// The largest record our producers may send, as [`crate::record::wire_len`] counts it: the
+/// The largest record our producers may send, as [`crate::kafka::records::wire_len`] counts it: the
 /// passthrough `message.max.bytes`, else librdkafka's default (1 000 000), less room for the
 /// record batch around it. Records above it are refused by the client, and one refused record
 /// must not stall a partition (see the dead-letter module).
@@ -105,7 +105,7 @@ pub fn max_message_bytes(settings: &KafkaSettings) -> usize {
 }
 
 /// [`max_message_bytes`] for records to a topic whose broker-side limit is
-/// `topic_max_message_bytes` ([`crate::topics::max_message_bytes`]; `None` when unknown):
+/// `topic_max_message_bytes` ([`crate::kafka::topics::max_message_bytes`]; `None` when unknown):
 /// the smaller of the two limits, less the same room. The broker counts the record batch
 /// (61 bytes of header around one record), librdkafka the record alone; 512 bytes cover both.
 pub fn max_message_bytes_to(

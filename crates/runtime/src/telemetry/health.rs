@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::rebalance::lock;
+use crate::kafka::rebalance::lock;
 
 #[derive(Clone, Default)]
 pub struct Health {

@@ -18,8 +18,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::rebalance::offsets_list;
-use crate::record::{OutputRecord, Partition};
+use crate::kafka::rebalance::offsets_list;
+use crate::kafka::records::{OutputRecord, Partition};
 use crate::{Error, Result};
 
 /// Timeout of each blocking transaction call.
