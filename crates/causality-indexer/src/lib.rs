@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use auditflow_core::Config;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
-use auditflow_runtime::kafka::transactional::LoopSpec;
+use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};

@@ -13,7 +13,8 @@
 
 use auditflow_core::classify::{Classified, Output};
 use auditflow_core::{Classifier, Config, ConfigError};
-use auditflow_runtime::kafka::transactional::{self, LoopSpec, Transform};
+use auditflow_runtime::kafka::loop_spec::LoopSpec;
+use auditflow_runtime::kafka::transactional::{self, Transform};
 use auditflow_runtime::{
     DeadLetter, Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, kafka::topics,
 };

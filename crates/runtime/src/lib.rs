@@ -13,9 +13,12 @@
 //! |---|---|
 //! | [`kafka::client`] | consumer/producer configuration from `[kafka]`: cooperative-sticky groups, manual commits, `read_committed`, passthrough properties, unique `transactional.id`s |
 //! | [`kafka::rebalance`] | [`HarnessContext`], the consumer context: records assignments and revocations in an [`Assignment`] the loops drain; commits finished at-least-once work on revoke |
+//! | [`kafka::loop_spec`] | [`LoopSpec`], what either loop is told: the service's name, its inputs, the dead-letter topic, `[kafka]` |
+//! | [`kafka::records`] | [`InputRecord`], [`OutputRecord`], [`Disposition`], [`DeadLetter`]: records as the loops hand them to a service and take them back |
 //! | [`kafka::transactional`] | the exactly-once loop: implement [`Transform`], call [`kafka::transactional::spawn`] (classifier, security monitor) |
 //! | [`kafka::at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`kafka::at_least_once::spawn`] (sink, causality indexer) |
 //! | [`kafka::watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
+//! | [`kafka::retry`] | which failed librdkafka calls are worth repeating, and repeating them with backoff |
 //! | [`kafka::dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
 //! | [`telemetry::metrics`], [`telemetry::health`], [`telemetry::http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
@@ -90,10 +93,11 @@ mod error;
 
 pub use error::{Error, Result};
 pub use kafka::at_least_once::BatchWriter;
+pub use kafka::loop_spec::LoopSpec;
 pub use kafka::rebalance::{Assignment, HarnessContext};
 pub use kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 pub use kafka::table::{TableEvent, TableFollower};
-pub use kafka::transactional::{LoopSpec, Rewind, Transform};
+pub use kafka::transactional::{Rewind, Transform};
 pub use kafka::watermark::{OffsetLedger, Watermark};
 pub use shutdown::Shutdown;
 pub use telemetry::health::{Health, Readiness};

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use auditflow_core::Config;
 use auditflow_core::detect::blocklist::BlocklistView;
-use auditflow_runtime::kafka::transactional::{self, LoopSpec};
+use auditflow_runtime::kafka::loop_spec::LoopSpec;
+use auditflow_runtime::kafka::transactional;
 use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, kafka::topics};
 
 pub use monitor::SecurityMonitor;

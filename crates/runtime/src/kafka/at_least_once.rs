@@ -48,11 +48,12 @@ use tokio::task::JoinSet;
 use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
+use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{
     HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list,
 };
 use crate::kafka::records::{DeadLetter, InputRecord, Partition};
-use crate::kafka::transactional::{LoopSpec, now_ms};
+use crate::kafka::transactional::now_ms;
 use crate::kafka::watermark::OffsetLedger;
 use crate::shutdown::Shutdown;
 use crate::telemetry::health::{Health, Readiness};

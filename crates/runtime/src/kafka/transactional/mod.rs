@@ -15,8 +15,9 @@
 //! - Fatal error (producer fenced by a newer instance, or broken): return it; the process exits
 //!   and its replacement starts fresh.
 //! - Retriable error while looking up where to rewind (a leader moving, a topic just created,
-//!   a timeout): retried with backoff for up to [`LOOKUP_DEADLINE`] ([`is_retriable`]); any other
-//!   error stops the loop with what it was doing.
+//!   a timeout): retried with backoff for up to [`LOOKUP_DEADLINE`]
+//!   ([`is_retriable`](crate::kafka::retry::is_retriable)); any other error stops the loop with
+//!   what it was doing.
 //!
 //! Time-driven outputs: about once a second ([`TICK_INTERVAL`]), also while the inputs are
 //! idle, the loop calls [`Transform::on_tick`] with the wall clock (the security monitor lifts
@@ -31,110 +32,45 @@
 //! here blocks, and nothing is gained by pretending otherwise. Backpressure is inherent: at most
 //! one batch is in the transaction and one being prepared, and librdkafka's prefetch is bounded
 //! by `queued.max.messages.kbytes`.
+//!
+//! Here is the loop itself (poll, prepare, submit, settle, tick); what a service implements is
+//! in `transform` ([`Transform`], [`Rewind`]), the counts a transaction applies when it commits
+//! in `tally`, and re-reading partitions (rewinds, going back after an abort) in `rewind`.
+
+mod rewind;
+mod tally;
+mod transform;
+
+pub use rewind::LOOKUP_DEADLINE;
+pub use transform::{Rewind, Transform};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use auditflow_core::Config;
-use auditflow_core::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::committer::{Committer, Job, Settled};
 use crate::kafka::dead_letter::{self, dead_letter_record};
+use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{HarnessContext, SharedAssignment, lock};
 use crate::kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+use crate::kafka::retry::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::shutdown::Shutdown;
 use crate::telemetry::health::Readiness;
-use crate::telemetry::metrics::{EngineCounts, Outcome, ServiceMetrics};
+use crate::telemetry::metrics::{Outcome, ServiceMetrics};
 use crate::{Error, Result};
+
+use tally::Tally;
 
 /// How long an idle poll waits before looking at the shutdown signal again.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Timeout of the blocking metadata calls (committed offsets, offsets for times, seeks).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause after the first of consecutive aborts, and the most it grows to.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often [`Transform::on_tick`] runs (at most; a long batch delays it).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a rewind's offset lookups retry retriable errors. The loop does not poll meanwhile,
-/// so this stays well below librdkafka's `max.poll.interval.ms` (300 s by default).
-pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(120);
-/// How long a rewind's seek of a just-assigned partition waits for librdkafka to start
-/// fetching it.
-const SEEK_DEADLINE: Duration = Duration::from_secs(30);
-
-/// What a service plugs into the loop.
-pub trait Transform: Send {
-    /// What one record becomes. Must not panic on any input, and must be a function of the
-    /// record (and of state rebuilt by `replay`), so a redelivered batch yields the same outputs.
-    fn transform(&mut self, record: &InputRecord) -> Disposition;
-
-    /// Partitions newly owned — after a rebalance, and again for every owned partition after an
-    /// aborted transaction. Return a [`Rewind`] for partitions whose recent history must be
-    /// re-read (through [`Transform::replay`]) before new records are judged.
-    fn on_assigned(&mut self, _partitions: &[Partition]) -> Vec<(Partition, Rewind)> {
-        Vec::new()
-    }
-
-    /// Partitions no longer owned (or about to be re-read after an abort): drop their state.
-    fn on_revoked(&mut self, _partitions: &[Partition]) {}
-
-    /// A record below the committed offset, re-read because of a [`Rewind`]: rebuild state,
-    /// emit nothing (its outputs were committed before).
-    fn replay(&mut self, _record: &InputRecord) {}
-
-    /// The wall clock (ms since the epoch), about every [`TICK_INTERVAL`], also while the
-    /// inputs are idle; never while a partition is being replayed. For outputs due at a time
-    /// rather than on a record. They are produced in a transaction like a record's; after an
-    /// abort the transform is rebuilt and a later tick emits them again, so they must be safe
-    /// to write twice.
-    fn on_tick(&mut self, _now_ms: i64) -> Vec<OutputRecord> {
-        Vec::new()
-    }
-
-    /// The engine's own counts since the last call, if it keeps any ([`EngineCounts`]). Asked
-    /// after each batch and tick; applied to the metrics when their transaction commits.
-    fn take_engine_counts(&mut self) -> Option<EngineCounts> {
-        None
-    }
-}
-
-/// Where to re-read a partition from before judging new records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rewind {
-    /// The first record with a timestamp at or after this (ms since the epoch); the security
-    /// monitor asks for "now − 10 minutes" to rebuild its windows.
-    ToTimestamp(i64),
-}
-
-/// Who the loop is and what it reads and writes.
-#[derive(Debug, Clone)]
-pub struct LoopSpec {
-    /// The service name: metric label, `auditflow.service` header, group id suffix.
-    pub service: String,
-    /// Topic names, or regular expressions starting with `^`.
-    pub inputs: Vec<String>,
-    pub dead_letter_topic: String,
-    pub kafka: KafkaSettings,
-}
-
-impl LoopSpec {
-    /// A service's loop as configured: `[kafka]` and the `[topics]` dead-letter topic.
-    pub fn for_service(service: &str, inputs: Vec<String>, config: &Config) -> Self {
-        Self {
-            service: service.to_owned(),
-            inputs,
-            dead_letter_topic: config.topics.dead_letter.clone(),
-            kafka: config.kafka.clone(),
-        }
-    }
-}
 
 /// One transaction's worth of work, transformed and waiting for the committer.
 struct Prepared {
@@ -147,68 +83,6 @@ struct Prepared {
 struct InFlight {
     tally: Tally,
     offsets: Vec<(Partition, i64)>,
-}
-
-/// Counts of one batch, applied to the metrics only once its transaction commits.
-#[derive(Default)]
-struct Tally {
-    consumed: HashMap<String, u64>,
-    emitted: HashMap<String, u64>,
-    outcomes: [u64; 4],
-    sampled_out: HashMap<String, u64>,
-    dead_lettered: HashMap<String, u64>,
-    event_times_ms: Vec<i64>,
-    engine: Option<EngineCounts>,
-}
-
-impl Tally {
-    fn outcome(&mut self, outcome: Outcome) {
-        self.outcomes[outcome as usize] += 1;
-    }
-
-    fn apply(self, metrics: &ServiceMetrics) {
-        for (topic, n) in &self.consumed {
-            metrics.consumed(topic, *n);
-        }
-        for (topic, n) in &self.emitted {
-            metrics.emitted(topic, *n);
-        }
-        for outcome in [
-            Outcome::Emitted,
-            Outcome::SampledOut,
-            Outcome::Ignored,
-            Outcome::DeadLettered,
-        ] {
-            let n = self.outcomes[outcome as usize];
-            if n > 0 {
-                metrics.processed(outcome, n);
-            }
-        }
-        for (event_type, n) in &self.sampled_out {
-            metrics.sampled_out(event_type, *n);
-        }
-        if self.outcomes[Outcome::Ignored as usize] > 0 {
-            metrics.ignored(self.outcomes[Outcome::Ignored as usize]);
-        }
-        for (reason, n) in &self.dead_lettered {
-            metrics.dead_lettered(reason, *n);
-        }
-        let now = now_ms();
-        for t in self.event_times_ms {
-            metrics.observe_end_to_end(t, now);
-        }
-        if let Some(engine) = &self.engine {
-            metrics.engine(engine);
-        }
-    }
-
-    fn add_engine(&mut self, counts: Option<EngineCounts>) {
-        match (&mut self.engine, counts) {
-            (Some(mine), Some(later)) => mine.merge(later),
-            (mine @ None, later) => *mine = later,
-            (Some(_), None) => {}
-        }
-    }
 }
 
 /// Runs `transform` on its own blocking thread until `shutdown`.
@@ -402,99 +276,6 @@ impl<T: Transform> TransactionalLoop<T> {
         Ok(())
     }
 
-    /// Seeks each partition back to its rewind point and marks what lies below the committed
-    /// offset as replay.
-    fn rewind(&mut self, rewinds: Vec<(Partition, Rewind)>) -> Result<()> {
-        if rewinds.is_empty() {
-            return Ok(());
-        }
-        let mut committed_query = TopicPartitionList::new();
-        let mut times_query = TopicPartitionList::new();
-        for (p, Rewind::ToTimestamp(ts)) in &rewinds {
-            committed_query.add_partition(&p.topic, p.partition);
-            let _ = times_query.add_partition_offset(&p.topic, p.partition, Offset::Offset(*ts));
-        }
-        let committed = self.lookup("reading committed offsets for a rewind", || {
-            self.consumer
-                .committed_offsets(committed_query.clone(), CALL_TIMEOUT)
-        })?;
-        let from = self.lookup("looking up offsets by time", || {
-            self.consumer
-                .offsets_for_times(times_query.clone(), CALL_TIMEOUT)
-        })?;
-        for (p, _) in rewinds {
-            let committed = committed
-                .find_partition(&p.topic, p.partition)
-                .map(|e| e.offset());
-            if let Some(Offset::Offset(committed)) = committed {
-                self.committed.insert(p.clone(), committed);
-            }
-            let from = from
-                .find_partition(&p.topic, p.partition)
-                .map(|e| e.offset());
-            // Nothing committed: every record is new anyway. No record after the time: nothing
-            // to replay.
-            if let (Some(Offset::Offset(committed)), Some(Offset::Offset(from))) = (committed, from)
-                && from < committed
-            {
-                if !self.seek_assigned(&p, from)? {
-                    // Revoked meanwhile: its new owner rewinds it.
-                    continue;
-                }
-                tracing::info!(service = %self.spec.service, partition = %p, replay = committed - from, "replaying history");
-                self.replay_until.insert(p, committed);
-            }
-        }
-        Ok(())
-    }
-
-    /// Seeks a partition just assigned to `offset`; `Ok(false)` when it was revoked meanwhile.
-    /// librdkafka starts fetching an assigned partition on its own threads, and a seek before
-    /// that has happened fails with `ERR__STATE` (seen after a `kill -9`: "Seek error: Local:
-    /// Erroneous state", which stopped the replacement): retried while the partition is ours,
-    /// for up to [`SEEK_DEADLINE`].
-    fn seek_assigned(&self, p: &Partition, offset: i64) -> Result<bool> {
-        let started = Instant::now();
-        loop {
-            match self
-                .consumer
-                .seek(&p.topic, p.partition, Offset::Offset(offset), CALL_TIMEOUT)
-            {
-                Ok(()) => return Ok(true),
-                Err(err) if crate::kafka::rebalance::is_revoked_state(&err) => {
-                    if !lock(&self.assignment).owns(p) {
-                        return Ok(false);
-                    }
-                    if started.elapsed() >= SEEK_DEADLINE {
-                        return Err(Error::Kafka {
-                            during: "seeking for a rewind",
-                            source: err,
-                        });
-                    }
-                    std::thread::sleep(MIN_BACKOFF);
-                }
-                Err(source) => {
-                    return Err(Error::Kafka {
-                        during: "seeking for a rewind",
-                        source,
-                    });
-                }
-            }
-        }
-    }
-
-    /// A blocking offset lookup, retried while its errors are retriable (also an error on one
-    /// of the listed partitions), for up to [`LOOKUP_DEADLINE`].
-    fn lookup(
-        &self,
-        during: &'static str,
-        mut call: impl FnMut() -> KafkaResult<TopicPartitionList>,
-    ) -> Result<TopicPartitionList> {
-        retry_retriable(&self.spec.service, during, LOOKUP_DEADLINE, || {
-            call().and_then(|list| first_partition_error(&list).map(|()| list))
-        })
-    }
-
     /// Runs the transform's tick when due and no partition is being replayed: its outputs join
     /// `prepared`, or make a transaction of their own that re-commits the committed offsets
     /// (so the broker fences it like any other). Also collects the engine's counts: applied
@@ -530,24 +311,6 @@ impl<T: Transform> TransactionalLoop<T> {
             }
         }
         prepared
-    }
-
-    /// Whether every rewound partition has been replayed up to its committed offset. A
-    /// partition whose last records below it are gone (retention, compaction) never shows the
-    /// record that ends its replay, so the consumer's position decides too.
-    fn replay_done(&mut self) -> bool {
-        if self.replay_until.is_empty() {
-            return true;
-        }
-        if let Ok(position) = self.consumer.position() {
-            self.replay_until.retain(|p, until| {
-                !matches!(
-                    position.find_partition(&p.topic, p.partition).map(|e| e.offset()),
-                    Some(Offset::Offset(at)) if at >= *until
-                )
-            });
-        }
-        self.replay_until.is_empty()
     }
 
     /// Transforms a batch into one transaction's worth of outputs and offsets. `None` when
@@ -664,73 +427,6 @@ impl<T: Transform> TransactionalLoop<T> {
         }
     }
 
-    fn is_replay(&mut self, record: &InputRecord) -> bool {
-        if self.replay_until.is_empty() {
-            return false;
-        }
-        let p = record.partition_id();
-        match self.replay_until.get(&p) {
-            Some(until) if record.offset < *until => {
-                if record.offset + 1 >= *until {
-                    // The last record to replay: the partition is live from here on.
-                    self.replay_until.remove(&p);
-                }
-                true
-            }
-            Some(_) => {
-                self.replay_until.remove(&p);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// After an abort: every owned partition back to its committed offset, and the transform
-    /// told to start over (its state may hold the aborted batch).
-    fn rewind_to_committed(&mut self) -> Result<()> {
-        let owned = lock(&self.assignment).owned();
-        self.replay_until.clear();
-        if owned.is_empty() {
-            return Ok(());
-        }
-        let mut query = TopicPartitionList::new();
-        for p in &owned {
-            query.add_partition(&p.topic, p.partition);
-        }
-        let committed = self.lookup("reading committed offsets", || {
-            self.consumer.committed_offsets(query.clone(), CALL_TIMEOUT)
-        })?;
-        self.committed.clear();
-        for e in committed.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                self.committed
-                    .insert(Partition::new(e.topic(), e.partition()), o);
-            }
-            // No commit yet: the group starts from the beginning (`auto.offset.reset=earliest`).
-            let offset = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
-            };
-            match self
-                .consumer
-                .seek(e.topic(), e.partition(), offset, CALL_TIMEOUT)
-            {
-                Ok(()) => {}
-                // Revoked meanwhile: its new owner starts from the committed offset anyway.
-                Err(err) if crate::kafka::rebalance::is_revoked_state(&err) => {}
-                Err(err) => {
-                    return Err(Error::Kafka {
-                        during: "seeking back after an abort",
-                        source: err,
-                    });
-                }
-            }
-        }
-        self.transform.on_revoked(&owned);
-        let rewinds = self.transform.on_assigned(&owned);
-        self.rewind(rewinds)
-    }
-
     /// Leaves the group now rather than after the session timeout, so partitions move at once.
     fn close(self) {
         tracing::info!(service = %self.spec.service, "leaving the consumer group");
@@ -765,80 +461,6 @@ fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
     }
 }
 
-/// Whether a failed call is worth repeating: the cluster is moving (leader elections, a topic
-/// just created and not yet known everywhere, a coordinator loading) or slow (timeouts, lost
-/// connections). Anything else — authorisation, invalid requests, a broken client — will not
-/// heal by waiting.
-pub fn is_retriable(err: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    if let KafkaError::Transaction(e) = err {
-        return e.is_retriable();
-    }
-    matches!(
-        err.rdkafka_error_code(),
-        Some(
-            C::NotLeaderForPartition
-                | C::LeaderNotAvailable
-                | C::PreferredLeaderNotAvailable
-                | C::EligibleLeadersNotAvailable
-                | C::FencedLeaderEpoch
-                | C::UnknownLeaderEpoch
-                | C::UnknownTopicOrPartition
-                | C::UnknownPartition
-                | C::UnknownTopic
-                | C::ReplicaNotAvailable
-                | C::NotEnoughReplicas
-                | C::KafkaStorageError
-                | C::OffsetNotAvailable
-                | C::RequestTimedOut
-                | C::OperationTimedOut
-                | C::TimedOutQueue
-                | C::BrokerTransportFailure
-                | C::AllBrokersDown
-                | C::BrokerNotAvailable
-                | C::NetworkException
-                | C::CoordinatorLoadInProgress
-                | C::CoordinatorNotAvailable
-                | C::NotCoordinator
-                | C::WaitingForCoordinator
-                | C::ThrottlingQuotaExceeded
-                | C::Retry
-        )
-    )
-}
-
-/// Calls `call` until it succeeds, fails for good ([`is_retriable`] says no), or `deadline`
-/// has passed; waits between attempts from [`MIN_BACKOFF`], doubling up to [`MAX_BACKOFF`].
-/// Logs librdkafka's error, which names codes, brokers and topics, never record contents.
-fn retry_retriable<T>(
-    service: &str,
-    during: &'static str,
-    deadline: Duration,
-    mut call: impl FnMut() -> KafkaResult<T>,
-) -> Result<T> {
-    let started = Instant::now();
-    let mut backoff = MIN_BACKOFF;
-    let mut attempt = 1u32;
-    loop {
-        match call() {
-            Ok(value) => return Ok(value),
-            Err(source) if is_retriable(&source) && started.elapsed() < deadline => {
-                tracing::warn!(%service, during, error = %source, attempt, "retriable Kafka error; retrying");
-                std::thread::sleep(backoff.min(deadline.saturating_sub(started.elapsed())));
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                attempt += 1;
-            }
-            Err(source) => return Err(Error::Kafka { during, source }),
-        }
-    }
-}
-
-/// The first per-partition error of a looked-up list: librdkafka reports some failures (a
-/// partition's leader moved) there rather than for the whole call.
-fn first_partition_error(list: &TopicPartitionList) -> KafkaResult<()> {
-    list.elements().iter().try_for_each(|e| e.error())
-}
-
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -848,72 +470,6 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_moving_or_slow_cluster_is_retriable_and_a_refusal_is_not() {
-        use RDKafkaErrorCode as C;
-        for code in [
-            C::NotLeaderForPartition,
-            C::LeaderNotAvailable,
-            C::UnknownTopicOrPartition,
-            C::UnknownPartition,
-            C::RequestTimedOut,
-            C::OperationTimedOut,
-            C::BrokerTransportFailure,
-            C::CoordinatorLoadInProgress,
-        ] {
-            assert!(is_retriable(&KafkaError::MetadataFetch(code)), "{code:?}");
-            assert!(is_retriable(&KafkaError::OffsetFetch(code)), "{code:?}");
-        }
-        for code in [
-            C::TopicAuthorizationFailed,
-            C::GroupAuthorizationFailed,
-            C::InvalidArgument,
-            C::UnsupportedVersion,
-            C::Fatal,
-        ] {
-            assert!(!is_retriable(&KafkaError::MetadataFetch(code)), "{code:?}");
-        }
-        assert!(!is_retriable(&KafkaError::Canceled));
-    }
-
-    #[test]
-    fn retriable_errors_are_retried_and_others_are_not() {
-        let mut attempts = 0;
-        let got = retry_retriable("test", "looking up", LOOKUP_DEADLINE, || {
-            attempts += 1;
-            match attempts {
-                1 => Err(KafkaError::MetadataFetch(
-                    RDKafkaErrorCode::NotLeaderForPartition,
-                )),
-                2 => Err(KafkaError::OffsetFetch(RDKafkaErrorCode::OperationTimedOut)),
-                _ => Ok(attempts),
-            }
-        });
-        assert_eq!(got.unwrap(), 3);
-
-        let mut attempts = 0;
-        let refused: Result<()> = retry_retriable("test", "looking up", LOOKUP_DEADLINE, || {
-            attempts += 1;
-            Err(KafkaError::MetadataFetch(
-                RDKafkaErrorCode::TopicAuthorizationFailed,
-            ))
-        });
-        assert_eq!(attempts, 1);
-        let message = refused.unwrap_err().to_string();
-        assert!(message.contains("looking up"), "{message}");
-
-        // Past the deadline a retriable error is given up on too.
-        let mut attempts = 0;
-        let given_up: Result<()> = retry_retriable("test", "looking up", Duration::ZERO, || {
-            attempts += 1;
-            Err(KafkaError::MetadataFetch(
-                RDKafkaErrorCode::NotLeaderForPartition,
-            ))
-        });
-        assert_eq!(attempts, 1);
-        assert!(given_up.is_err());
-    }
 
     #[test]
     fn oversized_outputs_become_a_too_large_dead_letter() {
