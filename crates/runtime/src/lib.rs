@@ -62,7 +62,8 @@
 //!   `on_tick(now_ms)` runs about once a second, also when no record arrives (never while a
 //!   rewound partition is still replaying): its outputs go out in a transaction like any
 //!   batch's, and must be harmless to write twice (the monitor's blocklist tombstones are).
-//!   `take_engine_counts` hands the harness counters to export once their transaction commits.
+//!   `on_commit` hands the harness work to run once the transaction commits (the monitor
+//!   records its engine's metrics there, so they count committed work only).
 //!   Then `transactional::spawn(spec, transform, metrics, readiness, shutdown)`.
 //! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
 //!   idempotent writes (keys from the deterministic ids) and returns one

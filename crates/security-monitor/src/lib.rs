@@ -11,6 +11,7 @@
 //! glue between them. See [`monitor`] for how state follows partitions and survives restarts,
 //! and how instances share one blocklist; [`secret`] for the key of the alert and action ids.
 
+pub mod metrics;
 pub mod monitor;
 pub mod secret;
 
@@ -22,6 +23,7 @@ use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional;
 use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, kafka::topics};
 
+pub use metrics::DetectMetrics;
 pub use monitor::SecurityMonitor;
 pub use secret::{DevelopmentSecret, SecretError, SecretSource};
 
@@ -60,7 +62,8 @@ pub async fn run(
         ),
         source => tracing::info!(service = SERVICE, ?source, "id secret loaded"),
     }
-    let monitor = SecurityMonitor::new(config, secret)?;
+    let monitor =
+        SecurityMonitor::new(config, secret)?.with_metrics(DetectMetrics::new(metrics, SERVICE)?);
     let spec = LoopSpec::for_service(
         SERVICE,
         vec![

@@ -54,10 +54,11 @@
 //! future"). Replays use the same record timestamps, so they decide as the live run did.
 //!
 //! # Metrics
-//! [`Transform::take_engine_counts`] hands the loop the engines' counters of live judgements
+//! [`SecurityMonitor::take_engine_counts`] collects the engines' counters of live judgements
 //! (too-late, future-dated and unparsable-ip events, evicted keys, alerts by rule and level,
-//! actions by kind) and the keys, blocks and bytes held now, for the `auditflow_detect_*`
-//! families.
+//! actions by kind) and the keys, blocks and bytes held now; with [`SecurityMonitor::with_metrics`],
+//! [`Transform::on_commit`] hands the loop their recording in the `auditflow_detect_*`
+//! families ([`crate::metrics`]), run once the transaction of the work they count commits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,10 +70,11 @@ use auditflow_core::detect::{
     DetectError, Detector, IdSecret, InputKind, Mode, Observation, Output,
 };
 use auditflow_core::envelope::decode_record;
-use auditflow_runtime::kafka::transactional::{Rewind, Transform};
-use auditflow_runtime::telemetry::metrics::EngineCounts;
+use auditflow_runtime::kafka::transactional::{OnCommit, Rewind, Transform};
 use auditflow_runtime::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
+
+use crate::metrics::{DetectMetrics, EngineCounts};
 
 /// Structured-mode CloudEvents (CloudEvents Kafka binding), as the classifier writes them.
 pub const OUTPUT_CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -90,6 +92,8 @@ pub struct SecurityMonitor {
     now_ms: fn() -> i64,
     /// Counters of live judgements since the loop last took them.
     counts: EngineCounts,
+    /// Where they are recorded (`None`: nowhere, as offline and in unit tests).
+    metrics: Option<DetectMetrics>,
     /// The blocklist topic as last read, shared with the thread that follows it (`None`:
     /// this instance's detectors are all there is, as in unit tests).
     view: Option<Arc<Mutex<BlocklistView>>>,
@@ -121,6 +125,7 @@ impl SecurityMonitor {
             lookback_ms: i64::try_from(lookback_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             now_ms: || Utc::now().timestamp_millis(),
             counts: EngineCounts::default(),
+            metrics: None,
             view: None,
         })
     }
@@ -128,6 +133,12 @@ impl SecurityMonitor {
     /// Replaces the wall clock (tests).
     pub fn with_clock(mut self, now_ms: fn() -> i64) -> Self {
         self.now_ms = now_ms;
+        self
+    }
+
+    /// Records the engines' counts in `metrics` as their work commits.
+    pub fn with_metrics(mut self, metrics: DetectMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -140,6 +151,22 @@ impl SecurityMonitor {
 
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis((self.now_ms)()).unwrap_or_default()
+    }
+
+    /// The engines' counters since the last call, and what they hold now.
+    pub fn take_engine_counts(&mut self) -> EngineCounts {
+        let (mut keys, mut blocks, mut bytes) = (0, 0, 0);
+        for detector in self.detectors.values() {
+            let (k, b) = detector.tracked();
+            keys += k;
+            blocks += b;
+            bytes += detector.state_bytes();
+        }
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.tracked_keys = keys;
+        counts.active_blocks = blocks;
+        counts.state_bytes = bytes;
+        counts
     }
 
     /// Partitions with a detector, i.e. owned.
@@ -350,19 +377,10 @@ impl Transform for SecurityMonitor {
         outputs.iter().map(|o| self.output_record(o)).collect()
     }
 
-    fn take_engine_counts(&mut self) -> Option<EngineCounts> {
-        let (mut keys, mut blocks, mut bytes) = (0, 0, 0);
-        for detector in self.detectors.values() {
-            let (k, b) = detector.tracked();
-            keys += k;
-            blocks += b;
-            bytes += detector.state_bytes();
-        }
-        let mut counts = std::mem::take(&mut self.counts);
-        counts.tracked_keys = keys;
-        counts.active_blocks = blocks;
-        counts.state_bytes = bytes;
-        Some(counts)
+    fn on_commit(&mut self) -> Option<OnCommit> {
+        let metrics = self.metrics.clone()?;
+        let counts = self.take_engine_counts();
+        Some(Box::new(move || metrics.record(&counts)))
     }
 }
 
@@ -554,7 +572,7 @@ mod tests {
         // An event 2 s after the burst is judged with it: 22 failures, critical already
         // alerted in this episode, so nothing new — and not too late, and its key not evicted.
         assert!(emitted(m.transform(&failure(21, 21))).is_empty());
-        let counts = m.take_engine_counts().unwrap();
+        let counts = m.take_engine_counts();
         assert_eq!((counts.too_late, counts.evicted_keys), (0, 0));
         assert_eq!(counts.tracked_keys, 1);
         assert_eq!(counts.active_blocks, 0);
@@ -576,13 +594,13 @@ mod tests {
         let (mut m, p, _) = blocked();
         m.on_revoked(std::slice::from_ref(&p));
         assert!(m.on_tick(EXPIRY_MS + 1).is_empty());
-        assert_eq!(m.take_engine_counts().unwrap().active_blocks, 0);
+        assert_eq!(m.take_engine_counts().active_blocks, 0);
     }
 
     #[test]
     fn engine_counts_count_live_judgements_once() {
         let (mut m, p, _) = blocked();
-        let counts = m.take_engine_counts().unwrap();
+        let counts = m.take_engine_counts();
         let alerts: Vec<(&str, &str, u64)> = counts
             .alerts
             .iter()
@@ -605,13 +623,43 @@ mod tests {
         for i in 0..21 {
             m.replay(&failure(i, i));
         }
-        let again = m.take_engine_counts().unwrap();
+        let again = m.take_engine_counts();
         assert!(again.alerts.is_empty() && again.actions.is_empty());
         assert_eq!((again.tracked_keys, again.active_blocks), (1, 1));
         // A failure 3 minutes behind its key is too late (grace is 2 minutes).
         let late = failure_at(40, "2023-12-31T23:57:00Z", "10.0.0.1");
         m.transform(&late);
-        assert_eq!(m.take_engine_counts().unwrap().too_late, 1);
+        assert_eq!(m.take_engine_counts().too_late, 1);
+    }
+
+    #[test]
+    fn committed_work_records_the_engine_counts_in_the_detect_families() {
+        let metrics = auditflow_runtime::Metrics::new().unwrap();
+        let mut m =
+            monitor().with_metrics(DetectMetrics::new(&metrics, "security-monitor").unwrap());
+        let p = Partition::new("audit.security.event", 0);
+        m.on_assigned(std::slice::from_ref(&p));
+        for i in 0..6 {
+            m.transform(&failure(i, i));
+        }
+        let record = m
+            .on_commit()
+            .expect("with metrics, the counts are handed over");
+        // Nothing is recorded before the transaction commits.
+        assert!(!metrics.render().contains("auditflow_detect_alerts_total{"));
+        record();
+        let text = metrics.render();
+        for series in [
+            r#"auditflow_detect_alerts_total{level="medium",rule="brute_force",service="security-monitor"} 1"#,
+            r#"auditflow_detect_tracked_keys{service="security-monitor"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in\n{text}");
+        }
+        // Handed over once: the next commit adds nothing.
+        m.on_commit().unwrap()();
+        assert!(metrics.render().contains(
+            r#"auditflow_detect_alerts_total{level="medium",rule="brute_force",service="security-monitor"} 1"#
+        ));
     }
 
     /// A self-granted root role for carol from `ip` at `time`: critical, so it blocks the ip.
@@ -655,7 +703,7 @@ mod tests {
         assert_eq!(upsert["data"]["expires_at"], "2024-01-01T01:10:00Z");
         // The first block expires: the second still stands, so no tombstone.
         assert!(tombstones(&m.on_tick(EXPIRY_MS + 1)).is_empty());
-        assert_eq!(m.take_engine_counts().unwrap().active_blocks, 1);
+        assert_eq!(m.take_engine_counts().active_blocks, 1);
         // The second expires: now the ip is lifted, once.
         let later = T0_MS + 4_200_000;
         assert!(
@@ -778,7 +826,7 @@ mod tests {
         // Another far-future event: no tombstone, the block stands.
         let far = far_future_failure(21, "10.0.0.2");
         assert!(tombstones(&emitted(m.transform(&far))).is_empty());
-        let counts = m.take_engine_counts().unwrap();
+        let counts = m.take_engine_counts();
         assert_eq!((counts.future_dated, counts.active_blocks), (2, 1));
     }
 

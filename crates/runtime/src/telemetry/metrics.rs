@@ -10,14 +10,13 @@
 //! `emitted`, `sampled_out`, `ignored`, `dead_lettered` (docs/operations.md). Counts are applied
 //! only when the work is committed, so an aborted transaction is not counted twice.
 //!
-//! The security monitor's detection engine adds the `auditflow_detect_*` families through
-//! [`EngineCounts`]: their labels are the engine's enums ([`Rule`], [`ThreatLevel`]) and
-//! static action names, so no ip or user id can become a label value.
+//! A service with metrics of its own (the security monitor's `auditflow_detect_*` families)
+//! registers them on the same registry through [`Metrics::families`], once per process; the
+//! runtime knows nothing of what they count.
 
-use std::collections::{BTreeMap, HashSet};
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-
-use auditflow_core::detect::{Rule, ThreatLevel};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -66,62 +65,7 @@ struct Families {
     batch_write: HistogramVec,
     end_to_end: HistogramVec,
     transactions: IntCounterVec,
-    too_late: IntCounterVec,
-    future_dated: IntCounterVec,
-    unparsable_ips: IntCounterVec,
-    evicted_keys: IntCounterVec,
-    tracked_keys: IntGaugeVec,
-    state_bytes: IntGaugeVec,
-    active_blocks: IntGaugeVec,
-    alerts: IntCounterVec,
-    actions: IntCounterVec,
     type_labels: Mutex<HashSet<String>>,
-}
-
-/// What a stateful transform's engine did since it was last asked (today: the security
-/// monitor's detection engine). The counters count live judgements only — replaying history
-/// after a rebalance rebuilds state and counts nothing again — and the harness applies them
-/// with the transaction of the work they count; the gauges are a snapshot of the engine now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EngineCounts {
-    /// Events further behind their key than the grace period: not judged by the rules there.
-    pub too_late: u64,
-    /// Events dated further ahead than the allowed clock skew: judged at the detector's
-    /// clock, which they did not move.
-    pub future_dated: u64,
-    /// Events naming an ip that is not an ip address (no source ip, never a key).
-    pub unparsable_ips: u64,
-    /// Keys dropped from the windows: idle, or the stalest at the `max_keys` or byte cap.
-    pub evicted_keys: u64,
-    /// Alerts raised, by rule and level.
-    pub alerts: BTreeMap<(Rule, ThreatLevel), u64>,
-    /// Actions emitted, by action name (`block_ip`, `disable_account`).
-    pub actions: BTreeMap<&'static str, u64>,
-    /// Keys in the windows now, over every rule family and owned partition.
-    pub tracked_keys: usize,
-    /// Ips blocked now (blocklist entries whose tombstone has not gone out yet).
-    pub active_blocks: usize,
-    /// What the engine's state weighs now, in bytes.
-    pub state_bytes: usize,
-}
-
-impl EngineCounts {
-    /// Adds `later`'s counters to these and takes its snapshot.
-    pub fn merge(&mut self, later: EngineCounts) {
-        self.too_late += later.too_late;
-        self.future_dated += later.future_dated;
-        self.unparsable_ips += later.unparsable_ips;
-        self.evicted_keys += later.evicted_keys;
-        for (key, n) in later.alerts {
-            *self.alerts.entry(key).or_default() += n;
-        }
-        for (key, n) in later.actions {
-            *self.actions.entry(key).or_default() += n;
-        }
-        self.tracked_keys = later.tracked_keys;
-        self.active_blocks = later.active_blocks;
-        self.state_bytes = later.state_bytes;
-    }
 }
 
 /// The process's registry. Cheap to clone.
@@ -129,6 +73,8 @@ impl EngineCounts {
 pub struct Metrics {
     registry: Registry,
     families: Arc<Families>,
+    /// The families services added ([`Metrics::families`]), one value per type.
+    extensions: Arc<Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl Metrics {
@@ -224,57 +170,33 @@ impl Metrics {
                 "Kafka transactions, by result (committed, aborted).",
                 &["service", "result"],
             )?,
-            too_late: counter(
-                "auditflow_detect_too_late_total",
-                "Events further behind their key's newest event than the grace period, not judged by the rules keyed there.",
-                &["service"],
-            )?,
-            future_dated: counter(
-                "auditflow_detect_future_dated_total",
-                "Events dated further ahead than max_clock_skew_secs: judged at the detector's clock, which they did not move.",
-                &["service"],
-            )?,
-            unparsable_ips: counter(
-                "auditflow_detect_unparsable_ips_total",
-                "Events whose ip is not an ip address: no source ip, never a key.",
-                &["service"],
-            )?,
-            evicted_keys: counter(
-                "auditflow_detect_evicted_keys_total",
-                "Keys (ips, users) dropped from the detection windows: idle, or the stalest at the max_keys or max_state_bytes cap.",
-                &["service"],
-            )?,
-            tracked_keys: gauge(
-                "auditflow_detect_tracked_keys",
-                "Keys in the detection windows now, over every rule family and owned partition.",
-                &["service"],
-            )?,
-            active_blocks: gauge(
-                "auditflow_detect_active_blocks",
-                "Ips blocked now: blocklist entries whose tombstone has not gone out yet.",
-                &["service"],
-            )?,
-            state_bytes: gauge(
-                "auditflow_detect_state_bytes",
-                "What the detection windows, baselines and blocks weigh now, over every owned partition.",
-                &["service"],
-            )?,
-            alerts: counter(
-                "auditflow_detect_alerts_total",
-                "Security alerts raised, by rule and level.",
-                &["service", "rule", "level"],
-            )?,
-            actions: counter(
-                "auditflow_detect_actions_total",
-                "Security actions emitted, by action (block_ip, disable_account).",
-                &["service", "action"],
-            )?,
             type_labels: Mutex::new(HashSet::new()),
         };
         Ok(Self {
             registry,
             families: Arc::new(families),
+            extensions: Arc::default(),
         })
+    }
+
+    /// A service's own families on the process's registry: `make` registers them the first
+    /// time a value of type `F` is asked for; every later call (another instance of the
+    /// service in the same process, `run all`) gets that same value. Their label values must
+    /// be as free of personal data as the runtime's own.
+    pub fn families<F: Send + Sync + 'static>(
+        &self,
+        make: impl FnOnce(&Registry) -> prometheus::Result<F>,
+    ) -> crate::Result<Arc<F>> {
+        let mut extensions = lock(&self.extensions);
+        if let Some(existing) = extensions.get(&TypeId::of::<F>()) {
+            // Keyed by the type id, so the downcast cannot fail.
+            if let Ok(families) = existing.clone().downcast::<F>() {
+                return Ok(families);
+            }
+        }
+        let families = Arc::new(make(&self.registry)?);
+        extensions.insert(TypeId::of::<F>(), families.clone());
+        Ok(families)
     }
 
     /// The handle one service records through.
@@ -402,41 +324,6 @@ impl ServiceMetrics {
             .set(n as i64);
     }
 
-    /// A detection engine's counts and state (see [`EngineCounts`]).
-    pub fn engine(&self, counts: &EngineCounts) {
-        let service = self.service.as_str();
-        let f = &self.families;
-        f.too_late
-            .with_label_values(&[service])
-            .inc_by(counts.too_late);
-        f.future_dated
-            .with_label_values(&[service])
-            .inc_by(counts.future_dated);
-        f.unparsable_ips
-            .with_label_values(&[service])
-            .inc_by(counts.unparsable_ips);
-        f.evicted_keys
-            .with_label_values(&[service])
-            .inc_by(counts.evicted_keys);
-        for ((rule, level), n) in &counts.alerts {
-            f.alerts
-                .with_label_values(&[service, rule.as_str(), level.as_str()])
-                .inc_by(*n);
-        }
-        for (action, n) in &counts.actions {
-            f.actions.with_label_values(&[service, action]).inc_by(*n);
-        }
-        f.tracked_keys
-            .with_label_values(&[service])
-            .set(counts.tracked_keys as i64);
-        f.active_blocks
-            .with_label_values(&[service])
-            .set(counts.active_blocks as i64);
-        f.state_bytes
-            .with_label_values(&[service])
-            .set(counts.state_bytes as i64);
-    }
-
     /// Lag from librdkafka's statistics: last stable offset (what a `read_committed` reader can
     /// reach) minus the consumer's position. Only partitions this consumer fetches.
     pub fn record_lag(&self, statistics: &Statistics) {
@@ -528,48 +415,24 @@ mod tests {
     }
 
     #[test]
-    fn engine_counts_add_up_and_gauges_take_the_latest() {
+    fn a_service_adds_its_own_families_once_per_process() {
+        struct Mine(IntCounterVec);
+        let make = |registry: &Registry| {
+            let c = IntCounterVec::new(Opts::new("auditflow_mine_total", "Mine."), &["service"])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(Mine(c))
+        };
         let metrics = Metrics::new().unwrap();
-        let m = metrics.service("security-monitor");
-        let mut counts = EngineCounts {
-            too_late: 2,
-            future_dated: 4,
-            unparsable_ips: 1,
-            evicted_keys: 1,
-            tracked_keys: 7,
-            active_blocks: 1,
-            ..Default::default()
-        };
-        counts
-            .alerts
-            .insert((Rule::BruteForce, ThreatLevel::Critical), 1);
-        counts.actions.insert("block_ip", 1);
-        let mut later = EngineCounts {
-            too_late: 1,
-            future_dated: 1,
-            tracked_keys: 3,
-            state_bytes: 4096,
-            ..Default::default()
-        };
-        later
-            .alerts
-            .insert((Rule::BruteForce, ThreatLevel::Critical), 2);
-        counts.merge(later);
-        m.engine(&counts);
+        let first = metrics.families(make).unwrap();
+        // Registering the same family twice fails: `make` must not run again.
+        let again = metrics.families(make).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        again.0.with_label_values(&["security-monitor"]).inc();
         let text = metrics.render();
-        for series in [
-            r#"auditflow_detect_too_late_total{service="security-monitor"} 3"#,
-            r#"auditflow_detect_future_dated_total{service="security-monitor"} 5"#,
-            r#"auditflow_detect_unparsable_ips_total{service="security-monitor"} 1"#,
-            r#"auditflow_detect_evicted_keys_total{service="security-monitor"} 1"#,
-            r#"auditflow_detect_tracked_keys{service="security-monitor"} 3"#,
-            r#"auditflow_detect_state_bytes{service="security-monitor"} 4096"#,
-            r#"auditflow_detect_active_blocks{service="security-monitor"} 0"#,
-            r#"auditflow_detect_alerts_total{level="critical",rule="brute_force",service="security-monitor"} 3"#,
-            r#"auditflow_detect_actions_total{action="block_ip",service="security-monitor"} 1"#,
-        ] {
-            assert!(text.contains(series), "{series} in\n{text}");
-        }
+        assert!(
+            text.contains(r#"auditflow_mine_total{service="security-monitor"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

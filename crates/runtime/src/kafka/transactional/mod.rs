@@ -42,7 +42,7 @@ mod tally;
 mod transform;
 
 pub use rewind::LOOKUP_DEADLINE;
-pub use transform::{Rewind, Transform};
+pub use transform::{OnCommit, Rewind, Transform};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -278,8 +278,8 @@ impl<T: Transform> TransactionalLoop<T> {
 
     /// Runs the transform's tick when due and no partition is being replayed: its outputs join
     /// `prepared`, or make a transaction of their own that re-commits the committed offsets
-    /// (so the broker fences it like any other). Also collects the engine's counts: applied
-    /// with the transaction, or at once when there is none.
+    /// (so the broker fences it like any other). Also collects the transform's work to run on
+    /// commit ([`Transform::on_commit`]): with the transaction, or at once when there is none.
     fn tick(&mut self, prepared: Option<Prepared>) -> Option<Prepared> {
         let mut prepared = prepared;
         if Instant::now() >= self.next_tick && self.replay_done() {
@@ -301,13 +301,11 @@ impl<T: Transform> TransactionalLoop<T> {
                 prepared.outputs.extend(outputs);
             }
         }
-        let counts = self.transform.take_engine_counts();
-        match &mut prepared {
-            Some(prepared) => prepared.tally.add_engine(counts),
-            None => {
-                if let Some(counts) = counts {
-                    self.metrics.engine(&counts);
-                }
+        if let Some(work) = self.transform.on_commit() {
+            match &mut prepared {
+                Some(prepared) => prepared.tally.on_commit.push(work),
+                // No transaction: nothing of what it records can be rolled back.
+                None => work(),
             }
         }
         prepared
@@ -360,10 +358,11 @@ impl<T: Transform> TransactionalLoop<T> {
                 }
             }
         }
-        tally.add_engine(self.transform.take_engine_counts());
+        tally.on_commit.extend(self.transform.on_commit());
         if next.is_empty() {
-            if let Some(engine) = &tally.engine {
-                self.metrics.engine(engine);
+            // Replayed records only: no transaction, and nothing live to roll back.
+            for work in tally.on_commit {
+                work();
             }
             return None;
         }

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::telemetry::metrics::{EngineCounts, Outcome, ServiceMetrics};
+use crate::telemetry::metrics::{Outcome, ServiceMetrics};
 
-use super::now_ms;
+use super::{OnCommit, now_ms};
 
 /// Counts of one batch, applied to the metrics only once its transaction commits.
 #[derive(Default)]
@@ -16,7 +16,8 @@ pub(super) struct Tally {
     pub(super) sampled_out: HashMap<String, u64>,
     pub(super) dead_lettered: HashMap<String, u64>,
     pub(super) event_times_ms: Vec<i64>,
-    pub(super) engine: Option<EngineCounts>,
+    /// The transform's work to run on commit ([`Transform::on_commit`](super::Transform::on_commit)), in order.
+    pub(super) on_commit: Vec<OnCommit>,
 }
 
 impl Tally {
@@ -55,16 +56,8 @@ impl Tally {
         for t in self.event_times_ms {
             metrics.observe_end_to_end(t, now);
         }
-        if let Some(engine) = &self.engine {
-            metrics.engine(engine);
-        }
-    }
-
-    pub(super) fn add_engine(&mut self, counts: Option<EngineCounts>) {
-        match (&mut self.engine, counts) {
-            (Some(mine), Some(later)) => mine.merge(later),
-            (mine @ None, later) => *mine = later,
-            (Some(_), None) => {}
+        for work in self.on_commit {
+            work();
         }
     }
 }

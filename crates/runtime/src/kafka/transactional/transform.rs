@@ -1,8 +1,8 @@
-//! [`Transform`], what a service plugs into the exactly-once loop, and [`Rewind`], where it
-//! asks the loop to re-read a partition from.
+//! [`Transform`], what a service plugs into the exactly-once loop; [`Rewind`], where it asks
+//! the loop to re-read a partition from; and [`OnCommit`], what it asks the loop to do once
+//! the work it prepared has committed.
 
 use crate::kafka::records::{Disposition, InputRecord, OutputRecord, Partition};
-use crate::telemetry::metrics::EngineCounts;
 
 /// What a service plugs into the loop.
 pub trait Transform: Send {
@@ -33,9 +33,12 @@ pub trait Transform: Send {
         Vec::new()
     }
 
-    /// The engine's own counts since the last call, if it keeps any ([`EngineCounts`]). Asked
-    /// after each batch and tick; applied to the metrics when their transaction commits.
-    fn take_engine_counts(&mut self) -> Option<EngineCounts> {
+    /// What to do once the work prepared since the last call (a batch's records, a tick's
+    /// outputs) has committed: typically recording the service's own metrics, which then
+    /// count committed work only. Asked after each batch and tick; run when that transaction
+    /// commits (at once when there is none), dropped unrun when it aborts (the work is redone
+    /// and asked for again).
+    fn on_commit(&mut self) -> Option<OnCommit> {
         None
     }
 }
@@ -47,3 +50,7 @@ pub enum Rewind {
     /// monitor asks for "now − 10 minutes" to rebuild its windows.
     ToTimestamp(i64),
 }
+
+/// Work a [`Transform`] hands the loop to run once a transaction commits
+/// ([`Transform::on_commit`]).
+pub type OnCommit = Box<dyn FnOnce() + Send>;
