@@ -1,6 +1,7 @@
 //! A consumed record → its place in the causality graph, or why it has none.
 //!
-//! Pure: no I/O. The envelope is the core's ([`decode_record`], either CloudEvents mode); what
+//! Pure: no I/O. The envelope is the runtime's [`decode_event`] (the core's decoder, either
+//! CloudEvents mode, the record timestamp as the fallback time); what
 //! is kept is the record's id, type, time, `causationid`, `correlationid`, `originaltype`,
 //! retention class and topic, plus a short summary of allow-listed, closed-vocabulary data
 //! fields. Nothing else of the record is looked at, so nothing personal (user ids, ips,
@@ -12,10 +13,11 @@
 //! (`schema_violation`). A tombstone (no value) is ignored.
 
 use auditflow_core::config::Limits;
-use auditflow_core::envelope::{ContextAttribute, decode_record};
+use auditflow_core::envelope::ContextAttribute;
 use auditflow_core::pattern::is_valid_type;
 use auditflow_core::{Event, Reason, RetentionClass};
 use auditflow_runtime::kafka::at_least_once::Decoded;
+use auditflow_runtime::kafka::cloudevents::decode_event;
 use auditflow_runtime::{DeadLetter, InputRecord};
 use auditflow_store::causality::CausalRecord;
 use chrono::{DateTime, Utc};
@@ -45,20 +47,11 @@ pub fn extract(record: &InputRecord, limits: &Limits, now: DateTime<Utc>) -> Dec
     if record.payload.is_none() {
         return Decoded::Ignored;
     }
-    let event = match decode_record(record.valued_headers(), record.payload(), limits) {
-        Ok(event) => event,
-        Err(rejection) => {
-            return Decoded::DeadLetter(DeadLetter::new(
-                rejection.reason.as_str(),
-                rejection.detail,
-            ));
-        }
+    let decoded = match decode_event(record, limits, now) {
+        Ok(decoded) => decoded,
+        Err(rejection) => return Decoded::DeadLetter(rejection.into()),
     };
-    let fallback = record
-        .timestamp_ms
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(now);
-    let causal = causal_record(&event, &record.topic, fallback);
+    let causal = causal_record(&decoded.event, &record.topic, decoded.received);
     match causal.validate() {
         Ok(()) => Decoded::Row {
             table: TABLE,

@@ -4,27 +4,27 @@
 //! This crate is glue and nothing else: every decision is the core's [`Classifier`]; consuming,
 //! transactions, dead letters, metrics and shutdown are the Kafka harness's
 //! [`transactional`](auditflow_runtime::kafka::transactional) loop. What is here is the mapping between the
-//! two — a Kafka record to the core's input (either CloudEvents mode, the record timestamp as the
-//! fallback event time) and the core's outputs to Kafka records (key per
-//! docs/topics-and-records.md, headers `ce_type`, `ce_id`, `content-type`).
+//! two — a Kafka record to the core's input (the runtime's
+//! [`decode_event`](auditflow_runtime::kafka::cloudevents::decode_event): either CloudEvents
+//! mode, the record timestamp as the fallback event time) and the core's outputs to Kafka
+//! records (key per docs/topics-and-records.md; headers `ce_type`, `ce_id`, `content-type` by
+//! the runtime's [`event_record`](auditflow_runtime::kafka::cloudevents::event_record)).
 //!
 //! What it is not: it does not decide anything about an event, and it keeps no state between
 //! records, so any instance can take over any partition at any time.
 
 use auditflow_core::classify::{Classified, Output};
 use auditflow_core::{Classifier, Config, ConfigError};
+use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional::{self, Transform};
 use auditflow_runtime::{
-    DeadLetter, Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, kafka::topics,
+    Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, kafka::topics,
 };
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix.
 pub const SERVICE: &str = "classifier";
-
-/// The `content-type` of every output (structured-mode CloudEvents).
-pub const OUTPUT_CONTENT_TYPE: &str = "application/cloudevents+json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -70,20 +70,11 @@ impl ClassifierTransform {
 
 impl Transform for ClassifierTransform {
     fn transform(&mut self, record: &InputRecord) -> Disposition {
-        // docs/topics-and-records.md: without a `time`, the Kafka record timestamp is the event
-        // time. A record without one (not possible with Kafka ≥ 0.10) falls back to now.
-        let fallback = record
-            .timestamp_ms
-            .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or_else(Utc::now);
-        let headers = record
-            .headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?)));
-        match self
-            .classifier
-            .classify_record(headers, record.payload(), fallback)
-        {
+        let decoded = match decode_event(record, self.classifier.limits(), Utc::now()) {
+            Ok(decoded) => decoded,
+            Err(rejection) => return Disposition::DeadLetter(rejection.into()),
+        };
+        match self.classifier.classify(&decoded.event, decoded.received) {
             Classified::Emit(outputs) => {
                 let event_time_ms = outputs
                     .first()
@@ -96,21 +87,15 @@ impl Transform for ClassifierTransform {
             }
             Classified::SampledOut { ty } => Disposition::SampledOut { event_type: ty },
             Classified::Ignored => Disposition::Ignored,
-            Classified::Rejected(rejection) => Disposition::DeadLetter(DeadLetter::new(
-                rejection.reason.as_str(),
-                rejection.detail,
-            )),
+            Classified::Rejected(rejection) => Disposition::DeadLetter(rejection.into()),
         }
     }
 }
 
-/// An output as a structured-mode CloudEvents Kafka record.
+/// An output as a structured-mode CloudEvents Kafka record, keyed as docs/topics-and-records.md
+/// says.
 pub fn output_record(output: Output) -> OutputRecord {
-    let value = output.event.to_json_bytes();
-    OutputRecord::new(output.topic, Some(output.key.into_bytes()), value)
-        .with_header("ce_type", output.event.ty)
-        .with_header("ce_id", output.event.id)
-        .with_header("content-type", OUTPUT_CONTENT_TYPE)
+    event_record(output.topic, Some(output.key.into_bytes()), &output.event)
 }
 
 #[cfg(test)]
@@ -159,7 +144,10 @@ mod tests {
         assert_eq!(out.topic, "audit.user.action");
         assert_eq!(out.key.as_deref(), Some(&b"u1"[..]));
         assert_eq!(header(out, "ce_type"), b"audit.user.action");
-        assert_eq!(header(out, "content-type"), OUTPUT_CONTENT_TYPE.as_bytes());
+        assert_eq!(
+            header(out, "content-type"),
+            auditflow_runtime::kafka::cloudevents::CONTENT_TYPE.as_bytes()
+        );
         let value: serde_json::Value =
             serde_json::from_slice(out.payload.as_deref().unwrap()).unwrap();
         assert_eq!(

@@ -69,15 +69,12 @@ use auditflow_core::detect::blocklist::{self, BlocklistView};
 use auditflow_core::detect::{
     DetectError, Detector, IdSecret, InputKind, Mode, Observation, Output,
 };
-use auditflow_core::envelope::decode_record;
+use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::transactional::{OnCommit, Rewind, Transform};
 use auditflow_runtime::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use chrono::{DateTime, Utc};
 
 use crate::metrics::{DetectMetrics, EngineCounts};
-
-/// Structured-mode CloudEvents (CloudEvents Kafka binding), as the classifier writes them.
-pub const OUTPUT_CONTENT_TYPE: &str = "application/cloudevents+json";
 
 /// The security monitor's record transform.
 pub struct SecurityMonitor {
@@ -179,23 +176,12 @@ impl SecurityMonitor {
         let Some(kind) = InputKind::of_topic(&record.topic, &self.topics) else {
             return Ok(None);
         };
-        let headers = record
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or_default()));
-        let to_dead_letter =
-            |r: auditflow_core::Rejection| DeadLetter::new(r.reason.as_str(), r.detail);
-        let event =
-            decode_record(headers, record.payload(), &self.limits).map_err(to_dead_letter)?;
         // docs/topics-and-records.md: without `time`, the record timestamp is the event time; it is
         // also when the event was received, which bounds how far ahead `time` may be.
-        let received = record
-            .timestamp_ms
-            .and_then(DateTime::from_timestamp_millis)
-            .unwrap_or_else(|| self.now());
-        Observation::from_event_as(kind, &event, received)
+        let decoded = decode_event(record, &self.limits, self.now())?;
+        Observation::from_event_as(kind, &decoded.event, decoded.received)
             .map(Some)
-            .map_err(to_dead_letter)
+            .map_err(DeadLetter::from)
     }
 
     /// Judges an observation live on `partition`'s detector, counting what the engine did.
@@ -284,10 +270,7 @@ impl SecurityMonitor {
         let topic = output.topic(&self.topics).to_owned();
         let key = Some(output.key().as_bytes().to_vec());
         match output.to_event() {
-            Some(event) => OutputRecord::new(topic, key, event.to_json_bytes())
-                .with_header("ce_type", event.ty.as_str())
-                .with_header("ce_id", event.id.as_str())
-                .with_header("content-type", OUTPUT_CONTENT_TYPE),
+            Some(event) => event_record(topic, key, &event),
             // A blocklist tombstone: no value, so compaction removes the ip.
             None => OutputRecord {
                 topic,
@@ -868,6 +851,22 @@ mod tests {
         let mut other = failure(0, 0);
         other.topic = "audit.data.access".into();
         assert_eq!(m.transform(&other), Disposition::Ignored);
+    }
+
+    #[test]
+    fn a_header_without_a_value_is_no_attribute() {
+        // Kafka lets a header carry no value; it sets no CloudEvents attribute, as in the other
+        // services. A valueless `ce_specversion` on a structured record therefore does not make
+        // it a binary-mode record with an empty specversion (an `invalid_envelope` dead letter).
+        let mut m = monitor();
+        let mut r = failure(0, 0);
+        r.headers = vec![("ce_specversion".into(), None)];
+        match m.transform(&r) {
+            Disposition::Emitted { event_time_ms, .. } => {
+                assert_eq!(event_time_ms, Some(T0_MS));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! A consumed audit record → what the store keeps, or the reason it can never be stored.
 //!
 //! Pure: no I/O, so every way a record can be refused is unit-tested here. The envelope and the
-//! audit schemas are the core's (`decode_record`, `AuditRecord::from_event`); this module only
+//! audit schemas are the core's (the runtime's `decode_event` over `decode_record`, and
+//! `AuditRecord::from_event`); this module only
 //! picks the store's clear labels out of them. A record is refused (dead-lettered) when it is
 //! not a CloudEvent, not one of the four types the sink reads, or breaks its type's schema.
 
 use auditflow_core::config::Limits;
 use auditflow_core::detect::ALERT_TYPE;
-use auditflow_core::envelope::decode_record;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_core::{AuditRecord, Event, Reason, RetentionClass};
+use auditflow_runtime::kafka::cloudevents::decode_event;
 use auditflow_runtime::{DeadLetter, InputRecord};
 use auditflow_store::{Labels, RecordKind, StorableRecord};
 use chrono::{DateTime, Utc};
@@ -22,24 +23,15 @@ pub fn decode(
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
 ) -> Result<StorableRecord, DeadLetter> {
-    let headers = record
-        .headers
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.as_deref()?)));
-    let event = decode_record(headers, record.payload(), limits)
-        .map_err(|r| DeadLetter::new(r.reason.as_str(), r.detail))?;
-    let fallback = record
-        .timestamp_ms
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(now);
-    let event_time = event.time_or(fallback);
+    let decoded = decode_event(record, limits, now)?;
+    let event_time = decoded.time();
+    let event = decoded.event;
 
     let (kind, user_id, labels, class) = if event.ty == ALERT_TYPE {
         let (user_id, labels) = alert(&event.data)?;
         (RecordKind::Alert, user_id, labels, RetentionClass::Security)
     } else {
-        let audit = AuditRecord::from_event(&event)
-            .map_err(|r| DeadLetter::new(r.reason.as_str(), r.detail))?;
+        let audit = AuditRecord::from_event(&event)?;
         let class = declared_class(&event).unwrap_or_else(|| {
             // Written by another producer than our classifier: decide as it would.
             let original = extension_text(&event, "originaltype").unwrap_or(&event.ty);

@@ -5,6 +5,7 @@
 
 pub mod at_least_once;
 pub mod client;
+pub mod cloudevents;
 mod committer;
 pub mod dead_letter;
 pub mod loop_spec;
