@@ -46,7 +46,7 @@ pub enum Error {
     )]
     WriteRefused {
         service: String,
-        error: crate::kafka::at_least_once::WriteError,
+        error: crate::kafka::write_error::WriteError,
     },
     /// The blocking consumer thread panicked or was cancelled.
     #[error("consumer task ended abnormally: {0}")]

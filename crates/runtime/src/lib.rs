@@ -90,7 +90,9 @@ pub mod kafka;
 pub mod shutdown;
 pub mod telemetry;
 
+mod clock;
 mod error;
+mod sync;
 
 pub use error::{Error, Result};
 pub use kafka::at_least_once::BatchWriter;

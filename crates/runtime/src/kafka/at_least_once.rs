@@ -45,97 +45,24 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
 use crate::kafka::loop_spec::LoopSpec;
-use crate::kafka::rebalance::{
-    HarnessContext, SharedAssignment, is_revoked_state, lock, offsets_list,
-};
+use crate::kafka::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, offsets_list};
 use crate::kafka::records::{DeadLetter, InputRecord, Partition};
-use crate::kafka::transactional::now_ms;
 use crate::kafka::watermark::OffsetLedger;
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 use crate::telemetry::health::{Health, Readiness};
 use crate::telemetry::metrics::{Metrics, Outcome, ServiceMetrics};
 use crate::{Error, Result};
 
+pub use crate::kafka::write_error::{WriteError, WriteFault};
+
 /// The reason code of a record the store refused for good (SPEC section 6's list is open).
 pub const STORE_REJECTED: &str = "store_rejected";
-
-/// What a failed write says about what to do next (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteFault {
-    /// Slow, unreachable or restarting: retry the same records later.
-    Transient,
-    /// The store refuses a record of the batch (or its subject's key) and would take others:
-    /// find it and dead-letter it.
-    Record,
-    /// Nothing can be written until an operator acts: stop.
-    Deployment,
-}
-
-impl WriteFault {
-    /// The fault of an error a store classifies by two questions: is it worth retrying, and
-    /// if not, is it about the record rather than the whole deployment? When in doubt a store
-    /// answers "the deployment": stopping loses nothing, dead-lettering a stream does harm.
-    pub fn of(transient: bool, about_the_record: bool) -> Self {
-        match (transient, about_the_record) {
-            (true, _) => WriteFault::Transient,
-            (false, true) => WriteFault::Record,
-            (false, false) => WriteFault::Deployment,
-        }
-    }
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WriteFault::Transient => "transient",
-            WriteFault::Record => "record",
-            WriteFault::Deployment => "deployment",
-        }
-    }
-}
-
-/// A failed batch write, as the service's store reports it, with its [`WriteFault`]. Its
-/// message must carry no personal data (it is logged, and becomes a dead letter's detail).
-#[derive(Debug)]
-pub struct WriteError {
-    fault: WriteFault,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl WriteError {
-    pub fn new(
-        fault: WriteFault,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            fault,
-            source: source.into(),
-        }
-    }
-
-    pub fn transient(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::new(WriteFault::Transient, source)
-    }
-
-    pub fn fault(&self) -> WriteFault {
-        self.fault
-    }
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.source.fmt(f)
-    }
-}
-
-impl std::error::Error for WriteError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.source()
-    }
-}
 
 /// What became of one record in a batch write.
 #[derive(Debug, Clone, PartialEq)]

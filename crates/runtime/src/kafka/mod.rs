@@ -16,3 +16,4 @@ pub mod table;
 pub mod topics;
 pub mod transactional;
 pub mod watermark;
+pub mod write_error;

@@ -12,7 +12,7 @@
 //! the rest keep flowing through a rebalance.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -21,6 +21,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::kafka::records::{InputRecord, Partition};
 use crate::kafka::watermark::OffsetLedger;
+use crate::sync::lock;
 use crate::telemetry::metrics::ServiceMetrics;
 
 /// The partitions this instance owns, and the changes the loop has not handled yet.
@@ -107,13 +108,6 @@ impl Assignment {
 
 /// Shared between the librdkafka callbacks and the consumer loop.
 pub type SharedAssignment = Arc<Mutex<Assignment>>;
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain bookkeeping behind, still usable.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The consumer context every auditflow consumer runs with.
 pub struct HarnessContext {

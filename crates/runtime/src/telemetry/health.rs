@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::kafka::rebalance::lock;
+use crate::sync::lock;
 
 #[derive(Clone, Default)]
 pub struct Health {

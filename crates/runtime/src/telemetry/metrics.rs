@@ -23,9 +23,9 @@ use prometheus::{
 };
 use rdkafka::statistics::Statistics;
 
-use crate::kafka::at_least_once::WriteFault;
-use crate::kafka::rebalance::lock;
 use crate::kafka::records::Partition;
+use crate::kafka::write_error::WriteFault;
+use crate::sync::lock;
 
 /// Distinct `type` label values kept per process before folding into `other`.
 pub const MAX_TYPE_LABELS: usize = 500;

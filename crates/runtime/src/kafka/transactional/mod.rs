@@ -50,15 +50,17 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 
+use crate::clock::now_ms;
 use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::committer::{Committer, Job, Settled};
 use crate::kafka::dead_letter::{self, dead_letter_record};
 use crate::kafka::loop_spec::LoopSpec;
-use crate::kafka::rebalance::{HarnessContext, SharedAssignment, lock};
+use crate::kafka::rebalance::{HarnessContext, SharedAssignment};
 use crate::kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
 use crate::kafka::retry::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::shutdown::Shutdown;
+use crate::sync::lock;
 use crate::telemetry::health::Readiness;
 use crate::telemetry::metrics::{Outcome, ServiceMetrics};
 use crate::{Error, Result};
@@ -458,12 +460,6 @@ fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
         }
         other => other,
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::kafka::rebalance::lock;
 use crate::kafka::records::{InputRecord, Partition};
 use crate::kafka::retry::{MIN_BACKOFF, first_partition_error, retry_retriable};
+use crate::sync::lock;
 use crate::{Error, Result};
 
 use super::{CALL_TIMEOUT, Rewind, TransactionalLoop, Transform};

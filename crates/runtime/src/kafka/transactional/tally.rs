@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use crate::telemetry::metrics::{Outcome, ServiceMetrics};
 
-use super::{OnCommit, now_ms};
+use super::OnCommit;
+use crate::clock::now_ms;
 
 /// Counts of one batch, applied to the metrics only once its transaction commits.
 #[derive(Default)]
