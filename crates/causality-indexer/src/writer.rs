@@ -13,7 +13,7 @@ use std::sync::Arc;
 use auditflow_core::config::Limits;
 use auditflow_runtime::InputRecord;
 use auditflow_runtime::kafka::at_least_once::{
-    BatchWriter, Stored, WriteError, WriteFault, split_batch,
+    BatchWriter, WriteError, WriteFault, Written, split_batch,
 };
 use auditflow_store::causality::CausalityIndex;
 use chrono::Utc;
@@ -32,7 +32,7 @@ impl IndexWriter {
 }
 
 impl BatchWriter for IndexWriter {
-    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         let now = Utc::now();
         let (records, outcomes) = split_batch(batch, |input| extract(input, &self.limits, now));
         self.index.write(&records).await.map_err(|e| {

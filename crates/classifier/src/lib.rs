@@ -19,7 +19,7 @@ use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional::{self, Transform};
 use auditflow_runtime::{
-    Disposition, Health, InputRecord, Metrics, OutputRecord, Shutdown, kafka::topics,
+    Health, InputRecord, Metrics, OutputRecord, Shutdown, Transformed, kafka::topics,
 };
 use chrono::Utc;
 
@@ -69,10 +69,10 @@ impl ClassifierTransform {
 }
 
 impl Transform for ClassifierTransform {
-    fn transform(&mut self, record: &InputRecord) -> Disposition {
+    fn transform(&mut self, record: &InputRecord) -> Transformed {
         let decoded = match decode_event(record, self.classifier.limits(), Utc::now()) {
             Ok(decoded) => decoded,
-            Err(rejection) => return Disposition::DeadLetter(rejection.into()),
+            Err(rejection) => return Transformed::DeadLetter(rejection.into()),
         };
         match self.classifier.classify(&decoded.event, decoded.received) {
             Classified::Emit(outputs) => {
@@ -80,14 +80,14 @@ impl Transform for ClassifierTransform {
                     .first()
                     .and_then(|o| o.event.time)
                     .map(|t| t.timestamp_millis());
-                Disposition::Emitted {
+                Transformed::Emitted {
                     records: outputs.into_iter().map(output_record).collect(),
                     event_time_ms,
                 }
             }
-            Classified::SampledOut { ty } => Disposition::SampledOut { event_type: ty },
-            Classified::Ignored => Disposition::Ignored,
-            Classified::Rejected(rejection) => Disposition::DeadLetter(rejection.into()),
+            Classified::SampledOut { ty } => Transformed::SampledOut { event_type: ty },
+            Classified::Ignored => Transformed::Ignored,
+            Classified::Rejected(rejection) => Transformed::DeadLetter(rejection.into()),
         }
     }
 }
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn structured_mode_becomes_a_keyed_cloudevent_record() {
         let input = br#"{"specversion":"1.0","id":"e1","source":"s","type":"user.created","data":{"user_id":"u1"}}"#;
-        let Disposition::Emitted {
+        let Transformed::Emitted {
             records,
             event_time_ms,
         } = transform().transform(&record(vec![], input))
@@ -170,7 +170,7 @@ mod tests {
         ];
         let out = transform().transform(&record(headers, br#"{"user_id":"u2"}"#));
         assert!(
-            matches!(out, Disposition::Emitted { ref records, .. } if records[0].key.as_deref() == Some(&b"u2"[..]))
+            matches!(out, Transformed::Emitted { ref records, .. } if records[0].key.as_deref() == Some(&b"u2"[..]))
         );
     }
 
@@ -178,14 +178,14 @@ mod tests {
     fn garbage_is_dead_lettered_with_a_reason() {
         let out = transform().transform(&record(vec![], b"\xff\xfe"));
         assert!(
-            matches!(out, Disposition::DeadLetter(ref d) if d.reason == "invalid_json"),
+            matches!(out, Transformed::DeadLetter(ref d) if d.reason == "invalid_json"),
             "{out:?}"
         );
         let mut tombstone = record(vec![], b"");
         tombstone.payload = None;
         assert!(matches!(
             transform().transform(&tombstone),
-            Disposition::DeadLetter(_)
+            Transformed::DeadLetter(_)
         ));
     }
 
@@ -194,7 +194,7 @@ mod tests {
         let input = br#"{"id":"e3","source":"s","type":"audit.user.action"}"#;
         assert_eq!(
             transform().transform(&record(vec![], input)),
-            Disposition::Ignored
+            Transformed::Ignored
         );
     }
 }

@@ -14,7 +14,7 @@
 //! | [`kafka::client`] | consumer/producer configuration from `[kafka]`: cooperative-sticky groups, manual commits, `read_committed`, passthrough properties, unique `transactional.id`s |
 //! | [`kafka::rebalance`] | [`HarnessContext`], the consumer context: records assignments and revocations in an [`Assignment`] the loops drain; commits finished at-least-once work on revoke |
 //! | [`kafka::loop_spec`] | [`LoopSpec`], what either loop is told: the service's name, its inputs, the dead-letter topic, `[kafka]` |
-//! | [`kafka::records`] | [`InputRecord`], [`OutputRecord`], [`Disposition`], [`DeadLetter`]: records as the loops hand them to a service and take them back |
+//! | [`kafka::records`] | [`InputRecord`], [`OutputRecord`], [`Transformed`], [`DeadLetter`]: records as the loops hand them to a service and take them back |
 //! | [`kafka::transactional`] | the exactly-once loop: implement [`Transform`], call [`kafka::transactional::spawn`] (classifier, security monitor) |
 //! | [`kafka::at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`kafka::at_least_once::spawn`] (sink, causality indexer) |
 //! | [`kafka::watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
@@ -52,7 +52,7 @@
 //! [`LoopSpec`] (its name, inputs, dead-letter topic, `[kafka]`) and calls one loop:
 //!
 //! - **Exactly-once** — implement [`Transform`]: `transform` maps one record to a
-//!   [`Disposition`] (outputs, sampled out, ignored, dead letter); it must be a function of the
+//!   [`Transformed`] (outputs, sampled out, ignored, dead letter); it must be a function of the
 //!   record and of rebuilt state. A stateful service (the security monitor) also implements
 //!   `on_assigned`, returning `Rewind::ToTimestamp(now − window)` for the partitions whose
 //!   history it needs: the harness seeks there and feeds the records below the committed offset
@@ -67,7 +67,7 @@
 //!   Then `transactional::spawn(spec, transform, metrics, readiness, shutdown)`.
 //! - **At-least-once** — implement [`BatchWriter`]: `write` makes a batch durable with
 //!   idempotent writes (keys from the deterministic ids) and returns one
-//!   [`kafka::at_least_once::Stored`] per record, in order; [`kafka::at_least_once::split_batch`] does the
+//!   [`kafka::at_least_once::Written`] per record, in order; [`kafka::at_least_once::split_batch`] does the
 //!   decoding half. An `Err` says what it means ([`kafka::at_least_once::WriteFault`]): a transient
 //!   one retries the batch with backoff for as long as it takes; one about a record halves the
 //!   batch until the records that fail alone are found and dead-letters them
@@ -98,10 +98,10 @@ pub use error::{Error, Result};
 pub use kafka::at_least_once::BatchWriter;
 pub use kafka::loop_spec::LoopSpec;
 pub use kafka::rebalance::{Assignment, HarnessContext};
-pub use kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+pub use kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
 pub use kafka::table::{TableEvent, TableFollower};
 pub use kafka::transactional::{Rewind, Transform};
 pub use kafka::watermark::{OffsetLedger, Watermark};
 pub use shutdown::Shutdown;
 pub use telemetry::health::{Health, Readiness};
-pub use telemetry::metrics::{Metrics, Outcome, ServiceMetrics};
+pub use telemetry::metrics::{Metrics, Processed, ServiceMetrics};

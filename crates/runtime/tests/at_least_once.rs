@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
-use auditflow_runtime::kafka::at_least_once::{self, Stored, WriteError};
+use auditflow_runtime::kafka::at_least_once::{self, WriteError, Written};
 use auditflow_runtime::{
     BatchWriter, DeadLetter, Health, InputRecord, LoopSpec, Metrics, Shutdown,
 };
@@ -51,7 +51,7 @@ struct MemoryStore {
 }
 
 impl BatchWriter for MemoryStore {
-    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         if self.failures.load(Ordering::SeqCst) > 0 {
             self.failures.fetch_sub(1, Ordering::SeqCst);
             return Err(WriteError::transient("database unavailable"));
@@ -61,10 +61,10 @@ impl BatchWriter for MemoryStore {
             .iter()
             .map(|r| {
                 if r.payload().starts_with(b"bad") {
-                    Stored::DeadLetter(DeadLetter::new("schema_violation", "test says so"))
+                    Written::DeadLetter(DeadLetter::new("schema_violation", "test says so"))
                 } else {
                     written.push((r.partition, r.offset));
-                    Stored::Written {
+                    Written::Row {
                         table: "memory",
                         event_time_ms: r.timestamp_ms,
                     }

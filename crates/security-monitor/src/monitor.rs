@@ -71,7 +71,7 @@ use auditflow_core::detect::{
 };
 use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::transactional::{OnCommit, Rewind, Transform};
-use auditflow_runtime::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+use auditflow_runtime::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
 use chrono::{DateTime, Utc};
 
 use crate::metrics::{DetectMetrics, EngineCounts};
@@ -283,17 +283,17 @@ impl SecurityMonitor {
 }
 
 impl Transform for SecurityMonitor {
-    fn transform(&mut self, record: &InputRecord) -> Disposition {
+    fn transform(&mut self, record: &InputRecord) -> Transformed {
         let observation = match self.observe(record) {
             Ok(Some(observation)) => observation,
-            Ok(None) => return Disposition::Ignored,
-            Err(letter) => return Disposition::DeadLetter(letter),
+            Ok(None) => return Transformed::Ignored,
+            Err(letter) => return Transformed::DeadLetter(letter),
         };
         let outputs = self.judge(record.partition_id(), &observation);
         self.count(&outputs);
         let records = outputs.iter().map(|o| self.output_record(o)).collect();
         // Judged, whether or not it raised anything: an empty emission, not an ignored record.
-        Disposition::Emitted {
+        Transformed::Emitted {
             records,
             event_time_ms: Some(observation.time.timestamp_millis()),
         }
@@ -418,9 +418,9 @@ mod tests {
         }
     }
 
-    fn emitted(d: Disposition) -> Vec<OutputRecord> {
+    fn emitted(d: Transformed) -> Vec<OutputRecord> {
         match d {
-            Disposition::Emitted { records, .. } => records,
+            Transformed::Emitted { records, .. } => records,
             other => panic!("not emitted: {other:?}"),
         }
     }
@@ -834,7 +834,7 @@ mod tests {
         let mut bad = failure(0, 0);
         bad.payload = Some(b"{not json".to_vec());
         assert!(
-            matches!(m.transform(&bad), Disposition::DeadLetter(d) if d.reason == "invalid_json")
+            matches!(m.transform(&bad), Transformed::DeadLetter(d) if d.reason == "invalid_json")
         );
 
         let mut schema = failure(0, 0);
@@ -845,12 +845,12 @@ mod tests {
             .into_bytes(),
         );
         assert!(
-            matches!(m.transform(&schema), Disposition::DeadLetter(d) if d.reason == "schema_violation")
+            matches!(m.transform(&schema), Transformed::DeadLetter(d) if d.reason == "schema_violation")
         );
 
         let mut other = failure(0, 0);
         other.topic = "audit.data.access".into();
-        assert_eq!(m.transform(&other), Disposition::Ignored);
+        assert_eq!(m.transform(&other), Transformed::Ignored);
     }
 
     #[test]
@@ -862,7 +862,7 @@ mod tests {
         let mut r = failure(0, 0);
         r.headers = vec![("ce_specversion".into(), None)];
         match m.transform(&r) {
-            Disposition::Emitted { event_time_ms, .. } => {
+            Transformed::Emitted { event_time_ms, .. } => {
                 assert_eq!(event_time_ms, Some(T0_MS));
             }
             other => panic!("{other:?}"),
@@ -878,7 +878,7 @@ mod tests {
         r.payload = Some(v.to_string().into_bytes());
         r.timestamp_ms = Some(T0_MS + 5_000);
         match m.transform(&r) {
-            Disposition::Emitted { event_time_ms, .. } => {
+            Transformed::Emitted { event_time_ms, .. } => {
                 assert_eq!(event_time_ms, Some(T0_MS + 5_000))
             }
             other => panic!("{other:?}"),

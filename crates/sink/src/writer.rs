@@ -15,7 +15,7 @@ use std::sync::Arc;
 use auditflow_core::config::Limits;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_runtime::InputRecord;
-use auditflow_runtime::kafka::at_least_once::{BatchWriter, Stored, WriteError, WriteFault};
+use auditflow_runtime::kafka::at_least_once::{BatchWriter, WriteError, WriteFault, Written};
 use auditflow_store::{Store, class_table};
 use chrono::Utc;
 
@@ -38,14 +38,14 @@ impl SinkWriter {
 }
 
 impl BatchWriter for SinkWriter {
-    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         let now = Utc::now();
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for input in batch {
             match decode(input, &self.limits, &self.policy, now) {
                 Ok(record) => {
-                    outcomes.push(Stored::Written {
+                    outcomes.push(Written::Row {
                         table: class_table(record.class),
                         event_time_ms: Some(record.event_time.timestamp_millis()),
                     });
@@ -54,7 +54,7 @@ impl BatchWriter for SinkWriter {
                 Err(letter) => {
                     // The reason code only: details may quote the record.
                     tracing::debug!(reason = %letter.reason, topic = %input.topic, offset = input.offset, "dead-lettering");
-                    outcomes.push(Stored::DeadLetter(letter));
+                    outcomes.push(Written::DeadLetter(letter));
                 }
             }
         }

@@ -56,7 +56,7 @@ use crate::kafka::watermark::OffsetLedger;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
 use crate::telemetry::health::{Health, Readiness};
-use crate::telemetry::metrics::{Metrics, Outcome, ServiceMetrics};
+use crate::telemetry::metrics::{Metrics, Processed, ServiceMetrics};
 use crate::{Error, Result};
 
 pub use crate::kafka::write_error::{WriteError, WriteFault};
@@ -64,11 +64,11 @@ pub use crate::kafka::write_error::{WriteError, WriteFault};
 /// The reason code of a record the store refused for good (SPEC section 6's list is open).
 pub const STORE_REJECTED: &str = "store_rejected";
 
-/// What became of one record in a batch write.
+/// What a batch write did with one record.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Stored {
+pub enum Written {
     /// Durably written to `table`; `event_time_ms` feeds the end-to-end latency histogram.
-    Written {
+    Row {
         table: &'static str,
         event_time_ms: Option<i64>,
     },
@@ -86,13 +86,13 @@ pub trait BatchWriter: Send + Sync + 'static {
     fn write(
         &self,
         batch: &[InputRecord],
-    ) -> impl Future<Output = Result<Vec<Stored>, WriteError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Written>, WriteError>> + Send;
 }
 
 /// What a store service makes of one record before anything is written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded<R> {
-    /// A row to write to `table`; `event_time_ms` as in [`Stored::Written`].
+    /// A row to write to `table`; `event_time_ms` as in [`Written::Row`].
     Row {
         row: R,
         table: &'static str,
@@ -108,7 +108,7 @@ pub enum Decoded<R> {
 pub fn split_batch<R>(
     batch: &[InputRecord],
     mut decode: impl FnMut(&InputRecord) -> Decoded<R>,
-) -> (Vec<R>, Vec<Stored>) {
+) -> (Vec<R>, Vec<Written>) {
     let mut rows = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     for input in batch {
@@ -119,15 +119,15 @@ pub fn split_batch<R>(
                 event_time_ms,
             } => {
                 rows.push(row);
-                Stored::Written {
+                Written::Row {
                     table,
                     event_time_ms,
                 }
             }
-            Decoded::Ignored => Stored::Ignored,
+            Decoded::Ignored => Written::Ignored,
             Decoded::DeadLetter(letter) => {
                 tracing::debug!(reason = %letter.reason, topic = %input.topic, offset = input.offset, "dead-lettering");
-                Stored::DeadLetter(letter)
+                Written::DeadLetter(letter)
             }
         });
     }
@@ -231,7 +231,7 @@ struct Done {
 
 struct Counted {
     topic: String,
-    stored: Stored,
+    stored: Written,
 }
 
 /// What a batch's task hands back: the bytes it held, and what became of it (`Ok(None)`:
@@ -409,22 +409,22 @@ impl<W: BatchWriter> LoopState<W> {
         for Counted { topic, stored } in done.counts {
             self.metrics.consumed(&topic, 1);
             match stored {
-                Stored::Written {
+                Written::Row {
                     table,
                     event_time_ms,
                 } => {
-                    self.metrics.processed(Outcome::Emitted, 1);
+                    self.metrics.processed(Processed::Emitted, 1);
                     self.metrics.emitted(table, 1);
                     if let Some(t) = event_time_ms {
                         self.metrics.observe_end_to_end(t, now);
                     }
                 }
-                Stored::Ignored => {
-                    self.metrics.processed(Outcome::Ignored, 1);
+                Written::Ignored => {
+                    self.metrics.processed(Processed::Ignored, 1);
                     self.metrics.ignored(1);
                 }
-                Stored::DeadLetter(letter) => {
-                    self.metrics.processed(Outcome::DeadLettered, 1);
+                Written::DeadLetter(letter) => {
+                    self.metrics.processed(Processed::DeadLettered, 1);
                     self.metrics.dead_lettered(&letter.reason, 1);
                 }
             }
@@ -488,7 +488,7 @@ async fn write_batch<W: BatchWriter>(
         counts: Vec::with_capacity(batch.len()),
     };
     for (record, stored) in batch.iter().zip(outcomes) {
-        if let Stored::DeadLetter(letter) = &stored
+        if let Written::DeadLetter(letter) = &stored
             && !dead_letters.send(record, letter, shutdown).await
         {
             return Ok(None);
@@ -516,9 +516,9 @@ async fn store_batch<W: BatchWriter>(
     metrics: &ServiceMetrics,
     shutdown: &Shutdown,
     (first_backoff, max_backoff): (Duration, Duration),
-) -> Result<Option<Vec<Stored>>, WriteError> {
+) -> Result<Option<Vec<Written>>, WriteError> {
     let service = metrics.service();
-    let mut outcomes: Vec<Option<Stored>> = vec![None; batch.len()];
+    let mut outcomes: Vec<Option<Written>> = vec![None; batch.len()];
     // Ranges still to write; the front half of a split is written first.
     let mut pending: Vec<Range<usize>> = Vec::new();
     pending.push(0..batch.len());
@@ -558,7 +558,7 @@ async fn store_batch<W: BatchWriter>(
                         WriteFault::Record if range.len() == 1 => {
                             let record = &batch[range.start];
                             tracing::warn!(service, error = %err, topic = %record.topic, partition = record.partition, offset = record.offset, "the store refuses the record; dead-lettering it");
-                            outcomes[range.start] = Some(Stored::DeadLetter(DeadLetter::new(
+                            outcomes[range.start] = Some(Written::DeadLetter(DeadLetter::new(
                                 STORE_REJECTED,
                                 format!("the store refused the record: {err}"),
                             )));
@@ -666,12 +666,12 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                Stored::Written {
+                Written::Row {
                     table: "t1",
                     event_time_ms: Some(7)
                 },
-                Stored::DeadLetter(DeadLetter::new("invalid_json", "not JSON")),
-                Stored::Ignored,
+                Written::DeadLetter(DeadLetter::new("invalid_json", "not JSON")),
+                Written::Ignored,
             ]
         );
     }
@@ -700,7 +700,7 @@ mod tests {
     }
 
     impl BatchWriter for FakeStore {
-        async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Stored>, WriteError> {
+        async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
             let span =
                 batch.first().map_or(0, |r| r.offset)..batch.last().map_or(0, |r| r.offset + 1);
             let call = {
@@ -729,10 +729,10 @@ mod tests {
                 .iter()
                 .map(|r| {
                     if r.payload() == b"bad" {
-                        Stored::DeadLetter(DeadLetter::new("schema_violation", "bad"))
+                        Written::DeadLetter(DeadLetter::new("schema_violation", "bad"))
                     } else {
                         written.push(r.offset);
-                        Stored::Written {
+                        Written::Row {
                             table: "t",
                             event_time_ms: None,
                         }
@@ -749,7 +749,7 @@ mod tests {
         store: &FakeStore,
         batch: &[InputRecord],
         metrics: &Metrics,
-    ) -> Result<Option<Vec<Stored>>, WriteError> {
+    ) -> Result<Option<Vec<Written>>, WriteError> {
         store_batch(
             store,
             batch,
@@ -788,7 +788,7 @@ mod tests {
         for (i, stored) in outcomes.iter().enumerate() {
             let i = i as i64;
             match stored {
-                Stored::DeadLetter(letter) if refused.contains(&i) => {
+                Written::DeadLetter(letter) if refused.contains(&i) => {
                     assert_eq!(letter.reason, STORE_REJECTED);
                     assert!(
                         letter.detail.contains("ttl is too large"),
@@ -796,10 +796,10 @@ mod tests {
                         letter.detail
                     );
                 }
-                Stored::DeadLetter(letter) if i == 10 => {
+                Written::DeadLetter(letter) if i == 10 => {
                     assert_eq!(letter.reason, "schema_violation")
                 }
-                Stored::Written { .. } => assert!(!refused.contains(&i) && i != 10, "{i}"),
+                Written::Row { .. } => assert!(!refused.contains(&i) && i != 10, "{i}"),
                 other => panic!("offset {i}: {other:?}"),
             }
         }
@@ -831,7 +831,7 @@ mod tests {
         assert_eq!(
             outcomes
                 .iter()
-                .filter(|s| matches!(s, Stored::Written { .. }))
+                .filter(|s| matches!(s, Written::Row { .. }))
                 .count(),
             99
         );
@@ -853,7 +853,7 @@ mod tests {
         };
         let batch = batch(&[60]);
         let outcomes = store_all(&store, &batch, &metrics).await.unwrap().unwrap();
-        assert!(matches!(&outcomes[60], Stored::DeadLetter(l) if l.reason == STORE_REJECTED));
+        assert!(matches!(&outcomes[60], Written::DeadLetter(l) if l.reason == STORE_REJECTED));
         let calls = store.calls.lock().unwrap().clone();
         assert_eq!(calls[0], 0..100, "refused: a record fault");
         assert_eq!(calls[1], 0..50, "the front half, failing once");

@@ -2,7 +2,7 @@
 //!
 //! Consumed records are detached from librdkafka's buffers ([`InputRecord`]) so a bounded batch can
 //! be processed after the poll that fetched it; what a service makes of one record is a
-//! [`Disposition`], which is what keeps the books (docs/operations.md: every consumed record
+//! [`Transformed`], which is what keeps the books (docs/operations.md: every consumed record
 //! becomes outputs, a sampled-out count, an ignored count or a dead letter).
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
@@ -224,9 +224,9 @@ impl DeadLetter {
     }
 }
 
-/// What a service made of one consumed record.
+/// What a [`Transform`](crate::Transform) made of one consumed record.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Disposition {
+pub enum Transformed {
     /// One or more output records. `event_time_ms` feeds the end-to-end latency histogram.
     Emitted {
         records: Vec<OutputRecord>,

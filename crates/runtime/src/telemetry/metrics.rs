@@ -30,22 +30,23 @@ use crate::sync::lock;
 /// Distinct `type` label values kept per process before folding into `other`.
 pub const MAX_TYPE_LABELS: usize = 500;
 
-/// How one consumed record was accounted for.
+/// How one consumed record was accounted for: the `outcome` label of
+/// `auditflow_processed_records_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Processed {
     Emitted,
     SampledOut,
     Ignored,
     DeadLettered,
 }
 
-impl Outcome {
+impl Processed {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Emitted => "emitted",
-            Outcome::SampledOut => "sampled_out",
-            Outcome::Ignored => "ignored",
-            Outcome::DeadLettered => "dead_lettered",
+            Processed::Emitted => "emitted",
+            Processed::SampledOut => "sampled_out",
+            Processed::Ignored => "ignored",
+            Processed::DeadLettered => "dead_lettered",
         }
     }
 }
@@ -235,7 +236,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
-    pub fn processed(&self, outcome: Outcome, n: u64) {
+    pub fn processed(&self, outcome: Processed, n: u64) {
         self.families
             .processed
             .with_label_values(&[self.service.as_str(), outcome.as_str()])
@@ -392,8 +393,8 @@ mod tests {
         let classifier = metrics.service("classifier");
         let sink = metrics.service("sink");
         classifier.consumed("user.events", 3);
-        classifier.processed(Outcome::Emitted, 2);
-        classifier.processed(Outcome::DeadLettered, 1);
+        classifier.processed(Processed::Emitted, 2);
+        classifier.processed(Processed::DeadLettered, 1);
         classifier.dead_lettered("invalid_json", 1);
         sink.consumed("audit.user.action", 5);
         let text = metrics.render();

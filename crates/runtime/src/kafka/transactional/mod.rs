@@ -57,12 +57,12 @@ use crate::kafka::committer::{Committer, Job, Settled};
 use crate::kafka::dead_letter::{self, dead_letter_record};
 use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{HarnessContext, SharedAssignment};
-use crate::kafka::records::{DeadLetter, Disposition, InputRecord, OutputRecord, Partition};
+use crate::kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
 use crate::kafka::retry::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
 use crate::telemetry::health::Readiness;
-use crate::telemetry::metrics::{Outcome, ServiceMetrics};
+use crate::telemetry::metrics::{Processed, ServiceMetrics};
 use crate::{Error, Result};
 
 use tally::Tally;
@@ -328,24 +328,24 @@ impl<T: Transform> TransactionalLoop<T> {
             *tally.consumed.entry(record.topic.clone()).or_default() += 1;
             next.insert((record.topic.as_str(), record.partition), record.offset + 1);
             match refuse_oversized(self.transform.transform(record), self.max_bytes) {
-                Disposition::Emitted {
+                Transformed::Emitted {
                     records,
                     event_time_ms,
                 } => {
-                    tally.outcome(Outcome::Emitted);
+                    tally.outcome(Processed::Emitted);
                     for r in &records {
                         *tally.emitted.entry(r.topic.clone()).or_default() += 1;
                     }
                     tally.event_times_ms.extend(event_time_ms);
                     outputs.extend(records);
                 }
-                Disposition::SampledOut { event_type } => {
-                    tally.outcome(Outcome::SampledOut);
+                Transformed::SampledOut { event_type } => {
+                    tally.outcome(Processed::SampledOut);
                     *tally.sampled_out.entry(event_type).or_default() += 1;
                 }
-                Disposition::Ignored => tally.outcome(Outcome::Ignored),
-                Disposition::DeadLetter(letter) => {
-                    tally.outcome(Outcome::DeadLettered);
+                Transformed::Ignored => tally.outcome(Processed::Ignored),
+                Transformed::DeadLetter(letter) => {
+                    tally.outcome(Processed::DeadLettered);
                     *tally
                         .dead_lettered
                         .entry(letter.reason.clone())
@@ -441,9 +441,9 @@ impl<T: Transform> TransactionalLoop<T> {
 
 /// An output the producer would refuse fails every retry of its batch and would stall the
 /// partitions in it for good; such an input is dead-lettered (`too_large`) instead.
-fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
+fn refuse_oversized(disposition: Transformed, max_bytes: usize) -> Transformed {
     match disposition {
-        Disposition::Emitted { records, .. }
+        Transformed::Emitted { records, .. }
             if records.iter().any(|r| r.encoded_len() > max_bytes) =>
         {
             let largest = records
@@ -451,7 +451,7 @@ fn refuse_oversized(disposition: Disposition, max_bytes: usize) -> Disposition {
                 .map(OutputRecord::encoded_len)
                 .max()
                 .unwrap_or(0);
-            Disposition::DeadLetter(DeadLetter::new(
+            Transformed::DeadLetter(DeadLetter::new(
                 "too_large",
                 format!(
                     "an output record would be {largest} bytes, over the producer's limit of {max_bytes} bytes"
@@ -470,22 +470,22 @@ mod tests {
     fn oversized_outputs_become_a_too_large_dead_letter() {
         let small = OutputRecord::new("t", None, vec![0; 10]);
         let big = OutputRecord::new("t", None, vec![0; 2000]);
-        let ok = Disposition::Emitted {
+        let ok = Transformed::Emitted {
             records: vec![small.clone()],
             event_time_ms: None,
         };
         assert_eq!(refuse_oversized(ok.clone(), 1000), ok);
-        let too_big = Disposition::Emitted {
+        let too_big = Transformed::Emitted {
             records: vec![small, big],
             event_time_ms: None,
         };
         match refuse_oversized(too_big, 1000) {
-            Disposition::DeadLetter(letter) => assert_eq!(letter.reason, "too_large"),
+            Transformed::DeadLetter(letter) => assert_eq!(letter.reason, "too_large"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            refuse_oversized(Disposition::Ignored, 1000),
-            Disposition::Ignored
+            refuse_oversized(Transformed::Ignored, 1000),
+            Transformed::Ignored
         );
     }
 }

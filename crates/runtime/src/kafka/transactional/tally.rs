@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::telemetry::metrics::{Outcome, ServiceMetrics};
+use crate::telemetry::metrics::{Processed, ServiceMetrics};
 
 use super::OnCommit;
 use crate::clock::now_ms;
@@ -22,7 +22,7 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    pub(super) fn outcome(&mut self, outcome: Outcome) {
+    pub(super) fn outcome(&mut self, outcome: Processed) {
         self.outcomes[outcome as usize] += 1;
     }
 
@@ -34,10 +34,10 @@ impl Tally {
             metrics.emitted(topic, *n);
         }
         for outcome in [
-            Outcome::Emitted,
-            Outcome::SampledOut,
-            Outcome::Ignored,
-            Outcome::DeadLettered,
+            Processed::Emitted,
+            Processed::SampledOut,
+            Processed::Ignored,
+            Processed::DeadLettered,
         ] {
             let n = self.outcomes[outcome as usize];
             if n > 0 {
@@ -47,8 +47,8 @@ impl Tally {
         for (event_type, n) in &self.sampled_out {
             metrics.sampled_out(event_type, *n);
         }
-        if self.outcomes[Outcome::Ignored as usize] > 0 {
-            metrics.ignored(self.outcomes[Outcome::Ignored as usize]);
+        if self.outcomes[Processed::Ignored as usize] > 0 {
+            metrics.ignored(self.outcomes[Processed::Ignored as usize]);
         }
         for (reason, n) in &self.dead_lettered {
             metrics.dead_lettered(reason, *n);

@@ -2,13 +2,13 @@
 //! the loop to re-read a partition from; and [`OnCommit`], what it asks the loop to do once
 //! the work it prepared has committed.
 
-use crate::kafka::records::{Disposition, InputRecord, OutputRecord, Partition};
+use crate::kafka::records::{InputRecord, OutputRecord, Partition, Transformed};
 
 /// What a service plugs into the loop.
 pub trait Transform: Send {
     /// What one record becomes. Must not panic on any input, and must be a function of the
     /// record (and of state rebuilt by `replay`), so a redelivered batch yields the same outputs.
-    fn transform(&mut self, record: &InputRecord) -> Disposition;
+    fn transform(&mut self, record: &InputRecord) -> Transformed;
 
     /// Partitions newly owned — after a rebalance, and again for every owned partition after an
     /// aborted transaction. Return a [`Rewind`] for partitions whose recent history must be
