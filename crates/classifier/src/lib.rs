@@ -34,6 +34,12 @@ pub enum Error {
     Kafka(#[from] auditflow_runtime::Error),
 }
 
+/// What the classifier consumes: `[topics] classifier_inputs` (topic names, or regular
+/// expressions starting with `^`).
+pub fn input_topics(config: &Config) -> Vec<String> {
+    config.topics.classifier_inputs.clone()
+}
+
 /// Runs the classifier until `shutdown`: creates the output topics (idempotent), then consumes
 /// `[topics] classifier_inputs` in group `<group_prefix>classifier`.
 pub async fn run(
@@ -45,7 +51,7 @@ pub async fn run(
     let transform = ClassifierTransform::new(Classifier::new(config)?);
     let readiness = health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-    let spec = LoopSpec::for_service(SERVICE, config.topics.classifier_inputs.clone(), config);
+    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
     transactional::spawn(
         spec,
         transform,

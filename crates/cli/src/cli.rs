@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::services::Target;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,8 +37,8 @@ pub enum Command {
     Detect,
     /// Run a service (or all four in one process).
     Run {
-        #[arg(value_enum)]
-        service: Service,
+        #[arg(value_parser = crate::services::target_parser())]
+        service: Target,
     },
     /// Create or migrate the CQL schema (idempotent).
     Migrate,
@@ -63,15 +65,6 @@ pub enum Command {
     Demo,
     /// Publish synthetic traffic at a given rate.
     Loadgen(LoadgenArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Service {
-    Classifier,
-    SecurityMonitor,
-    Sink,
-    CausalityIndexer,
-    All,
 }
 
 #[derive(Debug, Subcommand)]

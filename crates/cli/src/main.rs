@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod config;
+mod services;
 
 use std::process::ExitCode;
 

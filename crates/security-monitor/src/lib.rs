@@ -41,6 +41,14 @@ pub enum Error {
     Kafka(#[from] auditflow_runtime::Error),
 }
 
+/// What the monitor consumes: the classifier's security events and user actions.
+pub fn input_topics(config: &Config) -> Vec<String> {
+    vec![
+        config.topics.security_event.clone(),
+        config.topics.user_action.clone(),
+    ]
+}
+
 /// Runs the security monitor until `shutdown`: loads the id secret (refusing to start without
 /// one unless the cluster is on loopback), creates the topics auditflow writes (idempotent;
 /// its inputs are the classifier's outputs, and the blocklist must be compacted), follows the
@@ -64,14 +72,7 @@ pub async fn run(
     }
     let monitor =
         SecurityMonitor::new(config, secret)?.with_metrics(DetectMetrics::new(metrics, SERVICE)?);
-    let spec = LoopSpec::for_service(
-        SERVICE,
-        vec![
-            config.topics.security_event.clone(),
-            config.topics.user_action.clone(),
-        ],
-        config,
-    );
+    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
     let readiness = health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     let view = Arc::new(Mutex::new(BlocklistView::new(monitor::view_capacity(

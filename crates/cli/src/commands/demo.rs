@@ -45,6 +45,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
+
+use crate::services::SERVICES;
 use uuid::Uuid;
 
 /// The recipe's "Complete Working Example" (user lifecycle) as CloudEvents, one per line:
@@ -132,15 +134,7 @@ pub(crate) async fn ensure_input_topic(config: &Config, topic: &str) -> anyhow::
 
 /// `Ok(Err(groups))` names the consumer groups that had no member within [`PIPELINE_WAIT`].
 fn await_pipeline(config: &Config, json: bool) -> anyhow::Result<Result<(), Vec<String>>> {
-    let groups: Vec<String> = [
-        auditflow_classifier::SERVICE,
-        auditflow_security_monitor::SERVICE,
-        auditflow_sink::SERVICE,
-        auditflow_causality_indexer::SERVICE,
-    ]
-    .iter()
-    .map(|service| client::group_id(&config.kafka, service))
-    .collect();
+    let groups: Vec<String> = SERVICES.iter().map(|s| s.group(config)).collect();
     // Any client may list groups; this one never subscribes, so it never joins one.
     let probe: BaseConsumer = client::consumer_config(&config.kafka, "auditflow-demo-probe")
         .create()

@@ -19,17 +19,9 @@ use anyhow::{Context, anyhow};
 use auditflow_core::Config;
 use auditflow_runtime::{Health, Metrics, Shutdown, telemetry::http};
 
-use crate::cli::Service;
+use crate::services::{SERVICES, Service, Target};
 
-/// The services `run all` starts, in pipeline order.
-const ALL: [Service; 4] = [
-    Service::Classifier,
-    Service::SecurityMonitor,
-    Service::Sink,
-    Service::CausalityIndexer,
-];
-
-pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
+pub fn run(target: Target, config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,11 +40,13 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
             shutdown.clone(),
         )
         .await?;
-        let result = match service {
-            Service::All => run_all(config, &metrics, &health, &shutdown).await,
-            single => run_service(single, config, &metrics, &health, shutdown.clone())
-                .await
-                .with_context(|| format!("{} stopped", name(single))),
+        let result = match target {
+            Target::All => run_all(config, &metrics, &health, &shutdown).await,
+            Target::One(service) => {
+                run_service(service, config, &metrics, &health, shutdown.clone())
+                    .await
+                    .with_context(|| format!("{} stopped", service.name))
+            }
         };
         // A service that stopped on its own (an error) takes the metrics server down with it.
         shutdown.trigger();
@@ -62,43 +56,21 @@ pub fn run(service: Service, config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn name(service: Service) -> &'static str {
-    match service {
-        Service::Classifier => "classifier",
-        Service::SecurityMonitor => "security-monitor",
-        Service::Sink => "sink",
-        Service::CausalityIndexer => "causality-indexer",
-        Service::All => "all",
-    }
-}
-
 /// Runs one service until `shutdown` (or its own failure).
 async fn run_service(
-    service: Service,
+    service: &Service,
     config: &Config,
     metrics: &Metrics,
     health: &Health,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    match service {
-        Service::Classifier => auditflow_classifier::run(config, metrics, health, shutdown)
-            .await
-            .map_err(Into::into),
-        Service::SecurityMonitor => {
-            auditflow_security_monitor::run(config, metrics, health, shutdown)
-                .await
-                .map_err(Into::into)
-        }
-        Service::Sink => auditflow_sink::run(config, metrics, health, shutdown)
-            .await
-            .map_err(Into::into),
-        Service::CausalityIndexer => {
-            auditflow_causality_indexer::run(config, metrics, health, shutdown)
-                .await
-                .map_err(Into::into)
-        }
-        Service::All => Err(anyhow!("`all` is not a single service")),
-    }
+    tracing::info!(
+        service = service.name,
+        group = %service.group(config),
+        inputs = ?(service.inputs)(config),
+        "starting"
+    );
+    (service.start)(config, metrics, health, shutdown).await
 }
 
 /// The four services as tasks of this process; returns once all have stopped. The first
@@ -113,7 +85,7 @@ async fn run_all(
     let config = Arc::new(config.clone());
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
-    for service in ALL {
+    for service in &SERVICES {
         let (config, metrics, health, stop) = (
             Arc::clone(&config),
             metrics.clone(),
@@ -122,7 +94,7 @@ async fn run_all(
         );
         let handle = tasks
             .spawn(async move { run_service(service, &config, &metrics, &health, stop).await });
-        names.insert(handle.id(), name(service));
+        names.insert(handle.id(), service.name);
     }
     let mut failure: Option<anyhow::Error> = None;
     while let Some(joined) = tasks.join_next_with_id().await {

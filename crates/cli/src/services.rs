@@ -1,0 +1,113 @@
+//! The four services, each described once — its name, what it consumes, its consumer group,
+//! how it starts — in one list, [`SERVICES`], in pipeline order. `auditflow run <service>`
+//! accepts exactly these names (and `all`), `run all` starts this list, and `auditflow demo`
+//! probes these groups: a service's name or group is spelled nowhere else.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use auditflow_core::Config;
+use auditflow_runtime::kafka::client;
+use auditflow_runtime::{Health, Metrics, Shutdown};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+/// A running service: resolves when it stops (after `shutdown`, or on its own failure).
+pub type Running<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// One service of the pipeline.
+pub struct Service {
+    /// Its name: the `run` argument, the metric label, the `auditflow.service` header, the
+    /// suffix of its consumer group id.
+    pub name: &'static str,
+    /// The topics it consumes (names, or regular expressions starting with `^`), as configured.
+    pub inputs: fn(&Config) -> Vec<String>,
+    /// Starts it on the process's registry, health and shutdown signal.
+    pub start: for<'a> fn(&'a Config, &'a Metrics, &'a Health, Shutdown) -> Running<'a>,
+}
+
+impl Service {
+    /// Its consumer group: `[kafka] group_prefix` + its name.
+    pub fn group(&self, config: &Config) -> String {
+        client::group_id(&config.kafka, self.name)
+    }
+}
+
+/// A service crate's entry: every service crate offers the same three things, its `SERVICE`
+/// name, its `input_topics(&Config)` and its `run(&Config, &Metrics, &Health, Shutdown)`.
+macro_rules! service {
+    ($krate:ident) => {
+        Service {
+            name: $krate::SERVICE,
+            inputs: $krate::input_topics,
+            start: |config, metrics, health, shutdown| {
+                Box::pin(async move { Ok($krate::run(config, metrics, health, shutdown).await?) })
+            },
+        }
+    };
+}
+
+/// Every service, in pipeline order (what `run all` starts).
+pub static SERVICES: [Service; 4] = [
+    service!(auditflow_classifier),
+    service!(auditflow_security_monitor),
+    service!(auditflow_sink),
+    service!(auditflow_causality_indexer),
+];
+
+/// What `auditflow run` is asked to run.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// One service.
+    One(&'static Service),
+    /// Every service of [`SERVICES`], in this one process.
+    All,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::One(service) => f.write_str(service.name),
+            Target::All => f.write_str("all"),
+        }
+    }
+}
+
+/// The `run` argument: a service's name or `all` (clap lists them in `--help` and refuses
+/// anything else with exit code 2).
+pub fn target_parser() -> impl TypedValueParser<Value = Target> {
+    PossibleValuesParser::new(SERVICES.iter().map(|s| s.name).chain(["all"])).map(|name| {
+        SERVICES
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(Target::All, Target::One)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_holds_the_four_services_under_their_documented_names_and_groups() {
+        let config = Config::default();
+        let described: Vec<(&str, String)> = SERVICES
+            .iter()
+            .map(|s| (s.name, s.group(&config)))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("classifier", "auditflow-classifier".to_owned()),
+                ("security-monitor", "auditflow-security-monitor".to_owned()),
+                ("sink", "auditflow-sink".to_owned()),
+                (
+                    "causality-indexer",
+                    "auditflow-causality-indexer".to_owned()
+                ),
+            ]
+        );
+        for service in &SERVICES {
+            assert!(!(service.inputs)(&config).is_empty(), "{}", service.name);
+        }
+    }
+}
