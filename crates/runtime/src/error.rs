@@ -2,14 +2,16 @@
 
 use rdkafka::error::KafkaError;
 
-/// What can go wrong in the Kafka runtime. Messages name the operation and never carry record
+/// What can go wrong in the service runtime. Messages name the operation and never carry record
 /// contents (which may hold personal data).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A librdkafka call failed; `during` names what the harness was doing.
     #[error("kafka: {during}: {source}")]
     Kafka {
+        /// What the harness was doing.
         during: &'static str,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
@@ -17,20 +19,29 @@ pub enum Error {
     /// or a restart, takes over with a fresh producer).
     #[error("kafka: fatal producer error during {during}: {source}")]
     Fatal {
+        /// What the harness was doing.
         during: &'static str,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
     /// Creating a topic failed for a reason other than "it already exists".
     #[error("topic {topic}: {reason}")]
-    Topic { topic: String, reason: String },
+    Topic {
+        /// The topic's name.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
     /// The configuration cannot work (a bad listen address, an empty subscription, …).
     #[error("configuration: {0}")]
     Config(String),
     /// The metrics/health HTTP server could not start.
     #[error("metrics server on {listen}: {source}")]
     Http {
+        /// The configured `[metrics] listen` address.
         listen: String,
+        /// Why binding it failed.
         #[source]
         source: std::io::Error,
     },
@@ -45,7 +56,9 @@ pub enum Error {
         "{service}: the store refuses writes, and retrying cannot help until an operator fixes it: {error}"
     )]
     WriteRefused {
+        /// The service that stopped.
         service: String,
+        /// The store's error.
         error: crate::kafka::write_error::WriteError,
     },
     /// The blocking consumer thread panicked or was cancelled.
@@ -53,6 +66,7 @@ pub enum Error {
     Task(String),
 }
 
+/// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attaches what the harness was doing to a librdkafka error.

@@ -1,4 +1,4 @@
-//! Kafka runtime shared by every auditflow service.
+//! The service runtime shared by every auditflow service.
 //!
 //! One consumer loop harness for all four services: consumer groups, rebalances, transactions
 //! (consume-transform-produce), dead-letter records, bounded in-flight work, graceful shutdown,
@@ -85,6 +85,8 @@
 //! Either way the harness keeps the books (docs/operations.md): `consumed` equals the sum of
 //! `processed{outcome}`; counts of a transaction are applied only once it commits, counts of a
 //! batch only once it is durable.
+
+#![deny(missing_docs)]
 
 pub mod kafka;
 pub mod shutdown;

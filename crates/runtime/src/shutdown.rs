@@ -22,6 +22,7 @@ impl Default for Shutdown {
 }
 
 impl Shutdown {
+    /// A signal not yet triggered.
     pub fn new() -> Self {
         let (sender, receiver) = watch::channel(false);
         Self {
@@ -30,10 +31,12 @@ impl Shutdown {
         }
     }
 
+    /// Asks everything holding a clone to stop.
     pub fn trigger(&self) {
         self.sender.send_replace(true);
     }
 
+    /// Whether a stop was asked for.
     pub fn is_triggered(&self) -> bool {
         *self.receiver.borrow()
     }

@@ -69,7 +69,9 @@ pub const STORE_REJECTED: &str = "store_rejected";
 pub enum Written {
     /// Durably written to `table`; `event_time_ms` feeds the end-to-end latency histogram.
     Row {
+        /// The table (metric `emitted` label) the record went to.
         table: &'static str,
+        /// The event's time (ms since the epoch), if known.
         event_time_ms: Option<i64>,
     },
     /// Deliberately not stored.
@@ -94,11 +96,16 @@ pub trait BatchWriter: Send + Sync + 'static {
 pub enum Decoded<R> {
     /// A row to write to `table`; `event_time_ms` as in [`Written::Row`].
     Row {
+        /// The row, in the service's own type.
         row: R,
+        /// The table (metric `emitted` label) it goes to.
         table: &'static str,
+        /// The event's time (ms since the epoch), if known.
         event_time_ms: Option<i64>,
     },
+    /// Deliberately not stored (a tombstone).
     Ignored,
+    /// Cannot be stored, ever (bad input): goes to the dead-letter topic.
     DeadLetter(DeadLetter),
 }
 
@@ -139,8 +146,10 @@ pub fn split_batch<R>(
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError<S> {
     #[error("store: {0}")]
+    /// Opening the store failed (connecting, migrating, preparing).
     Store(S),
     #[error(transparent)]
+    /// The loop failed.
     Kafka(#[from] Error),
 }
 

@@ -33,11 +33,17 @@ use crate::kafka::records::{
 };
 use crate::kafka::topics;
 
+/// Header: the reason code (docs/reason-codes.md).
 pub const HEADER_ERROR: &str = "auditflow.error";
+/// Header: what was wrong, in words (never record contents).
 pub const HEADER_ERROR_DETAIL: &str = "auditflow.error.detail";
+/// Header: the topic the original record was consumed from.
 pub const HEADER_SOURCE_TOPIC: &str = "auditflow.source.topic";
+/// Header: its partition.
 pub const HEADER_SOURCE_PARTITION: &str = "auditflow.source.partition";
+/// Header: its offset.
 pub const HEADER_SOURCE_OFFSET: &str = "auditflow.source.offset";
+/// Header: the service that refused it.
 pub const HEADER_SERVICE: &str = "auditflow.service";
 
 /// Set (to the value's size in bytes) when the original value was left out.

@@ -12,7 +12,9 @@ pub struct LoopSpec {
     pub service: String,
     /// Topic names, or regular expressions starting with `^`.
     pub inputs: Vec<String>,
+    /// Where records the service cannot process go (`[topics] dead_letter`).
     pub dead_letter_topic: String,
+    /// The `[kafka]` settings: bootstrap servers, group prefix, batch and in-flight bounds.
     pub kafka: KafkaSettings,
 }
 

@@ -36,11 +36,14 @@ pub struct Assignment {
 /// first (a partition revoked and assigned again in one poll appears in both).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
+    /// Partitions taken away, to be handled first.
     pub revoked: Vec<Partition>,
+    /// Partitions newly owned.
     pub assigned: Vec<Partition>,
 }
 
 impl Changes {
+    /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
         self.revoked.is_empty() && self.assigned.is_empty()
     }
@@ -60,6 +63,7 @@ impl Changes {
 }
 
 impl Assignment {
+    /// Records partitions handed to this member (a rebalance callback).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = Partition>) {
         self.joined = true;
         for p in partitions {
@@ -69,6 +73,7 @@ impl Assignment {
         }
     }
 
+    /// Records partitions taken from this member (a rebalance callback).
     pub fn revoke(&mut self, partitions: impl IntoIterator<Item = Partition>) {
         for p in partitions {
             if self.owned.remove(&p) {
@@ -85,10 +90,12 @@ impl Assignment {
         self.owned.iter().cloned().collect()
     }
 
+    /// Whether this instance owns `partition`.
     pub fn owns(&self, partition: &Partition) -> bool {
         self.owned.contains(partition)
     }
 
+    /// Whether this instance owns partition `partition` of `topic`.
     pub fn owns_record(&self, topic: &str, partition: i32) -> bool {
         // Avoids allocating a `Partition` per record on the hot path.
         self.owned
@@ -101,6 +108,7 @@ impl Assignment {
         self.joined
     }
 
+    /// The changes since the last call, for the loop to handle.
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.pending)
     }
@@ -119,6 +127,7 @@ pub struct HarnessContext {
 }
 
 impl HarnessContext {
+    /// A context for `service`'s consumer, reporting lag and assigned partitions to `metrics`.
     pub fn new(service: &str, metrics: ServiceMetrics) -> Self {
         Self {
             service: service.to_owned(),
@@ -128,11 +137,13 @@ impl HarnessContext {
         }
     }
 
+    /// Commits the finished work of `ledger` when partitions are revoked (at-least-once consumers).
     pub fn with_ledger(mut self, ledger: Arc<Mutex<OffsetLedger>>) -> Self {
         self.ledger = Some(ledger);
         self
     }
 
+    /// The assignment the callbacks keep, shared with the loop.
     pub fn assignment(&self) -> &SharedAssignment {
         &self.assignment
     }

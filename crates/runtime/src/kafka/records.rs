@@ -11,11 +11,14 @@ use rdkafka::producer::{BaseRecord, FutureRecord};
 /// One partition of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition number.
     pub partition: i32,
 }
 
 impl Partition {
+    /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
         Self {
             topic: topic.into(),
@@ -33,9 +36,13 @@ impl std::fmt::Display for Partition {
 /// A consumed record, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputRecord {
+    /// The topic it was consumed from.
     pub topic: String,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
+    /// Its key, if any.
     pub key: Option<Vec<u8>>,
     /// `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
@@ -46,6 +53,7 @@ pub struct InputRecord {
 }
 
 impl InputRecord {
+    /// Copies a polled message out of librdkafka's buffers.
     pub fn from_message(message: &BorrowedMessage<'_>) -> Self {
         let headers = message
             .headers()
@@ -66,6 +74,7 @@ impl InputRecord {
         }
     }
 
+    /// The partition it was consumed from.
     pub fn partition_id(&self) -> Partition {
         Partition::new(self.topic.clone(), self.partition)
     }
@@ -80,6 +89,7 @@ impl InputRecord {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// Its value, empty for a tombstone.
     pub fn payload(&self) -> &[u8] {
         self.payload.as_deref().unwrap_or_default()
     }
@@ -102,13 +112,18 @@ impl InputRecord {
 /// A record to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputRecord {
+    /// The topic to produce to.
     pub topic: String,
+    /// Its key (the partitioner's input), if any.
     pub key: Option<Vec<u8>>,
+    /// Its value; `None` is a tombstone.
     pub payload: Option<Vec<u8>>,
+    /// Its headers, in order; a header may have no value.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl OutputRecord {
+    /// A record with a value and no headers.
     pub fn new(topic: impl Into<String>, key: Option<Vec<u8>>, payload: Vec<u8>) -> Self {
         Self {
             topic: topic.into(),
@@ -118,6 +133,7 @@ impl OutputRecord {
         }
     }
 
+    /// Adds a header with a value.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push((name.into(), Some(value.into())));
         self
@@ -216,6 +232,7 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// A dead letter with a reason code and its human detail (no personal data).
     pub fn new(reason: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -229,12 +246,17 @@ impl DeadLetter {
 pub enum Transformed {
     /// One or more output records. `event_time_ms` feeds the end-to-end latency histogram.
     Emitted {
+        /// The records to produce.
         records: Vec<OutputRecord>,
+        /// The event's time (ms since the epoch), if known.
         event_time_ms: Option<i64>,
     },
     /// Dropped by sampling; `event_type` is the CloudEvents type (not personal data), counted
     /// per type.
-    SampledOut { event_type: String },
+    SampledOut {
+        /// The CloudEvents type.
+        event_type: String,
+    },
     /// Deliberately not processed (e.g. the classifier's `audit.**` loop guard).
     Ignored,
     /// Sent to the dead-letter topic, original bytes unchanged.

@@ -36,7 +36,9 @@ const RETRY: Duration = Duration::from_secs(1);
 pub enum TableEvent<'a> {
     /// A committed record: its key and value (`None`: a tombstone).
     Record {
+        /// The record's key.
         key: &'a [u8],
+        /// Its value; `None` is a tombstone.
         value: Option<&'a [u8]>,
     },
     /// Every partition has been read to the end offset it had when reading began. Sent once.

@@ -17,8 +17,11 @@ use crate::{Error, Result};
 /// One topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// The topic's name.
     pub name: String,
+    /// How many partitions it gets.
     pub partitions: i32,
+    /// How many replicas of each partition.
     pub replication_factor: i32,
     /// Topic-level configuration, e.g. `cleanup.policy=compact`.
     pub config: Vec<(&'static str, String)>,
@@ -27,7 +30,9 @@ pub struct TopicSpec {
 /// What creating a topic found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicStatus {
+    /// The topic was created now.
     Created,
+    /// The topic was there already (left as it is).
     AlreadyExisted,
 }
 

@@ -51,10 +51,12 @@ impl Watermark {
         }
     }
 
+    /// Notes that `offset` was committed.
     pub fn mark_committed(&mut self, offset: i64) {
         self.committed = Some(self.committed.map_or(offset, |c| c.max(offset)));
     }
 
+    /// Records tracked and not yet complete.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -67,6 +69,7 @@ pub struct OffsetLedger {
 }
 
 impl OffsetLedger {
+    /// Tracks a consumed record of `partition` as in flight.
     pub fn track(&mut self, partition: &Partition, offset: i64) {
         match self.partitions.get_mut(partition) {
             Some(mark) => mark.track(offset),
@@ -78,6 +81,7 @@ impl OffsetLedger {
         }
     }
 
+    /// Marks a tracked record of `partition` as durably done.
     pub fn complete(&mut self, partition: &Partition, offset: i64) {
         if let Some(mark) = self.partitions.get_mut(partition) {
             mark.complete(offset);
@@ -92,6 +96,7 @@ impl OffsetLedger {
             .collect()
     }
 
+    /// Notes that `commits` were committed.
     pub fn mark_committed(&mut self, commits: &[(Partition, i64)]) {
         for (partition, offset) in commits {
             if let Some(mark) = self.partitions.get_mut(partition) {

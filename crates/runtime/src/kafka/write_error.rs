@@ -45,6 +45,7 @@ pub struct WriteError {
 }
 
 impl WriteError {
+    /// A failed write with what it means.
     pub fn new(
         fault: WriteFault,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -55,10 +56,12 @@ impl WriteError {
         }
     }
 
+    /// A failed write worth retrying.
     pub fn transient(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::new(WriteFault::Transient, source)
     }
 
+    /// What it means for the loop.
     pub fn fault(&self) -> WriteFault {
         self.fault
     }

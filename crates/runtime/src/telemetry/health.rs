@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::lock;
 
 #[derive(Clone, Default)]
+/// The readiness of every service of the process: `/readyz` answers ready once all are.
 pub struct Health {
     components: Arc<std::sync::Mutex<Vec<Readiness>>>,
 }
 
 impl Health {
+    /// No service registered yet (and so not ready).
     pub fn new() -> Self {
         Self::default()
     }
@@ -39,6 +41,7 @@ impl Health {
             .collect()
     }
 
+    /// Whether at least one service is registered and every one is ready.
     pub fn is_ready(&self) -> bool {
         let components = lock(&self.components);
         !components.is_empty() && components.iter().all(Readiness::is_ready)
@@ -54,14 +57,17 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Whether the service's consumer has joined its group.
     pub fn set_consumer_joined(&self, joined: bool) {
         self.consumer_joined.store(joined, Ordering::Relaxed);
     }
 
+    /// Whether the service's producer is ready (transactions initialised).
     pub fn set_producer_ready(&self, ready: bool) {
         self.producer_ready.store(ready, Ordering::Relaxed);
     }
 
+    /// Joined, and (if it produces) its producer ready.
     pub fn is_ready(&self) -> bool {
         self.consumer_joined.load(Ordering::Relaxed) && self.producer_ready.load(Ordering::Relaxed)
     }

@@ -34,13 +34,18 @@ pub const MAX_TYPE_LABELS: usize = 500;
 /// `auditflow_processed_records_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Processed {
+    /// Outputs were produced or rows written.
     Emitted,
+    /// Dropped by sampling.
     SampledOut,
+    /// Deliberately not processed.
     Ignored,
+    /// Sent to the dead-letter topic.
     DeadLettered,
 }
 
 impl Processed {
+    /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Processed::Emitted => "emitted",
@@ -79,6 +84,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A registry with the runtime's families.
     pub fn new() -> crate::Result<Self> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| -> crate::Result<IntCounterVec> {
@@ -225,10 +231,12 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
+    /// The service label.
     pub fn service(&self) -> &str {
         &self.service
     }
 
+    /// `n` records consumed from `topic`.
     pub fn consumed(&self, topic: &str, n: u64) {
         self.families
             .consumed
@@ -236,6 +244,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// `n` consumed records accounted for as `outcome`.
     pub fn processed(&self, outcome: Processed, n: u64) {
         self.families
             .processed
@@ -243,6 +252,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// `n` records written to `topic` (or table).
     pub fn emitted(&self, topic: &str, n: u64) {
         self.families
             .emitted
@@ -250,6 +260,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// `n` inputs of `event_type` sampled out (type labels capped).
     pub fn sampled_out(&self, event_type: &str, n: u64) {
         let label = self.type_label(event_type);
         self.families
@@ -258,6 +269,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// `n` inputs ignored.
     pub fn ignored(&self, n: u64) {
         self.families
             .ignored
@@ -265,6 +277,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// `n` inputs dead-lettered with `reason`.
     pub fn dead_lettered(&self, reason: &str, n: u64) {
         self.families
             .dead_lettered
@@ -272,6 +285,7 @@ impl ServiceMetrics {
             .inc_by(n);
     }
 
+    /// A transaction committed or aborted.
     pub fn transaction(&self, committed: bool) {
         let result = if committed { "committed" } else { "aborted" };
         self.families
@@ -280,6 +294,7 @@ impl ServiceMetrics {
             .inc();
     }
 
+    /// How long making one batch durable took.
     pub fn observe_batch_write(&self, seconds: f64) {
         self.families
             .batch_write
@@ -296,6 +311,7 @@ impl ServiceMetrics {
             .observe(seconds);
     }
 
+    /// Records in flight now.
     pub fn set_in_flight(&self, n: usize) {
         self.families
             .in_flight
@@ -303,6 +319,7 @@ impl ServiceMetrics {
             .set(n as i64);
     }
 
+    /// Bytes in flight now.
     pub fn set_in_flight_bytes(&self, n: usize) {
         self.families
             .in_flight_bytes
@@ -318,6 +335,7 @@ impl ServiceMetrics {
             .inc();
     }
 
+    /// Partitions assigned now.
     pub fn set_assigned_partitions(&self, n: usize) {
         self.families
             .assigned_partitions
