@@ -2,7 +2,7 @@
 //! pipeline (docs/cli.md).
 //!
 //! 1. **Is the pipeline running?** The demo is a producer and a reader; it proves nothing if
-//!    no service consumes. It asks Kafka (ListGroups/DescribeGroups, through librdkafka) whether
+//!    no service consumes. It asks Kafka (ListGroups/DescribeGroups, the runtime's `GroupProbe`) whether
 //!    each of the four consumer groups (`<group_prefix>classifier`, …) has at least one member,
 //!    waiting up to [`PIPELINE_WAIT`] for them to join. That check holds however the services
 //!    are deployed (`run all`, one process per service, many hosts), which a probe of one
@@ -36,14 +36,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use auditflow_core::Config;
-use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::publisher::{GroupProbe, Publisher};
 use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::causality::trail::{Trail, TrailLimits, TreeNode, walk};
 use auditflow_store::{RecordKind, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 
 use crate::services::SERVICES;
@@ -135,23 +133,15 @@ pub(crate) async fn ensure_input_topic(config: &Config, topic: &str) -> anyhow::
 /// `Ok(Err(groups))` names the consumer groups that had no member within [`PIPELINE_WAIT`].
 fn await_pipeline(config: &Config, json: bool) -> anyhow::Result<Result<(), Vec<String>>> {
     let groups: Vec<String> = SERVICES.iter().map(|s| s.group(config)).collect();
-    // Any client may list groups; this one never subscribes, so it never joins one.
-    let probe: BaseConsumer = client::consumer_config(&config.kafka, "auditflow-demo-probe")
-        .create()
-        .context("creating a Kafka client")?;
+    let probe = GroupProbe::new(&config.kafka).context("creating a Kafka client")?;
     let start = Instant::now();
     let mut told = false;
     loop {
         let mut missing = Vec::new();
         for group in &groups {
             let members = probe
-                .fetch_group_list(Some(group), Duration::from_secs(10))
-                .with_context(|| format!("describing consumer group {group}"))?
-                .groups()
-                .iter()
-                .filter(|g| g.name() == group)
-                .map(|g| g.members().len())
-                .sum::<usize>();
+                .members(group, Duration::from_secs(10))
+                .with_context(|| format!("describing consumer group {group}"))?;
             if members == 0 {
                 missing.push(group.clone());
             }
@@ -321,18 +311,18 @@ fn failure_count(event: &Value) -> u64 {
 
 /// Publishes the plan's events, keyed by user so they stay in order on one partition.
 async fn publish(config: &Config, topic: &str, plan: &DemoPlan) -> anyhow::Result<()> {
-    let producer: FutureProducer = client::producer_config(&config.kafka)
-        .create()
-        .context("creating a Kafka producer")?;
-    let payloads: Vec<String> = plan.events.iter().map(Value::to_string).collect();
-    for payload in &payloads {
-        let record = FutureRecord::to(topic)
-            .key(plan.user_id.as_str())
-            .payload(payload.as_str());
-        producer
-            .send(record, Duration::from_secs(30))
+    let publisher = Publisher::new(&config.kafka).context("creating a Kafka producer")?;
+    for event in &plan.events {
+        let payload = event.to_string();
+        publisher
+            .publish(
+                topic,
+                plan.user_id.as_bytes(),
+                payload.as_bytes(),
+                Duration::from_secs(30),
+            )
             .await
-            .map_err(|(err, _)| anyhow!("publishing to {topic}: {err}"))?;
+            .with_context(|| format!("publishing to {topic}"))?;
     }
     Ok(())
 }

@@ -22,10 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use auditflow_core::Config;
-use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::publisher::{Delivery, Publisher};
 use chrono::{SecondsFormat, Utc};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -63,11 +61,9 @@ pub fn run(args: &LoadgenArgs, config: &Config, json: bool) -> anyhow::Result<Ex
 }
 
 async fn publish(config: &Config, topic: &str, args: &LoadgenArgs) -> anyhow::Result<u64> {
-    let producer: FutureProducer = client::producer_config(&config.kafka)
-        .create()
-        .context("creating a Kafka producer")?;
+    let publisher = Publisher::new(&config.kafka).context("creating a Kafka producer")?;
     let mut rng = XorShift::seeded();
-    let mut in_flight: VecDeque<DeliveryFuture> = VecDeque::new();
+    let mut in_flight: VecDeque<Delivery> = VecDeque::new();
     let mut progress = Progress::new(args.count);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -84,20 +80,19 @@ async fn publish(config: &Config, topic: &str, args: &LoadgenArgs) -> anyhow::Re
             }
             let (key, event) = synthetic_event(&mut rng);
             let payload = event.to_string();
-            let record = FutureRecord::to(topic).key(&key).payload(&payload);
-            match producer.send_result(record) {
-                Ok(delivery) => {
+            let queued = publisher
+                .enqueue(topic, key.as_bytes(), payload.as_bytes())
+                .with_context(|| format!("publishing to {topic}"))?;
+            match queued {
+                Some(delivery) => {
                     in_flight.push_back(delivery);
                     sent += 1;
                 }
                 // librdkafka's local queue is full: let deliveries drain, then retry.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    match in_flight.pop_front() {
-                        Some(first) => delivered += settle(Some(first), topic).await?,
-                        None => tokio::time::sleep(TICK).await,
-                    }
-                }
-                Err((err, _)) => return Err(anyhow!("publishing to {topic}: {err}")),
+                None => match in_flight.pop_front() {
+                    Some(first) => delivered += settle(Some(first), topic).await?,
+                    None => tokio::time::sleep(TICK).await,
+                },
             }
         }
         // Collect what has already been acknowledged, without waiting: a zero timeout still
@@ -118,7 +113,7 @@ async fn publish(config: &Config, topic: &str, args: &LoadgenArgs) -> anyhow::Re
         delivered += settle(Some(delivery), topic).await?;
         progress.show(sent, delivered, false);
     }
-    producer
+    publisher
         .flush(DELIVERY_TIMEOUT)
         .with_context(|| format!("flushing to {topic}"))?;
     progress.show(sent, delivered, true);
@@ -126,7 +121,7 @@ async fn publish(config: &Config, topic: &str, args: &LoadgenArgs) -> anyhow::Re
 }
 
 /// Awaits one delivery: 1 when acknowledged, an error otherwise.
-async fn settle(delivery: Option<DeliveryFuture>, topic: &str) -> anyhow::Result<u64> {
+async fn settle(delivery: Option<Delivery>, topic: &str) -> anyhow::Result<u64> {
     let Some(delivery) = delivery else {
         return Ok(0);
     };
@@ -140,15 +135,10 @@ async fn settle(delivery: Option<DeliveryFuture>, topic: &str) -> anyhow::Result
 }
 
 /// 1 for an acknowledged delivery, the reason otherwise.
-fn acknowledged(
-    result: <DeliveryFuture as std::future::Future>::Output,
-    topic: &str,
-) -> anyhow::Result<u64> {
-    match result {
-        Ok(Ok(_)) => Ok(1),
-        Ok(Err((err, _))) => Err(anyhow!("delivering to {topic}: {err}")),
-        Err(_) => Err(anyhow!("delivering to {topic}: the producer went away")),
-    }
+fn acknowledged(result: auditflow_runtime::Result<()>, topic: &str) -> anyhow::Result<u64> {
+    result
+        .map(|()| 1)
+        .with_context(|| format!("delivering to {topic}"))
 }
 
 /// A carriage-return progress line on stderr, redrawn at most every [`PROGRESS_EVERY`].

@@ -9,6 +9,7 @@ pub mod cloudevents;
 mod committer;
 pub mod dead_letter;
 pub mod loop_spec;
+pub mod publisher;
 pub mod rebalance;
 pub mod records;
 pub mod retry;

@@ -1,0 +1,98 @@
+//! The tools' client against the real Kafka: a `Publisher` delivers what it is given (awaited
+//! one by one, or queued with deliveries awaited later) and a `GroupProbe` sees a group's
+//! members without joining it.
+//!
+//! Needs the local stack (`cargo xtask up`); fails, never skips, when Kafka is down.
+
+use std::collections::BTreeSet;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use auditflow_core::config::KafkaSettings;
+use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::publisher::{GroupProbe, Publisher};
+use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn settings() -> KafkaSettings {
+    let bootstrap =
+        std::env::var("AUDITFLOW_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let first = bootstrap
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .expect("host:port");
+    assert!(
+        TcpStream::connect_timeout(&first, Duration::from_secs(3)).is_ok(),
+        "Kafka not reachable at {bootstrap}: run `cargo xtask up`"
+    );
+    KafkaSettings {
+        bootstrap_servers: bootstrap,
+        ..KafkaSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn published_records_arrive_and_a_reading_group_is_seen_by_the_probe() {
+    let settings = settings();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("publisher-{run}");
+    let group = format!("publisher-reader-{run}");
+    ensure_topics(
+        &settings,
+        &[TopicSpec {
+            name: topic.clone(),
+            partitions: 2,
+            replication_factor: 1,
+            config: Vec::new(),
+        }],
+    )
+    .await
+    .expect("topic");
+
+    let probe = GroupProbe::new(&settings).unwrap();
+    assert_eq!(probe.members(&group, Duration::from_secs(10)).unwrap(), 0);
+
+    let publisher = Publisher::new(&settings).unwrap();
+    publisher
+        .publish(&topic, b"k", b"first", Duration::from_secs(30))
+        .await
+        .expect("acknowledged");
+    let mut deliveries = Vec::new();
+    for i in 0..50 {
+        let payload = format!("queued-{i}");
+        let delivery = publisher
+            .enqueue(&topic, format!("k{i}").as_bytes(), payload.as_bytes())
+            .unwrap()
+            .expect("a 50-record burst fits librdkafka's local queue");
+        deliveries.push(delivery);
+    }
+    for delivery in deliveries {
+        delivery.await.expect("acknowledged");
+    }
+    publisher.flush(Duration::from_secs(30)).unwrap();
+
+    // Read it all back in a group of our own; meanwhile the probe sees its member.
+    let consumer: BaseConsumer = client::consumer_config(&settings, &group).create().unwrap();
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    let mut seen = BTreeSet::new();
+    let mut members_seen = 0;
+    let started = Instant::now();
+    while (seen.len() < 51 || members_seen == 0) && started.elapsed() < DEADLINE {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.insert(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+        }
+        if members_seen == 0 {
+            members_seen = probe.members(&group, Duration::from_secs(10)).unwrap();
+        }
+    }
+    let expected: BTreeSet<String> = std::iter::once("first".to_owned())
+        .chain((0..50).map(|i| format!("queued-{i}")))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(members_seen, 1);
+}
