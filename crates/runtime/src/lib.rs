@@ -15,13 +15,16 @@
 //! | [`kafka::rebalance`] | [`HarnessContext`], the consumer context: records assignments and revocations in an [`Assignment`] the loops drain; commits finished at-least-once work on revoke |
 //! | [`kafka::loop_spec`] | [`LoopSpec`], what either loop is told: the service's name, its inputs, the dead-letter topic, `[kafka]` |
 //! | [`kafka::records`] | [`InputRecord`], [`OutputRecord`], [`Transformed`], [`DeadLetter`]: records as the loops hand them to a service and take them back |
+//! | [`kafka::cloudevents`] | the CloudEvents Kafka binding: a record → [`kafka::cloudevents::decode_event`] (the event and its fallback time), a rejection → [`DeadLetter`], an event → [`kafka::cloudevents::event_record`] |
 //! | [`kafka::transactional`] | the exactly-once loop: implement [`Transform`], call [`kafka::transactional::spawn`] (classifier, security monitor) |
+//! | [`kafka::write_error`] | what a store's failed write says ([`kafka::write_error::WriteFault`]): retry, dead-letter the record, or stop |
 //! | [`kafka::at_least_once`] | the watermark loop: implement [`BatchWriter`], call [`kafka::at_least_once::spawn`] (sink, causality indexer) |
 //! | [`kafka::watermark`] | [`Watermark`]/[`OffsetLedger`]: commit only below the oldest unfinished record |
 //! | [`kafka::retry`] | which failed librdkafka calls are worth repeating, and repeating them with backoff |
 //! | [`kafka::dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
 //! | [`telemetry::metrics`], [`telemetry::health`], [`telemetry::http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
+//! | [`kafka::publisher`] | for the operator's tools: publish records and await acknowledgements, probe a consumer group |
 //! | [`kafka::topics`] | creating the topics of docs/topics-and-records.md, idempotently |
 //! | [`kafka::table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
 //!
