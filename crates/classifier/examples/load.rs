@@ -17,13 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
-use auditflow_runtime::{InputRecord, kafka::client};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use auditflow_core::config::KafkaSettings;
+use auditflow_runtime::kafka::inspect::{CommittedOffsets, TopicReader};
+use auditflow_runtime::kafka::publisher::Publisher;
+use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 
 const PARTITIONS: i32 = 6;
 
@@ -41,9 +38,11 @@ async fn main() {
     let run = format!("load{}", std::process::id());
     let input = format!("{run}.user.events");
 
-    create_topic(&bootstrap, &input).await;
+    let mut settings = Config::default().kafka;
+    settings.bootstrap_servers = bootstrap.clone();
+    create_topic(&settings, &input).await;
     let started = Instant::now();
-    produce(&bootstrap, &input, events).await;
+    produce(&settings, &input, events).await;
     println!(
         "produced {events} events in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -70,21 +69,16 @@ async fn main() {
     );
 }
 
-async fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin");
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+async fn create_topic(settings: &KafkaSettings, topic: &str) {
+    let spec = TopicSpec {
+        name: topic.to_owned(),
+        partitions: PARTITIONS,
+        replication_factor: 1,
+        config: Vec::new(),
+    };
+    ensure_topics(settings, &[spec])
         .await
         .expect("create topic");
-    results.into_iter().for_each(|r| {
-        r.expect("topic created");
-    });
 }
 
 /// A mix like real traffic: most inputs give one record, failed logins two.
@@ -122,26 +116,31 @@ fn event(i: usize) -> String {
     )
 }
 
-async fn produce(bootstrap: &str, topic: &str, events: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "500000")
-        .create()
-        .expect("producer");
+async fn produce(settings: &KafkaSettings, topic: &str, events: usize) {
+    // Larger batches and a deeper local queue than the services use: only the setup speeds up.
+    let mut settings = settings.clone();
+    for (key, value) in [
+        ("linger.ms", "20"),
+        ("queue.buffering.max.messages", "500000"),
+    ] {
+        settings.properties.insert(key.into(), value.into());
+    }
+    let publisher = Publisher::new(&settings).expect("producer");
     for chunk in (0..events).collect::<Vec<_>>().chunks(20_000) {
         let values: Vec<(String, String)> = chunk
             .iter()
             .map(|i| (format!("user-{}", i % 5000), event(*i)))
             .collect();
         let sends = values.iter().map(|(key, value)| {
-            producer.send(
-                FutureRecord::to(topic).key(key).payload(value),
+            publisher.publish(
+                topic,
+                key.as_bytes(),
+                value.as_bytes(),
                 Duration::from_secs(60),
             )
         });
         for result in futures::future::join_all(sends).await {
-            result.map_err(|(e, _)| e).expect("produce");
+            result.expect("produce");
         }
     }
 }
@@ -150,16 +149,12 @@ async fn produce(bootstrap: &str, topic: &str, events: usize) {
 /// harness does; events/s from the first record to the last.
 fn read_only(config: &Config, topic: &str, events: usize) -> f64 {
     let group = format!("{topic}-reader");
-    let consumer: BaseConsumer = client::consumer_config(&config.kafka, &group)
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let reader = TopicReader::new(&config.kafka, &group, topic).expect("consumer");
     let mut seen = 0;
     let mut first = None;
     while seen < events {
-        if let Some(message) = consumer.poll(Duration::from_millis(500)) {
-            let record = InputRecord::from_message(&message.expect("consume"));
-            std::hint::black_box(record);
+        if let Some(record) = reader.next(Duration::from_millis(500)) {
+            std::hint::black_box(record.expect("consume"));
             first.get_or_insert_with(Instant::now);
             seen += 1;
         }
@@ -216,30 +211,14 @@ async fn classify(
 
     let mut settings = Config::default().kafka;
     settings.bootstrap_servers = bootstrap.to_owned();
-    let watcher: BaseConsumer =
-        client::consumer_config(&settings, &format!("{group_prefix}classifier"))
-            .create()
-            .expect("watcher");
+    let watcher =
+        CommittedOffsets::of(&settings, &format!("{group_prefix}classifier")).expect("watcher");
     let mut first: Option<(Instant, i64)> = None;
     let mut peak = 0;
     let done = loop {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition(input, p);
-        }
-        let committed: i64 = watcher
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .expect("committed")
-            .elements()
-            .iter()
-            .map(|e| {
-                if let Offset::Offset(o) = e.offset() {
-                    o
-                } else {
-                    0
-                }
-            })
-            .sum();
+        let committed = watcher
+            .total(input, PARTITIONS, Duration::from_secs(10))
+            .expect("committed");
         peak = peak.max(vm_hwm_kib(child.id()));
         if committed > 0 && first.is_none() {
             first = Some((Instant::now(), committed));

@@ -33,6 +33,14 @@ pub enum Error {
         /// What the broker said.
         reason: String,
     },
+    /// Deleting a consumer group failed.
+    #[error("consumer group {group}: {reason}")]
+    Group {
+        /// The group's id.
+        group: String,
+        /// What the broker said.
+        reason: String,
+    },
     /// The configuration cannot work (a bad listen address, an empty subscription, …).
     #[error("configuration: {0}")]
     Config(String),

@@ -24,7 +24,7 @@
 //! | [`kafka::dead_letter`] | the dead-letter record: original bytes and headers, plus `auditflow.*` headers; always within the producer's and the topic's size limit |
 //! | [`telemetry::metrics`], [`telemetry::health`], [`telemetry::http`] | one registry, one family of metrics labelled by service; `/metrics`, `/healthz`, `/readyz` |
 //! | [`shutdown`] | [`Shutdown`]: SIGTERM/SIGINT → finish the batch, commit, leave the group |
-//! | [`kafka::publisher`] | for the operator's tools: publish records and await acknowledgements, probe a consumer group |
+//! | [`kafka::publisher`], [`kafka::inspect`] | for the operator's tools and the load harnesses: publish records and await acknowledgements; a group's members and committed offsets, a topic read from its beginning |
 //! | [`kafka::topics`] | creating the topics of docs/topics-and-records.md, idempotently |
 //! | [`kafka::table`] | [`TableFollower`]: a compacted topic followed as a table, `read_committed`, on its own thread (the monitors' shared blocklist) |
 //!

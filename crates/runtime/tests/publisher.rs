@@ -1,6 +1,7 @@
 //! The tools' client against the real Kafka: a `Publisher` delivers what it is given (awaited
-//! one by one, or queued with deliveries awaited later) and a `GroupProbe` sees a group's
-//! members without joining it.
+//! one by one, or queued with deliveries awaited later), a `GroupProbe` sees a group's members
+//! without joining it, `CommittedOffsets` reads what a group committed, and a `TopicReader`
+//! reads a topic from its beginning.
 //!
 //! Needs the local stack (`cargo xtask up`); fails, never skips, when Kafka is down.
 
@@ -10,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
 use auditflow_runtime::kafka::client;
-use auditflow_runtime::kafka::publisher::{GroupProbe, Publisher};
+use auditflow_runtime::kafka::inspect::{CommittedOffsets, GroupProbe, TopicReader};
+use auditflow_runtime::kafka::publisher::Publisher;
 use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -95,4 +97,27 @@ async fn published_records_arrive_and_a_reading_group_is_seen_by_the_probe() {
         .collect();
     assert_eq!(seen, expected);
     assert_eq!(members_seen, 1);
+
+    // What the reader commits is what CommittedOffsets sees.
+    let before = CommittedOffsets::of(&settings, &group).unwrap();
+    assert_eq!(before.total(&topic, 2, Duration::from_secs(10)).unwrap(), 0);
+    let position = consumer.position().unwrap();
+    consumer.commit(&position, CommitMode::Sync).unwrap();
+    assert_eq!(
+        before.total(&topic, 2, Duration::from_secs(10)).unwrap(),
+        51
+    );
+
+    // A TopicReader in a group of its own reads the same records from the beginning.
+    let reader = TopicReader::new(&settings, &format!("{group}-2"), &topic).unwrap();
+    let mut read = BTreeSet::new();
+    let started = Instant::now();
+    while read.len() < 51 && started.elapsed() < DEADLINE {
+        if let Some(record) = reader.next(Duration::from_millis(200)) {
+            let record = record.unwrap();
+            assert_eq!(record.topic, topic);
+            read.insert(String::from_utf8(record.payload().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(read, expected);
 }

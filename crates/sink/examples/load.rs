@@ -41,15 +41,14 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::{Classified, Classifier, Config, RetentionClass};
 use auditflow_runtime::kafka::client;
-use auditflow_runtime::kafka::topics::{ensure_topics, planned_topics};
+use auditflow_runtime::kafka::inspect::CommittedOffsets;
+use auditflow_runtime::kafka::publisher::Publisher;
+use auditflow_runtime::kafka::topics::{
+    delete_group, delete_topics, ensure_topics, planned_topics,
+};
 use auditflow_store::Store;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -314,10 +313,10 @@ fn input(i: usize) -> Vec<u8> {
 /// Produces `records` classified records to the run's audit topics; says how they divide.
 async fn produce(config: &Config, records: usize) -> String {
     let classifier = Classifier::new(config).expect("classifier");
-    let producer: FutureProducer = client::producer_config(&config.kafka)
-        .set("linger.ms", "20")
-        .create()
-        .expect("producer");
+    // Larger batches than the services use: only the setup speeds up.
+    let mut settings = config.kafka.clone();
+    settings.properties.insert("linger.ms".into(), "20".into());
+    let producer = Publisher::new(&settings).expect("producer");
     let mut by_topic: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_class: BTreeMap<String, usize> = BTreeMap::new();
     let (mut produced, mut inputs) = (0, 0);
@@ -364,9 +363,7 @@ async fn produce(config: &Config, records: usize) -> String {
 /// a few dozen megabytes at a time.
 async fn produce_large(config: &Config, records: usize, bytes: usize) -> String {
     const CHUNK_BYTES: usize = 64 << 20;
-    let producer: FutureProducer = client::producer_config(&config.kafka)
-        .create()
-        .expect("producer");
+    let producer = Publisher::new(&config.kafka).expect("producer");
     let topic = &config.topics.user_action;
     let pad = "x".repeat(bytes.saturating_sub(600));
     let mut produced = 0;
@@ -404,17 +401,14 @@ async fn produce_large(config: &Config, records: usize, bytes: usize) -> String 
 
 /// Produces `(topic, key, payload)` records and waits for every acknowledgement.
 async fn send_all<'a>(
-    producer: &FutureProducer,
+    producer: &Publisher,
     records: impl Iterator<Item = (&'a str, &'a str, &'a [u8])>,
 ) {
     let sends = records.map(|(topic, key, payload)| {
-        producer.send(
-            FutureRecord::to(topic).key(key).payload(payload),
-            Duration::from_secs(60),
-        )
+        producer.publish(topic, key.as_bytes(), payload, Duration::from_secs(60))
     });
     for result in futures::future::join_all(sends).await {
-        result.map_err(|(e, _)| e).expect("produce");
+        result.expect("produce");
     }
 }
 
@@ -445,15 +439,7 @@ async fn run_sink(
     let mut child = Stopped(child);
     let pid = child.0.id();
     let group = client::group_id(&config.kafka, auditflow_sink::SERVICE);
-    let watcher: BaseConsumer = client::consumer_config(&config.kafka, &group)
-        .create()
-        .expect("watcher");
-    let mut partitions = TopicPartitionList::new();
-    for topic in auditflow_sink::input_topics(config) {
-        for p in 0..config.topics.partitions {
-            partitions.add_partition(&topic, p);
-        }
-    }
+    let watcher = CommittedOffsets::of(&config.kafka, &group).expect("watcher");
 
     let mut first: Option<(Instant, i64)> = None;
     let mut max_rss_kib = 0;
@@ -462,7 +448,7 @@ async fn run_sink(
         if let Ok(Some(status)) = child.0.try_wait() {
             panic!("the sink exited early: {status}");
         }
-        let committed = committed(&watcher, &partitions);
+        let committed = committed(&watcher, config);
         max_rss_kib = max_rss_kib.max(proc_status_kib(pid, "VmRSS"));
         if committed > 0 && first.is_none() {
             first = Some((Instant::now(), committed));
@@ -515,15 +501,14 @@ impl Drop for Stopped {
     }
 }
 
-fn committed(watcher: &BaseConsumer, partitions: &TopicPartitionList) -> i64 {
-    watcher
-        .committed_offsets(partitions.clone(), Duration::from_secs(10))
-        .expect("committed offsets")
-        .elements()
+/// What the sink's group has committed over every partition of its inputs.
+fn committed(watcher: &CommittedOffsets, config: &Config) -> i64 {
+    auditflow_sink::input_topics(config)
         .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
+        .map(|topic| {
+            watcher
+                .total(topic, config.topics.partitions, Duration::from_secs(10))
+                .expect("committed offsets")
         })
         .sum()
 }
@@ -772,20 +757,16 @@ async fn clean_up(config: &Config, raw_keyspace: &str) {
             eprintln!("dropping keyspace {keyspace}: {e}");
         }
     }
-    let admin: AdminClient<DefaultClientContext> = client::admin_config(&config.kafka)
-        .create()
-        .expect("admin client");
     let topics: Vec<String> = planned_topics(&config.topics)
         .into_iter()
         .map(|t| t.name)
         .collect();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    if let Err(e) = admin.delete_topics(&topics, &options).await {
+    if let Err(e) = delete_topics(&config.kafka, &topics).await {
         eprintln!("deleting topics: {e}");
     }
     let group = client::group_id(&config.kafka, auditflow_sink::SERVICE);
-    if let Err(e) = admin.delete_groups(&[&group], &options).await {
+    if let Err(e) = delete_group(&config.kafka, &group).await {
         eprintln!("deleting group {group}: {e}");
     }
     println!(

@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use auditflow_core::Config;
-use auditflow_runtime::kafka::publisher::{GroupProbe, Publisher};
+use auditflow_runtime::kafka::inspect::GroupProbe;
+use auditflow_runtime::kafka::publisher::Publisher;
 use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::causality::trail::{Trail, TrailLimits, TreeNode, walk};

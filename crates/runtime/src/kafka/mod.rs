@@ -8,6 +8,7 @@ pub mod client;
 pub mod cloudevents;
 mod committer;
 pub mod dead_letter;
+pub mod inspect;
 pub mod loop_spec;
 pub mod publisher;
 pub mod rebalance;

@@ -1,7 +1,7 @@
-//! Publishing for the operator's tools (`auditflow demo`, `auditflow loadgen`), which are
-//! producers, not services: a [`Publisher`] sends records with the idempotent producer settings
-//! of [`client::producer_config`] and hands back each record's acknowledgement, and a
-//! [`GroupProbe`] asks Kafka whether a consumer group has members, without joining it.
+//! Publishing for the operator's tools (`auditflow demo`, `auditflow loadgen`) and the load
+//! harnesses, which are producers, not services: a [`Publisher`] sends records with the
+//! idempotent producer settings of [`client::producer_config`] and hands back each record's
+//! acknowledgement. (Looking at topics and groups from outside is [`inspect`](super::inspect).)
 //! Nothing outside the runtime needs to speak librdkafka for that.
 
 use std::future::Future;
@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use auditflow_core::config::KafkaSettings;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
@@ -92,35 +91,5 @@ impl Future for Delivery {
                 source: KafkaError::Canceled,
             }),
         })
-    }
-}
-
-/// Asks Kafka about consumer groups (ListGroups/DescribeGroups). It never subscribes, so it
-/// never joins a group itself.
-pub struct GroupProbe {
-    consumer: BaseConsumer,
-}
-
-impl GroupProbe {
-    /// A client with `[kafka]`'s bootstrap servers and passthrough properties.
-    pub fn new(settings: &KafkaSettings) -> Result<Self> {
-        let consumer = client::consumer_config(settings, "auditflow-group-probe")
-            .create()
-            .during("creating a Kafka client")?;
-        Ok(Self { consumer })
-    }
-
-    /// How many members `group` has now (0 for a group Kafka does not know).
-    pub fn members(&self, group: &str, timeout: Duration) -> Result<usize> {
-        let list = self
-            .consumer
-            .fetch_group_list(Some(group), timeout)
-            .during("describing a consumer group")?;
-        Ok(list
-            .groups()
-            .iter()
-            .filter(|g| g.name() == group)
-            .map(|g| g.members().len())
-            .sum())
     }
 }

@@ -2,6 +2,8 @@
 //! idempotently by `auditflow topics create` and by each service on start.
 //!
 //! Input topics (`user.*`, `system.*`) belong to the producers and are not created here.
+//!
+//! The load harnesses also clean up after a run here: [`delete_topics`] and [`delete_group`].
 
 use std::time::Duration;
 
@@ -123,6 +125,49 @@ pub async fn max_message_bytes(settings: &KafkaSettings, topic: &str) -> Option<
         .value
         .clone()?;
     limit.parse().ok()
+}
+
+/// Deletes `names` (the load harnesses' clean-up). Each topic's failure is reported on its own:
+/// the first one is the error.
+pub async fn delete_topics(settings: &KafkaSettings, names: &[&str]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client::admin_config(settings)
+        .create()
+        .during("creating the admin client")?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_topics(names, &options)
+        .await
+        .during("deleting topics")?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            return Err(Error::Topic {
+                topic,
+                reason: code.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Deletes consumer group `group` and its committed offsets (the load harnesses' clean-up).
+pub async fn delete_group(settings: &KafkaSettings, group: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client::admin_config(settings)
+        .create()
+        .during("creating the admin client")?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .delete_groups(&[group], &options)
+        .await
+        .during("deleting a consumer group")?;
+    for result in results {
+        if let Err((_, code)) = result {
+            return Err(Error::Group {
+                group: group.to_owned(),
+                reason: code.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

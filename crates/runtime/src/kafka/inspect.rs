@@ -1,0 +1,107 @@
+//! Looking at topics and consumer groups from outside, for the operator's tools and the load
+//! harnesses: whether a group has members ([`GroupProbe`]), how far a group has committed
+//! ([`CommittedOffsets`]), and what a topic holds, read as the loops read it ([`TopicReader`]).
+//! None of them joins a group or commits anything.
+
+use std::time::Duration;
+
+use auditflow_core::config::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::Result;
+use crate::error::KafkaContext;
+use crate::kafka::client;
+use crate::kafka::records::InputRecord;
+
+/// Asks Kafka about consumer groups (ListGroups/DescribeGroups). It never subscribes, so it
+/// never joins a group itself.
+pub struct GroupProbe {
+    consumer: BaseConsumer,
+}
+
+impl GroupProbe {
+    /// A client with `[kafka]`'s bootstrap servers and passthrough properties.
+    pub fn new(settings: &KafkaSettings) -> Result<Self> {
+        let consumer = client::consumer_config(settings, "auditflow-group-probe")
+            .create()
+            .during("creating a Kafka client")?;
+        Ok(Self { consumer })
+    }
+
+    /// How many members `group` has now (0 for a group Kafka does not know).
+    pub fn members(&self, group: &str, timeout: Duration) -> Result<usize> {
+        let list = self
+            .consumer
+            .fetch_group_list(Some(group), timeout)
+            .during("describing a consumer group")?;
+        Ok(list
+            .groups()
+            .iter()
+            .filter(|g| g.name() == group)
+            .map(|g| g.members().len())
+            .sum())
+    }
+}
+
+/// The offsets a consumer group has committed, read with its group id (never committing).
+pub struct CommittedOffsets {
+    consumer: BaseConsumer,
+}
+
+impl CommittedOffsets {
+    /// A client that reads `group`'s commits.
+    pub fn of(settings: &KafkaSettings, group: &str) -> Result<Self> {
+        let consumer = client::consumer_config(settings, group)
+            .create()
+            .during("creating a Kafka client")?;
+        Ok(Self { consumer })
+    }
+
+    /// The sum over partitions `0..partitions` of `topic` of the group's committed offsets
+    /// (a partition without a commit counts 0): how many records the group has finished.
+    pub fn total(&self, topic: &str, partitions: i32, timeout: Duration) -> Result<i64> {
+        let mut list = TopicPartitionList::new();
+        for p in 0..partitions {
+            list.add_partition(topic, p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, timeout)
+            .during("reading committed offsets")?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum())
+    }
+}
+
+/// Reads a topic from its beginning with the loops' consumer settings, in a group of its own,
+/// detaching each record as the loops do; it commits nothing.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+}
+
+impl TopicReader {
+    /// A reader of `topic` in consumer group `group`.
+    pub fn new(settings: &KafkaSettings, group: &str, topic: &str) -> Result<Self> {
+        let consumer: BaseConsumer = client::consumer_config(settings, group)
+            .create()
+            .during("creating a consumer")?;
+        consumer.subscribe(&[topic]).during("subscribing")?;
+        Ok(Self { consumer })
+    }
+
+    /// The next record, waiting up to `timeout`; `None` when none came.
+    pub fn next(&self, timeout: Duration) -> Option<Result<InputRecord>> {
+        self.consumer.poll(timeout).map(|polled| {
+            polled
+                .map(|m| InputRecord::from_message(&m))
+                .during("consuming")
+        })
+    }
+}
