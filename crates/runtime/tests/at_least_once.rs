@@ -6,7 +6,6 @@
 //! Needs the local stack (`cargo xtask up`); fails, never skips, when Kafka is down.
 
 use std::collections::BTreeSet;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,23 +23,11 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-const DEADLINE: Duration = Duration::from_secs(120);
+mod support;
 
-fn bootstrap() -> String {
-    let bootstrap =
-        std::env::var("AUDITFLOW_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let first = bootstrap
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .expect("host:port");
-    assert!(
-        TcpStream::connect_timeout(&first, Duration::from_secs(3)).is_ok(),
-        "Kafka not reachable at {bootstrap}: run `cargo xtask up`"
-    );
-    bootstrap
-}
+use support::bootstrap;
+
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Remembers what it wrote; fails its first `failures` calls; dead-letters payloads starting
 /// with `bad`.

@@ -6,7 +6,6 @@
 //! Needs the local stack (`cargo xtask up`); fails, never skips, when Kafka is down.
 
 use std::collections::BTreeSet;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use auditflow_core::config::KafkaSettings;
@@ -17,23 +16,15 @@ use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
+mod support;
+
+use support::bootstrap;
+
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn settings() -> KafkaSettings {
-    let bootstrap =
-        std::env::var("AUDITFLOW_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let first = bootstrap
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .expect("host:port");
-    assert!(
-        TcpStream::connect_timeout(&first, Duration::from_secs(3)).is_ok(),
-        "Kafka not reachable at {bootstrap}: run `cargo xtask up`"
-    );
     KafkaSettings {
-        bootstrap_servers: bootstrap,
+        bootstrap_servers: bootstrap(),
         ..KafkaSettings::default()
     }
 }
