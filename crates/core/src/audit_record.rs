@@ -27,11 +27,15 @@ macro_rules! closed_set {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "lowercase")]
+        #[allow(missing_docs, reason = "each variant is the value its `as_str` text names")]
         pub enum $name { $($variant),+ }
 
         impl $name {
+            /// Every value, in declaration order (which is also their order): for metrics that
+            /// pre-register one series per value, and for tests that go through them all.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
+            /// The value as it is written in an audit record's JSON and in stored labels.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
@@ -73,21 +77,36 @@ closed_set! {
 /// `audit.user.action`: something a user (or the system) did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserAction {
+    /// Whose action it was: the derived user id, `unknown` for a login attempt naming nobody,
+    /// `system` for a system event naming nobody. The record's Kafka key and the subject the
+    /// store files (and encrypts) it under.
     pub user_id: String,
+    /// What was done: a fixed name (`login_attempt`, `privilege_change`, ...) or, for types
+    /// without a rule of their own, the input's type.
     pub action: String,
+    /// How it ended; only `success` can be sampled out.
     pub outcome: Outcome,
+    /// What it was done to, copied from the input's `data.resource`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Which one of `resource`, copied from the input's `data.resource_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
+    /// Where the request came from, as the producer wrote it (personal data: encrypted at rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_address: Option<String>,
+    /// The client, as the producer wrote it (personal data: encrypted at rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The user's session, as the producer wrote it (personal data: encrypted at rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The classifier's judgement of the action; medium or higher is never sampled out, high
+    /// or critical is kept for the security retention period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk_level: Option<RiskLevel>,
+    /// What the rule extracted from the input to explain the action (`geo` of a login, the
+    /// changed fields of a profile update, the roles of a privilege change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Map<String, Value>>,
 }
@@ -95,13 +114,21 @@ pub struct UserAction {
 /// `audit.security.event`: something security-relevant happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecurityEvent {
+    /// What kind of event: `failed_login` (which the ip-keyed detection rules count), or the
+    /// input's type without its `system.security.` prefix.
     pub event_type: String,
+    /// How serious the producer (or, for a failed login, the login's risk) says it is.
     pub severity: Severity,
+    /// The input's `data`, whole: the evidence an investigator reads.
     pub details: Map<String, Value>,
+    /// The user it concerns, when one is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Where it came from, as the producer wrote it; detection canonicalises it
+    /// ([`crate::detect::ip`]) and [`AuditRecord::kafka_key`] keys the record by that form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
+    /// Whether the producer already blocked the attempt.
     #[serde(default)]
     pub blocked: bool,
 }
@@ -109,13 +136,19 @@ pub struct SecurityEvent {
 /// `audit.data.access`: someone read, exported or deleted personal data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataAccess {
+    /// Whose data was accessed; the record's Kafka key and store subject.
     pub user_id: String,
+    /// What kind of data (`user_profile` unless the producer says).
     pub data_type: String,
+    /// What was done with it.
     pub operation: Operation,
+    /// How many records the access touched (1 unless the producer says).
     #[serde(default = "one")]
     pub record_count: u64,
+    /// Whether the producer marked the data sensitive.
     #[serde(default)]
     pub sensitive: bool,
+    /// Why, as the producer stated it: what a GDPR access review asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
 }
@@ -163,8 +196,11 @@ fn one() -> u64 {
 /// Any of the three audit records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditRecord {
+    /// An `audit.user.action` record.
     UserAction(UserAction),
+    /// An `audit.security.event` record.
     SecurityEvent(SecurityEvent),
+    /// An `audit.data.access` record.
     DataAccess(DataAccess),
 }
 

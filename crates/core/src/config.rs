@@ -47,15 +47,22 @@ pub fn is_loopback_address(address: &str) -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[kafka]`: brokers, groups, batching and in-flight bounds.
     pub kafka: KafkaSettings,
+    /// `[topics]`: the names of every topic read or written, and how they are created.
     pub topics: Topics,
+    /// `[limits]`: the size and nesting beyond which an input is dead-lettered.
     pub limits: Limits,
     /// Type pattern → sampling rate in [0, 1] (docs/configuration.md), e.g.
     /// `"user.page.view" = 0.1`.
     pub sampling: SamplingRates,
+    /// `[retention]`: how long each retention class is kept.
     pub retention: RetentionPeriods,
+    /// `[metrics]`: where `/metrics` and the health endpoints are served.
     pub metrics: MetricsSettings,
+    /// `[store]`: the CQL cluster, its keyspace, consistency and encryption keys.
     pub store: StoreSettings,
+    /// `[security]`: the security monitor's id secret, clock skew and state bounds.
     pub security: SecuritySettings,
 }
 
@@ -65,6 +72,8 @@ pub struct Config {
 pub struct SamplingRates(Vec<(String, f64)>);
 
 impl SamplingRates {
+    /// Rates given in code (tests, benchmarks) in the order a file would declare them, which
+    /// is the order that breaks specificity ties.
     pub fn from_pairs<S: Into<String>>(pairs: impl IntoIterator<Item = (S, f64)>) -> Self {
         Self(
             pairs
@@ -141,6 +150,8 @@ impl<'de> Deserialize<'de> for SamplingRates {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
+    /// librdkafka `bootstrap.servers`, `host:port[,host:port...]`; all-loopback lets the
+    /// security monitor fall back to the development id secret.
     pub bootstrap_servers: String,
     /// Passed to librdkafka as they are (TLS, SASL, tuning), e.g.
     /// `"security.protocol" = "SASL_SSL"`.
@@ -191,12 +202,19 @@ impl Default for KafkaSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Topics {
+    /// Where the classifier writes `audit.user.action` records.
     pub user_action: String,
+    /// Where the classifier writes `audit.data.access` records.
     pub data_access: String,
+    /// Where the classifier writes `audit.security.event` records.
     pub security_event: String,
+    /// Where every service writes the records it rejects, with a reason code.
     pub dead_letter: String,
+    /// Where the security monitor writes its alerts (also read by the sink and the indexer).
     pub alerts: String,
+    /// Where the security monitor writes `block_ip` / `disable_account` actions.
     pub actions: String,
+    /// The compacted topic of standing ip blocks, keyed by the blocked source.
     pub blocklist: String,
     /// What the classifier reads: topic names, or regular expressions starting with `^`.
     pub classifier_inputs: Vec<String>,
@@ -249,9 +267,14 @@ impl Default for Limits {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionPeriods {
+    /// Rows of the `security` class: security events and alerts, high and critical risk,
+    /// logins, credentials, roles and permissions.
     pub security_days: u32,
+    /// Rows of the `financial` class: payments, subscriptions, billing, invoices.
     pub financial_days: u32,
+    /// Rows of the `marketing` class: marketing and newsletter events.
     pub marketing_days: u32,
+    /// Rows of the `general` class: everything else.
     pub general_days: u32,
 }
 
@@ -287,11 +310,16 @@ impl Default for MetricsSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
+    /// Contact points, `host:port`; all-loopback is what lets the development master key be
+    /// used at all.
     pub nodes: Vec<String>,
+    /// The keyspace every table lives in (created by `migrate` when missing).
     pub keyspace: String,
     /// CQL replication map, e.g. `{ class = "NetworkTopologyStrategy", dc1 = "3" }`.
     pub replication: BTreeMap<String, String>,
+    /// CQL user, for clusters with password authentication.
     pub username: Option<String>,
+    /// The CQL user's password; written as `<redacted>` whenever a configuration is shown.
     #[serde(serialize_with = "redacted")]
     pub password: Option<String>,
     /// Consistency of reads and writes: `one`, `local_one`, `quorum`, `local_quorum`, `all`, ….

@@ -38,15 +38,20 @@ pub const ACCEPTED_SPEC_VERSIONS: [&str; 2] = ["1.0", "1.0.2"];
 /// A CloudEvent, as parsed from input or built for output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// Non-empty; with `source`, the event's identity, from which output ids are derived.
     pub id: String,
+    /// Non-empty: who produced the event (two producers may reuse an `id`, never a pair).
     pub source: String,
     /// The CloudEvents `type` attribute: dot-separated segments of `[A-Za-z0-9_-]+`.
     pub ty: String,
+    /// What the event is about; `user:<id>` names a user (docs/topics-and-records.md).
     pub subject: Option<String>,
     /// `None` when the producer sent no `time`; the caller knows the fallback (record timestamp,
     /// read time), see [`Event::time_or`].
     pub time: Option<DateTime<Utc>>,
+    /// The producer's declared content type of `data`, kept as sent.
     pub datacontenttype: Option<String>,
+    /// The producer's declared schema URI of `data`, kept as sent.
     pub dataschema: Option<String>,
     /// Always an object; an absent `data` is `{}`.
     pub data: Map<String, Value>,
@@ -76,6 +81,8 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason code, for metrics that pre-register one series per code and for the test
+    /// that holds docs/reason-codes.md to this list.
     pub const ALL: [Reason; 6] = [
         Reason::InvalidJson,
         Reason::InvalidEnvelope,
@@ -115,11 +122,14 @@ impl Serialize for Reason {
 /// values from the record: it may hold personal data, and details end up in headers and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
+    /// The machine-readable code (`auditflow.error`).
     pub reason: Reason,
+    /// One line for a human (`auditflow.error.detail`), free of the record's values.
     pub detail: String,
 }
 
 impl Rejection {
+    /// A rejection for `reason`; `detail` must name attributes or fields, never quote values.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
@@ -155,11 +165,17 @@ impl fmt::Display for Rejection {
 /// style, inside a `metadata` object with snake_case keys (docs/topics-and-records.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContextAttribute {
+    /// `userid` / `metadata.user_id`: who acted.
     UserId,
+    /// `sessionid` / `metadata.session_id`: the user's session.
     SessionId,
+    /// `ipaddress` / `metadata.ip_address`: where the request came from.
     IpAddress,
+    /// `useragent` / `metadata.user_agent`: the client.
     UserAgent,
+    /// `causationid` / `metadata.causation_id`: the event that caused this one.
     CausationId,
+    /// `correlationid` / `metadata.correlation_id`: the causal chain it belongs to.
     CorrelationId,
 }
 

@@ -9,13 +9,28 @@
 pub enum ConfigError {
     /// The document is not TOML.
     #[error("line {line}: {message}")]
-    Syntax { line: usize, message: String },
+    Syntax {
+        /// 1-based line of the document where parsing failed.
+        line: usize,
+        /// The parser's explanation.
+        message: String,
+    },
     /// A key holds a value it cannot hold; `key` is its dotted TOML path.
     #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
+    Invalid {
+        /// The dotted TOML path of the key, e.g. `kafka.batch_max_records`.
+        key: String,
+        /// What is wrong with its value, and what it may hold.
+        message: String,
+    },
     /// A type pattern is malformed (docs/topics-and-records.md); whoever read it names the key.
     #[error("`{pattern}` is not a valid type pattern: {reason}")]
-    InvalidPattern { pattern: String, reason: String },
+    InvalidPattern {
+        /// The pattern as written.
+        pattern: String,
+        /// Which rule of the pattern syntax it breaks.
+        reason: String,
+    },
 }
 
 impl ConfigError {

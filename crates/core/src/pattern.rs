@@ -195,6 +195,7 @@ impl<T> PatternTable<T> {
         self.lookup(ty).map(|(_, value)| value)
     }
 
+    /// Whether the table holds no pattern (then no type matches).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -17,13 +17,19 @@ use crate::pattern::PatternTable;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RetentionClass {
+    /// Security events and alerts, high and critical risk, logins, credentials, roles (7
+    /// years by default).
     Security,
+    /// Payments, subscriptions, billing, invoices (7 years by default).
     Financial,
+    /// Marketing and newsletter events (2 years by default).
     Marketing,
+    /// Everything else (2 years by default).
     General,
 }
 
 impl RetentionClass {
+    /// Every class, for code that treats each alike (one table each, reports, exports).
     pub const ALL: [RetentionClass; 4] = [
         Self::Security,
         Self::Financial,
@@ -31,6 +37,7 @@ impl RetentionClass {
         Self::General,
     ];
 
+    /// The name the `retention` extension, stored labels and table names carry.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Security => "security",
@@ -40,6 +47,7 @@ impl RetentionClass {
         }
     }
 
+    /// The class named `text` exactly, if it is one (the reverse of [`Self::as_str`]).
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|class| class.as_str() == text)
     }
@@ -90,6 +98,7 @@ impl Default for RetentionPolicy {
 }
 
 impl RetentionPolicy {
+    /// The policy of docs/topics-and-records.md, from its built-in type patterns.
     pub fn new() -> Self {
         let by_type =
             PatternTable::parse(TYPE_CLASSES).expect("the built-in retention patterns are valid");

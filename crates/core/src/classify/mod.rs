@@ -74,6 +74,8 @@ pub struct Output {
     pub topic: String,
     /// The Kafka key (docs/topics-and-records.md).
     pub key: String,
+    /// The output CloudEvent: its id derived from the input's `source`, `id` and this
+    /// output's type, its extensions set as docs/topics-and-records.md says.
     pub event: Event,
 }
 
@@ -96,7 +98,10 @@ pub enum Classified {
     /// its security event).
     Emit(Vec<Output>),
     /// Dropped by sampling; `ty` is the input type, counted per type.
-    SampledOut { ty: String },
+    SampledOut {
+        /// The input's type.
+        ty: String,
+    },
     /// Deliberately not audited (`audit.**`, the loop guard).
     Ignored,
     /// For the dead-letter topic.
@@ -279,14 +284,17 @@ impl Counters {
         }
     }
 
+    /// Records emitted, all output types together.
     pub fn emitted_total(&self) -> u64 {
         self.emitted.values().sum()
     }
 
+    /// Inputs dropped by sampling, all types together.
     pub fn sampled_out_total(&self) -> u64 {
         self.sampled_out.values().sum()
     }
 
+    /// Inputs rejected, all reason codes together.
     pub fn dead_lettered_total(&self) -> u64 {
         self.dead_lettered.values().sum()
     }

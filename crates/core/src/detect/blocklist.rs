@@ -91,6 +91,8 @@ impl BlocklistView {
         self.loaded = true;
     }
 
+    /// Whether the view has caught up with the topic once, so an absent ip really has no
+    /// block elsewhere (before that, settling must not tombstone on the view's word).
     pub fn is_loaded(&self) -> bool {
         self.loaded
     }
@@ -105,10 +107,12 @@ impl BlocklistView {
         std::mem::take(&mut self.changed)
     }
 
+    /// How many ips have a standing block in the view.
     pub fn len(&self) -> usize {
         self.expiry.len()
     }
 
+    /// Whether no ip has a standing block in the view.
     pub fn is_empty(&self) -> bool {
         self.expiry.is_empty()
     }

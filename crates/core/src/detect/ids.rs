@@ -24,6 +24,7 @@ const CONTEXT: &[u8] = b"auditflow/security-monitor/ids/v1";
 pub struct IdSecret(Zeroizing<[u8; SECRET_LEN]>);
 
 impl IdSecret {
+    /// A secret from its raw 32 bytes (decoded from a file or variable by the caller).
     pub fn from_bytes(bytes: [u8; SECRET_LEN]) -> IdSecret {
         IdSecret(Zeroizing::new(bytes))
     }

@@ -5,10 +5,15 @@ use std::fmt;
 /// A detection rule of docs/security-rules.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
+    /// Many failed logins from one source in the window.
     BruteForce,
+    /// Failed logins of many distinct users from one source in the window.
     CredentialStuffing,
+    /// Two successful logins of one user too far apart for the time between them.
     ImpossibleTravel,
+    /// A user given a privileged role (worse when they granted it themselves).
     PrivilegeEscalation,
+    /// A user acting far outside their own baseline; never above medium.
     UnusualAccess,
 }
 
@@ -47,9 +52,13 @@ impl fmt::Display for Rule {
 /// How dangerous an event is, from its highest rule score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ThreatLevel {
+    /// Score below 40: counted, no alert.
     Low,
+    /// Score 40-69: an alert.
     Medium,
+    /// Score 70-89: an alert.
     High,
+    /// Score 90 or more: an alert and its actions (block the ip, disable the account).
     Critical,
 }
 

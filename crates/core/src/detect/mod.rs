@@ -155,9 +155,13 @@ pub struct DetectStats {
     pub future_dated: u64,
     /// Observations naming an ip that is not an ip address (no source ip, so never a key).
     pub unparsable_ips: u64,
+    /// Alerts made (live and replayed).
     pub alerts: u64,
+    /// Actions made (live and replayed).
     pub actions: u64,
+    /// Blocklist upserts made, before a service settles them against other detectors.
     pub blocks: u64,
+    /// Blocklist tombstones made, before settling.
     pub unblocks: u64,
     /// Outputs rebuilt in replay mode and not returned.
     pub suppressed: u64,
@@ -259,6 +263,7 @@ impl Detector {
         self.blocks.iter()
     }
 
+    /// What the engine has done so far; a service reports the growth as its metrics.
     pub fn stats(&self) -> &DetectStats {
         &self.stats
     }

@@ -27,7 +27,9 @@ pub const USER_ACTION_TYPE: &str = "audit.user.action";
 /// The kinds of input the engine reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
+    /// `audit.security.event`: what the ip-keyed rules count.
     SecurityEvent,
+    /// `audit.user.action`: what the user-keyed rules judge.
     UserAction,
 }
 
@@ -70,20 +72,25 @@ pub struct Observation {
     pub unparsable_ip: bool,
     /// The event's `correlationid` (the classifier always sets one; else the id).
     pub correlation_id: String,
+    /// The fields of the record the rules read, by kind.
     pub signal: Signal,
 }
 
 /// The data of an observation, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
+    /// From an `audit.security.event`.
     SecurityEvent(SecurityEventData),
+    /// From an `audit.user.action`.
     UserAction(UserActionData),
 }
 
 /// The fields of an `audit.security.event` the rules read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecurityEventData {
+    /// Only `failed_login` feeds a rule today.
     pub event_type: String,
+    /// The user it concerns (credential stuffing counts distinct ones).
     pub user_id: Option<String>,
     /// `source_ip`, in canonical form; `None` also when it is not an ip address.
     pub source_ip: Option<IpAddr>,
@@ -92,11 +99,15 @@ pub struct SecurityEventData {
 /// The fields of an `audit.user.action` the rules read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserActionData {
+    /// The user the user-keyed rules key by.
     pub user_id: String,
+    /// What was done (`login_attempt`, `privilege_change`, ...).
     pub action: String,
+    /// How it ended; impossible travel reads successful logins only.
     pub outcome: String,
     /// `ip_address`, in canonical form; `None` also when it is not an ip address.
     pub ip_address: Option<IpAddr>,
+    /// The client, which the baseline rule compares with the user's usual ones.
     pub user_agent: Option<String>,
     /// `context.geo`, when it holds valid coordinates.
     pub geo: Option<Geo>,
@@ -109,7 +120,9 @@ pub struct UserActionData {
 /// A point on Earth, in degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Geo {
+    /// Latitude, -90 to 90.
     pub lat: f64,
+    /// Longitude, -180 to 180.
     pub lon: f64,
 }
 

@@ -25,20 +25,26 @@ pub const BLOCKLIST_TYPE: &str = "security.blocklist.entry";
 /// Which output topic a record goes to (`[topics]` names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputStream {
+    /// `[topics] alerts`: [`Output::Alert`].
     Alerts,
+    /// `[topics] actions`: [`Output::Action`].
     Actions,
+    /// `[topics] blocklist`, compacted: [`Output::Block`] and [`Output::Unblock`].
     Blocklist,
 }
 
 /// One output record of the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// A medium, high or critical finding of one rule.
     Alert(Alert),
+    /// What a critical alert asks the operator's systems to do.
     Action(Action),
     /// Upsert of an ip on the compacted blocklist.
     Block(BlockEntry),
     /// The ip's block expired: a tombstone (null value) on the blocklist.
     Unblock {
+        /// The blocklist key being lifted (an IPv4 address or an IPv6 /64 as a CIDR).
         ip: String,
         /// When the lifted block expired (a service compares it with blocks held elsewhere).
         expires_at: DateTime<Utc>,
@@ -48,19 +54,30 @@ pub enum Output {
 /// A `security.alert`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
+    /// Keyed id of rule, key, level and window: the same evidence always gives the same id,
+    /// which is what makes a replayed alert a duplicate the topic's readers can drop.
     pub id: String,
+    /// The rule that fired.
     pub rule: Rule,
+    /// The level its score reached; one alert per rule, key and level while the window lasts.
     pub level: ThreatLevel,
+    /// The rule's score (0-100) behind `level`.
     pub score: u8,
     /// The rule's key: a source (brute_force, credential_stuffing: an IPv4 address or an IPv6
     /// /64) or a user id (the others; one longer than `max_key_bytes` is cut and hashed).
     pub key: String,
+    /// The raising event's user id, when it has one.
     pub user_id: Option<String>,
     /// The ip-keyed rules' key; for the others, the raising event's address.
     pub source_ip: Option<String>,
+    /// How many events the window held, for the counting rules (brute force: failures;
+    /// credential stuffing: distinct users).
     pub count: Option<u64>,
+    /// Start of the window the finding covers (event time).
     pub window_start: DateTime<Utc>,
+    /// End of that window: the raising event's time.
     pub window_end: DateTime<Utc>,
+    /// Ids of the events that made the finding, so an investigator can fetch them.
     pub evidence: Vec<String>,
     /// The raising event's time.
     pub time: DateTime<Utc>,
@@ -73,22 +90,33 @@ pub struct Alert {
 /// A `security.action`, caused by a critical alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Action {
+    /// Keyed id of the alert's id and what the action is.
     pub id: String,
+    /// What to do, and to whom.
     pub kind: ActionKind,
+    /// The alert's time.
     pub time: DateTime<Utc>,
     /// The alert's id.
     pub causation_id: String,
+    /// The alert's correlation id, so the action joins the raising event's causal chain.
     pub correlation_id: String,
 }
 
+/// What an [`Action`] asks for (its `data.action`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActionKind {
+    /// Refuse traffic from a source until `expires_at`.
     BlockIp {
+        /// The source key: an IPv4 address, or an IPv6 /64 as a CIDR.
         ip: String,
+        /// The rule that raised it.
         reason: String,
+        /// When the block lapses (its receipt time plus `block_duration_secs`).
         expires_at: DateTime<Utc>,
     },
+    /// Disable a known user's account (never `unknown`).
     DisableAccount {
+        /// The account to disable.
         user_id: String,
     },
 }
@@ -106,18 +134,25 @@ impl ActionKind {
 /// An ip's entry on the blocklist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockEntry {
+    /// Keyed id of the alert's id and `blocklist`.
     pub id: String,
     /// What is blocked: an IPv4 address, or an IPv6 /64 as a CIDR (`2001:db8::/64`).
     pub ip: String,
+    /// The rule that raised the block.
     pub reason: String,
+    /// When the block lapses; the engine tombstones the entry then, unless a longer block on
+    /// the same ip stands.
     pub expires_at: DateTime<Utc>,
+    /// The alert's time.
     pub time: DateTime<Utc>,
     /// The alert's id.
     pub causation_id: String,
+    /// The alert's correlation id.
     pub correlation_id: String,
 }
 
 impl Output {
+    /// The topic the output belongs on.
     pub fn stream(&self) -> OutputStream {
         match self {
             Output::Alert(_) => OutputStream::Alerts,
