@@ -34,7 +34,9 @@ const SEALED_V1: u8 = 1;
 /// Where the master key came from; printed at startup (never the key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeySource {
+    /// `$AUDITFLOW_MASTER_KEY` (or the variable `[store] master_key_env` names).
     Environment,
+    /// `[store] master_key_file`.
     File,
     /// The built-in, publicly known development key. Protects nothing.
     InsecureDevelopmentKey,

@@ -33,14 +33,18 @@ pub enum StoreError {
     /// A statement failed (after retries when the failure looked transient).
     #[error("CQL {context}: {error}")]
     Cql {
+        /// What the store was doing (a fixed phrase, never a value).
         context: &'static str,
+        /// The driver's error; boxed, as it is large and errors are rare.
         error: Box<ExecutionError>,
     },
 
     /// Reading rows failed mid-stream or a row had an unexpected shape.
     #[error("CQL {context}: {detail}")]
     Read {
+        /// What the store was reading (a fixed phrase, never a value).
         context: &'static str,
+        /// What was wrong, naming columns, not quoting their values.
         detail: String,
     },
 
@@ -49,15 +53,23 @@ pub enum StoreError {
         "the schema of keyspace `{keyspace}` is {found}; this build needs version {needed}: run `auditflow migrate`"
     )]
     SchemaOutdated {
+        /// The configured keyspace.
         keyspace: String,
+        /// What was found, in words (`version 3`, `absent`, ...).
         found: String,
+        /// The version this build was written for.
         needed: i32,
     },
 
     /// The keyspace has a table or column this build would create, but of another shape:
     /// changed by hand, or by another program.
     #[error("the schema of keyspace `{keyspace}` conflicts with this build: {detail}")]
-    SchemaConflict { keyspace: String, detail: String },
+    SchemaConflict {
+        /// The configured keyspace.
+        keyspace: String,
+        /// Which table or column differs, and how.
+        detail: String,
+    },
 
     /// Another process held the migration lock for too long.
     #[error("could not take the schema migration lock (another `auditflow migrate` running?)")]
@@ -70,8 +82,11 @@ pub enum StoreError {
          cassandra.yaml once every node runs 5.0; ScyllaDB: shorten the retention period)"
     )]
     ExpiryBeyondServerLimit {
+        /// The retention class whose rows would expire early.
         class: &'static str,
+        /// The expiry its rows need.
         needed: String,
+        /// The latest expiry the server stores faithfully.
         limit: String,
     },
 
@@ -102,6 +117,7 @@ impl From<NewSessionError> for StoreError {
     }
 }
 
+/// The store's results: [`StoreError`] unless said otherwise.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {

@@ -35,6 +35,8 @@ const MAX_TTL_SECS: i64 = 630_720_000;
 pub struct ExpiryLimit(Option<DateTime<Utc>>);
 
 impl ExpiryLimit {
+    /// The latest expiry the server stores faithfully, or `None` when it has no limit that a
+    /// retention period could reach.
     pub fn limit(&self) -> Option<DateTime<Utc>> {
         self.0
     }

@@ -185,6 +185,7 @@ impl Store {
         self.key_source
     }
 
+    /// The keyspace this store reads and writes (`[store] keyspace`).
     pub fn keyspace(&self) -> &str {
         &self.keyspace
     }

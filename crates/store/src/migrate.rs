@@ -30,9 +30,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(180);
 /// What `migrate` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationReport {
+    /// The keyspace migrated.
     pub keyspace: String,
     /// Versions applied by this run (empty when the schema was already current).
     pub applied: Vec<i32>,
+    /// The schema version after this run.
     pub current_version: i32,
     /// Tables whose TTL or compaction window was changed to match `[retention]`.
     pub altered: Vec<String>,

@@ -18,13 +18,18 @@ use crate::error::{Result, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
+    /// `audit.user.action`.
     UserAction,
+    /// `audit.data.access`.
     DataAccess,
+    /// `audit.security.event`: also stored by time, for `report security`.
     SecurityEvent,
+    /// `security.alerts`: also stored by time, for `report security`.
     Alert,
 }
 
 impl RecordKind {
+    /// The name stored in the `kind` column and shown in query output.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UserAction => "user_action",
@@ -34,6 +39,7 @@ impl RecordKind {
         }
     }
 
+    /// The kind a stored `kind` column names, if it is one (the reverse of [`Self::as_str`]).
     pub fn parse(s: &str) -> Option<Self> {
         [
             Self::UserAction,
@@ -56,23 +62,31 @@ impl RecordKind {
 /// the security event's event type or the alert's rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Labels {
+    /// The action, operation, event type or rule (see above): what `--action` filters on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// A user action's outcome (`success`, `failure`, `partial`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// A user action's risk level.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk_level: Option<String>,
     /// A security event's severity or an alert's level.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+    /// Whether a security event's producer blocked the attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<bool>,
+    /// A data access's kind of data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_type: Option<String>,
+    /// How many records a data access touched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_count: Option<i64>,
+    /// Whether a data access touched data its producer marked sensitive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sensitive: Option<bool>,
+    /// The sampling rate the record was kept at (`samplerate`), so reports can scale counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<f64>,
 }
@@ -82,13 +96,17 @@ pub struct Labels {
 pub struct StorableRecord {
     /// The CloudEvent id (deterministic: re-delivery writes the same rows again).
     pub id: String,
+    /// Which audit topic it came from; decides the by-time tables it also goes to.
     pub kind: RecordKind,
+    /// Its `retention` extension: which table, and so which TTL.
     pub class: RetentionClass,
+    /// The event's time: picks the day (and hour) partitions and orders reads.
     pub event_time: DateTime<Utc>,
     /// The CloudEvent type, e.g. `audit.user.action`.
     pub event_type: String,
     /// Whose key seals the event and whose trail it joins; `None` for ip-only records.
     pub user_id: Option<String>,
+    /// The clear, non-personal columns.
     pub labels: Labels,
     /// The whole CloudEvent, stored only sealed.
     pub event: serde_json::Value,
@@ -124,11 +142,17 @@ impl StorableRecord {
 /// A record read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredRecord {
+    /// The CloudEvent id.
     pub id: String,
+    /// Which audit topic it came from.
     pub kind: RecordKind,
+    /// The retention class (the table) it was read from.
     pub class: RetentionClass,
+    /// The event's time.
     pub event_time: DateTime<Utc>,
+    /// The CloudEvent type.
     pub event_type: String,
+    /// The clear columns, readable whether or not the subject was erased.
     #[serde(flatten)]
     pub labels: Labels,
     /// The CloudEvent as stored; `None` once its subject's key was destroyed (erased).
@@ -138,14 +162,18 @@ pub struct StoredRecord {
 /// A time range: `from` inclusive, `to` exclusive; `None` is unbounded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeRange {
+    /// The earliest event time included.
     pub from: Option<DateTime<Utc>>,
+    /// The first event time no longer included.
     pub to: Option<DateTime<Utc>>,
 }
 
 /// One page of results, newest first, and where the next page starts.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {
+    /// At most the requested limit, newest first.
     pub records: Vec<StoredRecord>,
+    /// Where to continue (`--page`); `None` when nothing is left to read.
     pub next: Option<PageToken>,
 }
 
@@ -175,6 +203,8 @@ impl PageToken {
         }
     }
 
+    /// A token as a user passes it back (`--page`); `InvalidPageToken` when it is not one
+    /// this store wrote.
     pub fn parse(token: &str) -> Result<Self> {
         let bytes = decode_hex(token).ok_or(StoreError::InvalidPageToken)?;
         let text = String::from_utf8(bytes).map_err(|_| StoreError::InvalidPageToken)?;

@@ -71,10 +71,12 @@ pub struct CausalRecord {
     /// The input's type (`originaltype`) of an audit record, e.g. `user.login.attempt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_type: Option<String>,
+    /// The event's time: picks its day partitions and orders children.
     pub time: DateTime<Utc>,
     /// The parent: the event this one was caused by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
+    /// The causal chain it belongs to: `causality_members` indexes records by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     /// The topic the record was consumed from.
@@ -119,7 +121,9 @@ impl CausalRecord {
 /// Up to the rows asked for, and whether more exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounded<T> {
+    /// At most the limit asked for.
     pub items: Vec<T>,
+    /// Whether rows beyond the limit exist (the reader reports a cut instead of guessing).
     pub more: bool,
 }
 

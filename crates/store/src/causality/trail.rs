@@ -31,6 +31,7 @@ use crate::StoreError;
 
 /// The lookups a walk needs.
 pub trait CausalGraph {
+    /// What a failed lookup says; the walk stops and hands it back unchanged.
     type Error;
 
     /// The indexed record with this id.
@@ -84,19 +85,26 @@ impl Default for TrailLimits {
 /// What is known of one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TrailNode {
+    /// The event's id.
     pub id: String,
     /// `None` when nothing is known of the node but its id.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
+    /// The event's time, when known (an input's is its audit record's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<DateTime<Utc>>,
+    /// Where this description comes from, so a reader knows how much to trust it.
     pub known_as: KnownAs,
+    /// An indexed audit record's input type (`originaltype`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_type: Option<String>,
+    /// An indexed record's non-personal labels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The topic an indexed record was consumed from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// The causal chain it belongs to (for an input, its audit record's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
 }
@@ -152,8 +160,10 @@ impl TrailNode {
 /// One record of the descendant tree and what the walk found below it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TreeNode {
+    /// The record itself.
     #[serde(flatten)]
     pub node: TrailNode,
+    /// What it caused, oldest first, each with its own subtree.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<TreeNode>,
     /// Why the walk did not look (further) below this node.
@@ -183,12 +193,21 @@ pub enum Stop {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Anomaly {
     /// `cause` is named as the cause of `effect`, but `effect` is already a cause of `cause`.
-    Cycle { cause: String, effect: String },
+    Cycle {
+        /// The id named as the cause.
+        cause: String,
+        /// The id it is said to have caused.
+        effect: String,
+    },
     /// `effect` is dated before the event that caused it.
     EffectBeforeCause {
+        /// The cause's id.
         cause: String,
+        /// The cause's time.
         cause_time: DateTime<Utc>,
+        /// The effect's id.
         effect: String,
+        /// The effect's time, earlier than `cause_time`.
         effect_time: DateTime<Utc>,
     },
 }
@@ -198,25 +217,47 @@ pub enum Anomaly {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Cut {
     /// `at` has a cause beyond the depth limit: the first ancestor shown is not the root.
-    Ancestors { at: String, max_depth: usize },
+    Ancestors {
+        /// The highest ancestor shown.
+        at: String,
+        /// The depth limit that stopped the walk up.
+        max_depth: usize,
+    },
     /// `at` has children beyond the depth limit.
-    Depth { at: String, max_depth: usize },
+    Depth {
+        /// The deepest node shown on that branch.
+        at: String,
+        /// The depth limit that stopped the walk down.
+        max_depth: usize,
+    },
     /// `at` has more than `shown` children.
-    FanOut { at: String, shown: usize },
+    FanOut {
+        /// The node whose children were cut.
+        at: String,
+        /// How many of them are shown (the fan-out limit).
+        shown: usize,
+    },
     /// The tree reached `max_nodes` records; nodes whose children were not read are marked.
-    Nodes { max_nodes: usize },
+    Nodes {
+        /// The node limit reached.
+        max_nodes: usize,
+    },
 }
 
 /// The result of a walk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Trail {
+    /// The event the walk started from.
     pub id: String,
     /// Root first; the last is the event's cause. Empty when the event has no known cause.
     pub ancestors: Vec<TrailNode>,
     /// The event and its descendants.
     pub tree: TreeNode,
+    /// Cycles and effects dated before their causes, reported instead of followed.
     pub anomalies: Vec<Anomaly>,
+    /// Where a limit stopped the walk, so a partial trail never looks whole.
     pub cuts: Vec<Cut>,
+    /// The limits the walk ran under.
     pub limits: TrailLimits,
 }
 
