@@ -21,7 +21,7 @@
 //!   tombstone on expiry), not a stream of events.
 //!
 //! Guarantees, and who provides them: the Kafka harness's at-least-once loop
-//! ([`at_least_once`](auditflow_runtime::kafka::at_least_once)) commits an offset only when every record
+//! ([`at_least_once`]) commits an offset only when every record
 //! below it is written, and the store's writes are upserts keyed by the records' deterministic
 //! ids: each record is stored exactly once across crashes, rebalances and outages. A record
 //! that is not a CloudEvent is dead-lettered rather than block its partition.

@@ -20,12 +20,15 @@ use chrono::Utc;
 
 use crate::extract::extract;
 
+/// Writes the causality index of every consumed record through one [`CausalityIndex`],
+/// shared by every partition's batches.
 pub struct IndexWriter {
     index: Arc<CausalityIndex>,
     limits: Limits,
 }
 
 impl IndexWriter {
+    /// A writer over an opened index; a record beyond `[limits]` is dead-lettered undecoded.
     pub fn new(index: Arc<CausalityIndex>, limits: Limits) -> Self {
         Self { index, limits }
     }

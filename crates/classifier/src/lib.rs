@@ -3,12 +3,12 @@
 //!
 //! This crate is glue and nothing else: every decision is the core's [`Classifier`]; consuming,
 //! transactions, dead letters, metrics and shutdown are the Kafka harness's
-//! [`transactional`](auditflow_runtime::kafka::transactional) loop. What is here is the mapping between the
+//! [`transactional`] loop. What is here is the mapping between the
 //! two — a Kafka record to the core's input (the runtime's
-//! [`decode_event`](auditflow_runtime::kafka::cloudevents::decode_event): either CloudEvents
+//! [`decode_event`]: either CloudEvents
 //! mode, the record timestamp as the fallback event time) and the core's outputs to Kafka
 //! records (key per docs/topics-and-records.md; headers `ce_type`, `ce_id`, `content-type` by
-//! the runtime's [`event_record`](auditflow_runtime::kafka::cloudevents::event_record)).
+//! the runtime's [`event_record`]).
 //!
 //! What it is not: it does not decide anything about an event, and it keeps no state between
 //! records, so any instance can take over any partition at any time.
@@ -26,10 +26,14 @@ use chrono::Utc;
 /// The service name: metric label, `auditflow.service` header, group id suffix.
 pub const SERVICE: &str = "classifier";
 
+/// Why the classifier stopped or could not start. Bad input is never an error here: it is
+/// dead-lettered.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration cannot be used (a sampling pattern or rate): fix it before starting.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Kafka could not be reached, the topics not created, or the loop failed for good.
     #[error(transparent)]
     Kafka(#[from] auditflow_runtime::Error),
 }
@@ -69,6 +73,7 @@ pub struct ClassifierTransform {
 }
 
 impl ClassifierTransform {
+    /// Wraps a classifier built from the service's configuration.
     pub fn new(classifier: Classifier) -> Self {
         Self { classifier }
     }

@@ -33,10 +33,13 @@ pub const SERVICE: &str = "security-monitor";
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The `[security]` settings contradict each other.
     #[error(transparent)]
     Settings(#[from] auditflow_core::detect::DetectError),
+    /// No usable id secret (unreadable, malformed, or the development one off loopback).
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Kafka could not be reached, the topics not created, or the loop failed for good.
     #[error(transparent)]
     Kafka(#[from] auditflow_runtime::Error),
 }

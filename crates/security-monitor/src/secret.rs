@@ -18,7 +18,9 @@ use zeroize::Zeroizing;
 /// Where the secret came from; logged at start (never the secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {
+    /// The variable `[security] id_secret_env` names (default `$AUDITFLOW_ID_SECRET`).
     Environment,
+    /// `[security] id_secret_file`.
     File,
     /// The built-in, publicly known development secret.
     Development,

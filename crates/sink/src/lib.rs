@@ -2,7 +2,7 @@
 //! out (docs/topics-and-records.md, docs/operations.md).
 //!
 //! Glue between two runtimes: the Kafka harness's at-least-once loop
-//! ([`at_least_once`](auditflow_runtime::kafka::at_least_once): batching, per-partition watermarks,
+//! ([`at_least_once`]: batching, per-partition watermarks,
 //! commits only below what is durably written, pause when writes fall behind, retries, dead
 //! letters, metrics) and [`auditflow_store`] (schema, encryption, idempotent writes). What is
 //! here: decoding a record into what the store keeps ([`decode`]), and the [`SinkWriter`] that

@@ -21,6 +21,8 @@ use chrono::Utc;
 
 use crate::decode::decode;
 
+/// Stores the audit topics' records and alerts through one [`Store`]; shared by every
+/// partition's batches (the store is safe to use concurrently).
 pub struct SinkWriter {
     store: Arc<Store>,
     limits: Limits,
@@ -28,6 +30,7 @@ pub struct SinkWriter {
 }
 
 impl SinkWriter {
+    /// A writer over an opened store; a record beyond `[limits]` is dead-lettered undecoded.
     pub fn new(store: Arc<Store>, limits: Limits) -> Self {
         Self {
             store,
