@@ -30,6 +30,10 @@
 //! state between batches, and reads nothing back (the trail walk, which trusts nothing and
 //! reports cycles and effects dated before their causes, is the store's).
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod extract;
 mod writer;
 

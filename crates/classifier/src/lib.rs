@@ -13,6 +13,10 @@
 //! What it is not: it does not decide anything about an event, and it keeps no state between
 //! records, so any instance can take over any partition at any time.
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 use auditflow_core::classify::{Classified, Output};
 use auditflow_core::{Classifier, Config, ConfigError};
 use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};

@@ -12,6 +12,10 @@
 //! one type matcher), then [`classify`] (an event → audit records,
 //! docs/topics-and-records.md).
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod audit_record;
 pub mod classify;
 pub mod config;

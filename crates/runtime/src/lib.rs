@@ -90,6 +90,9 @@
 //! batch only once it is durable.
 
 #![deny(missing_docs)]
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod kafka;
 pub mod shutdown;

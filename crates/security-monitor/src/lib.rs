@@ -11,6 +11,10 @@
 //! glue between them. See [`monitor`] for how state follows partitions and survives restarts,
 //! and how instances share one blocklist; [`secret`] for the key of the alert and action ids.
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod metrics;
 pub mod monitor;
 pub mod secret;

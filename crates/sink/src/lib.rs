@@ -18,6 +18,10 @@
 //! What it is not: it decides nothing about classification or retention (the record carries
 //! its class), and holds no state between batches beyond the store's key cache.
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod decode;
 mod writer;
 

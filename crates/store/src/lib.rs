@@ -33,6 +33,10 @@
 //! retention classes (the record says), and uses only CQL both ScyllaDB and Cassandra accept
 //! (no tablets, `USING TIMEOUT`, `BYPASS CACHE`, CDC, secondary indexes or views).
 
+// A library never prints: services report through `tracing` (structured, and kept free of
+// personal data), and stdout/stderr belong to the binary that owns the terminal.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod bucket;
 mod cache;
 pub mod causality;
