@@ -3,8 +3,7 @@
 //! tombstone) or dead-lettered, and the counters say so per topic and per outcome; the dead
 //! letters name where their originals are.
 
-#[path = "causality_common.rs"]
-mod common;
+use auditflow_integration_tests::causality as common;
 
 use std::time::Duration;
 

@@ -8,8 +8,7 @@
 //! The binary is the one `cargo build` put next to this test (`target/<profile>/auditflow`);
 //! `cargo xtask test` builds it.
 
-#[path = "causality_common.rs"]
-mod common;
+use auditflow_integration_tests::causality as common;
 
 use auditflow_store::Store;
 use auditflow_store::causality::trail::{TrailLimits, walk};

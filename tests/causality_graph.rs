@@ -3,8 +3,7 @@
 //! returns instead of looping; day buckets read back in time order with bounded reads; writing
 //! the same records again changes nothing.
 
-#[path = "causality_common.rs"]
-mod common;
+use auditflow_integration_tests::causality as common;
 
 use std::time::{Duration, Instant};
 

@@ -8,10 +8,8 @@
 //! test kills (SIGKILL) and restarts on the same data. Records stream in across the kill, and
 //! the last of them arrive while the node is down. Kafka is the shared one.
 
-#[path = "causality_common.rs"]
-mod common;
-#[path = "private_node.rs"]
-mod private_node;
+use auditflow_integration_tests::causality as common;
+use auditflow_integration_tests::private_node;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -7,8 +7,7 @@
 //! consumed records, the joiner exits 0, and the last records are produced only after it
 //! left, so both rebalances land mid-stream on any machine.
 
-#[path = "causality_common.rs"]
-mod common;
+use auditflow_integration_tests::causality as common;
 
 use auditflow_integration_tests::terminate;
 use auditflow_store::Store;

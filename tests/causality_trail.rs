@@ -5,8 +5,7 @@
 //! an input event, an audit record or an alert is the expected chain, through the store and
 //! through the real `auditflow trail` binary. Nothing personal reaches the causality tables.
 
-#[path = "causality_common.rs"]
-mod common;
+use auditflow_integration_tests::causality as common;
 
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::{Detector, IdSecret, Mode, Observation, OutputStream};

@@ -8,8 +8,7 @@
 //! The binary is the one `cargo build`/`cargo test --workspace` put next to this test
 //! (`target/<profile>/auditflow`); `cargo xtask test` builds it.
 
-#[path = "classifier_common.rs"]
-mod common;
+use auditflow_integration_tests::classifier as common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

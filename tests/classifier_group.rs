@@ -2,8 +2,7 @@
 //! joining mid-stream (a cooperative rebalance while records flow) loses and duplicates
 //! nothing in the `read_committed` view.
 
-#[path = "classifier_common.rs"]
-mod common;
+use auditflow_integration_tests::classifier as common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

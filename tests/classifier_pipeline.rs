@@ -2,8 +2,7 @@
 //! decides out, exactly once in the `read_committed` view; garbage → dead letters that keep the
 //! original bytes and headers; and counters that add up to what was consumed.
 
-#[path = "classifier_common.rs"]
-mod common;
+use auditflow_integration_tests::classifier as common;
 
 use common::*;
 

@@ -8,8 +8,7 @@
 use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 
-#[path = "store_common.rs"]
-mod common;
+use auditflow_integration_tests::store as common;
 use common::{auditflow_at, drop_keyspace, failed_login, fresh_store, raw_session, user_action};
 
 const TABLES: [&str; 7] = [

@@ -14,8 +14,7 @@ use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-#[path = "store_common.rs"]
-mod common;
+use auditflow_integration_tests::store as common;
 use common::{drop_keyspace, failed_login, fresh_store, user_action};
 
 const USER: &str = "gdpr.subject@example.com";

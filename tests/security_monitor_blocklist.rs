@@ -8,8 +8,7 @@
 //! `auditflow_detect_*` metrics (the registry `/metrics` serves) count the alerts and actions
 //! and carry no ip.
 
-#[path = "classifier_common.rs"]
-mod common;
+use auditflow_integration_tests::classifier as common;
 
 use std::time::{Duration, Instant};
 

@@ -8,10 +8,8 @@
 //! The binary is the one `cargo build`/`cargo test --workspace` put next to this test
 //! (`target/<profile>/auditflow`); `cargo xtask test` builds it.
 
-#[path = "classifier_common.rs"]
-mod common;
-#[path = "security_monitor_common.rs"]
-mod monitor_common;
+use auditflow_integration_tests::classifier as common;
+use auditflow_integration_tests::security_monitor as monitor_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;

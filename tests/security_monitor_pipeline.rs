@@ -6,10 +6,8 @@
 //! - an ip blocked from two partitions owned by two instances is lifted only when the longer
 //!   block expires, and the blocklist never shows the shorter one last.
 
-#[path = "classifier_common.rs"]
-mod common;
-#[path = "security_monitor_common.rs"]
-mod monitor_common;
+use auditflow_integration_tests::classifier as common;
+use auditflow_integration_tests::security_monitor as monitor_common;
 
 use std::time::{Duration, Instant};
 

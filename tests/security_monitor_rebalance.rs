@@ -8,10 +8,8 @@
 //! instance owns after the join, at least 2 are security events: both instances judge
 //! bursts, and the leaver's bursts are finished by the other.
 
-#[path = "classifier_common.rs"]
-mod common;
-#[path = "security_monitor_common.rs"]
-mod monitor_common;
+use auditflow_integration_tests::classifier as common;
+use auditflow_integration_tests::security_monitor as monitor_common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

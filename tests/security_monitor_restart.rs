@@ -4,8 +4,7 @@
 //! critical alert, one `block_ip`, one `disable_account` and one blocklist entry — nothing
 //! lost, nothing twice.
 
-#[path = "classifier_common.rs"]
-mod common;
+use auditflow_integration_tests::classifier as common;
 
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::IdSecret;

@@ -10,8 +10,7 @@
 //! by the address it dialled), so cutting the proxy really cuts the sink off its database,
 //! while every other test keeps using that Cassandra.
 
-#[path = "sink_common.rs"]
-mod common;
+use auditflow_integration_tests::sink as common;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,8 +8,7 @@
 //! The binary is the one `cargo build` put next to this test (`target/<profile>/auditflow`);
 //! `cargo xtask test` builds it.
 
-#[path = "sink_common.rs"]
-mod common;
+use auditflow_integration_tests::sink as common;
 
 use std::process::Command;
 

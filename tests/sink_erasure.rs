@@ -4,8 +4,7 @@
 //! before the erasure, however late those records arrive; what the user id does after the
 //! erasure is a new, readable trail.
 
-#[path = "sink_common.rs"]
-mod common;
+use auditflow_integration_tests::sink as common;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;

@@ -18,10 +18,8 @@
 //! too); one left running by a test process killed outright is killed by the next run (its
 //! pid is kept in `node.pid`).
 
-#[path = "sink_common.rs"]
-mod common;
-#[path = "private_node.rs"]
-mod private_node;
+use auditflow_integration_tests::private_node;
+use auditflow_integration_tests::sink as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,8 +2,7 @@
 //! stored exactly once (re-delivered duplicates included), readable through the store's
 //! queries; what can never be stored goes to the dead-letter topic with its original bytes.
 
-#[path = "sink_common.rs"]
-mod common;
+use auditflow_integration_tests::sink as common;
 
 use auditflow_runtime::Metrics;
 use auditflow_store::{Store, TimeRange};

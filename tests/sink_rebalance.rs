@@ -7,8 +7,7 @@
 //! the last records are produced only after it left, so both rebalances land mid-stream on
 //! any machine. The binaries are the ones `cargo build` put next to this test.
 
-#[path = "sink_common.rs"]
-mod common;
+use auditflow_integration_tests::sink as common;
 
 use auditflow_integration_tests::terminate;
 use common::*;

@@ -13,8 +13,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use scylla::value::{CqlValue, Row};
 use serde_json::{Value, json};
 
-#[path = "store_common.rs"]
-mod common;
+use auditflow_integration_tests::store as common;
 use common::{drop_keyspace, failed_login, fresh_store, raw_session, settings, user_action};
 
 const USER: &str = "alice.liddell@example.com";

@@ -5,6 +5,13 @@
 //! which starts them). They fail — never skip — when a server is unreachable: a skipped
 //! integration test in CI reads as a pass it did not earn.
 
+pub mod causality;
+pub mod classifier;
+pub mod private_node;
+pub mod security_monitor;
+pub mod sink;
+pub mod store;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

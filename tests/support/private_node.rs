@@ -1,5 +1,5 @@
-//! A private single-node Cassandra that a test may kill and restart (included with `#[path]`
-//! by the tests that take the database away: `sink_outage`, `causality_outage`).
+//! A private single-node Cassandra that a test may kill and restart, for the tests that take
+//! the database away: `sink_outage`, `causality_outage`.
 //!
 //! `cargo xtask cassandra-node`: the shared stack's jars and configs, its own folder
 //! `.stack/cassandra-outage/`, cluster `auditflow-cassandra-outage`, CQL port 19042, storage

@@ -1,15 +1,14 @@
-//! Helpers shared by the classifier's integration tests (included with `#[path]`): a config
-//! whose topics and group are fresh per test, producing inputs, waiting until the classifier's
-//! group has committed everything, and reading an output topic's `read_committed` view to its
-//! end. Waits are bounded by generous deadlines that fail the test; nothing asserts on timing.
+//! Helpers shared by the classifier's integration tests: a config whose topics and group are
+//! fresh per test, producing inputs, waiting until the classifier's group has committed
+//! everything, and reading an output topic's `read_committed` view to its end. Waits are bounded by generous deadlines that fail the test; nothing asserts on timing.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use crate::{require_kafka, unique_name};
 use auditflow_core::Config;
-use auditflow_integration_tests::{require_kafka, unique_name};
 use auditflow_runtime::{Health, Metrics, Shutdown};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -84,7 +83,7 @@ impl Setup {
 /// session timeout so a killed member's partitions move on quickly.
 pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
     let t = &config.topics;
-    let mut command = std::process::Command::new(auditflow_integration_tests::auditflow_binary());
+    let mut command = std::process::Command::new(crate::auditflow_binary());
     command
         .args(args)
         .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)

@@ -1,5 +1,5 @@
-//! Helpers shared by the security monitor's integration tests (included with `#[path]`, next
-//! to `classifier_common.rs`): inputs as the classifier writes them, a monitor run in this
+//! Helpers shared by the security monitor's integration tests (next to
+//! [`crate::classifier`]'s): inputs as the classifier writes them, a monitor run in this
 //! process with its own metrics, and waits bounded by [`DEADLINE`] that fail the test.
 
 #![allow(dead_code)] // each test binary uses a different subset
@@ -13,7 +13,7 @@ use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::common::*;
+use crate::classifier::*;
 
 /// RFC 3339 with milliseconds, as producers write `time`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {

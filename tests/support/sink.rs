@@ -1,21 +1,20 @@
-//! Helpers shared by the sink's integration tests (included with `#[path]`): a config with
-//! fresh topics, group and keyspace; audit records as the classifier and the security monitor
-//! write them; counting what the store holds with plain CQL. Kafka helpers are the classifier
-//! tests' (`classifier_common.rs`), not a second copy.
+//! Helpers shared by the sink's integration tests: a config with fresh topics, group and
+//! keyspace; audit records as the classifier and the security monitor write them; counting
+//! what the store holds with plain CQL. Kafka helpers are the classifier tests'
+//! ([`crate::classifier`]), not a second copy.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::{ChildGuard, auditflow_binary, require_cql, unique_name};
 use auditflow_core::Config;
-use auditflow_integration_tests::{ChildGuard, auditflow_binary, require_cql, unique_name};
 use auditflow_runtime::{Health, Metrics, Shutdown};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-#[path = "classifier_common.rs"]
-pub mod kafka;
+pub use crate::classifier as kafka;
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use kafka::{
     DEADLINE, Input, Stream, consumed_at, create_topic, create_topic_with, free_port, produce,
@@ -210,7 +209,7 @@ impl JoinAndLeave<'_> {
         let at_leave = (progress().await, produced());
 
         // ... and leaves: SIGTERM finishes its work, commits, leaves the group, exits 0.
-        let exit = auditflow_integration_tests::terminate(&mut joiner);
+        let exit = crate::terminate(&mut joiner);
         assert!(exit.success(), "the joiner's SIGTERM exit: {exit}");
         for stream in streams {
             stream.finish().await;

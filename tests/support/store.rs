@@ -1,12 +1,11 @@
-//! Helpers shared by the store's integration tests (included with `#[path]`): settings for a
-//! test's own keyspace on the local CQL node, a freshly migrated store in one, a plain CQL
-//! session to look at what the store wrote and to drop the keyspace afterwards, and records
-//! as the sink stores them.
+//! Helpers shared by the store's integration tests: settings for a test's own keyspace on the
+//! local CQL node, a freshly migrated store in one, a plain CQL session to look at what the
+//! store wrote and to drop the keyspace afterwards, and records as the sink stores them.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use crate::{require_cql, unique_name};
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
-use auditflow_integration_tests::{require_cql, unique_name};
 use auditflow_store::{Labels, RecordKind, RetentionClass, StorableRecord, Store};
 use chrono::{DateTime, Utc};
 use scylla::client::session::Session;
@@ -60,7 +59,7 @@ pub async fn drop_keyspace(keyspace: &str) {
 /// The real `auditflow` binary with `args`, against `keyspace` on the local CQL node, sealed
 /// with the built-in development key (as [`settings`]).
 pub fn auditflow_at(keyspace: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(auditflow_integration_tests::auditflow_binary())
+    std::process::Command::new(crate::auditflow_binary())
         .args(args)
         .env("AUDITFLOW_STORE__KEYSPACE", keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", require_cql()))

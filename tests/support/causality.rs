@@ -1,6 +1,5 @@
-//! Helpers shared by the causality indexer's integration tests (included with `#[path]`): a
-//! config with fresh topics, group and keyspace (the sink tests' setup, plus the actions
-//! topic), starting the indexer in this process or as the real binary, waiting until its group
+//! Helpers shared by the causality indexer's integration tests: a config with fresh topics,
+//! group and keyspace (the sink tests' setup, plus the actions topic), starting the indexer in this process or as the real binary, waiting until its group
 //! has committed everything, and reading the causality tables with plain CQL.
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
@@ -13,8 +12,7 @@ use auditflow_store::Store;
 use auditflow_store::causality::CausalityIndex;
 use scylla::value::{CqlValue, Row};
 
-#[path = "sink_common.rs"]
-mod sink;
+use crate::sink;
 pub use sink::kafka::{self, recipe_lifecycle};
 pub use sink::{
     DEADLINE, Input, JoinAndLeave, RecordOf, Stream, count, count_at, create_topic, eventually,
@@ -110,12 +108,12 @@ impl IndexerSetup {
     }
 
     /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
-    pub fn spawn_indexer(&self) -> auditflow_integration_tests::ChildGuard {
+    pub fn spawn_indexer(&self) -> crate::ChildGuard {
         let child = self
             .command(&["run", "causality-indexer"])
             .spawn()
             .expect("starting auditflow run causality-indexer");
-        auditflow_integration_tests::ChildGuard::new(child)
+        crate::ChildGuard::new(child)
     }
 }
 
