@@ -3,13 +3,15 @@
 //! tombstone) or dead-lettered, and the counters say so per topic and per outcome; the dead
 //! letters name where their originals are.
 
-use auditflow_integration_tests::causality as common;
-
 use std::time::Duration;
 
+use auditflow_integration_tests::causality::{IndexerSetup, linked, start_indexer_with};
+use auditflow_integration_tests::kafka::{
+    Input, assert_dead_letter, letter_of, produce, read_committed,
+};
+use auditflow_integration_tests::metrics::{metric, metric_sum};
+use auditflow_integration_tests::store::count;
 use auditflow_runtime::Metrics;
-use common::kafka::{assert_dead_letter, letter_of, metric, metric_sum, read_committed};
-use common::*;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 

@@ -8,11 +8,12 @@
 //! The binary is the one `cargo build` put next to this test (`target/<profile>/auditflow`);
 //! `cargo xtask test` builds it.
 
-use auditflow_integration_tests::causality as common;
-
+use auditflow_integration_tests::causality::{IndexerSetup, linked};
+use auditflow_integration_tests::kafka::{Input, Stream, produce};
+use auditflow_integration_tests::stack::eventually;
+use auditflow_integration_tests::store::count;
 use auditflow_store::Store;
 use auditflow_store::causality::trail::{TrailLimits, walk};
-use common::*;
 
 const ACTIONS: usize = 5_000;
 /// Security events; each raises an alert, and each alert an action.
@@ -131,7 +132,7 @@ async fn kill_9_mid_stream_then_restart_indexes_every_record_exactly_once() {
     assert_eq!(t.tree.children[0].children[0].children[0].node.id, "ac-42");
 
     // SIGTERM: finish, commit, leave the group, exit 0.
-    let exit = auditflow_integration_tests::terminate(&mut survivor);
+    let exit = auditflow_integration_tests::processes::terminate(&mut survivor);
     assert!(exit.success(), "SIGTERM exit: {exit}");
     setup.drop_keyspace().await;
 }

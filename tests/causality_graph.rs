@@ -3,16 +3,16 @@
 //! returns instead of looping; day buckets read back in time order with bounded reads; writing
 //! the same records again changes nothing.
 
-use auditflow_integration_tests::causality as common;
-
 use std::time::{Duration, Instant};
 
 use auditflow_core::RetentionClass;
+use auditflow_integration_tests::causality::IndexerSetup;
+use auditflow_integration_tests::stack::DEADLINE;
+use auditflow_integration_tests::store::count;
 use auditflow_store::Store;
 use auditflow_store::causality::CausalRecord;
 use auditflow_store::causality::trail::{Anomaly, Stop, TrailLimits, walk};
 use chrono::{DateTime, TimeZone, Utc};
-use common::*;
 
 fn at(day: u32, second: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, 10, 0, second).unwrap()

@@ -8,15 +8,15 @@
 //! test kills (SIGKILL) and restarts on the same data. Records stream in across the kill, and
 //! the last of them arrive while the node is down. Kafka is the shared one.
 
-use auditflow_integration_tests::causality as common;
-use auditflow_integration_tests::private_node;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use auditflow_integration_tests::causality::{IndexerSetup, linked, start_indexer};
+use auditflow_integration_tests::kafka::{self, Input, Stream};
+use auditflow_integration_tests::private_node::*;
+use auditflow_integration_tests::stack::DEADLINE;
+use auditflow_integration_tests::store::{count_at, session_at};
 use auditflow_store::Store;
-use common::*;
-use private_node::*;
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 4_000;

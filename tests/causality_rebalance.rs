@@ -7,11 +7,12 @@
 //! consumed records, the joiner exits 0, and the last records are produced only after it
 //! left, so both rebalances land mid-stream on any machine.
 
-use auditflow_integration_tests::causality as common;
-
-use auditflow_integration_tests::terminate;
+use auditflow_integration_tests::causality::{IndexerSetup, linked};
+use auditflow_integration_tests::kafka::keyed;
+use auditflow_integration_tests::processes::terminate;
+use auditflow_integration_tests::sink::{JoinAndLeave, RecordOf};
+use auditflow_integration_tests::store::count;
 use auditflow_store::Store;
-use common::*;
 
 /// Records per input topic streamed across both rebalances; the last HELD of each only after
 /// the joiner left.

@@ -5,14 +5,14 @@
 //! an input event, an audit record or an alert is the expected chain, through the store and
 //! through the real `auditflow trail` binary. Nothing personal reaches the causality tables.
 
-use auditflow_integration_tests::causality as common;
-
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::{Detector, IdSecret, Mode, Observation, OutputStream};
 use auditflow_core::{Classifier, Config, Event};
+use auditflow_integration_tests::causality::{IndexerSetup, start_indexer};
+use auditflow_integration_tests::classifier::recipe_lifecycle;
+use auditflow_integration_tests::kafka::produce;
 use auditflow_store::causality::trail::{KnownAs, Trail, TrailLimits, TreeNode, walk};
 use chrono::Utc;
-use common::*;
 
 /// The last of the five extra failed logins: with the lifecycle's own, the sixth from
 /// 203.0.113.42 in ten minutes, which raises a medium brute_force alert.

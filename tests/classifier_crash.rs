@@ -8,13 +8,15 @@
 //! The binary is the one `cargo build`/`cargo test --workspace` put next to this test
 //! (`target/<profile>/auditflow`); `cargo xtask test` builds it.
 
-use auditflow_integration_tests::classifier as common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use auditflow_integration_tests::{ChildGuard, terminate};
-use common::*;
+use auditflow_integration_tests::classifier::{Setup, expected_outputs};
+use auditflow_integration_tests::kafka::{
+    Input, Stream, committed, read_committed, wait_caught_up,
+};
+use auditflow_integration_tests::processes::{ChildGuard, terminate};
+use auditflow_integration_tests::stack::DEADLINE;
 
 fn spawn(setup: &Setup) -> ChildGuard {
     let t = &setup.config.topics;

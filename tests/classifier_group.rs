@@ -2,12 +2,15 @@
 //! joining mid-stream (a cooperative rebalance while records flow) loses and duplicates
 //! nothing in the `read_committed` view.
 
-use auditflow_integration_tests::classifier as common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use auditflow_integration_tests::classifier::{
+    Setup, actual_outputs, expected_outputs, start_classifier,
+};
+use auditflow_integration_tests::kafka::{Input, produce, wait_caught_up};
+use auditflow_integration_tests::metrics::{metric, metric_sum};
+use auditflow_integration_tests::stack::DEADLINE;
 
 fn user_created(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
     range

@@ -2,9 +2,16 @@
 //! decides out, exactly once in the `read_committed` view; garbage → dead letters that keep the
 //! original bytes and headers; and counters that add up to what was consumed.
 
-use auditflow_integration_tests::classifier as common;
-
-use common::*;
+use auditflow_integration_tests::classifier::{
+    Setup, actual_outputs, expected_outputs, pinned_recipe_outputs, recipe_lifecycle,
+    start_classifier,
+};
+use auditflow_integration_tests::kafka::{
+    Input, assert_dead_letter, create_topic_with, letter_of, produce, read_committed, structured,
+    wait_caught_up,
+};
+use auditflow_integration_tests::metrics::{http_get, metric, metric_sum};
+use auditflow_integration_tests::stack::DEADLINE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipe_lifecycle_in_expected_records_out() {

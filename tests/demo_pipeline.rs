@@ -16,9 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use auditflow_integration_tests::{
-    auditflow_binary, cql_nodes, require_cql, require_kafka, unique_name,
-};
+use auditflow_integration_tests::processes::auditflow_binary;
+use auditflow_integration_tests::stack::{cql_nodes, require_cql, require_kafka, unique_name};
 use serde_json::Value;
 
 /// A failure guard, not a performance expectation (two busy cores, a cold schema).

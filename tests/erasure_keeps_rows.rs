@@ -8,8 +8,9 @@
 use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 
-use auditflow_integration_tests::store as common;
-use common::{auditflow_at, drop_keyspace, failed_login, fresh_store, raw_session, user_action};
+use auditflow_integration_tests::store::{
+    auditflow_at, drop_keyspace, failed_login, fresh_store, raw_session, user_action,
+};
 
 const TABLES: [&str; 7] = [
     "audit_security_by_user",

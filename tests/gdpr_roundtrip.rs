@@ -9,13 +9,13 @@
 
 use std::process::{Command, Output};
 
-use auditflow_integration_tests::{auditflow_binary, require_cql};
+use auditflow_integration_tests::processes::auditflow_binary;
+use auditflow_integration_tests::stack::require_cql;
 use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use auditflow_integration_tests::store as common;
-use common::{drop_keyspace, failed_login, fresh_store, user_action};
+use auditflow_integration_tests::store::{drop_keyspace, failed_login, fresh_store, user_action};
 
 const USER: &str = "gdpr.subject@example.com";
 const OTHER: &str = "bystander@example.com";

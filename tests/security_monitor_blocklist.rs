@@ -8,15 +8,16 @@
 //! `auditflow_detect_*` metrics (the registry `/metrics` serves) count the alerts and actions
 //! and carry no ip.
 
-use auditflow_integration_tests::classifier as common;
-
 use std::time::{Duration, Instant};
 
 use auditflow_core::Classifier;
 use auditflow_core::classify::Classified;
+use auditflow_integration_tests::classifier::Setup;
+use auditflow_integration_tests::kafka::{Input, Read, produce, read_committed};
+use auditflow_integration_tests::metrics::metric;
+use auditflow_integration_tests::stack::DEADLINE;
 use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use chrono::{SecondsFormat, TimeDelta, Utc};
-use common::*;
 
 const IP: &str = "203.0.113.77";
 

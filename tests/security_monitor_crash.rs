@@ -8,18 +8,20 @@
 //! The binary is the one `cargo build`/`cargo test --workspace` put next to this test
 //! (`target/<profile>/auditflow`); `cargo xtask test` builds it.
 
-use auditflow_integration_tests::classifier as common;
-use auditflow_integration_tests::security_monitor as monitor_common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use auditflow_core::detect::{Detector, IdSecret, Mode, Observation};
-use auditflow_integration_tests::terminate;
+use auditflow_integration_tests::classifier::Setup;
+use auditflow_integration_tests::kafka::{Input, committed, read_committed};
+use auditflow_integration_tests::processes::terminate;
+use auditflow_integration_tests::security_monitor::{
+    alert_summary, failed_login, monitor_group, monitor_setup, produce_all, rfc3339,
+    security_events, wait_monitor_caught_up,
+};
+use auditflow_integration_tests::stack::DEADLINE;
 use chrono::{TimeDelta, Utc};
-use common::*;
-use monitor_common::*;
 
 /// The id secret both runs share (as every instance of a deployment must).
 const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";

@@ -6,14 +6,16 @@
 //! - an ip blocked from two partitions owned by two instances is lifted only when the longer
 //!   block expires, and the blocklist never shows the shorter one last.
 
-use auditflow_integration_tests::classifier as common;
-use auditflow_integration_tests::security_monitor as monitor_common;
-
 use std::time::{Duration, Instant};
 
+use auditflow_integration_tests::kafka::{Read, read_committed, structured};
+use auditflow_integration_tests::metrics::{metric, metric_sum};
+use auditflow_integration_tests::security_monitor::{
+    Monitor, alert_summary, classified, create_monitor_topics, failed_login, monitor_setup,
+    produce_all, rfc3339, self_granted_root, wait_monitor_caught_up,
+};
+use auditflow_integration_tests::stack::DEADLINE;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::*;
-use monitor_common::*;
 
 /// One series of the monitor's: `family{label, service}`, labels in Prometheus' sorted order.
 fn svc_metric(text: &str, family: &str, label: &str) -> u64 {

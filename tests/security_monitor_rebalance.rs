@@ -8,15 +8,18 @@
 //! instance owns after the join, at least 2 are security events: both instances judge
 //! bursts, and the leaver's bursts are finished by the other.
 
-use auditflow_integration_tests::classifier as common;
-use auditflow_integration_tests::security_monitor as monitor_common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use auditflow_integration_tests::classifier::Setup;
+use auditflow_integration_tests::kafka::{Input, create_topic, read_committed};
+use auditflow_integration_tests::metrics::{metric, metric_sum};
+use auditflow_integration_tests::security_monitor::{
+    Monitor, alert_summary, create_monitor_topics, failed_login, produce_all, rfc3339,
+    security_events, wait_monitor_caught_up,
+};
+use auditflow_integration_tests::stack::DEADLINE;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::*;
-use monitor_common::*;
 
 /// Failures `range` of the bursts of `ips` (ip k: 10.88.k/256.k%256, user `r-k`), dated from
 /// `start`: their security events (the login attempts' user actions raise nothing).

@@ -4,13 +4,12 @@
 //! critical alert, one `block_ip`, one `disable_account` and one blocklist entry — nothing
 //! lost, nothing twice.
 
-use auditflow_integration_tests::classifier as common;
-
 use auditflow_core::classify::Classified;
 use auditflow_core::detect::IdSecret;
 use auditflow_core::{Classifier, Config};
+use auditflow_integration_tests::classifier::Setup;
+use auditflow_integration_tests::kafka::{Input, Read, produce, read_committed, wait_caught_up};
 use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
-use common::*;
 use serde_json::Value;
 
 /// Starts the security monitor in this process: its shutdown switch and task.

@@ -10,16 +10,16 @@
 //! by the address it dialled), so cutting the proxy really cuts the sink off its database,
 //! while every other test keeps using that Cassandra.
 
-use auditflow_integration_tests::sink as common;
-
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use auditflow_integration_tests::{ChildGuard, terminate};
-use common::kafka::{free_port, metric, scrape};
-use common::*;
+use auditflow_integration_tests::kafka::{self, Input, produce};
+use auditflow_integration_tests::metrics::{free_port, metric, scrape};
+use auditflow_integration_tests::processes::{ChildGuard, service_command, terminate};
+use auditflow_integration_tests::sink::{SinkSetup, user_action};
+use auditflow_integration_tests::stack::DEADLINE;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
@@ -181,7 +181,7 @@ async fn a_database_outage_pauses_consumption_and_memory_stays_bounded() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let peak = memory(pid, "VmHWM");
-    let committed = common::kafka::committed(&setup.bootstrap, &setup.group(), &topic);
+    let committed = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
     let held = (BUDGET as u64).div_ceil(record_bytes) + 1;
     eprintln!(
         "outage: in flight at most {most_bytes} bytes / {most_records} records (budget {BUDGET}, \

@@ -8,11 +8,12 @@
 //! The binary is the one `cargo build` put next to this test (`target/<profile>/auditflow`);
 //! `cargo xtask test` builds it.
 
-use auditflow_integration_tests::sink as common;
-
 use std::process::Command;
 
-use common::*;
+use auditflow_integration_tests::kafka::{self, Input, Stream, produce};
+use auditflow_integration_tests::sink::{SinkSetup, security_event, sink_topics, user_action};
+use auditflow_integration_tests::stack::eventually;
+use auditflow_integration_tests::store::{count, stored_or_zero};
 
 const ACTIONS: usize = 6_000;
 const SECURITY: usize = 300;

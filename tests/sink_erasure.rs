@@ -4,10 +4,9 @@
 //! before the erasure, however late those records arrive; what the user id does after the
 //! erasure is a new, readable trail.
 
-use auditflow_integration_tests::sink as common;
-
+use auditflow_integration_tests::kafka::{Input, produce};
+use auditflow_integration_tests::sink::{SinkSetup, auditflow, start_sink};
 use chrono::{DateTime, Duration, Utc};
-use common::*;
 use serde_json::Value;
 
 const USER: &str = "erased.subject@example.com";

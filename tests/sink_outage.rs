@@ -18,18 +18,18 @@
 //! too); one left running by a test process killed outright is killed by the next run (its
 //! pid is kept in `node.pid`).
 
-use auditflow_integration_tests::private_node;
-use auditflow_integration_tests::sink as common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeSet;
 
+use auditflow_integration_tests::kafka::{self, Input, produce};
+use auditflow_integration_tests::private_node::*;
+use auditflow_integration_tests::sink::{SinkSetup, start_sink, user_action};
+use auditflow_integration_tests::stack::DEADLINE;
+use auditflow_integration_tests::store::{count_at, session_at, stored_or_zero_at};
 use auditflow_store::Store;
-use common::*;
-use private_node::*;
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 6_000;

@@ -2,13 +2,17 @@
 //! stored exactly once (re-delivered duplicates included), readable through the store's
 //! queries; what can never be stored goes to the dead-letter topic with its original bytes.
 
-use auditflow_integration_tests::sink as common;
-
+use auditflow_integration_tests::kafka::{
+    Input, assert_dead_letter, create_topic_with, letter_of, produce, read_committed,
+};
+use auditflow_integration_tests::metrics::{metric, metric_sum};
+use auditflow_integration_tests::sink::{
+    SinkSetup, alert, auditflow, security_event, start_sink_with, user_action,
+};
+use auditflow_integration_tests::store::session_at;
 use auditflow_runtime::Metrics;
 use auditflow_store::{Store, TimeRange};
 use chrono::{TimeZone, Utc};
-use common::kafka::{assert_dead_letter, letter_of, metric, metric_sum};
-use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_stored_once_and_bad_ones_are_dead_lettered() {

@@ -7,10 +7,12 @@
 //! the last records are produced only after it left, so both rebalances land mid-stream on
 //! any machine. The binaries are the ones `cargo build` put next to this test.
 
-use auditflow_integration_tests::sink as common;
-
-use auditflow_integration_tests::terminate;
-use common::*;
+use auditflow_integration_tests::kafka::keyed;
+use auditflow_integration_tests::processes::terminate;
+use auditflow_integration_tests::sink::{
+    JoinAndLeave, RecordOf, SinkSetup, alert, data_access, security_event, user_action,
+};
+use auditflow_integration_tests::store::{count, stored_or_zero};
 
 /// Records per input topic streamed across both rebalances, faster than one sink stores them
 /// (so both rebalances find work batched or in flight, whichever partitions move); the last

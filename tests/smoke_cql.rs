@@ -2,7 +2,7 @@
 //! production) through the `scylla` driver: a fresh keyspace, a table, a prepared insert and
 //! a read back — the path `auditflow-store` takes for every audit row.
 
-use auditflow_integration_tests::{require_cql, unique_name};
+use auditflow_integration_tests::stack::{require_cql, unique_name};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use auditflow_integration_tests::{require_kafka, unique_name};
+use auditflow_integration_tests::stack::{require_kafka, unique_name};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

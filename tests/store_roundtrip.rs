@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
-use auditflow_integration_tests::unique_name;
+use auditflow_integration_tests::stack::unique_name;
 use auditflow_store::{
     Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange,
 };
@@ -13,8 +13,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use scylla::value::{CqlValue, Row};
 use serde_json::{Value, json};
 
-use auditflow_integration_tests::store as common;
-use common::{drop_keyspace, failed_login, fresh_store, raw_session, settings, user_action};
+use auditflow_integration_tests::store::{
+    drop_keyspace, failed_login, fresh_store, raw_session, settings, user_action,
+};
 
 const USER: &str = "alice.liddell@example.com";
 const IP: &str = "203.0.113.77";

@@ -12,12 +12,10 @@ use auditflow_store::Store;
 use auditflow_store::causality::CausalityIndex;
 use scylla::value::{CqlValue, Row};
 
-use crate::sink;
-pub use sink::kafka::{self, recipe_lifecycle};
-pub use sink::{
-    DEADLINE, Input, JoinAndLeave, RecordOf, Stream, count, count_at, create_topic, eventually,
-    keyed, produce, session, session_at,
-};
+use crate::kafka::{self, Input, create_topic};
+use crate::processes::{ChildGuard, service_command};
+use crate::sink::SinkSetup;
+use crate::store::{session, session_at};
 
 /// The tables the indexer writes.
 pub const TABLES: [&str; 5] = [
@@ -36,7 +34,7 @@ pub struct IndexerSetup {
 
 impl IndexerSetup {
     pub async fn new(name: &str) -> Self {
-        let sink::SinkSetup { bootstrap, config } = sink::SinkSetup::new(name).await;
+        let SinkSetup { bootstrap, config } = SinkSetup::new(name).await;
         create_topic(&bootstrap, &config.topics.actions, 3).await;
         Self { bootstrap, config }
     }
@@ -104,16 +102,16 @@ impl IndexerSetup {
 
     /// The real `auditflow` binary with this setup's configuration in its environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        sink::service_command(&self.bootstrap, &self.config, args)
+        service_command(&self.bootstrap, &self.config, args)
     }
 
     /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
-    pub fn spawn_indexer(&self) -> crate::ChildGuard {
+    pub fn spawn_indexer(&self) -> ChildGuard {
         let child = self
             .command(&["run", "causality-indexer"])
             .spawn()
             .expect("starting auditflow run causality-indexer");
-        crate::ChildGuard::new(child)
+        ChildGuard::new(child)
     }
 }
 

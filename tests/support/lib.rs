@@ -1,174 +1,25 @@
-//! Shared support for the integration tests: where the local stack is, fresh names so tests
-//! never see each other's data, and a clear failure when the stack is not running.
+//! The integration tests' support library: one crate, compiled once, that every test binary
+//! in `tests/` uses (`use auditflow_integration_tests::kafka::*;`).
 //!
-//! The tests run against real Kafka and Cassandra (`cargo xtask up`, or `cargo xtask test`,
-//! which starts them). They fail — never skip — when a server is unreachable: a skipped
-//! integration test in CI reads as a pass it did not earn.
+//! The generic modules know the stack, not the services: [`stack`] (where Kafka and Cassandra
+//! are, fresh names, the deadline every wait is bounded by), [`kafka`] (topics, producing,
+//! committed offsets, `read_committed` reads, dead letters), [`store`] (CQL sessions and
+//! counts, a fresh migrated store, stored records), [`processes`] (the real `auditflow`
+//! binary as a child process), [`metrics`] (a service's Prometheus text) and
+//! [`private_node`] (a Cassandra node a test may kill). The fixture modules hold each service's
+//! setup and inputs: [`classifier`], [`sink`], [`causality`], [`security_monitor`].
+//!
+//! The tests run against real Kafka and Cassandra and fail — never skip — when a server is
+//! unreachable. One test file is one binary: tests in one binary run concurrently and some
+//! read process-global metrics, so they are not merged.
 
 pub mod causality;
 pub mod classifier;
+pub mod kafka;
+pub mod metrics;
 pub mod private_node;
+pub mod processes;
 pub mod security_monitor;
 pub mod sink;
+pub mod stack;
 pub mod store;
-
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Kafka bootstrap servers (`AUDITFLOW_KAFKA_BOOTSTRAP`, default the local stack's).
-pub fn kafka_bootstrap() -> String {
-    env_or("AUDITFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-}
-
-/// CQL contact points (`AUDITFLOW_CQL_NODES`, comma-separated, default the local stack's).
-pub fn cql_nodes() -> Vec<String> {
-    env_or("AUDITFLOW_CQL_NODES", "127.0.0.1:9042")
-        .split(',')
-        .map(|node| node.trim().to_string())
-        .filter(|node| !node.is_empty())
-        .collect()
-}
-
-/// [`kafka_bootstrap`], after checking that the first server accepts connections; panics with
-/// what to run otherwise.
-pub fn require_kafka() -> String {
-    let bootstrap = kafka_bootstrap();
-    let first = bootstrap.split(',').next().unwrap_or_default().trim();
-    require_reachable("Kafka", first);
-    bootstrap
-}
-
-/// [`cql_nodes`], after checking that the first node accepts connections; panics with what to
-/// run otherwise.
-pub fn require_cql() -> Vec<String> {
-    let nodes = cql_nodes();
-    require_reachable(
-        "Cassandra/ScyllaDB (CQL)",
-        nodes.first().map_or("", String::as_str),
-    );
-    nodes
-}
-
-fn require_reachable(what: &str, addr: &str) {
-    let reachable = addr.to_socket_addrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
-    });
-    assert!(
-        reachable,
-        "{what} not reachable at {addr:?}: run `cargo xtask up` (or use `cargo xtask test`, \
-         which starts the stack)"
-    );
-}
-
-/// A name no other test (in this or another process) uses: `<prefix>_<pid>_<time>_<n>`, made
-/// of lowercase letters, digits and `_`, so it is valid as a Kafka topic, a consumer group, a
-/// transactional id and a CQL keyspace (at most 48 characters).
-pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() % 1_000_000_000_000);
-    let prefix: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(16)
-        .collect();
-    format!("{prefix}_{}_{micros}_{n}", std::process::id())
-}
-
-/// The `auditflow` binary `cargo build` put next to the running test executable
-/// (`target/<profile>/auditflow`), for tests that run, kill and restart the real thing;
-/// `cargo xtask test` builds it. Panics with what to run when it is missing.
-pub fn auditflow_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> → target/<profile>/auditflow
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("auditflow");
-    assert!(
-        path.exists(),
-        "{} not found: build it with `cargo build -p auditflow-cli`",
-        path.display()
-    );
-    path
-}
-
-/// Stops a child process the way an orchestrator does (SIGTERM) and waits for it to exit;
-/// returns how it exited.
-pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(sent.success(), "kill -TERM failed: {sent}");
-    child.wait().expect("waiting for the child")
-}
-
-/// A child process that is killed (SIGKILL) and reaped when dropped: a test that fails while
-/// a service it started is running leaves nothing behind (a leftover service keeps its
-/// consumer group busy and holds the test's output pipes open). Derefs to the [`Child`].
-///
-/// [`Child`]: std::process::Child
-pub struct ChildGuard(std::process::Child);
-
-impl ChildGuard {
-    pub fn new(child: std::process::Child) -> Self {
-        Self(child)
-    }
-}
-
-impl std::ops::Deref for ChildGuard {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for ChildGuard {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // Both are no-ops for a child already waited for.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unique_name;
-
-    #[test]
-    fn unique_names_are_distinct_and_valid_keyspace_names() {
-        let a = unique_name("Smoke-CQL test");
-        let b = unique_name("Smoke-CQL test");
-        assert_ne!(a, b);
-        assert!(a.len() <= 48, "{a}");
-        assert!(a.starts_with("smoke_cql_test_"), "{a}");
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        );
-    }
-}

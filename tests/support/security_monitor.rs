@@ -13,7 +13,10 @@ use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::classifier::*;
+use crate::classifier::Setup;
+use crate::kafka::{Input, Read, produce, wait_caught_up};
+use crate::metrics::metric;
+use crate::stack::DEADLINE;
 
 /// RFC 3339 with milliseconds, as producers write `time`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {

@@ -1,25 +1,18 @@
-//! Helpers shared by the sink's integration tests: a config with fresh topics, group and
-//! keyspace; audit records as the classifier and the security monitor write them; counting
-//! what the store holds with plain CQL. Kafka helpers are the classifier tests'
-//! ([`crate::classifier`]), not a second copy.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! Fixtures of the sink's integration tests: a config with fresh topics, group and keyspace;
+//! the sink started in this process or as the real binary; a second instance joining and
+//! leaving mid-stream; audit records as the classifier and the security monitor write them.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::{ChildGuard, auditflow_binary, require_cql, unique_name};
 use auditflow_core::Config;
 use auditflow_runtime::{Health, Metrics, Shutdown};
-use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 
-pub use crate::classifier as kafka;
-#[allow(unused_imports)] // each test binary uses a different subset
-pub use kafka::{
-    DEADLINE, Input, Stream, consumed_at, create_topic, create_topic_with, free_port, produce,
-    read_committed, wait_for_split_at,
-};
+use crate::classifier::Setup;
+use crate::kafka::{self, Input, Stream, create_topic, produce};
+use crate::metrics::{consumed_at, free_port, wait_for_split_at};
+use crate::processes::{ChildGuard, auditflow_binary, service_command, spawn_slowed, terminate};
+use crate::stack::{eventually, require_cql, unique_name};
+use crate::store::{count_at, session_at};
 
 /// One test's private topics, group and keyspace.
 pub struct SinkSetup {
@@ -29,7 +22,7 @@ pub struct SinkSetup {
 
 impl SinkSetup {
     pub async fn new(name: &str) -> Self {
-        let setup = kafka::Setup::new(name, 1).await;
+        let setup = Setup::new(name, 1).await;
         let mut config = setup.config;
         config.store.nodes = require_cql();
         config.store.keyspace = unique_name(name);
@@ -95,40 +88,6 @@ impl SinkSetup {
             .expect("starting auditflow run sink");
         ChildGuard::new(child)
     }
-}
-
-/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s Kafka settings (see
-/// [`kafka::binary_command`]), its store and partition count, and batches of 100 records.
-pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
-    let c = &config.store;
-    let mut command = kafka::binary_command(bootstrap, config, args);
-    command
-        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
-        .env(
-            "AUDITFLOW_TOPICS__PARTITIONS",
-            config.topics.partitions.to_string(),
-        )
-        .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
-        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
-        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "");
-    command
-}
-
-/// Starts `command` (a service) with its metrics on 127.0.0.1:`metrics_port`, so the test can
-/// watch it, and slowed down — few writes at a time and few records taken in — so that a
-/// backlog lasts and stays in Kafka: a rebalance then moves partitions with records batched,
-/// in flight and not yet read, whose offsets must not be committed for them.
-pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
-    let child = command
-        .env(
-            "AUDITFLOW_METRICS__LISTEN",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
-        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
-        .spawn()
-        .expect("starting an auditflow service");
-    ChildGuard::new(child)
 }
 
 /// Record number `i` of one input topic.
@@ -209,7 +168,7 @@ impl JoinAndLeave<'_> {
         let at_leave = (progress().await, produced());
 
         // ... and leaves: SIGTERM finishes its work, commits, leaves the group, exits 0.
-        let exit = crate::terminate(&mut joiner);
+        let exit = terminate(&mut joiner);
         assert!(exit.success(), "the joiner's SIGTERM exit: {exit}");
         for stream in streams {
             stream.finish().await;
@@ -223,74 +182,8 @@ impl JoinAndLeave<'_> {
     }
 }
 
-/// `record` with key `key` instead of its own.
-pub fn keyed(record: Input, key: String) -> Input {
-    (Some(key), record.1, record.2)
-}
-
 pub fn sink_topics(config: &Config) -> Vec<String> {
     auditflow_sink::input_topics(config)
-}
-
-/// A session with the shared stack's CQL nodes.
-pub async fn session() -> Session {
-    session_at(&require_cql()).await
-}
-
-pub async fn session_at(nodes: &[String]) -> Session {
-    SessionBuilder::new()
-        .known_nodes(nodes)
-        .build()
-        .await
-        .expect("CQL session")
-}
-
-/// Rows of `keyspace.table` on the shared stack's CQL nodes.
-pub async fn count(keyspace: &str, table: &str) -> i64 {
-    count_at(&require_cql(), keyspace, table).await
-}
-
-pub async fn count_at(nodes: &[String], keyspace: &str, table: &str) -> i64 {
-    session_at(nodes)
-        .await
-        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.{table}"), ())
-        .await
-        .expect("count")
-        .into_rows_result()
-        .expect("rows")
-        .single_row::<(i64,)>()
-        .expect("one row")
-        .0
-}
-
-/// Stored records (rows of `records_by_id`) on the shared stack's CQL nodes, read directly; 0
-/// while the sink has not created the schema yet.
-pub async fn stored_or_zero(keyspace: &str) -> i64 {
-    stored_or_zero_at(&require_cql(), keyspace).await
-}
-
-pub async fn stored_or_zero_at(nodes: &[String], keyspace: &str) -> i64 {
-    let result = session_at(nodes)
-        .await
-        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.records_by_id"), ())
-        .await;
-    match result {
-        Ok(r) => r
-            .into_rows_result()
-            .ok()
-            .and_then(|r| r.single_row::<(i64,)>().ok())
-            .map_or(0, |(n,)| n),
-        Err(_) => 0,
-    }
-}
-
-/// Polls `check` until it holds; fails the test after [`DEADLINE`].
-pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// `auditflow <args>` against this setup's keyspace: exit code, stdout, stderr.

@@ -2,14 +2,13 @@
 //! local CQL node, a freshly migrated store in one, a plain CQL session to look at what the
 //! store wrote and to drop the keyspace afterwards, and records as the sink stores them.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
-use crate::{require_cql, unique_name};
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
 use auditflow_store::{Labels, RecordKind, RetentionClass, StorableRecord, Store};
 use chrono::{DateTime, Utc};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+
+use crate::stack::{require_cql, unique_name};
 
 /// `keyspace` on the local CQL node (fails when it is down), sealed with the built-in
 /// development key.
@@ -59,7 +58,7 @@ pub async fn drop_keyspace(keyspace: &str) {
 /// The real `auditflow` binary with `args`, against `keyspace` on the local CQL node, sealed
 /// with the built-in development key (as [`settings`]).
 pub fn auditflow_at(keyspace: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(crate::auditflow_binary())
+    std::process::Command::new(crate::processes::auditflow_binary())
         .args(args)
         .env("AUDITFLOW_STORE__KEYSPACE", keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", require_cql()))
@@ -112,5 +111,57 @@ pub fn failed_login(user: &str, id: String, time: DateTime<Utc>) -> StorableReco
             ..Labels::default()
         },
         event: serde_json::Value::Null,
+    }
+}
+
+/// A session with the shared stack's CQL nodes.
+pub async fn session() -> Session {
+    session_at(&require_cql()).await
+}
+
+pub async fn session_at(nodes: &[String]) -> Session {
+    SessionBuilder::new()
+        .known_nodes(nodes)
+        .build()
+        .await
+        .expect("CQL session")
+}
+
+/// Rows of `keyspace.table` on the shared stack's CQL nodes.
+pub async fn count(keyspace: &str, table: &str) -> i64 {
+    count_at(&require_cql(), keyspace, table).await
+}
+
+pub async fn count_at(nodes: &[String], keyspace: &str, table: &str) -> i64 {
+    session_at(nodes)
+        .await
+        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.{table}"), ())
+        .await
+        .expect("count")
+        .into_rows_result()
+        .expect("rows")
+        .single_row::<(i64,)>()
+        .expect("one row")
+        .0
+}
+
+/// Stored records (rows of `records_by_id`) on the shared stack's CQL nodes, read directly; 0
+/// while the sink has not created the schema yet.
+pub async fn stored_or_zero(keyspace: &str) -> i64 {
+    stored_or_zero_at(&require_cql(), keyspace).await
+}
+
+pub async fn stored_or_zero_at(nodes: &[String], keyspace: &str) -> i64 {
+    let result = session_at(nodes)
+        .await
+        .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.records_by_id"), ())
+        .await;
+    match result {
+        Ok(r) => r
+            .into_rows_result()
+            .ok()
+            .and_then(|r| r.single_row::<(i64,)>().ok())
+            .map_or(0, |(n,)| n),
+        Err(_) => 0,
     }
 }

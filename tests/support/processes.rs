@@ -1,0 +1,130 @@
+//! The real `auditflow` binary as a child process: where `cargo build` put it, its command
+//! line pointed at a test's cluster, topics and keyspace, and stopping it (SIGTERM, or SIGKILL
+//! when a guard is dropped).
+
+use std::process::Command;
+
+use auditflow_core::Config;
+
+/// The `auditflow` binary `cargo build` put next to the running test executable
+/// (`target/<profile>/auditflow`), for tests that run, kill and restart the real thing;
+/// `cargo xtask test` builds it. Panics with what to run when it is missing.
+pub fn auditflow_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/auditflow
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("auditflow");
+    assert!(
+        path.exists(),
+        "{} not found: build it with `cargo build -p auditflow-cli`",
+        path.display()
+    );
+    path
+}
+
+/// Stops a child process the way an orchestrator does (SIGTERM) and waits for it to exit;
+/// returns how it exited.
+pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success(), "kill -TERM failed: {sent}");
+    child.wait().expect("waiting for the child")
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped: a test that fails while
+/// a service it started is running leaves nothing behind (a leftover service keeps its
+/// consumer group busy and holds the test's output pipes open). Derefs to the [`Child`].
+///
+/// [`Child`]: std::process::Child
+pub struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    pub fn new(child: std::process::Child) -> Self {
+        Self(child)
+    }
+}
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Both are no-ops for a child already waited for.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `auditflow <args>` (the binary `cargo build` put next to the tests) pointed at `config`'s
+/// cluster, group prefix and topics, 100 records per transaction, quiet logs, and a short
+/// session timeout so a killed member's partitions move on quickly.
+pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
+    let t = &config.topics;
+    let mut command = std::process::Command::new(auditflow_binary());
+    command
+        .args(args)
+        .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &config.kafka.group_prefix)
+        .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
+        .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+        .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
+        .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
+        .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)
+        .env("AUDITFLOW_TOPICS__DEAD_LETTER", &t.dead_letter)
+        .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
+        .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
+        .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+        .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s Kafka settings (see
+/// [`kafka::binary_command`]), its store and partition count, and batches of 100 records.
+pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
+    let c = &config.store;
+    let mut command = binary_command(bootstrap, config, args);
+    command
+        .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
+        .env(
+            "AUDITFLOW_TOPICS__PARTITIONS",
+            config.topics.partitions.to_string(),
+        )
+        .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
+        .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "");
+    command
+}
+
+/// Starts `command` (a service) with its metrics on 127.0.0.1:`metrics_port`, so the test can
+/// watch it, and slowed down — few writes at a time and few records taken in — so that a
+/// backlog lasts and stays in Kafka: a rebalance then moves partitions with records batched,
+/// in flight and not yet read, whose offsets must not be committed for them.
+pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
+    let child = command
+        .env(
+            "AUDITFLOW_METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
+        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
+        .spawn()
+        .expect("starting an auditflow service");
+    ChildGuard::new(child)
+}
