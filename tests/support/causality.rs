@@ -2,8 +2,6 @@
 //! group and keyspace (the sink tests' setup, plus the actions topic), starting the indexer in this process or as the real binary, waiting until its group
 //! has committed everything, and reading the causality tables with plain CQL.
 
-#![allow(dead_code, unused_imports)] // each test binary uses a different subset
-
 use std::process::Command;
 
 use auditflow_core::Config;
@@ -28,17 +26,22 @@ pub const TABLES: [&str; 5] = [
 
 /// One test's private topics, group and keyspace.
 pub struct IndexerSetup {
+    /// Kafka bootstrap servers of the shared stack.
     pub bootstrap: String,
+    /// The configuration the indexer runs with: the sink tests' fresh topics, group prefix and
+    /// keyspace.
     pub config: Config,
 }
 
 impl IndexerSetup {
+    /// [`SinkSetup::new`], plus the actions topic (three partitions).
     pub async fn new(name: &str) -> Self {
         let SinkSetup { bootstrap, config } = SinkSetup::new(name).await;
         create_topic(&bootstrap, &config.topics.actions, 3).await;
         Self { bootstrap, config }
     }
 
+    /// The indexer's consumer group under this setup's prefix.
     pub fn group(&self) -> String {
         format!(
             "{}{}",
@@ -90,6 +93,7 @@ impl IndexerSetup {
         out
     }
 
+    /// Drops the setup's keyspace; a failure only leaves it behind.
     pub async fn drop_keyspace(&self) {
         let _ = session_at(&self.config.store.nodes)
             .await

@@ -11,9 +11,13 @@ use crate::stack::{require_kafka, unique_name};
 
 /// One test's private corner of the cluster.
 pub struct Setup {
+    /// Kafka bootstrap servers of the shared stack.
     pub bootstrap: String,
+    /// The fresh name every topic and the group prefix start with.
     pub prefix: String,
+    /// The configuration the services run with: this setup's topics and group prefix.
     pub config: Config,
+    /// The input topic (`<prefix>.user.events`), created by [`Setup::new`].
     pub input: String,
 }
 
@@ -49,10 +53,12 @@ impl Setup {
         }
     }
 
+    /// The classifier's consumer group under this setup's prefix.
     pub fn group(&self) -> String {
         format!("{}classifier", self.config.kafka.group_prefix)
     }
 
+    /// The classifier's three audit topics: user action, data access, security event.
     pub fn output_topics(&self) -> [&str; 3] {
         let t = &self.config.topics;
         [&t.user_action, &t.data_access, &t.security_event]

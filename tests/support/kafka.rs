@@ -16,6 +16,8 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::stack::DEADLINE;
 
+/// Creates `name` with `partitions` partitions (replication 1); panics if it fails, also when
+/// the topic exists: the tests' names are fresh.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
     create_topic_with(bootstrap, name, partitions, &[]).await;
 }
@@ -50,6 +52,7 @@ pub async fn create_topic_with(
 /// An input record: key, value, headers.
 pub type Input = (Option<String>, Vec<u8>, Vec<(String, Vec<u8>)>);
 
+/// An input record with only a value: no key, no headers (a structured-mode CloudEvent).
 pub fn structured(value: &[u8]) -> Input {
     (None, value.to_vec(), Vec::new())
 }
@@ -293,18 +296,25 @@ pub fn ids_below(bootstrap: &str, topic: &str, below: &BTreeMap<i32, i64>) -> BT
 /// One record as a `read_committed` reader sees it.
 #[derive(Debug, Clone)]
 pub struct Read {
+    /// The topic it was read from.
     pub topic: String,
     /// The record's Kafka timestamp (ms since the epoch): for the monitors' outputs, when the
     /// producer wrote it.
     pub timestamp_ms: Option<i64>,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
+    /// Its key, as text (lossy), if it has one.
     pub key: Option<String>,
+    /// Its value's bytes (empty for a null value).
     pub value: Vec<u8>,
+    /// Its headers in order, a null value read as empty.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl Read {
+    /// The last header called `name`, as UTF-8 text (`None` if absent or not UTF-8).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -313,6 +323,7 @@ impl Read {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// The value parsed as JSON; panics when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.value).expect("output value is JSON")
     }

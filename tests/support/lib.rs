@@ -13,6 +13,8 @@
 //! unreachable. One test file is one binary: tests in one binary run concurrently and some
 //! read process-global metrics, so they are not merged.
 
+#![deny(missing_docs)]
+
 pub mod causality;
 pub mod classifier;
 pub mod kafka;

@@ -9,8 +9,6 @@
 //! JVM; one left running by a test process killed outright is killed by the next run (its pid
 //! is kept in `node.pid`).
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::fs::{self, File, OpenOptions};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -19,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use scylla::client::session_builder::SessionBuilder;
 
+/// The private node's CQL port (the shared stack's is 9042).
 pub const CQL_PORT: u16 = 19042;
+/// The private node's inter-node storage port.
 pub const STORAGE_PORT: u16 = 17000;
 /// A fresh data folder, or a restart while the machine is busy, can take a minute or more.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -62,6 +62,7 @@ impl PrivateNode {
         node
     }
 
+    /// The node's CQL contact point, as `store.nodes` takes it.
     pub fn nodes() -> Vec<String> {
         vec![format!("127.0.0.1:{CQL_PORT}")]
     }
@@ -206,6 +207,7 @@ async fn answers_cql() -> bool {
         .is_ok()
 }
 
+/// Whether a TCP connection to 127.0.0.1:`port` is refused (nothing listens there).
 pub fn port_refuses(port: u16) -> bool {
     let addr = ([127, 0, 0, 1], port).into();
     TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err()

@@ -44,6 +44,7 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
 pub struct ChildGuard(std::process::Child);
 
 impl ChildGuard {
+    /// Guards `child`: it is killed and reaped when the guard is dropped.
     pub fn new(child: std::process::Child) -> Self {
         Self(child)
     }

@@ -2,8 +2,6 @@
 //! [`crate::classifier`]'s): inputs as the classifier writes them, a monitor run in this
 //! process with its own metrics, and waits bounded by [`DEADLINE`] that fail the test.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -80,6 +78,8 @@ pub async fn monitor_setup(name: &str) -> Setup {
     setup
 }
 
+/// Creates every topic `config` plans (the runtime's `planned_topics`), so the monitor's
+/// outputs and the blocklist exist before it starts.
 pub async fn create_monitor_topics(config: &Config) {
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics))
         .await
@@ -89,12 +89,14 @@ pub async fn create_monitor_topics(config: &Config) {
 /// A security monitor running in this process; stopped when dropped (also by a failed
 /// assertion: the runtime would otherwise wait forever for the loop's blocking thread).
 pub struct Monitor {
+    /// The monitor's own metrics registry, to read its counters.
     pub metrics: Metrics,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<Result<(), auditflow_security_monitor::Error>>>,
 }
 
 impl Monitor {
+    /// Starts the monitor in this process with `config` and a metrics registry of its own.
     pub fn start(config: &Config) -> Monitor {
         let (metrics, shutdown) = (Metrics::new().expect("metrics"), Shutdown::new());
         let task = {

@@ -16,11 +16,15 @@ use crate::store::{count_at, session_at};
 
 /// One test's private topics, group and keyspace.
 pub struct SinkSetup {
+    /// Kafka bootstrap servers of the shared stack.
     pub bootstrap: String,
+    /// The configuration the sink runs with: fresh topics, group prefix and keyspace.
     pub config: Config,
 }
 
 impl SinkSetup {
+    /// Fresh topics (three partitions each, the dead-letter topic one), group prefix and
+    /// keyspace named after `name`; the keyspace is left to the sink to create.
     pub async fn new(name: &str) -> Self {
         let setup = Setup::new(name, 1).await;
         let mut config = setup.config;
@@ -40,6 +44,7 @@ impl SinkSetup {
         }
     }
 
+    /// The sink's consumer group under this setup's prefix.
     pub fn group(&self) -> String {
         format!(
             "{}{}",
@@ -63,6 +68,7 @@ impl SinkSetup {
         count_at(&store.nodes, &store.keyspace, "records_by_id").await
     }
 
+    /// Drops the setup's keyspace; a failure only leaves it behind.
     pub async fn drop_keyspace(&self) {
         let _ = session_at(&self.config.store.nodes)
             .await
@@ -97,6 +103,7 @@ pub type RecordOf<'a> = dyn Fn(usize) -> Input + 'a;
 /// each step checked from the instances' own metrics: the rebalance tests of the sink and the
 /// causality indexer. The caller counts what was stored.
 pub struct JoinAndLeave<'a> {
+    /// Kafka bootstrap servers.
     pub bootstrap: &'a str,
     /// The service's metrics label (`sink`, `causality-indexer`).
     pub service: &'a str,
@@ -107,6 +114,7 @@ pub struct JoinAndLeave<'a> {
     /// Records per topic streamed from the start; the last `held` of them only after the
     /// joiner left.
     pub streamed: usize,
+    /// How many of the streamed records are held back until the joiner left.
     pub held: usize,
     /// Records per topic (numbered after the streamed ones) produced once the group has
     /// settled with both instances, so the joiner's partitions get some.
@@ -182,6 +190,7 @@ impl JoinAndLeave<'_> {
     }
 }
 
+/// The topics the sink consumes under `config`.
 pub fn sink_topics(config: &Config) -> Vec<String> {
     auditflow_sink::input_topics(config)
 }

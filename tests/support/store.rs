@@ -25,13 +25,8 @@ pub fn settings(keyspace: &str) -> StoreSettings {
 
 /// A migrated store in a keyspace of its own (named after `prefix`), default retention.
 pub async fn fresh_store(prefix: &str) -> (Store, StoreSettings) {
-    fresh_store_with(prefix, RetentionPeriods::default()).await
-}
-
-/// A migrated store in a keyspace of its own (named after `prefix`).
-pub async fn fresh_store_with(prefix: &str, retention: RetentionPeriods) -> (Store, StoreSettings) {
     let settings = settings(&unique_name(prefix));
-    let store = Store::connect(&settings, &retention)
+    let store = Store::connect(&settings, &RetentionPeriods::default())
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
@@ -119,6 +114,7 @@ pub async fn session() -> Session {
     session_at(&require_cql()).await
 }
 
+/// A CQL session with `nodes` (the shared stack's, or a private node's).
 pub async fn session_at(nodes: &[String]) -> Session {
     SessionBuilder::new()
         .known_nodes(nodes)
@@ -132,6 +128,7 @@ pub async fn count(keyspace: &str, table: &str) -> i64 {
     count_at(&require_cql(), keyspace, table).await
 }
 
+/// Rows of `keyspace.table` on `nodes`.
 pub async fn count_at(nodes: &[String], keyspace: &str, table: &str) -> i64 {
     session_at(nodes)
         .await
@@ -151,6 +148,7 @@ pub async fn stored_or_zero(keyspace: &str) -> i64 {
     stored_or_zero_at(&require_cql(), keyspace).await
 }
 
+/// [`stored_or_zero`] asked of `nodes`.
 pub async fn stored_or_zero_at(nodes: &[String], keyspace: &str) -> i64 {
     let result = session_at(nodes)
         .await
