@@ -4,9 +4,10 @@
 //! committed before the crash is indexed after it.
 //!
 //! The database is really stopped: the indexer writes to the private single-node Cassandra of
-//! `private_node.rs` (port 19042, shared with `sink_outage` under its lock file), whose JVM the
-//! test kills (SIGKILL) and restarts on the same data. Records stream in across the kill, and
-//! the last of them arrive while the node is down. Kafka is the shared one.
+//! the support library's `private_node` (port 19042, shared with `sink_outage` under its lock
+//! file), whose JVM the test kills (SIGKILL) and restarts on the same data. Records stream in
+//! across the kill, and the last of them arrive while the node is down. Kafka is the shared
+//! one.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
