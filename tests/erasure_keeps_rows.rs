@@ -9,7 +9,7 @@ use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 
 use auditflow_integration_tests::store::{
-    auditflow_at, drop_keyspace, failed_login, fresh_store, raw_session, user_action,
+    auditflow_at, count, drop_keyspace, failed_login, fresh_store, user_action,
 };
 
 const TABLES: [&str; 7] = [
@@ -48,23 +48,17 @@ fn records_of(user: &str) -> Vec<StorableRecord> {
 
 /// Rows of each table of `TABLES`, and of the key tables.
 async fn counts(keyspace: &str) -> (Vec<i64>, [i64; 2]) {
-    let session = raw_session().await;
-    let count = async |table: &str| {
-        session
-            .query_unpaged(format!("SELECT COUNT(*) FROM {keyspace}.{table}"), ())
-            .await
-            .expect("count")
-            .into_rows_result()
-            .expect("rows")
-            .single_row::<(i64,)>()
-            .expect("one row")
-            .0
-    };
     let mut series = Vec::new();
     for table in TABLES {
-        series.push(count(table).await);
+        series.push(count(keyspace, table).await);
     }
-    (series, [count("user_keys").await, count("data_keys").await])
+    (
+        series,
+        [
+            count(keyspace, "user_keys").await,
+            count(keyspace, "data_keys").await,
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

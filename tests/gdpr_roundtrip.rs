@@ -7,15 +7,13 @@
 //! (That the erased rows hold no readable personal byte is `store_roundtrip`'s business; this
 //! test is about the commands.)
 
-use std::process::{Command, Output};
-
-use auditflow_integration_tests::processes::auditflow_binary;
-use auditflow_integration_tests::stack::require_cql;
 use auditflow_store::{RetentionClass, StorableRecord};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use auditflow_integration_tests::store::{drop_keyspace, failed_login, fresh_store, user_action};
+use auditflow_integration_tests::store::{
+    auditflow_at, drop_keyspace, failed_login, fresh_store, user_action,
+};
 
 const USER: &str = "gdpr.subject@example.com";
 const OTHER: &str = "bystander@example.com";
@@ -62,20 +60,10 @@ fn lifecycle(user: &str, tag: &str) -> Vec<StorableRecord> {
     ]
 }
 
-/// Runs the real binary against the test's keyspace.
-fn auditflow(keyspace: &str, args: &[&str]) -> Output {
-    Command::new(auditflow_binary())
-        .args(args)
-        .env("AUDITFLOW_STORE__KEYSPACE", keyspace)
-        .env("AUDITFLOW_STORE__NODES", format!("{:?}", require_cql()))
-        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
-        .output()
-        .expect("running auditflow")
-}
-
-/// Runs it, expects exit 0, parses stdout as one JSON document.
+/// Runs the real binary against the test's keyspace ([`auditflow_at`]), expects exit 0,
+/// parses stdout as one JSON document.
 fn auditflow_json(keyspace: &str, args: &[&str]) -> Value {
-    let out = auditflow(keyspace, args);
+    let out = auditflow_at(keyspace, args);
     assert!(
         out.status.success(),
         "auditflow {args:?}: {}\n{}",
@@ -164,7 +152,7 @@ async fn export_delete_and_reports_through_the_binary() {
     // Erasing again, or a user never seen, succeeds and says nothing was stored.
     let again = auditflow_json(&keyspace, &["--json", "gdpr", "delete", "--user", USER]);
     assert_eq!(again["key_destroyed"], false);
-    let out = auditflow(&keyspace, &["gdpr", "delete", "--user", "never-seen"]);
+    let out = auditflow_at(&keyspace, &["gdpr", "delete", "--user", "never-seen"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing was stored"));
 
@@ -175,7 +163,7 @@ async fn export_delete_and_reports_through_the_binary() {
     assert_eq!(other["audit_trail"], json!([]));
 
     // Bad usage is exit 2, before anything is contacted.
-    let bad = auditflow(&keyspace, &["report", "security", "--from", "yesterday"]);
+    let bad = auditflow_at(&keyspace, &["report", "security", "--from", "yesterday"]);
     assert_eq!(bad.status.code(), Some(2));
 
     // The reserved subjects cannot be erased (docs/operations.md): exit 2, one line, and their
@@ -194,7 +182,7 @@ async fn export_delete_and_reports_through_the_binary() {
     store.write_records(&[unknown_login]).await.unwrap();
     for verb in ["delete", "anonymize"] {
         for reserved in ["unknown", "system"] {
-            let refused = auditflow(&keyspace, &["gdpr", verb, "--user", reserved]);
+            let refused = auditflow_at(&keyspace, &["gdpr", verb, "--user", reserved]);
             assert_eq!(refused.status.code(), Some(2), "gdpr {verb} {reserved}");
             let stderr = String::from_utf8_lossy(&refused.stderr);
             assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");

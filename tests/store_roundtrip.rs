@@ -14,7 +14,7 @@ use scylla::value::{CqlValue, Row};
 use serde_json::{Value, json};
 
 use auditflow_integration_tests::store::{
-    drop_keyspace, failed_login, fresh_store, raw_session, settings, user_action,
+    drop_keyspace, failed_login, fresh_store, session, settings, user_action,
 };
 
 const USER: &str = "alice.liddell@example.com";
@@ -340,7 +340,7 @@ fn cell_bytes(value: &CqlValue, out: &mut Vec<Vec<u8>>) {
 async fn raw_rows_hold_no_plaintext_personal_data() {
     let (store, settings) = fresh_store("store_raw").await;
     store.write_records(&lifecycle(USER)).await.unwrap();
-    let raw = raw_session().await;
+    let raw = session().await;
     let tables = raw
         .query_unpaged(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
@@ -487,7 +487,7 @@ async fn a_destroyed_key_erases_the_user_but_keeps_the_counts() {
     assert!(bob.records.iter().all(|r| r.event.is_some()));
 
     // No key material is left for the user; every remaining wrapped key opens someone else's rows.
-    let raw = raw_session().await;
+    let raw = session().await;
     let keys = raw
         .query_unpaged(
             format!("SELECT key_id FROM {}.data_keys", settings.keyspace),
@@ -584,7 +584,7 @@ async fn a_wrong_master_key_is_refused() {
 }
 
 async fn read_ttl(keyspace: &str, table: &str) -> i64 {
-    let raw = raw_session().await;
+    let raw = session().await;
     raw.query_unpaged(format!("SELECT TTL(event) FROM {keyspace}.{table}"), ())
         .await
         .unwrap()
@@ -751,7 +751,7 @@ async fn partitions_of(
     keyspace: &str,
     prefix: &str,
 ) -> std::collections::BTreeMap<chrono::NaiveDate, BTreeSet<uuid::Uuid>> {
-    let raw = raw_session().await;
+    let raw = session().await;
     let mut out = std::collections::BTreeMap::<_, BTreeSet<_>>::new();
     for class in RetentionClass::ALL {
         let table = auditflow_store::class_table(class);
@@ -895,7 +895,7 @@ async fn busy_non_person_subjects_are_partitioned_by_hour() {
     let alice_days = partitions_of(&settings.keyspace, "ali/").await;
     assert_eq!(alice_days.len(), 3);
     assert!(alice_days.values().all(|p| p.len() == 1), "{alice_days:?}");
-    let raw = raw_session().await;
+    let raw = session().await;
     let hour_of = |id: &'static str| {
         let raw = &raw;
         let ks = &settings.keyspace;
@@ -960,7 +960,7 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
     store.write_records(&traffic[..6]).await.unwrap();
     store.write_records(&lifecycle(USER)).await.unwrap();
     drop(store);
-    let raw = raw_session().await;
+    let raw = session().await;
     for ddl in [
         format!("ALTER TABLE {keyspace}.user_keys DROP hourly"),
         format!("ALTER TABLE {keyspace}.user_days DROP hours"),
@@ -1051,7 +1051,7 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
 
 /// The `user_days` rows of a keyspace: (pseudonym, day, class).
 async fn user_days(keyspace: &str) -> Vec<(uuid::Uuid, chrono::NaiveDate, String)> {
-    let raw = raw_session().await;
+    let raw = session().await;
     raw.query_unpaged(
         format!("SELECT pseudonym, day, class FROM {keyspace}.user_days"),
         (),
@@ -1082,7 +1082,7 @@ async fn a_user_day_index_row_is_written_once_per_refresh_and_outlives_its_recor
 
     // Remove the index row behind the store's back: a second batch of the same user, day and
     // class must not write it again (the store remembers it wrote it)...
-    let raw = raw_session().await;
+    let raw = session().await;
     let delete =
         format!("DELETE FROM {ks}.user_days WHERE pseudonym = ? AND day = ? AND class = ?");
     raw.query_unpaged(delete, (pseudonym, day, &class))
@@ -1150,7 +1150,7 @@ async fn a_user_day_index_row_is_written_once_per_refresh_and_outlives_its_recor
 
 /// The wrapped keys in the keyspace and the key ids `user_keys` points at.
 async fn key_rows(keyspace: &str) -> (BTreeSet<uuid::Uuid>, BTreeSet<uuid::Uuid>) {
-    let raw = raw_session().await;
+    let raw = session().await;
     let read = |cql: String| {
         let raw = &raw;
         async move {

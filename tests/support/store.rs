@@ -33,18 +33,9 @@ pub async fn fresh_store(prefix: &str) -> (Store, StoreSettings) {
     (store, settings)
 }
 
-/// A CQL session of its own, outside the store, to the local node.
-pub async fn raw_session() -> Session {
-    SessionBuilder::new()
-        .known_nodes(require_cql())
-        .build()
-        .await
-        .expect("raw CQL session")
-}
-
 /// Drops a test's keyspace; a failure only leaves it behind.
 pub async fn drop_keyspace(keyspace: &str) {
-    let _ = raw_session()
+    let _ = session()
         .await
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
         .await;
