@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p auditflow-cli
-//! cargo run --release -p auditflow-sink --example load -- [RECORDS] [PATH/TO/auditflow] [RAW_CONCURRENCY]
+//! cargo run --release -p auditflow-sink --example sink_load -- [RECORDS] [PATH/TO/auditflow] [RAW_CONCURRENCY]
 //! ```
 //!
 //! 1. Creates fresh topics (`load<pid>.audit.*`, 6 partitions) and produces RECORDS (default

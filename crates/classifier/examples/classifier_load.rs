@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p auditflow-cli
-//! cargo run --release -p auditflow-classifier --example load -- [EVENTS] [PATH/TO/auditflow]
+//! cargo run --release -p auditflow-classifier --example classifier_load -- [EVENTS] [PATH/TO/auditflow]
 //! ```
 //!
 //! It produces EVENTS (default 300 000) CloudEvents to a fresh 6-partition topic, reads them all
