@@ -1242,6 +1242,68 @@ async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
     drop_keyspace(&settings.keyspace).await;
 }
 
+/// A key that exists when `gdpr delete` starts is destroyed even when its `created_at` reads
+/// later than the erasure: the two times come from different statements and, on a cluster,
+/// different coordinators' clocks (NTP keeps them milliseconds apart, not equal). Here the
+/// key row's `created_at` is set a minute ahead, as a coordinator with a fast clock would
+/// write it; the user's records must still become unreadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_predates_the_erasure_is_destroyed_whatever_its_clock_says() {
+    let (store, settings) = fresh_store("store_skew").await;
+    let record = user_action(
+        USER,
+        "skew/1".into(),
+        at(20, 9, 0),
+        "login_attempt",
+        RetentionClass::Security,
+        "success",
+    );
+    store
+        .write_records(std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    let raw = session().await;
+    let ks = &settings.keyspace;
+    let refs: Vec<Vec<u8>> = raw
+        .query_unpaged(format!("SELECT user_ref FROM {ks}.user_keys"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(Vec<u8>,)>()
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(refs.len(), 1, "one user, one key row");
+    let ahead = Utc::now() + Duration::minutes(1);
+    raw.query_unpaged(
+        format!("UPDATE {ks}.user_keys SET created_at = ? WHERE user_ref = ?"),
+        (ahead, refs[0].clone()),
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        store.destroy_user_key(USER).await.unwrap(),
+        "the user had a key"
+    );
+    let fresh = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    let kept = fresh
+        .get_by_id(&record.id)
+        .await
+        .unwrap()
+        .expect("row kept");
+    assert!(kept.event.is_none(), "the erased record opens for nobody");
+    let found = fresh
+        .query_user(USER, TimeRange::default(), &[], 10, None)
+        .await
+        .unwrap();
+    assert!(found.records.is_empty(), "{:?}", ids(&found));
+    drop_keyspace(&settings.keyspace).await;
+}
+
 /// The local stack gives "nothing lost" with one node: its commit log syncs before a write is
 /// acknowledged (`group`), which the store reads back from the server, so the sink starts
 /// without the durability warning. (A periodic one-replica cluster is warned about: the

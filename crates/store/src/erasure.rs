@@ -20,9 +20,10 @@
 //!   random, so nothing ties the two pseudonyms together).
 //!
 //! # Ordering, and the race with running sinks
-//! `destroy_user_key` first writes the marker, then destroys every key created before it (a
-//! conditional `DELETE … IF key_id = ?`, so a key a sink claimed meanwhile is never orphaned),
-//! looping until the subject's `user_keys` row is gone or newer than the erasure. A sink:
+//! `destroy_user_key` reads the subject's key, writes the marker, then destroys that key and
+//! every key created before the marker (a conditional `DELETE … IF key_id = ?`, so a key a sink
+//! claimed meanwhile is never orphaned), looping until the subject's `user_keys` row is gone or
+//! newer than the erasure. A sink:
 //! - reads `user_keys` *before* it re-reads the marker and creates a key, so a key it creates
 //!   can only postdate the marker and is only used for records dated from `E` on;
 //! - treats a key created before the marker as being destroyed: it finishes that erasure itself
@@ -112,16 +113,38 @@ impl Store {
             return Err(StoreError::ReservedSubject);
         }
         let user_ref = self.keyring.user_ref(Subject::User(user_id));
+        // The key the subject has before the marker exists predates the erasure by causality,
+        // whatever its `created_at` says: the two times come from different statements and, on
+        // a cluster, from different coordinators' clocks, so a key created milliseconds before
+        // the erasure could compare as newer and be spared. Only keys that appear after the
+        // marker are judged by the clock.
+        let before = self
+            .current_key_row(&user_ref)
+            .await?
+            .map(|(key_id, _)| key_id);
         let erased_at = self.mark_erased(&user_ref).await?;
         let mut destroyed = false;
         for _ in 0..self.max_attempts.max(3) {
             match self.current_key_row(&user_ref).await? {
-                Some((key_id, created_at)) if created_at.is_none_or(|c| c <= erased_at) => {
+                Some((key_id, created_at))
+                    if Some(key_id) == before || created_at.is_none_or(|c| c <= erased_at) =>
+                {
                     self.finish_erasure(&user_ref, key_id).await?;
                     destroyed = true;
                 }
                 // No key, or one a sink created after the erasure, for records dated after it.
-                _ => return Ok(destroyed),
+                _ => {
+                    if let Some(key_id) = before.filter(|_| !destroyed) {
+                        // A sink that saw the marker finished this erasure itself (it destroys
+                        // the data key before the row that names it). Destroying the data key
+                        // again is harmless and makes it certain; the subject did have a key.
+                        let st = &self.ready().await?.statements;
+                        self.data_keys.remove(&key_id);
+                        self.execute("destroy data key", &st.delete_data_key, &(key_id,))
+                            .await?;
+                    }
+                    return Ok(destroyed || before.is_some());
+                }
             }
         }
         Err(StoreError::Read {
