@@ -91,7 +91,11 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
         .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
         .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
         .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        // `AUDITFLOW_TEST_CHILD_LOG` (a `RUST_LOG` filter) makes a failing test's services talk.
+        .env(
+            "RUST_LOG",
+            std::env::var("AUDITFLOW_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(std::process::Stdio::null());
     command
 }

@@ -1,7 +1,8 @@
 //! The at-least-once loop against the real Kafka, with an in-memory writer standing in for the
 //! database: every record is written, failed writes are retried (with consumption paused, as
 //! the in-flight bound is tiny), dead letters are produced, the watermark is committed, and a
-//! clean shutdown commits everything so a restart writes only what is new.
+//! clean shutdown commits everything so a restart writes only what is new; a partition revoked
+//! while consumption was paused flows again when it comes back.
 //!
 //! Needs the local stack (`cargo xtask up`); fails, never skips, when Kafka is down.
 
@@ -458,4 +459,196 @@ async fn dead_letters_fit_the_producer_and_the_topic_and_the_partition_flows() {
     assert_eq!(value.header("auditflow.error.headers_dropped"), None);
     assert_eq!(value.header("auditflow.error.key_dropped"), Some("200003"));
     assert_eq!(value.header("ce_id"), Some("x"), "a small header stays");
+}
+
+/// A [`MemoryStore`] whose writes wait until `open` says so, counting the calls waiting.
+#[derive(Clone)]
+struct GatedStore {
+    store: MemoryStore,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+impl BatchWriter for GatedStore {
+    async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
+        let mut open = self.open.clone();
+        let _ = open.wait_for(|open| *open).await;
+        self.store.write(batch).await
+    }
+}
+
+/// Produces `n` records named `{prefix}{i}` to partition `partition` of `topic`.
+async fn produce_to(bootstrap: &str, topic: &str, partition: i32, prefix: &str, n: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    let payloads: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    let sends = payloads.iter().map(|p| {
+        producer.send(
+            FutureRecord::<str, str>::to(topic)
+                .partition(partition)
+                .payload(p),
+            Duration::from_secs(30),
+        )
+    });
+    for r in futures::future::join_all(sends).await {
+        r.map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+/// The value of gauge `name` for service `test` in `metrics`, if set.
+fn gauge(metrics: &Metrics, name: &str) -> Option<i64> {
+    let prefix = format!("{name}{{service=\"test\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < DEADLINE, "never saw: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// librdkafka keeps a partition's pause across a revocation and a later assignment. A member
+/// paused by backpressure that loses a partition, resumes (what it then owns), and gets the
+/// partition back must resume it too — it once sat paused for good, committing nothing
+/// (`tests/sink_rebalance.rs` found it: "group … did not catch up").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
+    let bootstrap = bootstrap();
+    let run = format!(
+        "alopause_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let topic = format!("{run}.in");
+    create_topics(
+        &bootstrap,
+        &[(&topic, 2, &[]), (&format!("{run}.dlq"), 1, &[])],
+    )
+    .await;
+    for partition in 0..2 {
+        produce_to(
+            &bootstrap,
+            &topic,
+            partition,
+            &format!("first{partition}-"),
+            50,
+        )
+        .await;
+    }
+    let spec = LoopSpec {
+        service: "test".into(),
+        inputs: vec![topic.clone()],
+        dead_letter_topic: format!("{run}.dlq"),
+        kafka: KafkaSettings {
+            bootstrap_servers: bootstrap.clone(),
+            group_prefix: format!("{run}-"),
+            batch_max_records: 10,
+            batch_max_wait_ms: 10,
+            max_in_flight_records: 20,
+            commit_interval_ms: 50,
+            ..KafkaSettings::default()
+        },
+    };
+    let start = |writer: GatedStore, metrics: &Metrics, shutdown: &Shutdown| {
+        tokio::spawn(at_least_once::spawn(
+            spec.clone(),
+            writer,
+            metrics.service("test"),
+            Health::new().register("test", false),
+            shutdown.clone(),
+        ))
+    };
+
+    // A takes both partitions and, its writes held, pauses with 20 records in flight (the
+    // gauge is set after the loop paused).
+    let (open_a, gate_a) = tokio::sync::watch::channel(false);
+    let a_store = GatedStore {
+        store: MemoryStore::default(),
+        open: gate_a,
+    };
+    let (a_metrics, a_shutdown) = (Metrics::new().unwrap(), Shutdown::new());
+    let a = start(a_store.clone(), &a_metrics, &a_shutdown);
+    wait_for("A paused with 20 records in flight", || {
+        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(2)
+            && gauge(&a_metrics, "auditflow_in_flight_records") == Some(20)
+    })
+    .await;
+
+    // B joins and takes one partition from A, paused as it is.
+    let (_open_b, gate_b) = tokio::sync::watch::channel(true);
+    let b_store = GatedStore {
+        store: MemoryStore::default(),
+        open: gate_b,
+    };
+    let (b_metrics, b_shutdown) = (Metrics::new().unwrap(), Shutdown::new());
+    let b = start(b_store.clone(), &b_metrics, &b_shutdown);
+    wait_for("the partitions split", || {
+        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(1)
+            && gauge(&b_metrics, "auditflow_assigned_partitions") == Some(1)
+    })
+    .await;
+
+    // A's writes go through: it resumes what it owns now, and drains it.
+    open_a.send(true).unwrap();
+    wait_for("A drained its partition", || {
+        gauge(&a_metrics, "auditflow_in_flight_records") == Some(0)
+            && a_store.store.written.lock().unwrap().len() >= 50
+    })
+    .await;
+
+    // B leaves; its partition comes back to A, which is not paused now.
+    b_shutdown.trigger();
+    b.await.expect("task").expect("B ran");
+    wait_for("A owns both partitions again", || {
+        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(2)
+    })
+    .await;
+    // Fewer than would pause A again (a pause and resume would resume it all, hiding it).
+    for partition in 0..2 {
+        produce_to(
+            &bootstrap,
+            &topic,
+            partition,
+            &format!("then{partition}-"),
+            5,
+        )
+        .await;
+    }
+    let group = format!("{}test", spec.kafka.group_prefix);
+    let started = Instant::now();
+    loop {
+        let (committed, ends) = offsets(&bootstrap, &group, &topic);
+        if committed == ends {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "a partition stayed paused: committed {committed:?} of {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a_shutdown.trigger();
+    a.await.expect("task").expect("A ran");
+
+    let mut written: BTreeSet<(i32, i64)> = a_store
+        .store
+        .written
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    written.extend(b_store.store.written.lock().unwrap().iter().copied());
+    let expected: BTreeSet<(i32, i64)> =
+        (0..2).flat_map(|p| (0..55).map(move |o| (p, o))).collect();
+    assert_eq!(written, expected, "every record written");
 }

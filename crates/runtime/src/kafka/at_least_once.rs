@@ -8,7 +8,10 @@
 //!
 //! Backpressure: when `max_in_flight_records` are consumed but not durable, or their bytes
 //! reach `max_in_flight_bytes`, every owned partition is paused — the loop keeps polling so
-//! rebalances are still served — and resumed when both have drained to half. A failing write
+//! rebalances are still served — and resumed when both have drained to half. A partition the
+//! group assigns is put in the loop's state at once: librdkafka remembers a pause across a
+//! revocation, so a partition paused here, revoked and assigned back would otherwise sit
+//! paused for good. A failing write
 //! is retried with backoff for as long as it takes (a database outage delays, never loses),
 //! which keeps its records in flight, which keeps consumption paused: memory stays bounded
 //! under any backlog, whatever the records' sizes.
@@ -226,6 +229,7 @@ pub async fn spawn<W: BatchWriter>(
         batch_bytes: 0,
         bytes_in_flight: 0,
         paused: false,
+        unsynced: Vec::new(),
     };
     let result = state.run(&shutdown).await;
     state.finish().await;
@@ -266,6 +270,8 @@ struct LoopState<W> {
     /// Bytes of every record held: the batch being filled and the batches being written.
     bytes_in_flight: usize,
     paused: bool,
+    /// Newly assigned partitions not yet put in the loop's pause state (see `handle_rebalance`).
+    unsynced: Vec<Partition>,
 }
 
 impl<W: BatchWriter> LoopState<W> {
@@ -347,8 +353,8 @@ impl<W: BatchWriter> LoopState<W> {
         }
     }
 
-    /// Drops batched records of revoked partitions (the ledger already forgot them) and keeps
-    /// newly assigned partitions paused while the loop is.
+    /// Drops batched records of revoked partitions (the ledger already forgot them) and puts
+    /// newly assigned partitions in the loop's state: paused while it is, flowing otherwise.
     fn handle_rebalance(&mut self) {
         let (changes, joined) = {
             let mut assignment = lock(&self.assignment);
@@ -361,15 +367,33 @@ impl<W: BatchWriter> LoopState<W> {
             self.bytes_in_flight -= self.batch_bytes - kept;
             self.batch_bytes = kept;
         }
-        if self.paused && !changes.assigned.is_empty() {
-            self.set_paused(true);
+        // librdkafka keeps a partition's pause across a revocation and a later assignment: a
+        // partition paused here, revoked, and assigned back arrives paused even when the loop
+        // is not (and would never be resumed, the loop resuming only what it owns). So every
+        // newly assigned partition is put in the loop's state, whichever it is.
+        // Until librdkafka accepts it: retried on every flush tick.
+        self.unsynced.retain(|p| !changes.revoked.contains(p));
+        self.unsynced.extend(changes.assigned);
+        if !self.unsynced.is_empty() && self.pause_or_resume(&self.unsynced, self.paused) {
+            self.unsynced.clear();
         }
     }
 
     fn set_paused(&mut self, paused: bool) {
         let owned = lock(&self.assignment).owned();
+        if self.pause_or_resume(&owned, paused) {
+            self.unsynced.clear(); // every owned partition is in the new state
+            if paused != self.paused {
+                tracing::debug!(service = %self.spec.service, paused, "backpressure");
+            }
+            self.paused = paused;
+        }
+    }
+
+    /// Pauses or resumes `partitions`; false (and a warning) if librdkafka refused.
+    fn pause_or_resume(&self, partitions: &[Partition], paused: bool) -> bool {
         let mut tpl = TopicPartitionList::new();
-        for p in &owned {
+        for p in partitions {
             tpl.add_partition(&p.topic, p.partition);
         }
         let result = if paused {
@@ -378,14 +402,10 @@ impl<W: BatchWriter> LoopState<W> {
             self.consumer.resume(&tpl)
         };
         match result {
-            Ok(()) => {
-                if paused != self.paused {
-                    tracing::debug!(service = %self.spec.service, paused, "backpressure");
-                }
-                self.paused = paused;
-            }
+            Ok(()) => true,
             Err(err) => {
-                tracing::warn!(service = %self.spec.service, error = %err, paused, "pause/resume failed")
+                tracing::warn!(service = %self.spec.service, error = %err, paused, "pause/resume failed");
+                false
             }
         }
     }
