@@ -1171,6 +1171,30 @@ async fn key_rows(keyspace: &str) -> (BTreeSet<uuid::Uuid>, BTreeSet<uuid::Uuid>
     )
 }
 
+/// A fresh keyspace's store, and a second handle on it with caches of its own (a sink).
+async fn store_and_sink(name: &str) -> (Store, Store, StoreSettings) {
+    let (store, settings) = fresh_store(name).await;
+    let sink = Store::connect(&settings, &RetentionPeriods::default())
+        .await
+        .unwrap();
+    (store, sink, settings)
+}
+
+/// A successful login of `user` numbered `id` at `time`, its event naming them.
+fn racer_login(user: &str, id: &str, time: DateTime<Utc>) -> StorableRecord {
+    StorableRecord {
+        event: json!({"id": id, "data": {"user_id": user, "ip_address": IP}}),
+        ..user_action(
+            user,
+            id.into(),
+            time,
+            "login_attempt",
+            RetentionClass::Security,
+            "success",
+        )
+    }
+}
+
 /// `gdpr delete` racing a sink (another store handle, its own caches) that writes the same
 /// user's next record: whatever the interleaving, no wrapped key is left that no user row
 /// leads to (an orphan no later erasure could find), the erased records stay unreadable, and
@@ -1179,23 +1203,10 @@ async fn key_rows(keyspace: &str) -> (BTreeSet<uuid::Uuid>, BTreeSet<uuid::Uuid>
 /// readable if after: both are right, so it is not asserted.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
-    let (store, settings) = fresh_store("store_race").await;
-    let sink = Store::connect(&settings, &RetentionPeriods::default())
-        .await
-        .unwrap();
+    let (store, sink, settings) = store_and_sink("store_race").await;
     for round in 0..12 {
         let user = format!("racer-{round}@example.com");
-        let record = |id: &str, time| StorableRecord {
-            event: json!({"id": id, "data": {"user_id": user, "ip_address": IP}}),
-            ..user_action(
-                &user,
-                id.into(),
-                time,
-                "login_attempt",
-                RetentionClass::Security,
-                "success",
-            )
-        };
+        let record = |id: &str, time| racer_login(&user, id, time);
         let old = record(&format!("race/{round}/old"), at(20, 9, round));
         let during = record(
             &format!("race/{round}/during"),
@@ -1233,6 +1244,51 @@ async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
         assert!(found.records.iter().all(|r| r.event.is_some()));
         let erased = store.get_by_id(&old.id).await.unwrap().expect("row kept");
         assert!(erased.event.is_none(), "round {round}: erased stays erased");
+    }
+    let (wrapped, claimed) = key_rows(&settings.keyspace).await;
+    assert_eq!(
+        wrapped, claimed,
+        "every wrapped key is some user's, and only once"
+    );
+    drop_keyspace(&settings.keyspace).await;
+}
+
+/// `gdpr delete` of a user no store has a key for yet, racing a sink that writes a late record
+/// of theirs dated before the erasure (so it must never be readable). In the window where the
+/// sink reads "not erased", the erasure lands, and the sink then creates the user's first key,
+/// that key postdates the erasure and survives it, and the late record was sealed under it:
+/// once readable. Each round also checks the user's next record is readable under that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_record_racing_the_first_erasure_is_never_readable() {
+    let (store, sink, settings) = store_and_sink("store_first").await;
+    for round in 0..16 {
+        let user = format!("first-{round}@example.com");
+        let record = |id: &str, time| racer_login(&user, id, time);
+        let late = record(&format!("first/{round}/late"), at(20, 9, round));
+        let next = record(
+            &format!("first/{round}/next"),
+            Utc::now() + Duration::minutes(2),
+        );
+        let (erased, written) = tokio::join!(
+            store.destroy_user_key(&user),
+            sink.write_records(std::slice::from_ref(&late))
+        );
+        erased.unwrap();
+        written.unwrap();
+        let stored = store.get_by_id(&late.id).await.unwrap().expect("row kept");
+        assert!(
+            stored.event.is_none(),
+            "round {round}: a record dated before the erasure is readable"
+        );
+        sink.write_records(std::slice::from_ref(&next))
+            .await
+            .unwrap();
+        let found = store
+            .query_user(&user, TimeRange::default(), &[], 10, None)
+            .await
+            .unwrap();
+        assert_eq!(ids(&found), std::slice::from_ref(&next.id), "round {round}");
+        assert!(found.records.iter().all(|r| r.event.is_some()));
     }
     let (wrapped, claimed) = key_rows(&settings.keyspace).await;
     assert_eq!(

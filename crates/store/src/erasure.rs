@@ -24,8 +24,10 @@
 //! every key created before the marker (a conditional `DELETE … IF key_id = ?`, so a key a sink
 //! claimed meanwhile is never orphaned), looping until the subject's `user_keys` row is gone or
 //! newer than the erasure. A sink:
-//! - reads `user_keys` *before* it re-reads the marker and creates a key, so a key it creates
-//!   can only postdate the marker and is only used for records dated from `E` on;
+//! - reads `user_keys` *before* it re-reads the marker and creates a key, and reads the marker
+//!   once more after its claim won: an erasure that landed between that read and the claim
+//!   spares the key (it postdates the marker), so the sink must learn of it before it seals
+//!   anything. A key it creates is therefore only used for records dated from `E` on;
 //! - treats a key created before the marker as being destroyed: it finishes that erasure itself
 //!   (idempotent), so an interrupted `gdpr delete` cannot leave a usable key behind;
 //! - after every write, polls `erasures_by_day` (the erasures of the last minutes) and drops

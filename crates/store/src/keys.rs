@@ -102,7 +102,17 @@ impl Store {
                 .await?
                 && !key.predates(erased_at)
             {
-                return Ok(WriteKey::Live(self.remember(user_ref, key)));
+                let key = self.remember(user_ref, key);
+                // Read again after the claim: an erasure that landed between the read above
+                // and the claim is older than this key, so it spares it, and the caller must
+                // not seal records dated before it under it (the `erasure` module).
+                if let Subject::User(_) = subject {
+                    let now = self.read_erased_at(&user_ref).await?;
+                    if now > erased_at {
+                        return Ok(WriteKey::ErasedMeanwhile(now.unwrap_or_default()));
+                    }
+                }
+                return Ok(WriteKey::Live(key));
             }
         }
         Err(StoreError::Read {
