@@ -10,14 +10,12 @@
 //! one.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auditflow_integration_tests::causality::{IndexerSetup, linked, start_indexer};
-use auditflow_integration_tests::kafka::{self, Input, Stream};
+use auditflow_integration_tests::kafka::{Input, Stream};
 use auditflow_integration_tests::private_node::*;
-use auditflow_integration_tests::stack::DEADLINE;
 use auditflow_integration_tests::store::{count_at, session_at};
-use auditflow_store::Store;
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 4_000;
@@ -46,27 +44,10 @@ async fn indexed_ids(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
-    let booting = Instant::now();
-    let mut node = PrivateNode::start().await;
-    eprintln!(
-        "private Cassandra answering on {CQL_PORT} after {:.1} s",
-        booting.elapsed().as_secs_f32()
-    );
-    let nodes = PrivateNode::nodes();
-
     let mut setup = IndexerSetup::new("cau_outage").await;
-    setup.config.store.nodes = nodes.clone();
-    // The schema first, with the store's default timeouts (DDL on a node that has just booted
-    // can be slow), then fail fast inside the store so that the harness's own retry and pause
-    // carry the outage.
-    Store::connect(&setup.config.store, &setup.config.retention)
-        .await
-        .expect("connecting to the private node")
-        .migrate()
-        .await
-        .expect("creating the schema");
-    setup.config.store.max_attempts = 2;
-    setup.config.store.request_timeout_ms = 2_000;
+    let mut node = outage::start_node(&mut setup.config).await;
+    let nodes = setup.config.store.nodes.clone();
+    outage::migrate_then_fail_fast(&mut setup.config).await;
 
     let topic = setup.config.topics.user_action.clone();
     let records: Vec<Input> = (0..TOTAL)
@@ -93,58 +74,19 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     // mid-stream): the stream's head alone holds more than that.
     const COMMITTED_FIRST: i64 = 500;
     const _: () = assert!((TOTAL - HELD) as i64 > COMMITTED_FIRST);
-    let waiting = Instant::now();
-    while kafka::committed(&setup.bootstrap, &setup.group(), &topic)
-        .values()
-        .sum::<i64>()
-        < COMMITTED_FIRST
-    {
-        if task.is_finished() {
-            let outcome = (&mut task).await;
-            panic!("the indexer stopped before committing anything: {outcome:?}");
-        }
-        assert!(
-            waiting.elapsed() < DEADLINE,
-            "timed out waiting for the indexer to commit something"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let group = setup.group();
+    let watched = (setup.bootstrap.as_str(), group.as_str(), topic.as_str());
+    outage::wait_for_commits(watched, COMMITTED_FIRST, &mut task, "indexer").await;
     let before_kill = count_at(&nodes, &keyspace, "causality_nodes").await;
     let produced_at_kill = stream.produced();
-    node.kill();
-    let killed = Instant::now();
-    assert!(
-        port_refuses(CQL_PORT),
-        "CQL port {CQL_PORT} still answers after the node was killed"
-    );
+    let killed = outage::kill(&mut node);
     // The rest of the stream arrives while the database is away.
     stream.finish().await;
-    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
-    assert!(
-        !task.is_finished(),
-        "the indexer must survive an outage, not exit"
-    );
-
-    // Nothing can be acknowledged after the kill: every record below the offsets committed
-    // now was acknowledged by the node before it.
-    let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
-    let acknowledged = kafka::ids_below(&setup.bootstrap, &topic, &committed_before_restart);
-    assert!(!acknowledged.is_empty(), "the crash came before any commit");
-    assert!(
-        acknowledged.len() < TOTAL,
-        "the crash came after the whole stream was committed"
-    );
+    outage::keep_down(killed, OUTAGE, &task, "indexer").await;
+    let (committed_before_restart, acknowledged) = outage::acknowledged(watched, TOTAL);
     let restart = node.boot().await;
     let indexed = indexed_ids(&nodes, &keyspace).await;
-    let lost: Vec<&String> = acknowledged.difference(&indexed).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} records whose offsets were committed before the crash are not indexed after \
-         the restart (committed {committed_before_restart:?}), e.g. {:?}",
-        lost.len(),
-        acknowledged.len(),
-        &lost[..lost.len().min(5)]
-    );
+    outage::assert_none_lost(&acknowledged, &indexed, &committed_before_restart);
     eprintln!(
         "killed the node with {before_kill} indexed and {produced_at_kill} of {TOTAL} \
          produced; {} committed before the restart, all indexed; answering again {:.1} s after \

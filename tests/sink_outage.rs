@@ -20,16 +20,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::collections::BTreeSet;
 
-use auditflow_integration_tests::kafka::{self, Input, produce};
+use auditflow_integration_tests::kafka::{Input, produce};
 use auditflow_integration_tests::private_node::*;
 use auditflow_integration_tests::sink::{SinkSetup, start_sink, user_action};
-use auditflow_integration_tests::stack::DEADLINE;
 use auditflow_integration_tests::store::{count_at, session_at, stored_or_zero_at};
-use auditflow_store::Store;
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 6_000;
@@ -51,28 +49,10 @@ async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
-    let booting = Instant::now();
-    let mut node = PrivateNode::start().await;
-    eprintln!(
-        "private Cassandra answering on {CQL_PORT} after {:.1} s",
-        booting.elapsed().as_secs_f32()
-    );
-    let nodes = PrivateNode::nodes();
-
     let mut setup = SinkSetup::new("sink_outage").await;
-    setup.config.store.nodes = nodes.clone();
-    // The schema first, with the store's default timeouts: DDL on a node that has just booted
-    // can take longer than the 2 s the sink gets below (the sink then finds it in place).
-    Store::connect(&setup.config.store, &setup.config.retention)
-        .await
-        .expect("connecting to the private node")
-        .migrate()
-        .await
-        .expect("creating the schema");
-    // Fail fast inside the store so the harness's own retry/pause path is what carries the
-    // outage (the store's retries would only stretch each attempt).
-    setup.config.store.max_attempts = 2;
-    setup.config.store.request_timeout_ms = 2_000;
+    let mut node = outage::start_node(&mut setup.config).await;
+    let nodes = setup.config.store.nodes.clone();
+    outage::migrate_then_fail_fast(&mut setup.config).await;
     // A stream of 6,000 records, 200 at a time, that goes on across the kill: the node dies
     // while the sink is writing, and records keep arriving while it is away.
     let produced = Arc::new(AtomicUsize::new(0));
@@ -98,61 +78,25 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     let topic = setup.config.topics.user_action.clone();
     // The crash lands once the sink has committed offsets (so there are acknowledged records
     // to lose) and while the stream is still going (so it is mid-stream).
-    let waiting = Instant::now();
-    while kafka::committed(&setup.bootstrap, &setup.group(), &topic)
-        .values()
-        .sum::<i64>()
-        == 0
-    {
-        if task.is_finished() {
-            let outcome = (&mut task).await;
-            panic!("the sink stopped before committing anything: {outcome:?}");
-        }
-        assert!(
-            waiting.elapsed() < DEADLINE,
-            "timed out waiting for the sink to commit something"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let group = setup.group();
+    let watched = (setup.bootstrap.as_str(), group.as_str(), topic.as_str());
+    outage::wait_for_commits(watched, 1, &mut task, "sink").await;
 
     let before_kill = stored_or_zero_at(&nodes, &keyspace).await;
     let produced_at_kill = produced.load(Ordering::SeqCst);
-    node.kill();
-    let killed = Instant::now();
-    assert!(
-        port_refuses(CQL_PORT),
-        "CQL port {CQL_PORT} still answers after the node was killed"
-    );
-    tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
-    assert!(
-        !task.is_finished(),
-        "the sink must survive an outage, not exit"
-    );
-
+    let killed = outage::kill(&mut node);
+    outage::keep_down(killed, OUTAGE, &task, "sink").await;
     let down = killed.elapsed();
     let produced_while_down = produced.load(Ordering::SeqCst) - produced_at_kill;
-    // What the sink committed while the node was down: nothing can be acknowledged after the
-    // kill, so every record below these offsets was acknowledged by the node before it.
-    let committed_before_restart = kafka::committed(&setup.bootstrap, &setup.group(), &topic);
-    let acknowledged = kafka::ids_below(&setup.bootstrap, &topic, &committed_before_restart);
-    assert!(!acknowledged.is_empty(), "the crash came before any commit");
-    assert!(
-        acknowledged.len() < TOTAL,
-        "the crash came after the whole stream was committed"
-    );
+    let (committed_before_restart, acknowledged) = outage::acknowledged(watched, TOTAL);
     let restart = node.boot().await;
     let after_restart = stored_or_zero_at(&nodes, &keyspace).await;
-    // The promise itself (docs/operations.md): a record whose offset was committed is in the
-    // database, also after the database crashed. With `commitlog_sync: periodic` this failed.
+    // With `commitlog_sync: periodic` this failed.
     let stored_after_restart = stored_id_set(&nodes, &keyspace).await;
-    let lost: Vec<&String> = acknowledged.difference(&stored_after_restart).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} records whose offsets were committed before the crash are not stored after \
-         the restart (committed {committed_before_restart:?}), e.g. {:?}",
-        lost.len(),
-        acknowledged.len(),
-        &lost[..lost.len().min(5)]
+    outage::assert_none_lost(
+        &acknowledged,
+        &stored_after_restart,
+        &committed_before_restart,
     );
     eprintln!(
         "killed the node with {before_kill} stored and {produced_at_kill} produced; down \

@@ -5,13 +5,13 @@
 use std::process::Command;
 
 use auditflow_core::Config;
-use auditflow_runtime::{Health, Metrics, Shutdown};
+use auditflow_runtime::Metrics;
 use auditflow_store::Store;
 use auditflow_store::causality::CausalityIndex;
 use scylla::value::{CqlValue, Row};
 
 use crate::kafka::{self, Input, create_topic};
-use crate::processes::{ChildGuard, service_command};
+use crate::processes::{ChildGuard, Started, service_command, start_in_process};
 use crate::sink::SinkSetup;
 use crate::store::{session, session_at};
 
@@ -111,21 +111,12 @@ impl IndexerSetup {
 
     /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
     pub fn spawn_indexer(&self) -> ChildGuard {
-        let child = self
-            .command(&["run", "causality-indexer"])
-            .spawn()
-            .expect("starting auditflow run causality-indexer");
-        ChildGuard::new(child)
+        ChildGuard::spawn(self.command(&["run", "causality-indexer"]))
     }
 }
 
 /// Starts the indexer in this process: its shutdown switch and task.
-pub fn start_indexer(
-    config: &Config,
-) -> (
-    Shutdown,
-    tokio::task::JoinHandle<Result<(), auditflow_causality_indexer::Error>>,
-) {
+pub fn start_indexer(config: &Config) -> Started<auditflow_causality_indexer::Error> {
     start_indexer_with(config, &Metrics::new().expect("metrics"))
 }
 
@@ -133,16 +124,11 @@ pub fn start_indexer(
 pub fn start_indexer_with(
     config: &Config,
     metrics: &Metrics,
-) -> (
-    Shutdown,
-    tokio::task::JoinHandle<Result<(), auditflow_causality_indexer::Error>>,
-) {
-    let shutdown = Shutdown::new();
-    let (config, metrics, stop) = (config.clone(), metrics.clone(), shutdown.clone());
-    let task = tokio::spawn(async move {
-        auditflow_causality_indexer::run(&config, &metrics, &Health::new(), stop).await
+) -> Started<auditflow_causality_indexer::Error> {
+    let indexer = start_in_process(config, metrics, |c, m, h, s| async move {
+        auditflow_causality_indexer::run(&c, &m, &h, s).await
     });
-    (shutdown, task)
+    indexer.started()
 }
 
 /// A CloudEvent as the pipeline writes them, with the links the indexer reads.

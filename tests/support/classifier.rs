@@ -6,7 +6,7 @@ use auditflow_core::Config;
 use auditflow_runtime::{Health, Metrics, Shutdown};
 
 use crate::kafka::{create_topic, read_committed};
-use crate::processes::binary_command;
+use crate::processes::{binary_command, start_in_process};
 use crate::stack::{require_kafka, unique_name};
 
 /// One test's private corner of the cluster.
@@ -80,21 +80,16 @@ pub fn start_classifier(
     Health,
     tokio::task::JoinHandle<Result<(), auditflow_classifier::Error>>,
 ) {
-    let shutdown = Shutdown::new();
     let metrics = Metrics::new().expect("metrics");
-    let health = Health::new();
-    let task = {
-        let (config, metrics, health, shutdown) = (
-            config.clone(),
-            metrics.clone(),
-            health.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            auditflow_classifier::run(&config, &metrics, &health, shutdown).await
-        })
-    };
-    (shutdown, metrics, health, task)
+    let classifier = start_in_process(config, &metrics, |c, m, h, s| async move {
+        auditflow_classifier::run(&c, &m, &h, s).await
+    });
+    (
+        classifier.shutdown,
+        metrics,
+        classifier.health,
+        classifier.task,
+    )
 }
 
 /// The recipe's lifecycle events (`docs/examples/recipe-lifecycle.ndjson`), one per line.

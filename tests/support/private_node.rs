@@ -219,3 +219,135 @@ fn tail(log: &Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
+
+/// What the outage tests (`sink_outage`, `causality_outage`) do around the service they run,
+/// in the order they do it: start the node, create the schema and make the store fail fast,
+/// wait for the service's first commits, kill the node, and after its restart check that
+/// every record committed before the crash survived it.
+pub mod outage {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::fmt::Debug;
+    use std::time::{Duration, Instant};
+
+    use auditflow_core::Config;
+    use auditflow_store::Store;
+    use tokio::task::JoinHandle;
+
+    use super::{CQL_PORT, PrivateNode, port_refuses};
+    use crate::kafka;
+    use crate::stack::DEADLINE;
+
+    /// Starts the private node (saying how long it took) and points `config` at it.
+    pub async fn start_node(config: &mut Config) -> PrivateNode {
+        let booting = Instant::now();
+        let node = PrivateNode::start().await;
+        eprintln!(
+            "private Cassandra answering on {CQL_PORT} after {:.1} s",
+            booting.elapsed().as_secs_f32()
+        );
+        config.store.nodes = PrivateNode::nodes();
+        node
+    }
+
+    /// Creates the schema with the store's default timeouts (DDL on a node that has just
+    /// booted can be slow; the service then finds it in place), then makes the store fail
+    /// fast — two attempts of 2 s — so that the service's own retry and pause carry the
+    /// outage (the store's retries would only stretch each attempt).
+    pub async fn migrate_then_fail_fast(config: &mut Config) {
+        Store::connect(&config.store, &config.retention)
+            .await
+            .expect("connecting to the private node")
+            .migrate()
+            .await
+            .expect("creating the schema");
+        config.store.max_attempts = 2;
+        config.store.request_timeout_ms = 2_000;
+    }
+
+    /// Waits until `group` has committed at least `at_least` records of `topic`: the crash
+    /// then finds acknowledged records to lose. Fails if `service`'s task ends first.
+    pub async fn wait_for_commits<T: Debug>(
+        (bootstrap, group, topic): (&str, &str, &str),
+        at_least: i64,
+        task: &mut JoinHandle<T>,
+        service: &str,
+    ) {
+        let waiting = Instant::now();
+        while kafka::committed(bootstrap, group, topic)
+            .values()
+            .sum::<i64>()
+            < at_least
+        {
+            if task.is_finished() {
+                let outcome = task.await;
+                panic!("the {service} stopped before committing anything: {outcome:?}");
+            }
+            assert!(
+                waiting.elapsed() < DEADLINE,
+                "timed out waiting for the {service} to commit something"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the node (SIGKILL) and checks its CQL port refuses; returns the instant.
+    pub fn kill(node: &mut PrivateNode) -> Instant {
+        node.kill();
+        let killed = Instant::now();
+        assert!(
+            port_refuses(CQL_PORT),
+            "CQL port {CQL_PORT} still answers after the node was killed"
+        );
+        killed
+    }
+
+    /// Keeps the node down until `outage` has passed since it was `killed`, then checks that
+    /// `service`'s task lives on.
+    pub async fn keep_down<T>(
+        killed: Instant,
+        outage: Duration,
+        task: &JoinHandle<T>,
+        service: &str,
+    ) {
+        tokio::time::sleep(outage.saturating_sub(killed.elapsed())).await;
+        assert!(
+            !task.is_finished(),
+            "the {service} must survive an outage, not exit"
+        );
+    }
+
+    /// What `group` has committed of `topic` while the node is down, and the ids of the
+    /// records below it: nothing can be acknowledged after the kill, so the node acknowledged
+    /// every one of them before it. Checked to be some of the `total` records, not all.
+    pub fn acknowledged(
+        (bootstrap, group, topic): (&str, &str, &str),
+        total: usize,
+    ) -> (BTreeMap<i32, i64>, BTreeSet<String>) {
+        let committed = kafka::committed(bootstrap, group, topic);
+        let ids = kafka::ids_below(bootstrap, topic, &committed);
+        assert!(!ids.is_empty(), "the crash came before any commit");
+        assert!(
+            ids.len() < total,
+            "the crash came after the whole stream was committed"
+        );
+        (committed, ids)
+    }
+
+    /// The promise itself (docs/operations.md): a record whose offset was committed is in the
+    /// database, also after the database crashed. `kept` is what the restarted node holds.
+    pub fn assert_none_lost(
+        acknowledged: &BTreeSet<String>,
+        kept: &BTreeSet<String>,
+        committed: &BTreeMap<i32, i64>,
+    ) {
+        let lost: Vec<&String> = acknowledged.difference(kept).collect();
+        assert!(
+            lost.is_empty(),
+            "{} of {} records whose offsets were committed before the crash are not in the \
+             database after the restart (committed {committed:?}), e.g. {:?}",
+            lost.len(),
+            acknowledged.len(),
+            &lost[..lost.len().min(5)]
+        );
+    }
+}

@@ -1,10 +1,55 @@
-//! The real `auditflow` binary as a child process: where `cargo build` put it, its command
-//! line pointed at a test's cluster, topics and keyspace, and stopping it (SIGTERM, or SIGKILL
-//! when a guard is dropped).
+//! The services the tests start: the real `auditflow` binary as a child process (where `cargo
+//! build` put it, its command line pointed at a test's cluster, topics and keyspace, and
+//! stopping it: SIGTERM, or SIGKILL when a guard is dropped), or a service's `run` on a task
+//! of this process ([`start_in_process`]).
 
+use std::future::Future;
 use std::process::Command;
 
 use auditflow_core::Config;
+use auditflow_runtime::{Health, Metrics, Shutdown};
+
+/// A service's `run` started on a task of this process.
+pub struct InProcess<E> {
+    /// Stops it (it finishes its in-flight work, commits and leaves its group).
+    pub shutdown: Shutdown,
+    /// Its health, as `/readyz` would report it.
+    pub health: Health,
+    /// Resolves when it stops.
+    pub task: tokio::task::JoinHandle<Result<(), E>>,
+}
+
+/// What the in-process starters of the support modules return: the shutdown switch and task.
+pub type Started<E> = (Shutdown, tokio::task::JoinHandle<Result<(), E>>);
+
+impl<E> InProcess<E> {
+    /// Its shutdown switch and task.
+    pub fn started(self) -> Started<E> {
+        (self.shutdown, self.task)
+    }
+}
+
+/// Starts `run` (a service's `run`, given its own copies of `config`, `metrics`, a fresh
+/// health and a fresh shutdown switch) on a task of this process.
+pub fn start_in_process<E, F, Fut>(config: &Config, metrics: &Metrics, run: F) -> InProcess<E>
+where
+    F: FnOnce(Config, Metrics, Health, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    let (shutdown, health) = (Shutdown::new(), Health::new());
+    let task = tokio::spawn(run(
+        config.clone(),
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+    ));
+    InProcess {
+        shutdown,
+        health,
+        task,
+    }
+}
 
 /// The `auditflow` binary `cargo build` put next to the running test executable
 /// (`target/<profile>/auditflow`), for tests that run, kill and restart the real thing;
@@ -46,6 +91,14 @@ pub struct ChildGuard(std::process::Child);
 impl ChildGuard {
     /// Guards `child`: it is killed and reaped when the guard is dropped.
     pub fn new(child: std::process::Child) -> Self {
+        Self(child)
+    }
+
+    /// Starts `command` (an `auditflow` service) and guards it.
+    pub fn spawn(mut command: Command) -> Self {
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!("starting {:?}: {e}", command.get_args().collect::<Vec<_>>())
+        });
         Self(child)
     }
 }

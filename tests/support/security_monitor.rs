@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use auditflow_core::Config;
 use auditflow_core::classify::Classified;
-use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
+use auditflow_runtime::{Metrics, Shutdown, kafka::topics};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::classifier::Setup;
 use crate::kafka::{Input, Read, produce, wait_caught_up};
 use crate::metrics::metric;
+use crate::processes::start_in_process;
 use crate::stack::DEADLINE;
 
 /// RFC 3339 with milliseconds, as producers write `time`.
@@ -98,18 +99,14 @@ pub struct Monitor {
 impl Monitor {
     /// Starts the monitor in this process with `config` and a metrics registry of its own.
     pub fn start(config: &Config) -> Monitor {
-        let (metrics, shutdown) = (Metrics::new().expect("metrics"), Shutdown::new());
-        let task = {
-            let (config, metrics, stop) = (config.clone(), metrics.clone(), shutdown.clone());
-            tokio::spawn(async move {
-                let health = Health::new();
-                auditflow_security_monitor::run(&config, &metrics, &health, stop).await
-            })
-        };
+        let metrics = Metrics::new().expect("metrics");
+        let monitor = start_in_process(config, &metrics, |c, m, h, s| async move {
+            auditflow_security_monitor::run(&c, &m, &h, s).await
+        });
         Monitor {
             metrics,
-            shutdown,
-            task: Some(task),
+            shutdown: monitor.shutdown,
+            task: Some(monitor.task),
         }
     }
 

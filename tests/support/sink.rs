@@ -5,12 +5,15 @@
 use std::process::Command;
 
 use auditflow_core::Config;
-use auditflow_runtime::{Health, Metrics, Shutdown};
+use auditflow_runtime::Metrics;
 
 use crate::classifier::Setup;
 use crate::kafka::{self, Input, Stream, create_topic, produce};
 use crate::metrics::{consumed_at, free_port, wait_for_split_at};
-use crate::processes::{ChildGuard, auditflow_binary, service_command, spawn_slowed, terminate};
+use crate::processes::{
+    ChildGuard, Started, auditflow_binary, service_command, spawn_slowed, start_in_process,
+    terminate,
+};
 use crate::stack::{eventually, require_cql, unique_name};
 use crate::store::{count_at, session_at};
 
@@ -88,11 +91,7 @@ impl SinkSetup {
 
     /// `auditflow run sink`, as a child process (killed if the test fails).
     pub fn spawn_sink(&self) -> ChildGuard {
-        let child = self
-            .command(&["run", "sink"])
-            .spawn()
-            .expect("starting auditflow run sink");
-        ChildGuard::new(child)
+        ChildGuard::spawn(self.command(&["run", "sink"]))
     }
 }
 
@@ -215,30 +214,16 @@ pub fn auditflow(setup: &SinkSetup, args: &[&str]) -> (i32, String, String) {
 }
 
 /// Starts the sink in this process: its shutdown switch and task.
-pub fn start_sink(
-    config: &Config,
-) -> (
-    Shutdown,
-    tokio::task::JoinHandle<Result<(), auditflow_sink::Error>>,
-) {
+pub fn start_sink(config: &Config) -> Started<auditflow_sink::Error> {
     start_sink_with(config, &Metrics::new().expect("metrics"))
 }
 
 /// [`start_sink`], recording into `metrics` (for tests that read the sink's counters).
-pub fn start_sink_with(
-    config: &Config,
-    metrics: &Metrics,
-) -> (
-    Shutdown,
-    tokio::task::JoinHandle<Result<(), auditflow_sink::Error>>,
-) {
-    let shutdown = Shutdown::new();
-    let (config, metrics, stop) = (config.clone(), metrics.clone(), shutdown.clone());
-    let task =
-        tokio::spawn(
-            async move { auditflow_sink::run(&config, &metrics, &Health::new(), stop).await },
-        );
-    (shutdown, task)
+pub fn start_sink_with(config: &Config, metrics: &Metrics) -> Started<auditflow_sink::Error> {
+    let sink = start_in_process(config, metrics, |c, m, h, s| async move {
+        auditflow_sink::run(&c, &m, &h, s).await
+    });
+    sink.started()
 }
 
 /// `audit.user.action` number `i` of `user`, as the classifier writes it (structured mode),

@@ -30,6 +30,32 @@ use support::bootstrap;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
+/// A name no earlier run used: `{prefix}_{pid}_{microseconds since the epoch}`.
+fn unique_run(prefix: &str) -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_micros();
+    format!("{prefix}_{}_{micros}", std::process::id())
+}
+
+/// The loop of service `test` reading `topic` into `dead_letters`, its group named after
+/// `run`, with `tuned`'s batch and bound settings.
+fn loop_spec(run: &str, topic: &str, dead_letters: &str, tuned: KafkaSettings) -> LoopSpec {
+    LoopSpec {
+        service: "test".into(),
+        inputs: vec![topic.to_owned()],
+        dead_letter_topic: dead_letters.to_owned(),
+        kafka: KafkaSettings {
+            bootstrap_servers: bootstrap(),
+            group_prefix: format!("{run}-"),
+            batch_max_wait_ms: 10,
+            commit_interval_ms: 50,
+            ..tuned
+        },
+    }
+}
+
 /// Remembers what it wrote; fails its first `failures` calls; dead-letters payloads starting
 /// with `bad`.
 #[derive(Clone, Default)]
@@ -244,6 +270,23 @@ fn offsets(bootstrap: &str, group: &str, topic: &str) -> (Vec<i64>, Vec<i64>) {
     (committed, ends)
 }
 
+/// Waits until the group of `spec` has committed everything now in `topic`.
+async fn wait_committed(spec: &LoopSpec, topic: &str) {
+    let group = format!("{}test", spec.kafka.group_prefix);
+    let started = Instant::now();
+    loop {
+        let (committed, ends) = offsets(&spec.kafka.bootstrap_servers, &group, topic);
+        if committed == ends {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "never committed everything: {committed:?} of {ends:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn run_until_committed(spec: &LoopSpec, store: &MemoryStore, topic: &str) {
     let shutdown = Shutdown::new();
     let metrics = Metrics::new().expect("metrics");
@@ -255,19 +298,7 @@ async fn run_until_committed(spec: &LoopSpec, store: &MemoryStore, topic: &str) 
         health.register("test", false),
         shutdown.clone(),
     ));
-    let group = format!("{}test", spec.kafka.group_prefix);
-    let started = Instant::now();
-    loop {
-        let (committed, ends) = offsets(&spec.kafka.bootstrap_servers, &group, topic);
-        if committed == ends {
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "never committed everything: {committed:?} of {ends:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_committed(spec, topic).await;
     assert!(health.is_ready());
     shutdown.trigger();
     task.await.expect("task").expect("loop ran");
@@ -276,11 +307,7 @@ async fn run_until_committed(spec: &LoopSpec, store: &MemoryStore, topic: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_everything_retries_failures_and_commits_the_watermark() {
     let bootstrap = bootstrap();
-    let run = format!(
-        "alo_{}_{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
+    let run = unique_run("alo");
     let topic = format!("{run}.in");
     create_topics(
         &bootstrap,
@@ -304,21 +331,17 @@ async fn writes_everything_retries_failures_and_commits_the_watermark() {
         .map(|i| landed[i])
         .collect();
 
-    let spec = LoopSpec {
-        service: "test".into(),
-        inputs: vec![topic.clone()],
-        dead_letter_topic: format!("{run}.dlq"),
-        kafka: KafkaSettings {
-            bootstrap_servers: bootstrap.clone(),
-            group_prefix: format!("{run}-"),
+    let spec = loop_spec(
+        &run,
+        &topic,
+        &format!("{run}.dlq"),
+        KafkaSettings {
             batch_max_records: 20,
-            batch_max_wait_ms: 10,
             // Tiny, so consumption pauses (and resumes) many times over.
             max_in_flight_records: 50,
-            commit_interval_ms: 50,
             ..KafkaSettings::default()
         },
-    };
+    );
     let store = MemoryStore::default();
     store.failures.store(3, Ordering::SeqCst);
     run_until_committed(&spec, &store, &topic).await;
@@ -368,14 +391,7 @@ async fn writes_everything_retries_failures_and_commits_the_watermark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_fit_the_producer_and_the_topic_and_the_partition_flows() {
     let bootstrap = bootstrap();
-    let run = format!(
-        "alofit_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-    );
+    let run = unique_run("alofit");
     let topic = format!("{run}.in");
     let dlq = format!("{run}.dlq");
     create_topics(
@@ -403,18 +419,7 @@ async fn dead_letters_fit_the_producer_and_the_topic_and_the_partition_flows() {
     ];
     produce_with_headers(&bootstrap, &topic, &records).await;
 
-    let spec = LoopSpec {
-        service: "test".into(),
-        inputs: vec![topic.clone()],
-        dead_letter_topic: dlq.clone(),
-        kafka: KafkaSettings {
-            bootstrap_servers: bootstrap.clone(),
-            group_prefix: format!("{run}-"),
-            batch_max_wait_ms: 10,
-            commit_interval_ms: 50,
-            ..KafkaSettings::default()
-        },
-    };
+    let spec = loop_spec(&run, &topic, &dlq, KafkaSettings::default());
     let store = MemoryStore::default();
     run_until_committed(&spec, &store, &topic).await;
     let written: BTreeSet<i64> = store.written.lock().unwrap().iter().map(|w| w.1).collect();
@@ -496,13 +501,56 @@ async fn produce_to(bootstrap: &str, topic: &str, partition: i32, prefix: &str, 
     }
 }
 
-/// The value of gauge `name` for service `test` in `metrics`, if set.
-fn gauge(metrics: &Metrics, name: &str) -> Option<i64> {
-    let prefix = format!("{name}{{service=\"test\"}} ");
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+/// One member of the test group: a loop writing to a [`GatedStore`].
+struct Member {
+    open: tokio::sync::watch::Sender<bool>,
+    store: GatedStore,
+    metrics: Metrics,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<auditflow_runtime::Result<()>>,
+}
+
+impl Member {
+    /// Starts the loop of `spec`, its writes held until `open`.
+    fn start(spec: &LoopSpec, open: bool) -> Self {
+        let (open, gate) = tokio::sync::watch::channel(open);
+        let store = GatedStore {
+            store: MemoryStore::default(),
+            open: gate,
+        };
+        let (metrics, shutdown) = (Metrics::new().expect("metrics"), Shutdown::new());
+        let task = tokio::spawn(at_least_once::spawn(
+            spec.clone(),
+            store.clone(),
+            metrics.service("test"),
+            Health::new().register("test", false),
+            shutdown.clone(),
+        ));
+        Self {
+            open,
+            store,
+            metrics,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The value of this member's gauge `name`, if set.
+    fn gauge(&self, name: &str) -> Option<i64> {
+        let prefix = format!("{name}{{service=\"test\"}} ");
+        self.metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    /// Shuts the loop down (it leaves the group) and returns what it wrote.
+    async fn stop(self) -> BTreeSet<(i32, i64)> {
+        self.shutdown.trigger();
+        self.task.await.expect("task").expect("the loop ran");
+        let written = self.store.store.written.lock().unwrap();
+        written.iter().copied().collect()
+    }
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -520,14 +568,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
     let bootstrap = bootstrap();
-    let run = format!(
-        "alopause_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros()
-    );
+    let run = unique_run("alopause");
     let topic = format!("{run}.in");
     create_topics(
         &bootstrap,
@@ -544,72 +585,45 @@ async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
         )
         .await;
     }
-    let spec = LoopSpec {
-        service: "test".into(),
-        inputs: vec![topic.clone()],
-        dead_letter_topic: format!("{run}.dlq"),
-        kafka: KafkaSettings {
-            bootstrap_servers: bootstrap.clone(),
-            group_prefix: format!("{run}-"),
+    let spec = loop_spec(
+        &run,
+        &topic,
+        &format!("{run}.dlq"),
+        KafkaSettings {
             batch_max_records: 10,
-            batch_max_wait_ms: 10,
             max_in_flight_records: 20,
-            commit_interval_ms: 50,
             ..KafkaSettings::default()
         },
-    };
-    let start = |writer: GatedStore, metrics: &Metrics, shutdown: &Shutdown| {
-        tokio::spawn(at_least_once::spawn(
-            spec.clone(),
-            writer,
-            metrics.service("test"),
-            Health::new().register("test", false),
-            shutdown.clone(),
-        ))
-    };
-
+    );
     // A takes both partitions and, its writes held, pauses with 20 records in flight (the
     // gauge is set after the loop paused).
-    let (open_a, gate_a) = tokio::sync::watch::channel(false);
-    let a_store = GatedStore {
-        store: MemoryStore::default(),
-        open: gate_a,
-    };
-    let (a_metrics, a_shutdown) = (Metrics::new().unwrap(), Shutdown::new());
-    let a = start(a_store.clone(), &a_metrics, &a_shutdown);
+    let a = Member::start(&spec, false);
     wait_for("A paused with 20 records in flight", || {
-        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(2)
-            && gauge(&a_metrics, "auditflow_in_flight_records") == Some(20)
+        a.gauge("auditflow_assigned_partitions") == Some(2)
+            && a.gauge("auditflow_in_flight_records") == Some(20)
     })
     .await;
 
     // B joins and takes one partition from A, paused as it is.
-    let (_open_b, gate_b) = tokio::sync::watch::channel(true);
-    let b_store = GatedStore {
-        store: MemoryStore::default(),
-        open: gate_b,
-    };
-    let (b_metrics, b_shutdown) = (Metrics::new().unwrap(), Shutdown::new());
-    let b = start(b_store.clone(), &b_metrics, &b_shutdown);
+    let b = Member::start(&spec, true);
     wait_for("the partitions split", || {
-        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(1)
-            && gauge(&b_metrics, "auditflow_assigned_partitions") == Some(1)
+        a.gauge("auditflow_assigned_partitions") == Some(1)
+            && b.gauge("auditflow_assigned_partitions") == Some(1)
     })
     .await;
 
     // A's writes go through: it resumes what it owns now, and drains it.
-    open_a.send(true).unwrap();
+    a.open.send(true).unwrap();
     wait_for("A drained its partition", || {
-        gauge(&a_metrics, "auditflow_in_flight_records") == Some(0)
-            && a_store.store.written.lock().unwrap().len() >= 50
+        a.gauge("auditflow_in_flight_records") == Some(0)
+            && a.store.store.written.lock().unwrap().len() >= 50
     })
     .await;
 
     // B leaves; its partition comes back to A, which is not paused now.
-    b_shutdown.trigger();
-    b.await.expect("task").expect("B ran");
+    let b_wrote = b.stop().await;
     wait_for("A owns both partitions again", || {
-        gauge(&a_metrics, "auditflow_assigned_partitions") == Some(2)
+        a.gauge("auditflow_assigned_partitions") == Some(2)
     })
     .await;
     // Fewer than would pause A again (a pause and resume would resume it all, hiding it).
@@ -623,31 +637,9 @@ async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
         )
         .await;
     }
-    let group = format!("{}test", spec.kafka.group_prefix);
-    let started = Instant::now();
-    loop {
-        let (committed, ends) = offsets(&bootstrap, &group, &topic);
-        if committed == ends {
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "a partition stayed paused: committed {committed:?} of {ends:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    a_shutdown.trigger();
-    a.await.expect("task").expect("A ran");
-
-    let mut written: BTreeSet<(i32, i64)> = a_store
-        .store
-        .written
-        .lock()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
-    written.extend(b_store.store.written.lock().unwrap().iter().copied());
+    wait_committed(&spec, &topic).await;
+    let mut written = a.stop().await;
+    written.extend(b_wrote);
     let expected: BTreeSet<(i32, i64)> =
         (0..2).flat_map(|p| (0..55).map(move |o| (p, o))).collect();
     assert_eq!(written, expected, "every record written");
