@@ -34,7 +34,7 @@
 // personal data), and stdout/stderr belong to the binary that owns the terminal.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod extract;
+mod extract;
 mod writer;
 
 use std::sync::Arc;
@@ -46,7 +46,7 @@ use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};
 
-pub use writer::IndexWriter;
+use writer::IndexWriter;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix
 /// (`auditflow-causality-indexer` with the default prefix).

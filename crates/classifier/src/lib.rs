@@ -72,13 +72,13 @@ pub async fn run(
 }
 
 /// The core's classifier as a harness [`Transform`]. Stateless.
-pub struct ClassifierTransform {
+struct ClassifierTransform {
     classifier: Classifier,
 }
 
 impl ClassifierTransform {
     /// Wraps a classifier built from the service's configuration.
-    pub fn new(classifier: Classifier) -> Self {
+    fn new(classifier: Classifier) -> Self {
         Self { classifier }
     }
 }
@@ -109,7 +109,7 @@ impl Transform for ClassifierTransform {
 
 /// An output as a structured-mode CloudEvents Kafka record, keyed as docs/topics-and-records.md
 /// says.
-pub fn output_record(output: Output) -> OutputRecord {
+fn output_record(output: Output) -> OutputRecord {
     event_record(output.topic, Some(output.key.into_bytes()), &output.event)
 }
 

@@ -5,7 +5,7 @@
 //! ([`at_least_once`]: batching, per-partition watermarks,
 //! commits only below what is durably written, pause when writes fall behind, retries, dead
 //! letters, metrics) and [`auditflow_store`] (schema, encryption, idempotent writes). What is
-//! here: decoding a record into what the store keeps ([`decode`]), and the [`SinkWriter`] that
+//! here: decoding a record into what the store keeps (`decode`), and the `SinkWriter` that
 //! writes a batch and says what became of each record.
 //!
 //! Guarantees, and who provides them: a record is stored exactly once because the store's
@@ -22,7 +22,7 @@
 // personal data), and stdout/stderr belong to the binary that owns the terminal.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod decode;
+mod decode;
 mod writer;
 
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::{Health, Metrics, Shutdown};
 use auditflow_store::{Store, StoreError};
 
-pub use writer::SinkWriter;
+use writer::SinkWriter;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix
 /// (`auditflow-sink` with the default prefix).
