@@ -15,8 +15,9 @@ use auditflow_core::classify::Classified;
 use auditflow_integration_tests::classifier::Setup;
 use auditflow_integration_tests::kafka::{Input, Read, produce, read_committed};
 use auditflow_integration_tests::metrics::metric;
+use auditflow_integration_tests::processes::{InProcess, start_in_process};
 use auditflow_integration_tests::stack::DEADLINE;
-use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
+use auditflow_runtime::{Metrics, Shutdown, kafka::topics};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 
 const IP: &str = "203.0.113.77";
@@ -69,23 +70,11 @@ async fn an_expired_block_is_lifted_without_further_input() {
     .await
     .expect("creating the topics");
 
-    let (metrics, health, shutdown) = (
-        Metrics::new().expect("metrics"),
-        Health::new(),
-        Shutdown::new(),
-    );
+    let metrics = Metrics::new().expect("metrics");
+    let InProcess { shutdown, task, .. } = start_in_process(&setup.config, &metrics, |cx| {
+        Box::pin(auditflow_security_monitor::run(cx))
+    });
     let _stop = StopOnDrop(shutdown.clone());
-    let task = {
-        let (config, metrics, health, stop) = (
-            setup.config.clone(),
-            metrics.clone(),
-            health.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            auditflow_security_monitor::run(&config, &metrics, &health, stop).await
-        })
-    };
 
     // The burst goes out once the monitor owns its inputs, so it is judged at once and its
     // block (15 s) is still standing then: a tombstone written at once would be caught.

@@ -9,23 +9,17 @@ use auditflow_core::detect::IdSecret;
 use auditflow_core::{Classifier, Config};
 use auditflow_integration_tests::classifier::Setup;
 use auditflow_integration_tests::kafka::{Input, Read, produce, read_committed, wait_caught_up};
-use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
+use auditflow_integration_tests::processes::{Started, start_in_process};
+use auditflow_runtime::{Metrics, kafka::topics};
 use serde_json::Value;
 
 /// Starts the security monitor in this process: its shutdown switch and task.
-fn start_monitor(
-    config: &Config,
-) -> (
-    Shutdown,
-    tokio::task::JoinHandle<Result<(), auditflow_security_monitor::Error>>,
-) {
-    let shutdown = Shutdown::new();
-    let (config, stop) = (config.clone(), shutdown.clone());
-    let task = tokio::spawn(async move {
-        let (metrics, health) = (Metrics::new().expect("metrics"), Health::new());
-        auditflow_security_monitor::run(&config, &metrics, &health, stop).await
-    });
-    (shutdown, task)
+fn start_monitor(config: &Config) -> Started<auditflow_security_monitor::Error> {
+    let metrics = Metrics::new().expect("metrics");
+    start_in_process(config, &metrics, |cx| {
+        Box::pin(auditflow_security_monitor::run(cx))
+    })
+    .started()
 }
 
 /// Runs a monitor until its group has committed everything on its inputs, then stops it.

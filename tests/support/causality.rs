@@ -125,8 +125,8 @@ pub fn start_indexer_with(
     config: &Config,
     metrics: &Metrics,
 ) -> Started<auditflow_causality_indexer::Error> {
-    let indexer = start_in_process(config, metrics, |c, m, h, s| async move {
-        auditflow_causality_indexer::run(&c, &m, &h, s).await
+    let indexer = start_in_process(config, metrics, |cx| {
+        Box::pin(auditflow_causality_indexer::run(cx))
     });
     indexer.started()
 }

@@ -81,8 +81,8 @@ pub fn start_classifier(
     tokio::task::JoinHandle<Result<(), auditflow_classifier::Error>>,
 ) {
     let metrics = Metrics::new().expect("metrics");
-    let classifier = start_in_process(config, &metrics, |c, m, h, s| async move {
-        auditflow_classifier::run(&c, &m, &h, s).await
+    let classifier = start_in_process(config, &metrics, |cx| {
+        Box::pin(auditflow_classifier::run(cx))
     });
     (
         classifier.shutdown,

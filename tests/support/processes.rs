@@ -4,10 +4,11 @@
 //! of this process ([`start_in_process`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::process::Command;
 
 use auditflow_core::Config;
-use auditflow_runtime::{Health, Metrics, Shutdown};
+use auditflow_runtime::{Health, Metrics, ServiceContext, Shutdown};
 
 /// A service's `run` started on a task of this process.
 pub struct InProcess<E> {
@@ -29,21 +30,33 @@ impl<E> InProcess<E> {
     }
 }
 
-/// Starts `run` (a service's `run`, given its own copies of `config`, `metrics`, a fresh
-/// health and a fresh shutdown switch) on a task of this process.
-pub fn start_in_process<E, F, Fut>(config: &Config, metrics: &Metrics, run: F) -> InProcess<E>
-where
-    F: FnOnce(Config, Metrics, Health, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Send + 'static,
-{
+/// A service's `run`, boxed: `|cx| Box::pin(auditflow_sink::run(cx))`.
+pub type Run<E> =
+    for<'a> fn(ServiceContext<'a>) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>;
+
+/// Starts `run` on a task of this process, with its own copies of `config` and `metrics`, a
+/// fresh health and a fresh shutdown switch.
+pub fn start_in_process<E: Send + 'static>(
+    config: &Config,
+    metrics: &Metrics,
+    run: Run<E>,
+) -> InProcess<E> {
     let (shutdown, health) = (Shutdown::new(), Health::new());
-    let task = tokio::spawn(run(
+    let (config, metrics, own_health, stop) = (
         config.clone(),
         metrics.clone(),
         health.clone(),
         shutdown.clone(),
-    ));
+    );
+    let task = tokio::spawn(async move {
+        run(ServiceContext {
+            config: &config,
+            metrics: &metrics,
+            health: &own_health,
+            shutdown: stop,
+        })
+        .await
+    });
     InProcess {
         shutdown,
         health,

@@ -100,8 +100,8 @@ impl Monitor {
     /// Starts the monitor in this process with `config` and a metrics registry of its own.
     pub fn start(config: &Config) -> Monitor {
         let metrics = Metrics::new().expect("metrics");
-        let monitor = start_in_process(config, &metrics, |c, m, h, s| async move {
-            auditflow_security_monitor::run(&c, &m, &h, s).await
+        let monitor = start_in_process(config, &metrics, |cx| {
+            Box::pin(auditflow_security_monitor::run(cx))
         });
         Monitor {
             metrics,

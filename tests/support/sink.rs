@@ -220,9 +220,7 @@ pub fn start_sink(config: &Config) -> Started<auditflow_sink::Error> {
 
 /// [`start_sink`], recording into `metrics` (for tests that read the sink's counters).
 pub fn start_sink_with(config: &Config, metrics: &Metrics) -> Started<auditflow_sink::Error> {
-    let sink = start_in_process(config, metrics, |c, m, h, s| async move {
-        auditflow_sink::run(&c, &m, &h, s).await
-    });
+    let sink = start_in_process(config, metrics, |cx| Box::pin(auditflow_sink::run(cx)));
     sink.started()
 }
 

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use auditflow_core::Config;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
-use auditflow_runtime::{Health, Metrics, Shutdown, kafka::topics};
+use auditflow_runtime::{ServiceContext, kafka::topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};
 
@@ -57,26 +57,17 @@ pub type Error = ServiceError<StoreError>;
 
 /// The topics the indexer reads (see the crate docs for what it leaves out, and why).
 pub fn input_topics(config: &Config) -> Vec<String> {
-    let t = &config.topics;
-    vec![
-        t.user_action.clone(),
-        t.data_access.clone(),
-        t.security_event.clone(),
-        t.alerts.clone(),
-        t.actions.clone(),
-    ]
+    let mut topics = config.topics.stored();
+    topics.push(config.topics.actions.clone());
+    topics
 }
 
-/// Runs the indexer until `shutdown`: migrates the schema and creates the topics (both
+/// Runs the indexer until its shutdown: migrates the schema and creates the topics (both
 /// idempotent), then consumes its inputs in group `<group_prefix>causality-indexer`.
-pub async fn run(
-    config: &Config,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: Shutdown,
-) -> Result<(), Error> {
+pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
+    let config = cx.config;
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    at_least_once::run_service(spec, metrics, health, shutdown, || async {
+    at_least_once::run_service(spec, cx, || async {
         let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
             .await
             .map_err(Error::Store)?;

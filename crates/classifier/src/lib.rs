@@ -22,9 +22,7 @@ use auditflow_core::{Classifier, Config, ConfigError};
 use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional::{self, Transform};
-use auditflow_runtime::{
-    Health, InputRecord, Metrics, OutputRecord, Shutdown, Transformed, kafka::topics,
-};
+use auditflow_runtime::{InputRecord, OutputRecord, ServiceContext, Transformed, kafka::topics};
 use chrono::Utc;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix.
@@ -48,26 +46,16 @@ pub fn input_topics(config: &Config) -> Vec<String> {
     config.topics.classifier_inputs.clone()
 }
 
-/// Runs the classifier until `shutdown`: creates the output topics (idempotent), then consumes
+/// Runs the classifier until its shutdown: creates the output topics (idempotent), then consumes
 /// `[topics] classifier_inputs` in group `<group_prefix>classifier`.
-pub async fn run(
-    config: &Config,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: Shutdown,
-) -> Result<(), Error> {
+pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
+    let config = cx.config;
     let transform = ClassifierTransform::new(Classifier::new(config)?);
-    let readiness = health.register(SERVICE, true);
+    let readiness = cx.health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    transactional::spawn(
-        spec,
-        transform,
-        metrics.service(SERVICE),
-        readiness,
-        shutdown,
-    )
-    .await?;
+    let metrics = cx.metrics.service(SERVICE);
+    transactional::spawn(spec, transform, metrics, readiness, cx.shutdown).await?;
     Ok(())
 }
 

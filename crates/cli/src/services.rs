@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use auditflow_core::Config;
+use auditflow_runtime::ServiceContext;
 use auditflow_runtime::kafka::client;
-use auditflow_runtime::{Health, Metrics, Shutdown};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 /// A running service: resolves when it stops (after `shutdown`, or on its own failure).
@@ -22,7 +22,7 @@ pub struct Service {
     /// The topics it consumes (names, or regular expressions starting with `^`), as configured.
     pub inputs: fn(&Config) -> Vec<String>,
     /// Starts it on the process's registry, health and shutdown signal.
-    pub start: for<'a> fn(&'a Config, &'a Metrics, &'a Health, Shutdown) -> Running<'a>,
+    pub start: for<'a> fn(ServiceContext<'a>) -> Running<'a>,
 }
 
 impl Service {
@@ -33,15 +33,13 @@ impl Service {
 }
 
 /// A service crate's entry: every service crate offers the same three things, its `SERVICE`
-/// name, its `input_topics(&Config)` and its `run(&Config, &Metrics, &Health, Shutdown)`.
+/// name, its `input_topics(&Config)` and its `run(ServiceContext)`.
 macro_rules! service {
     ($krate:ident) => {
         Service {
             name: $krate::SERVICE,
             inputs: $krate::input_topics,
-            start: |config, metrics, health, shutdown| {
-                Box::pin(async move { Ok($krate::run(config, metrics, health, shutdown).await?) })
-            },
+            start: |cx| Box::pin(async move { Ok($krate::run(cx).await?) }),
         }
     };
 }

@@ -226,6 +226,19 @@ pub struct Topics {
     pub dead_letter_retention_days: u32,
 }
 
+impl Topics {
+    /// The topics whose records the store keeps: the three audit topics and the alerts (what
+    /// the sink reads; the causality indexer reads these and the actions).
+    pub fn stored(&self) -> Vec<String> {
+        vec![
+            self.user_action.clone(),
+            self.data_access.clone(),
+            self.security_event.clone(),
+            self.alerts.clone(),
+        ]
+    }
+}
+
 impl Default for Topics {
     fn default() -> Self {
         Self {

@@ -81,8 +81,8 @@
 //!   Offsets are committed up to each partition's [`Watermark`] every `commit_interval_ms`,
 //!   inside the revocation callback (before the partition changes hands), and at shutdown.
 //!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`; or, as the sink
-//!   and the causality indexer do, `at_least_once::run_service(spec, metrics, health, shutdown,
-//!   open)`, which registers readiness, opens the store and builds the writer with `open`, then
+//!   and the causality indexer do, `at_least_once::run_service(spec, cx,
+//!   open)` (`cx` the [`ServiceContext`] the service was started with), which registers readiness, opens the store and builds the writer with `open`, then
 //!   spawns, and fails with an [`kafka::at_least_once::ServiceError`] (the store's error or the loop's).
 //!
 //! Either way the harness keeps the books (docs/operations.md): `consumed` equals the sum of
@@ -95,6 +95,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod kafka;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -110,6 +111,7 @@ pub use kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Trans
 pub use kafka::table::{TableEvent, TableFollower};
 pub use kafka::transactional::{Rewind, Transform};
 pub use kafka::watermark::{OffsetLedger, Watermark};
+pub use service::ServiceContext;
 pub use shutdown::Shutdown;
 pub use telemetry::health::{Health, Readiness};
 pub use telemetry::metrics::{Metrics, Processed, ServiceMetrics};

@@ -25,7 +25,7 @@ use auditflow_core::Config;
 use auditflow_core::detect::blocklist::BlocklistView;
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional;
-use auditflow_runtime::{Health, Metrics, Shutdown, TableEvent, TableFollower, kafka::topics};
+use auditflow_runtime::{ServiceContext, TableEvent, TableFollower, kafka::topics};
 
 pub use metrics::DetectMetrics;
 pub use monitor::SecurityMonitor;
@@ -56,17 +56,13 @@ pub fn input_topics(config: &Config) -> Vec<String> {
     ]
 }
 
-/// Runs the security monitor until `shutdown`: loads the id secret (refusing to start without
+/// Runs the security monitor until its shutdown: loads the id secret (refusing to start without
 /// one unless the cluster is on loopback), creates the topics auditflow writes (idempotent;
 /// its inputs are the classifier's outputs, and the blocklist must be compacted), follows the
 /// blocklist, then consumes `audit.security.event` and `audit.user.action` in group
 /// `<group_prefix>security-monitor`.
-pub async fn run(
-    config: &Config,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: Shutdown,
-) -> Result<(), Error> {
+pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
+    let config = cx.config;
     let (secret, source) = secret::load(config, DevelopmentSecret::IfLoopback)?;
     match source {
         SecretSource::Development => tracing::warn!(
@@ -77,10 +73,10 @@ pub async fn run(
         ),
         source => tracing::info!(service = SERVICE, ?source, "id secret loaded"),
     }
-    let monitor =
-        SecurityMonitor::new(config, secret)?.with_metrics(DetectMetrics::new(metrics, SERVICE)?);
+    let monitor = SecurityMonitor::new(config, secret)?
+        .with_metrics(DetectMetrics::new(cx.metrics, SERVICE)?);
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    let readiness = health.register(SERVICE, true);
+    let readiness = cx.health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     let view = Arc::new(Mutex::new(BlocklistView::new(monitor::view_capacity(
         &config.security,
@@ -96,8 +92,8 @@ pub async fn run(
         })?
     };
     let monitor = monitor.with_view(view);
-    let result =
-        transactional::spawn(spec, monitor, metrics.service(SERVICE), readiness, shutdown).await;
+    let metrics = cx.metrics.service(SERVICE);
+    let result = transactional::spawn(spec, monitor, metrics, readiness, cx.shutdown).await;
     drop(follower);
     result?;
     Ok(())

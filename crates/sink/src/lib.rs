@@ -28,9 +28,9 @@ mod writer;
 use std::sync::Arc;
 
 use auditflow_core::Config;
+use auditflow_runtime::ServiceContext;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
-use auditflow_runtime::{Health, Metrics, Shutdown};
 use auditflow_store::{Store, StoreError};
 
 use writer::SinkWriter;
@@ -44,25 +44,15 @@ pub type Error = ServiceError<StoreError>;
 
 /// The topics the sink reads (docs/topics-and-records.md).
 pub fn input_topics(config: &Config) -> Vec<String> {
-    let t = &config.topics;
-    vec![
-        t.user_action.clone(),
-        t.data_access.clone(),
-        t.security_event.clone(),
-        t.alerts.clone(),
-    ]
+    config.topics.stored()
 }
 
-/// Runs the sink until `shutdown`: migrates the schema (idempotent), then consumes the audit
+/// Runs the sink until its shutdown: migrates the schema (idempotent), then consumes the audit
 /// topics in group `<group_prefix>sink`.
-pub async fn run(
-    config: &Config,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: Shutdown,
-) -> Result<(), Error> {
+pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
+    let config = cx.config;
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    at_least_once::run_service(spec, metrics, health, shutdown, || async {
+    at_least_once::run_service(spec, cx, || async {
         let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
             .await
             .map_err(Error::Store)?;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use auditflow_core::Config;
-use auditflow_runtime::{Health, Metrics, Shutdown, telemetry::http};
+use auditflow_runtime::{Health, Metrics, ServiceContext, Shutdown, telemetry::http};
 
 use crate::services::{SERVICES, Service, Target};
 
@@ -70,7 +70,13 @@ async fn run_service(
         inputs = ?(service.inputs)(config),
         "starting"
     );
-    (service.start)(config, metrics, health, shutdown).await
+    (service.start)(ServiceContext {
+        config,
+        metrics,
+        health,
+        shutdown,
+    })
+    .await
 }
 
 /// The four services as tasks of this process; returns once all have stopped. The first

@@ -56,10 +56,11 @@ use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, offsets_list};
 use crate::kafka::records::{DeadLetter, InputRecord, Partition};
 use crate::kafka::watermark::OffsetLedger;
+use crate::service::ServiceContext;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
-use crate::telemetry::health::{Health, Readiness};
-use crate::telemetry::metrics::{Metrics, Processed, ServiceMetrics};
+use crate::telemetry::health::Readiness;
+use crate::telemetry::metrics::{Processed, ServiceMetrics};
 use crate::{Error, Result};
 
 pub use crate::kafka::write_error::{WriteError, WriteFault};
@@ -156,25 +157,23 @@ pub enum ServiceError<S> {
     Kafka(#[from] Error),
 }
 
-/// Runs a service that writes to a store until `shutdown`: registers it with `health` first
+/// Runs a service that writes to a store until its shutdown: registers it with its health first
 /// (it reads not ready while it starts), builds its writer with `open` (connecting to and
 /// migrating the store, say), then runs [`spawn`]. The service brings only what is its own:
 /// `spec` (its name and inputs) and `open`.
 pub async fn run_service<W, S, Fut>(
     spec: LoopSpec,
-    metrics: &Metrics,
-    health: &Health,
-    shutdown: Shutdown,
+    cx: ServiceContext<'_>,
     open: impl FnOnce() -> Fut,
 ) -> Result<(), ServiceError<S>>
 where
     W: BatchWriter,
     Fut: Future<Output = Result<W, ServiceError<S>>>,
 {
-    let readiness = health.register(&spec.service, true);
+    let readiness = cx.health.register(&spec.service, true);
     let writer = open().await?;
-    let metrics = metrics.service(&spec.service);
-    spawn(spec, writer, metrics, readiness, shutdown).await?;
+    let metrics = cx.metrics.service(&spec.service);
+    spawn(spec, writer, metrics, readiness, cx.shutdown).await?;
     Ok(())
 }
 
