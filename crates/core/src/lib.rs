@@ -2,7 +2,8 @@
 //!
 //! Everything that decides what an audit pipeline *does* lives here, as plain functions over
 //! plain data: the CloudEvents envelope, type patterns, classification rules, sampling,
-//! retention classes and threat detection.
+//! retention classes and threat detection; and the Merkle log ([`merkle`]) that makes stored
+//! records tamper-evident.
 //!
 //! What this crate is not: it does no I/O, spawns no tasks and knows nothing of Kafka or CQL.
 //! Runtimes (`auditflow-runtime`, `auditflow-store`) and services wire it to the outside world.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod detect;
 pub mod envelope;
 pub mod error;
+pub mod merkle;
 pub mod pattern;
 pub mod retention;
 pub mod sampling;
