@@ -18,11 +18,13 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod audit_record;
+pub mod checkpoint;
 pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod envelope;
 pub mod error;
+pub mod hex;
 pub mod merkle;
 pub mod pattern;
 pub mod retention;

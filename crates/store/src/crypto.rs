@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, StoreError};
 use auditflow_core::config::StoreSettings;
+use auditflow_core::hex::HexError;
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
@@ -102,16 +103,8 @@ impl MasterKey {
 
     /// 64 hex digits, surrounding whitespace ignored. The error never echoes the input.
     pub(crate) fn from_hex(text: &str) -> Result<Self, &'static str> {
-        let text = text.trim();
-        if text.len() != KEY_LEN * 2 {
-            return Err("expected exactly 64 hex digits (32 bytes)");
-        }
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-            let hi = hex_digit(pair[0]).ok_or("not a hex digit")?;
-            let lo = hex_digit(pair[1]).ok_or("not a hex digit")?;
-            key[i] = (hi << 4) | lo;
-        }
+        auditflow_core::hex::decode_into(text, key.as_mut_slice()).map_err(HexError::secret)?;
         Ok(Self(key))
     }
 
@@ -122,15 +115,6 @@ impl MasterKey {
         hk.expand(info, out.as_mut_slice())
             .expect("HKDF output length is valid");
         out
-    }
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

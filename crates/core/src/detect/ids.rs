@@ -31,15 +31,9 @@ impl IdSecret {
 
     /// 64 hex digits, surrounding whitespace ignored. The error never echoes the input.
     pub fn from_hex(text: &str) -> Result<IdSecret, &'static str> {
-        let text = text.trim().as_bytes();
-        if text.len() != SECRET_LEN * 2 {
-            return Err("expected exactly 64 hex digits (32 bytes)");
-        }
         let mut bytes = Zeroizing::new([0u8; SECRET_LEN]);
-        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            let digit = |c: u8| char::from(c).to_digit(16).ok_or("not a hex digit");
-            *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-        }
+        crate::hex::decode_into(text, bytes.as_mut_slice())
+            .map_err(crate::hex::HexError::secret)?;
         Ok(IdSecret(bytes))
     }
 
