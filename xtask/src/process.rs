@@ -61,12 +61,28 @@ pub fn is_ours(pid: u32, marker: &str) -> bool {
     if matches!(state, None | Some('Z' | 'X')) {
         return false;
     }
-    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Some(cmdline) = command_line(pid) else {
         return false;
     };
     cmdline
         .split(|b| *b == 0)
         .any(|arg| arg == marker.as_bytes())
+}
+
+/// `/proc/<pid>/cmdline` of a live process. A process in the middle of `execve` reads as an
+/// empty command line (seen: `(sleep) R` in its stat, `""` in its cmdline, just after
+/// `Command::spawn` returned), so whether it is ours is not known yet: an empty one is read
+/// again for up to a second before it counts as "no marker".
+fn command_line(pid: u32) -> Option<Vec<u8>> {
+    let path = format!("/proc/{pid}/cmdline");
+    for _ in 0..100 {
+        let cmdline = fs::read(&path).ok()?;
+        if !cmdline.is_empty() {
+            return Some(cmdline);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    Some(Vec::new())
 }
 
 /// Stops our process `pid`: SIGTERM, up to `grace` for a clean shutdown, then SIGKILL.
