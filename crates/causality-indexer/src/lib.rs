@@ -41,7 +41,6 @@ use std::sync::Arc;
 
 use auditflow_core::Config;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
-use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::{ServiceContext, kafka::topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};
@@ -66,8 +65,7 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 /// idempotent), then consumes its inputs in group `<group_prefix>causality-indexer`.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
-    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    at_least_once::run_service(spec, cx, || async {
+    at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
         let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
             .await
             .map_err(Error::Store)?;

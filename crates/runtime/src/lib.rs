@@ -81,8 +81,8 @@
 //!   Offsets are committed up to each partition's [`Watermark`] every `commit_interval_ms`,
 //!   inside the revocation callback (before the partition changes hands), and at shutdown.
 //!   Then `at_least_once::spawn(spec, writer, metrics, readiness, shutdown)`; or, as the sink
-//!   and the causality indexer do, `at_least_once::run_service(spec, cx,
-//!   open)` (`cx` the [`ServiceContext`] the service was started with), which registers readiness, opens the store and builds the writer with `open`, then
+//!   and the causality indexer do, `at_least_once::run_service(name,
+//!   inputs, cx, open)` (`cx` the [`ServiceContext`] the service was started with), which registers readiness, opens the store and builds the writer with `open`, then
 //!   spawns, and fails with an [`kafka::at_least_once::ServiceError`] (the store's error or the loop's).
 //!
 //! Either way the harness keeps the books (docs/operations.md): `consumed` equals the sum of

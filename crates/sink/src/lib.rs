@@ -30,7 +30,6 @@ use std::sync::Arc;
 use auditflow_core::Config;
 use auditflow_runtime::ServiceContext;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
-use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_store::{Store, StoreError};
 
 use writer::SinkWriter;
@@ -51,8 +50,7 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 /// topics in group `<group_prefix>sink`.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
-    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    at_least_once::run_service(spec, cx, || async {
+    at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
         let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
             .await
             .map_err(Error::Store)?;

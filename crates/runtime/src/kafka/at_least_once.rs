@@ -160,9 +160,10 @@ pub enum ServiceError<S> {
 /// Runs a service that writes to a store until its shutdown: registers it with its health first
 /// (it reads not ready while it starts), builds its writer with `open` (connecting to and
 /// migrating the store, say), then runs [`spawn`]. The service brings only what is its own:
-/// `spec` (its name and inputs) and `open`.
+/// its name, its inputs and `open`.
 pub async fn run_service<W, S, Fut>(
-    spec: LoopSpec,
+    service: &str,
+    inputs: Vec<String>,
     cx: ServiceContext<'_>,
     open: impl FnOnce() -> Fut,
 ) -> Result<(), ServiceError<S>>
@@ -170,6 +171,7 @@ where
     W: BatchWriter,
     Fut: Future<Output = Result<W, ServiceError<S>>>,
 {
+    let spec = LoopSpec::for_service(service, inputs, cx.config);
     let readiness = cx.health.register(&spec.service, true);
     let writer = open().await?;
     let metrics = cx.metrics.service(&spec.service);
