@@ -140,10 +140,7 @@ impl Store {
                         // A sink that saw the marker finished this erasure itself (it destroys
                         // the data key before the row that names it). Destroying the data key
                         // again is harmless and makes it certain; the subject did have a key.
-                        let st = &self.ready().await?.statements;
-                        self.data_keys.remove(&key_id);
-                        self.execute("destroy data key", &st.delete_data_key, &(key_id,))
-                            .await?;
+                        self.destroy_data_key(key_id).await?;
                     }
                     return Ok(destroyed || before.is_some());
                 }
@@ -218,10 +215,8 @@ impl Store {
         user_ref: &[u8; 32],
         key_id: uuid::Uuid,
     ) -> Result<()> {
+        self.destroy_data_key(key_id).await?;
         let st = &self.ready().await?.statements;
-        self.data_keys.remove(&key_id);
-        self.execute("destroy data key", &st.delete_data_key, &(key_id,))
-            .await?;
         // A lightweight transaction: whether it applied or another process changed the row
         // meanwhile, the caller reads the row again.
         self.session
@@ -229,6 +224,16 @@ impl Store {
             .await
             .map_err(StoreError::cql("delete user key"))?;
         self.user_keys.remove(user_ref);
+        Ok(())
+    }
+
+    /// Deletes the wrapped data key `key_id` (and this process's copy): from then on nothing
+    /// sealed with it opens. Idempotent.
+    async fn destroy_data_key(&self, key_id: uuid::Uuid) -> Result<()> {
+        let st = &self.ready().await?.statements;
+        self.data_keys.remove(&key_id);
+        self.execute("destroy data key", &st.delete_data_key, &(key_id,))
+            .await?;
         Ok(())
     }
 

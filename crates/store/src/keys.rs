@@ -91,11 +91,8 @@ impl Store {
             }
             // Read after `user_keys`: an erasure that removed the key is seen here, so a key
             // created now can only postdate it (the `erasure` module's ordering).
-            if let Subject::User(_) = subject {
-                let now = self.read_erased_at(&user_ref).await?;
-                if now > erased_at {
-                    return Ok(WriteKey::ErasedMeanwhile(now.unwrap_or_default()));
-                }
+            if let Some(now) = self.erased_since(subject, &user_ref, erased_at).await? {
+                return Ok(WriteKey::ErasedMeanwhile(now));
             }
             if let Some(key) = self
                 .create_user_key(&user_ref, self.is_hourly(subject))
@@ -106,11 +103,8 @@ impl Store {
                 // Read again after the claim: an erasure that landed between the read above
                 // and the claim is older than this key, so it spares it, and the caller must
                 // not seal records dated before it under it (the `erasure` module).
-                if let Subject::User(_) = subject {
-                    let now = self.read_erased_at(&user_ref).await?;
-                    if now > erased_at {
-                        return Ok(WriteKey::ErasedMeanwhile(now.unwrap_or_default()));
-                    }
+                if let Some(now) = self.erased_since(subject, &user_ref, erased_at).await? {
+                    return Ok(WriteKey::ErasedMeanwhile(now));
                 }
                 return Ok(WriteKey::Live(key));
             }
@@ -119,6 +113,21 @@ impl Store {
             context: "create data key",
             detail: "no key could be created or read back".into(),
         })
+    }
+
+    /// The subject's last erasure, read from the database, when it is later than `erased_at`
+    /// (what the caller knew); `None` for records naming no user, which cannot be erased.
+    async fn erased_since(
+        &self,
+        subject: Subject<'_>,
+        user_ref: &[u8; 32],
+        erased_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        if let Subject::NoUser = subject {
+            return Ok(None);
+        }
+        let now = self.read_erased_at(user_ref).await?;
+        Ok((now > erased_at).then(|| now.unwrap_or_default()))
     }
 
     /// The subject's key if they have one (none: never seen, or erased).
