@@ -20,16 +20,15 @@ use auditflow_integration_tests::stack::DEADLINE;
 
 fn spawn(setup: &Setup) -> ChildGuard {
     let t = &setup.config.topics;
-    let child = setup
-        .run_command("classifier")
-        // A TOML literal string: no escaping of the regex's backslashes.
-        .env(
-            "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
-            format!("['{}']", t.classifier_inputs[0]),
-        )
-        .spawn()
-        .expect("starting auditflow run classifier");
-    ChildGuard::new(child)
+    ChildGuard::spawn(
+        setup
+            .run_command("classifier")
+            // A TOML literal string: no escaping of the regex's backslashes.
+            .env(
+                "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
+                format!("['{}']", t.classifier_inputs[0]),
+            ),
+    )
 }
 
 fn events(range: std::ops::Range<usize>) -> Vec<Input> {

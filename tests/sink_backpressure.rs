@@ -132,7 +132,7 @@ async fn a_database_outage_pauses_consumption_and_memory_stays_bounded() {
     setup.config.store.nodes = vec![proxy.addr.to_string()];
     let topic = setup.config.topics.user_action.clone();
     let metrics_port = free_port();
-    let mut sink = ChildGuard::new(
+    let mut sink = ChildGuard::spawn(
         service_command(&setup.bootstrap, &setup.config, &["run", "sink"])
             .env(
                 "AUDITFLOW_METRICS__LISTEN",
@@ -143,9 +143,7 @@ async fn a_database_outage_pauses_consumption_and_memory_stays_bounded() {
             .env(
                 "AUDITFLOW_KAFKA__PROPERTIES__QUEUED.MAX.MESSAGES.KBYTES",
                 "1024",
-            )
-            .spawn()
-            .expect("starting auditflow run sink"),
+            ),
     );
     let pid = sink.id();
 

@@ -111,7 +111,7 @@ impl IndexerSetup {
 
     /// `auditflow run causality-indexer`, as a child process (killed if the test fails).
     pub fn spawn_indexer(&self) -> ChildGuard {
-        ChildGuard::spawn(self.command(&["run", "causality-indexer"]))
+        ChildGuard::spawn(&mut self.command(&["run", "causality-indexer"]))
     }
 }
 

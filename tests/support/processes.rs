@@ -102,13 +102,9 @@ pub fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
 pub struct ChildGuard(std::process::Child);
 
 impl ChildGuard {
-    /// Guards `child`: it is killed and reaped when the guard is dropped.
-    pub fn new(child: std::process::Child) -> Self {
-        Self(child)
-    }
-
-    /// Starts `command` (an `auditflow` service) and guards it.
-    pub fn spawn(mut command: Command) -> Self {
+    /// Starts `command` (an `auditflow` service) and guards it: it is killed and reaped when
+    /// the guard is dropped.
+    pub fn spawn(command: &mut Command) -> Self {
         let child = command.spawn().unwrap_or_else(|e| {
             panic!("starting {:?}: {e}", command.get_args().collect::<Vec<_>>())
         });
@@ -188,14 +184,12 @@ pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Comma
 /// backlog lasts and stays in Kafka: a rebalance then moves partitions with records batched,
 /// in flight and not yet read, whose offsets must not be committed for them.
 pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
-    let child = command
+    command
         .env(
             "AUDITFLOW_METRICS__LISTEN",
             format!("127.0.0.1:{metrics_port}"),
         )
         .env("AUDITFLOW_STORE__MAX_CONCURRENCY", "4")
-        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300")
-        .spawn()
-        .expect("starting an auditflow service");
-    ChildGuard::new(child)
+        .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300");
+    ChildGuard::spawn(&mut command)
 }

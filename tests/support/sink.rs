@@ -91,7 +91,7 @@ impl SinkSetup {
 
     /// `auditflow run sink`, as a child process (killed if the test fails).
     pub fn spawn_sink(&self) -> ChildGuard {
-        ChildGuard::spawn(self.command(&["run", "sink"]))
+        ChildGuard::spawn(&mut self.command(&["run", "sink"]))
     }
 }
 
