@@ -1180,6 +1180,32 @@ async fn store_and_sink(name: &str) -> (Store, Store, StoreSettings) {
     (store, sink, settings)
 }
 
+/// `sink` stores `record`, then the ids of its user's trail as `store` reads it, every one of
+/// them readable.
+async fn write_then_trail(sink: &Store, store: &Store, record: &StorableRecord) -> Vec<String> {
+    sink.write_records(std::slice::from_ref(record))
+        .await
+        .unwrap();
+    let user = record.user_id.as_deref().expect("a user's record");
+    let found = store
+        .query_user(user, TimeRange::default(), &[], 10, None)
+        .await
+        .unwrap();
+    assert!(found.records.iter().all(|r| r.event.is_some()));
+    ids(&found)
+}
+
+/// After a race: no wrapped key is left that no user row leads to, nor claimed twice; then
+/// the keyspace goes.
+async fn assert_no_orphan_key_then_drop(settings: &StoreSettings) {
+    let (wrapped, claimed) = key_rows(&settings.keyspace).await;
+    assert_eq!(
+        wrapped, claimed,
+        "every wrapped key is some user's, and only once"
+    );
+    drop_keyspace(&settings.keyspace).await;
+}
+
 /// A successful login of `user` numbered `id` at `time`, its event naming them.
 fn racer_login(user: &str, id: &str, time: DateTime<Utc>) -> StorableRecord {
     StorableRecord {
@@ -1229,28 +1255,15 @@ async fn an_erasure_racing_a_write_orphans_no_key_and_loses_no_later_record() {
         );
         assert!(erased.unwrap(), "round {round}: the user had a key");
         written.unwrap();
-        sink.write_records(std::slice::from_ref(&later))
-            .await
-            .unwrap();
-        let found = store
-            .query_user(&user, TimeRange::default(), &[], 10, None)
-            .await
-            .unwrap();
-        let found_ids = ids(&found);
+        let found_ids = write_then_trail(&sink, &store, &later).await;
         assert!(
             found_ids.contains(&later.id) && !found_ids.contains(&old.id),
             "round {round}: {found_ids:?}"
         );
-        assert!(found.records.iter().all(|r| r.event.is_some()));
         let erased = store.get_by_id(&old.id).await.unwrap().expect("row kept");
         assert!(erased.event.is_none(), "round {round}: erased stays erased");
     }
-    let (wrapped, claimed) = key_rows(&settings.keyspace).await;
-    assert_eq!(
-        wrapped, claimed,
-        "every wrapped key is some user's, and only once"
-    );
-    drop_keyspace(&settings.keyspace).await;
+    assert_no_orphan_key_then_drop(&settings).await;
 }
 
 /// `gdpr delete` of a user no store has a key for yet, racing a sink that writes a late record
@@ -1280,22 +1293,10 @@ async fn a_late_record_racing_the_first_erasure_is_never_readable() {
             stored.event.is_none(),
             "round {round}: a record dated before the erasure is readable"
         );
-        sink.write_records(std::slice::from_ref(&next))
-            .await
-            .unwrap();
-        let found = store
-            .query_user(&user, TimeRange::default(), &[], 10, None)
-            .await
-            .unwrap();
-        assert_eq!(ids(&found), std::slice::from_ref(&next.id), "round {round}");
-        assert!(found.records.iter().all(|r| r.event.is_some()));
+        let found_ids = write_then_trail(&sink, &store, &next).await;
+        assert_eq!(found_ids, std::slice::from_ref(&next.id), "round {round}");
     }
-    let (wrapped, claimed) = key_rows(&settings.keyspace).await;
-    assert_eq!(
-        wrapped, claimed,
-        "every wrapped key is some user's, and only once"
-    );
-    drop_keyspace(&settings.keyspace).await;
+    assert_no_orphan_key_then_drop(&settings).await;
 }
 
 /// A key that exists when `gdpr delete` starts is destroyed even when its `created_at` reads

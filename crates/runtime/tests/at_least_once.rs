@@ -287,21 +287,13 @@ async fn wait_committed(spec: &LoopSpec, topic: &str) {
     }
 }
 
+/// Runs the loop of `spec` into `store` until everything in `topic` is committed, checks it
+/// read ready meanwhile, and shuts it down.
 async fn run_until_committed(spec: &LoopSpec, store: &MemoryStore, topic: &str) {
-    let shutdown = Shutdown::new();
-    let metrics = Metrics::new().expect("metrics");
-    let health = Health::new();
-    let task = tokio::spawn(at_least_once::spawn(
-        spec.clone(),
-        store.clone(),
-        metrics.service("test"),
-        health.register("test", false),
-        shutdown.clone(),
-    ));
+    let member = Member::start(spec, store.clone(), true);
     wait_committed(spec, topic).await;
-    assert!(health.is_ready());
-    shutdown.trigger();
-    task.await.expect("task").expect("loop ran");
+    assert!(member.health.is_ready());
+    member.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,7 +458,7 @@ async fn dead_letters_fit_the_producer_and_the_topic_and_the_partition_flows() {
     assert_eq!(value.header("ce_id"), Some("x"), "a small header stays");
 }
 
-/// A [`MemoryStore`] whose writes wait until `open` says so, counting the calls waiting.
+/// A [`MemoryStore`] whose writes wait until `open` says so.
 #[derive(Clone)]
 struct GatedStore {
     store: MemoryStore,
@@ -506,30 +498,33 @@ struct Member {
     open: tokio::sync::watch::Sender<bool>,
     store: GatedStore,
     metrics: Metrics,
+    health: Health,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<auditflow_runtime::Result<()>>,
 }
 
 impl Member {
-    /// Starts the loop of `spec`, its writes held until `open`.
-    fn start(spec: &LoopSpec, open: bool) -> Self {
+    /// Starts the loop of `spec` writing into `store`, its writes held until `open`.
+    fn start(spec: &LoopSpec, store: MemoryStore, open: bool) -> Self {
         let (open, gate) = tokio::sync::watch::channel(open);
-        let store = GatedStore {
-            store: MemoryStore::default(),
-            open: gate,
-        };
-        let (metrics, shutdown) = (Metrics::new().expect("metrics"), Shutdown::new());
+        let store = GatedStore { store, open: gate };
+        let (metrics, health, shutdown) = (
+            Metrics::new().expect("metrics"),
+            Health::new(),
+            Shutdown::new(),
+        );
         let task = tokio::spawn(at_least_once::spawn(
             spec.clone(),
             store.clone(),
             metrics.service("test"),
-            Health::new().register("test", false),
+            health.register("test", false),
             shutdown.clone(),
         ));
         Self {
             open,
             store,
             metrics,
+            health,
             shutdown,
             task,
         }
@@ -597,7 +592,7 @@ async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
     );
     // A takes both partitions and, its writes held, pauses with 20 records in flight (the
     // gauge is set after the loop paused).
-    let a = Member::start(&spec, false);
+    let a = Member::start(&spec, MemoryStore::default(), false);
     wait_for("A paused with 20 records in flight", || {
         a.gauge("auditflow_assigned_partitions") == Some(2)
             && a.gauge("auditflow_in_flight_records") == Some(20)
@@ -605,7 +600,7 @@ async fn a_partition_revoked_while_paused_flows_when_it_comes_back() {
     .await;
 
     // B joins and takes one partition from A, paused as it is.
-    let b = Member::start(&spec, true);
+    let b = Member::start(&spec, MemoryStore::default(), true);
     wait_for("the partitions split", || {
         a.gauge("auditflow_assigned_partitions") == Some(1)
             && b.gauge("auditflow_assigned_partitions") == Some(1)
