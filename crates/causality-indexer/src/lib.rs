@@ -66,12 +66,10 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
     at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
-        let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
+        let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
-        let index = CausalityIndex::open(Arc::new(store))
-            .await
-            .map_err(Error::Store)?;
+        let index = CausalityIndex::open(store).await.map_err(Error::Store)?;
         topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
         Ok(IndexWriter::new(Arc::new(index), config.limits.clone()))
     })

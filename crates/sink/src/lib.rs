@@ -25,8 +25,6 @@
 mod decode;
 mod writer;
 
-use std::sync::Arc;
-
 use auditflow_core::Config;
 use auditflow_runtime::ServiceContext;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
@@ -51,10 +49,10 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
     at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
-        let store = Store::open_for_service(SERVICE, &config.store, &config.retention)
+        let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
-        Ok(SinkWriter::new(Arc::new(store), config.limits.clone()))
+        Ok(SinkWriter::new(store, config.limits.clone()))
     })
     .await
 }

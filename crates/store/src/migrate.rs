@@ -9,6 +9,7 @@
 //! multi-node cluster run `auditflow migrate` once before starting many sinks at the same time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -16,7 +17,7 @@ use scylla::value::CqlTimestamp;
 use serde::Serialize;
 use uuid::Uuid;
 
-use auditflow_core::config::{RetentionPeriods, StoreSettings};
+use auditflow_core::config::Config;
 
 use crate::error::{Result, StoreError};
 use crate::migrations::{LATEST_VERSION, MIGRATIONS};
@@ -46,12 +47,9 @@ impl Store {
     /// How a service that writes opens the store: connect, warn when personal data would be
     /// sealed with the public development key, migrate (idempotent), and warn when the
     /// cluster can lose an acknowledged write (the `durability` module), logging the outcome.
-    pub async fn open_for_service(
-        service: &str,
-        settings: &StoreSettings,
-        retention: &RetentionPeriods,
-    ) -> Result<Self> {
-        let store = Self::connect(settings, retention).await?;
+    /// Shared by the services that write, hence the `Arc`.
+    pub async fn open_for_service(service: &str, config: &Config) -> Result<Arc<Self>> {
+        let store = Self::connect(&config.store, &config.retention).await?;
         if store.key_source() == KeySource::InsecureDevelopmentKey {
             tracing::warn!(
                 service,
@@ -77,7 +75,7 @@ impl Store {
             applied = ?report.applied,
             "schema ready"
         );
-        Ok(store)
+        Ok(Arc::new(store))
     }
 
     /// Creates or upgrades the schema; idempotent. Also run by the sink on start.
