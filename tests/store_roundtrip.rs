@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
 use auditflow_integration_tests::stack::unique_name;
 use auditflow_store::{
-    Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange,
+    Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange, class_table,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use scylla::value::{CqlValue, Row};
@@ -390,6 +390,112 @@ async fn raw_rows_hold_no_plaintext_personal_data() {
     }
     assert!(cells > 100, "the grep saw the rows ({cells} cells)");
     drop_keyspace(&settings.keyspace).await;
+}
+
+/// The tables a record's rows live in (see the store's `write` module).
+fn record_tables() -> Vec<&'static str> {
+    let mut tables: Vec<&str> = RetentionClass::ALL
+        .iter()
+        .map(|c| class_table(*c))
+        .collect();
+    tables.extend([
+        "security_by_time",
+        "records_by_time",
+        "records_by_id",
+        "user_days",
+    ]);
+    tables
+}
+
+/// Every row of the record tables, printed and sorted: equal dumps are equal bytes.
+async fn dump_record_tables(keyspace: &str) -> Vec<String> {
+    let raw = session().await;
+    let mut rows = Vec::new();
+    for table in record_tables() {
+        let result = raw
+            .query_unpaged(format!("SELECT * FROM {keyspace}.{table}"), ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        for row in result.rows::<Row>().unwrap() {
+            rows.push(format!("{table} {:?}", row.unwrap().columns));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Rows of the per-user tables and `security_by_time` whose `event` holds no ciphertext.
+async fn rows_without_ciphertext(keyspace: &str) -> usize {
+    let raw = session().await;
+    let mut empty = 0;
+    for table in &record_tables()[..5] {
+        let result = raw
+            .query_unpaged(format!("SELECT event FROM {keyspace}.{table}"), ())
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap();
+        empty += result
+            .rows::<(Option<Vec<u8>>,)>()
+            .unwrap()
+            .filter(|r| r.as_ref().unwrap().0.as_deref() == Some(&[][..]))
+            .count();
+    }
+    empty
+}
+
+/// The tamper-evident log hashes what is stored, so storing a record again (a redelivery after
+/// a crash, a rebalance, a replay) must store the same bytes: live and shredded alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storing_a_record_again_stores_the_same_bytes() {
+    let (store, settings) = fresh_store("store_same_bytes").await;
+    let retention = RetentionPeriods::default();
+    let connect = || Store::connect(&settings, &retention);
+    let ks = &settings.keyspace;
+    store.write_records(&lifecycle(USER)).await.unwrap();
+    let first = dump_record_tables(ks).await;
+    assert!(first.len() > 20, "{first:?}");
+    // A fresh handle (no cached key, no remembered user_days row) writes them again.
+    connect()
+        .await
+        .unwrap()
+        .write_records(&lifecycle(USER))
+        .await
+        .unwrap();
+    assert_eq!(dump_record_tables(ks).await, first);
+    assert_eq!(rows_without_ciphertext(ks).await, 0);
+
+    // After the erasure, the same records arrive late: shredded, the same rows every time.
+    assert!(store.destroy_user_key(USER).await.unwrap());
+    connect()
+        .await
+        .unwrap()
+        .write_records(&lifecycle(USER))
+        .await
+        .unwrap();
+    let shredded = dump_record_tables(ks).await;
+    assert!(shredded.len() > first.len(), "shredded rows are new rows");
+    let empty = rows_without_ciphertext(ks).await;
+    let records = lifecycle(USER);
+    let security = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::SecurityEvent)
+        .count();
+    assert_eq!(
+        empty,
+        records.len() + security,
+        "no ciphertext in any shredded row"
+    );
+    connect()
+        .await
+        .unwrap()
+        .write_records(&lifecycle(USER))
+        .await
+        .unwrap();
+    assert_eq!(dump_record_tables(ks).await, shredded);
+    drop_keyspace(ks).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,18 +3,27 @@
 //! Key hierarchy (every derivation is HKDF-SHA256 over the master key, one `info` label each):
 //! - the **master key** (32 bytes, from a file or an environment variable) never touches the
 //!   database; it derives
-//!   - the **key-encryption key** that wraps every data key (XChaCha20-Poly1305),
+//!   - the **key-encryption key** that wraps every data key,
 //!   - the **user-reference key**: `user_keys` rows are found by HMAC-SHA256(key, user id), a
 //!     keyed pseudonym nobody without the master key can compute or reverse,
 //!   - the **check key**, whose MAC of a fixed label is stored once per keyspace so a process
-//!     started with the wrong master key fails loudly instead of writing undecryptable rows;
+//!     started with the wrong master key fails loudly instead of writing undecryptable rows,
+//!   - the **shredded-id key**: a record stored unreadable (see the `erasure` module) is
+//!     filed under a pseudonym derived from its event id, so storing it again gives the same
+//!     row;
 //! - a **data key** per user (32 random bytes, stored only wrapped) seals that user's fields.
 //!
-//! Sealing is XChaCha20-Poly1305 with a fresh random 192-bit nonce per ciphertext: collisions
-//! are negligible (2^-96 after 2^48 messages under one key), so nonce safety does not depend on
-//! any counter surviving restarts. The associated data names the table, the partition, the
-//! event id and the field, so a ciphertext copied to another row or column fails to open.
+//! Sealing (format 2) is AES-256-GCM-SIV (RFC 8452) with its nonce derived from the
+//! associated data. The associated data names the table, the partition, the event id and the
+//! field, so a ciphertext copied to another row or column fails to open, and no two values
+//! sealed under one key share it unless they are the same record's same field: GCM-SIV is
+//! built for exactly that repetition (it reveals only that the two ciphertexts are of the same
+//! plaintext, here always true). The gain is determinism: a record delivered again is stored
+//! byte for byte as before, so the tamper-evident log (`integrity` module) computes the same
+//! leaf on every replay. Format 1 (XChaCha20-Poly1305, random 192-bit nonce), written by
+//! earlier versions, is still opened.
 
+use aes_gcm_siv::Aes256GcmSiv;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
@@ -28,9 +37,13 @@ use auditflow_core::config::StoreSettings;
 use auditflow_core::hex::HexError;
 
 const KEY_LEN: usize = 32;
-const NONCE_LEN: usize = 24;
+/// Format 1's random XChaCha20 nonce, stored after the format byte.
+const NONCE_LEN_V1: usize = 24;
+/// Format 2's AES-GCM-SIV nonce, derived from the associated data and not stored.
+const NONCE_LEN_V2: usize = 12;
 /// First byte of every sealed value: the format, so it can change without guessing.
 const SEALED_V1: u8 = 1;
+const SEALED_V2: u8 = 2;
 
 /// Where the master key came from; printed at startup (never the key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +136,7 @@ pub(crate) struct Keyring {
     kek: Zeroizing<[u8; KEY_LEN]>,
     user_ref: Zeroizing<[u8; KEY_LEN]>,
     check: Zeroizing<[u8; KEY_LEN]>,
+    shredded: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl Keyring {
@@ -131,7 +145,21 @@ impl Keyring {
             kek: master.derive(b"auditflow/v1/key-encryption-key"),
             user_ref: master.derive(b"auditflow/v1/user-reference"),
             check: master.derive(b"auditflow/v1/key-check"),
+            shredded: master.derive(b"auditflow/v1/shredded-record-id"),
         }
+    }
+
+    /// The pseudonym an unreadable (shredded) record is filed under: a function of its event
+    /// id alone, keyed so nobody without the master key can link it to the id, and never a
+    /// key id in `data_keys` (a random version-4 id could only collide by chance, 2^-122).
+    pub(crate) fn shredded_id(&self, event_id: &str) -> Uuid {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.shredded.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(event_id.as_bytes());
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
     /// The keyed pseudonym under which a subject's key row is stored. Domain-separated so a
@@ -236,42 +264,57 @@ impl Aad {
     }
 }
 
+/// Format 2's nonce: a hash of the associated data (domain-separated from every other hash).
+fn nonce_v2(aad: &[u8]) -> [u8; NONCE_LEN_V2] {
+    let digest = Sha256::new()
+        .chain_update(b"auditflow seal v2 nonce\0")
+        .chain_update(aad)
+        .finalize();
+    let mut nonce = [0u8; NONCE_LEN_V2];
+    nonce.copy_from_slice(&digest[..NONCE_LEN_V2]);
+    nonce
+}
+
 fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let mut nonce = [0u8; NONCE_LEN];
-    // Without OS randomness nothing can be sealed safely; this only fails on a broken host.
-    getrandom::fill(&mut nonce).expect("the OS random number generator is available");
-    let cipher = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key));
+    let cipher = Aes256GcmSiv::new(aes_gcm_siv::Key::<Aes256GcmSiv>::from_slice(key));
     let ciphertext = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            aes_gcm_siv::Nonce::from_slice(&nonce_v2(aad)),
             Payload {
                 msg: plaintext,
                 aad,
             },
         )
-        .expect("XChaCha20-Poly1305 encrypts any length we store");
-    let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-    out.push(SEALED_V1);
-    out.extend_from_slice(&nonce);
+        .expect("AES-GCM-SIV encrypts any length we store (up to 64 GiB)");
+    let mut out = Vec::with_capacity(1 + ciphertext.len());
+    out.push(SEALED_V2);
     out.extend_from_slice(&ciphertext);
     out
 }
 
 fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let (&version, rest) = sealed.split_first()?;
-    if version != SEALED_V1 || rest.len() < NONCE_LEN {
-        return None;
+    match version {
+        SEALED_V2 => Aes256GcmSiv::new(aes_gcm_siv::Key::<Aes256GcmSiv>::from_slice(key))
+            .decrypt(
+                aes_gcm_siv::Nonce::from_slice(&nonce_v2(aad)),
+                Payload { msg: rest, aad },
+            )
+            .ok(),
+        SEALED_V1 if rest.len() >= NONCE_LEN_V1 => {
+            let (nonce, ciphertext) = rest.split_at(NONCE_LEN_V1);
+            XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key))
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad,
+                    },
+                )
+                .ok()
+        }
+        _ => None,
     }
-    let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-    XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key))
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: ciphertext,
-                aad,
-            },
-        )
-        .ok()
 }
 
 #[cfg(test)]
@@ -306,10 +349,47 @@ mod tests {
     }
 
     #[test]
-    fn two_seals_of_one_value_differ() {
+    fn a_seal_is_a_function_of_key_associated_data_and_value() {
         let key = DataKey::generate().unwrap();
-        let aad = || Aad::new("t");
-        assert_ne!(key.seal(&aad(), b"x"), key.seal(&aad(), b"x"));
+        let aad = |id: &[u8]| Aad::new("t").part(id);
+        assert_eq!(key.seal(&aad(b"e1"), b"x"), key.seal(&aad(b"e1"), b"x"));
+        assert_ne!(key.seal(&aad(b"e1"), b"x"), key.seal(&aad(b"e2"), b"x"));
+        assert_ne!(key.seal(&aad(b"e1"), b"x"), key.seal(&aad(b"e1"), b"y"));
+        let other = DataKey::generate().unwrap();
+        assert_ne!(key.seal(&aad(b"e1"), b"x"), other.seal(&aad(b"e1"), b"x"));
+    }
+
+    /// Rows written before format 2 stay readable.
+    #[test]
+    fn format_one_still_opens() {
+        let key = DataKey::generate().unwrap();
+        let aad = Aad::new("t").part(b"e1");
+        let nonce = [7u8; NONCE_LEN_V1];
+        let ciphertext =
+            XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.0.as_slice()))
+                .encrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: b"old".as_slice(),
+                        aad: &aad.bytes,
+                    },
+                )
+                .unwrap();
+        let sealed = [&[SEALED_V1][..], &nonce, &ciphertext].concat();
+        assert_eq!(key.open(&aad, &sealed).unwrap(), b"old");
+        assert!(key.open(&Aad::new("t").part(b"e2"), &sealed).is_none());
+        let mut unknown = sealed.clone();
+        unknown[0] = 3;
+        assert!(key.open(&aad, &unknown).is_none());
+    }
+
+    #[test]
+    fn shredded_ids_are_stable_keyed_and_per_record() {
+        let ring = keyring();
+        assert_eq!(ring.shredded_id("e1"), ring.shredded_id("e1"));
+        assert_ne!(ring.shredded_id("e1"), ring.shredded_id("e2"));
+        let other = Keyring::new(&MasterKey::insecure_development_key());
+        assert_ne!(ring.shredded_id("e1"), other.shredded_id("e1"));
     }
 
     #[test]

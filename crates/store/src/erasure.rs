@@ -11,10 +11,10 @@
 //! the comparisons below never mix a sink's clock with the operator's.
 //!
 //! # How a record is sealed once its subject was erased
-//! - dated before `E`: under a fresh random key that is never stored (a *shredded* record). Its
-//!   rows look exactly like an erased record's: the clear labels still count in reports, the
-//!   ciphertexts open for nobody, `records_by_id` points at a key that does not exist, and no
-//!   `user_days` row leads to it.
+//! - dated before `E`: with no ciphertext at all, under a pseudonym derived from its event id
+//!   (a *shredded* record: storing it again gives the same rows). They read like an erased
+//!   record's: the clear labels still count in reports, there is nothing to decrypt,
+//!   `records_by_id` points at a key that does not exist, and no `user_days` row leads to it.
 //! - dated at or after `E`: under the subject's current key, created after the erasure if need
 //!   be — a returning user id starts a new trail, unlinked from the erased one (its key id is
 //!   random, so nothing ties the two pseudonyms together).

@@ -36,17 +36,6 @@ pub(crate) struct UserKey {
 }
 
 impl UserKey {
-    /// A fresh key that is never stored: what a record of an erased subject dated before the
-    /// erasure is sealed with, so it is unreadable from the moment it is written.
-    pub(crate) fn throwaway(hourly: bool) -> Result<Self> {
-        Ok(Self {
-            key_id: Uuid::new_v4(),
-            key: Arc::new(DataKey::generate()?),
-            hourly,
-            created_at: None,
-        })
-    }
-
     /// Whether the key predates an erasure at `erased_at`, and so is (being) destroyed.
     pub(crate) fn predates(&self, erased_at: Option<DateTime<Utc>>) -> bool {
         erased_at.is_some_and(|e| self.created_at.is_none_or(|c| c <= e))

@@ -215,17 +215,22 @@ impl Store {
         let mut rows = Vec::with_capacity(records.len() * 3);
         let mut days_seen = HashSet::new();
         for record in records.iter().copied() {
-            let (key, indexed) = plan[&subject_of(record)].for_record(record)?;
+            let sealing = plan[&subject_of(record)].for_record(record)?;
             let plaintext = serde_json::to_vec(&record.event)
                 .map_err(|e| StoreError::InvalidRecord(format!("event not serializable: {e}")))?;
             let day = record.day();
             let class_ttl = i32::try_from(self.ttl_secs(record.class)).unwrap_or(i32::MAX);
-            let (partition, hour) = partition_of(key.key_id, key.hourly, record.event_time);
+            let (key_id, hourly, live) = match sealing {
+                Sealing::Live(key) => (key.key_id, key.hourly, Some(&key.key)),
+                Sealing::Shredded { hourly } => {
+                    (self.keyring.shredded_id(&record.id), hourly, None)
+                }
+            };
+            let (partition, hour) = partition_of(key_id, hourly, record.event_time);
             let hour = hour.map(i32::from);
-            let sealed = key.key.seal(
-                &class_aad(record.class, partition, day, &record.id),
-                &plaintext,
-            );
+            // A shredded record stores no ciphertext at all: nothing to open, ever.
+            let seal = |aad: Aad| live.map_or_else(Vec::new, |key| key.seal(&aad, &plaintext));
+            let sealed = seal(class_aad(record.class, partition, day, &record.id));
             rows.push(Row::Class(
                 record.class,
                 ClassRow {
@@ -244,9 +249,9 @@ impl Store {
                     shard,
                     event_time: record.event_time,
                     event_id: &record.id,
-                    pseudonym: key.key_id,
+                    pseudonym: key_id,
                     labels: LabelColumns::of(record),
-                    event: key.key.seal(&time_aad(day, shard, &record.id), &plaintext),
+                    event: seal(time_aad(day, shard, &record.id)),
                 }));
             }
             rows.push(Row::LabelsByTime(LabelTimeRow {
@@ -262,24 +267,22 @@ impl Store {
                 &record.id,
                 record.class.as_str(),
                 record.kind.as_str(),
-                key.key_id,
+                key_id,
                 day,
                 record.event_time,
                 hour.map_or(MaybeUnset::Unset, MaybeUnset::Set),
                 class_ttl,
             )));
-            let index_key = (key.key_id, day, record.class, hour);
-            if indexed
+            let index_key = (key_id, day, record.class, hour);
+            if live.is_some()
                 && days_seen.insert(index_key)
                 && self.written_index.get(&index_key).is_none()
             {
                 let ttl = index_ttl(class_ttl);
                 let class = record.class.as_str();
                 rows.push(match hour {
-                    None => Row::UserDay(index_key, (key.key_id, day, class, ttl)),
-                    Some(hour) => {
-                        Row::UserHour(index_key, (ttl, vec![hour], key.key_id, day, class))
-                    }
+                    None => Row::UserDay(index_key, (key_id, day, class, ttl)),
+                    Some(hour) => Row::UserHour(index_key, (ttl, vec![hour], key_id, day, class)),
                 });
             }
         }
@@ -384,7 +387,7 @@ impl Store {
     }
 
     /// The keys a subject's records dated at `times` need: its live key for those dated from
-    /// its last erasure on, a throwaway key for those dated before it.
+    /// its last erasure on; those dated before it are shredded.
     async fn subject_keys(
         &self,
         subject: Subject<'_>,
@@ -404,15 +407,10 @@ impl Store {
             } else {
                 None
             };
-            let shredded = if times.iter().all(after) {
-                None
-            } else {
-                Some(UserKey::throwaway(self.is_hourly(subject))?)
-            };
             return Ok(SubjectKeys {
                 erased_at,
                 live,
-                shredded,
+                hourly: self.is_hourly(subject),
             });
         }
         Err(StoreError::Read {
@@ -428,24 +426,33 @@ struct SubjectKeys {
     erased_at: Option<DateTime<Utc>>,
     /// For records dated from `erased_at` on (all of them when never erased).
     live: Option<UserKey>,
-    /// For records dated before `erased_at`: never stored, so they are unreadable at once.
-    shredded: Option<UserKey>,
+    /// Whether the subject's shredded records are partitioned by hour, as a live key would be.
+    hourly: bool,
+}
+
+/// How one record is sealed.
+enum Sealing<'a> {
+    /// Under its subject's key, and indexed under it in `user_days`.
+    Live(&'a UserKey),
+    /// Dated before its subject's erasure: stored with no ciphertext, under a pseudonym of its
+    /// own (`Keyring::shredded_id`), reachable from no user.
+    Shredded { hourly: bool },
 }
 
 impl SubjectKeys {
-    /// The key for `record`, and whether the record is indexed under it in `user_days`
-    /// (a shredded record is reachable from no user).
-    fn for_record(&self, record: &StorableRecord) -> Result<(&UserKey, bool)> {
-        let before_erasure = self.erased_at.is_some_and(|e| record.event_time < e);
-        let key = if before_erasure {
-            self.shredded.as_ref().map(|k| (k, false))
-        } else {
-            self.live.as_ref().map(|k| (k, true))
-        };
-        key.ok_or_else(|| StoreError::Read {
-            context: "write records",
-            detail: "no key was chosen for a record".into(),
-        })
+    fn for_record(&self, record: &StorableRecord) -> Result<Sealing<'_>> {
+        if self.erased_at.is_some_and(|e| record.event_time < e) {
+            return Ok(Sealing::Shredded {
+                hourly: self.hourly,
+            });
+        }
+        self.live
+            .as_ref()
+            .map(Sealing::Live)
+            .ok_or_else(|| StoreError::Read {
+                context: "write records",
+                detail: "no key was chosen for a record".into(),
+            })
     }
 }
 
