@@ -407,17 +407,26 @@ fn record_tables() -> Vec<&'static str> {
     tables
 }
 
+/// `SELECT {columns}` of every row of `table`.
+async fn select_all(
+    keyspace: &str,
+    table: &str,
+    columns: &str,
+) -> scylla::response::query_result::QueryRowsResult {
+    session()
+        .await
+        .query_unpaged(format!("SELECT {columns} FROM {keyspace}.{table}"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+}
+
 /// Every row of the record tables, printed and sorted: equal dumps are equal bytes.
 async fn dump_record_tables(keyspace: &str) -> Vec<String> {
-    let raw = session().await;
     let mut rows = Vec::new();
     for table in record_tables() {
-        let result = raw
-            .query_unpaged(format!("SELECT * FROM {keyspace}.{table}"), ())
-            .await
-            .unwrap()
-            .into_rows_result()
-            .unwrap();
+        let result = select_all(keyspace, table, "*").await;
         for row in result.rows::<Row>().unwrap() {
             rows.push(format!("{table} {:?}", row.unwrap().columns));
         }
@@ -428,16 +437,10 @@ async fn dump_record_tables(keyspace: &str) -> Vec<String> {
 
 /// Rows of the per-user tables and `security_by_time` whose `event` holds no ciphertext.
 async fn rows_without_ciphertext(keyspace: &str) -> usize {
-    let raw = session().await;
     let mut empty = 0;
     for table in &record_tables()[..5] {
-        let result = raw
-            .query_unpaged(format!("SELECT event FROM {keyspace}.{table}"), ())
+        empty += select_all(keyspace, table, "event")
             .await
-            .unwrap()
-            .into_rows_result()
-            .unwrap();
-        empty += result
             .rows::<(Option<Vec<u8>>,)>()
             .unwrap()
             .filter(|r| r.as_ref().unwrap().0.as_deref() == Some(&[][..]))
@@ -452,29 +455,22 @@ async fn rows_without_ciphertext(keyspace: &str) -> usize {
 async fn storing_a_record_again_stores_the_same_bytes() {
     let (store, settings) = fresh_store("store_same_bytes").await;
     let retention = RetentionPeriods::default();
-    let connect = || Store::connect(&settings, &retention);
+    // A fresh handle each time: no cached key, no remembered user_days row.
+    let write_again = || async {
+        let fresh = Store::connect(&settings, &retention).await.unwrap();
+        fresh.write_records(&lifecycle(USER)).await.unwrap();
+    };
     let ks = &settings.keyspace;
     store.write_records(&lifecycle(USER)).await.unwrap();
     let first = dump_record_tables(ks).await;
     assert!(first.len() > 20, "{first:?}");
-    // A fresh handle (no cached key, no remembered user_days row) writes them again.
-    connect()
-        .await
-        .unwrap()
-        .write_records(&lifecycle(USER))
-        .await
-        .unwrap();
+    write_again().await;
     assert_eq!(dump_record_tables(ks).await, first);
     assert_eq!(rows_without_ciphertext(ks).await, 0);
 
     // After the erasure, the same records arrive late: shredded, the same rows every time.
     assert!(store.destroy_user_key(USER).await.unwrap());
-    connect()
-        .await
-        .unwrap()
-        .write_records(&lifecycle(USER))
-        .await
-        .unwrap();
+    write_again().await;
     let shredded = dump_record_tables(ks).await;
     assert!(shredded.len() > first.len(), "shredded rows are new rows");
     let empty = rows_without_ciphertext(ks).await;
@@ -488,12 +484,7 @@ async fn storing_a_record_again_stores_the_same_bytes() {
         records.len() + security,
         "no ciphertext in any shredded row"
     );
-    connect()
-        .await
-        .unwrap()
-        .write_records(&lifecycle(USER))
-        .await
-        .unwrap();
+    write_again().await;
     assert_eq!(dump_record_tables(ks).await, shredded);
     drop_keyspace(ks).await;
 }
