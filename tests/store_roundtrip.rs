@@ -4,8 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::{RetentionPeriods, StoreSettings};
 use auditflow_integration_tests::stack::unique_name;
+use auditflow_store::integrity::LogPosition;
 use auditflow_store::{
     Labels, RecordKind, RetentionClass, StorableRecord, Store, StoreError, TimeRange, class_table,
 };
@@ -135,6 +137,7 @@ fn lifecycle(user: &str) -> Vec<StorableRecord> {
             ..Labels::default()
         },
         event: json!({"id": format!("{tag}/6"), "data": {"user_id": user, "operation": "read", "purpose": "export for alice"}}),
+        position: None,
     });
     records
 }
@@ -403,6 +406,7 @@ fn record_tables() -> Vec<&'static str> {
         "records_by_time",
         "records_by_id",
         "user_days",
+        "log_leaves",
     ]);
     tables
 }
@@ -456,12 +460,27 @@ async fn storing_a_record_again_stores_the_same_bytes() {
     let (store, settings) = fresh_store("store_same_bytes").await;
     let retention = RetentionPeriods::default();
     // A fresh handle each time: no cached key, no remembered user_days row.
+    // As the sink stores them: each at its Kafka position, so each with its leaf.
+    let positioned = || {
+        let mut records = lifecycle(USER);
+        for (offset, record) in records.iter_mut().enumerate() {
+            record.position = Some(LogPosition {
+                log: LogId {
+                    topic: "audit.user.action".into(),
+                    partition: 2,
+                },
+                offset: offset as i64,
+                time_ms: record.event_time.timestamp_millis() + 5,
+            });
+        }
+        records
+    };
     let write_again = || async {
         let fresh = Store::connect(&settings, &retention).await.unwrap();
-        fresh.write_records(&lifecycle(USER)).await.unwrap();
+        fresh.write_records(&positioned()).await.unwrap();
     };
     let ks = &settings.keyspace;
-    store.write_records(&lifecycle(USER)).await.unwrap();
+    store.write_records(&positioned()).await.unwrap();
     let first = dump_record_tables(ks).await;
     assert!(first.len() > 20, "{first:?}");
     write_again().await;
@@ -474,7 +493,7 @@ async fn storing_a_record_again_stores_the_same_bytes() {
     let shredded = dump_record_tables(ks).await;
     assert!(shredded.len() > first.len(), "shredded rows are new rows");
     let empty = rows_without_ciphertext(ks).await;
-    let records = lifecycle(USER);
+    let records = positioned();
     let security = records
         .iter()
         .filter(|r| r.kind == RecordKind::SecurityEvent)
@@ -789,6 +808,7 @@ fn subject_record(
             ..Labels::default()
         },
         event: json!({"id": id, "data": {"user_id": subject, "ip_address": IP, "action": action}}),
+        position: None,
     }
 }
 
@@ -1067,6 +1087,11 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
         format!("DROP TABLE {keyspace}.erased_subjects"),
         format!("DROP TABLE {keyspace}.erasures_by_day"),
         format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 5"),
+        // And version 6 (the tamper-evident log) after that.
+        format!("DROP TABLE {keyspace}.log_leaves"),
+        format!("DROP TABLE {keyspace}.log_state"),
+        format!("DROP TABLE {keyspace}.checkpoints"),
+        format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 6"),
     ] {
         raw.query_unpaged(ddl, ()).await.unwrap();
     }
@@ -1090,8 +1115,8 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
     .await
     .unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![4, 5]);
-    assert_eq!(report.current_version, 5);
+    assert_eq!(report.applied, vec![4, 5, 6]);
+    assert_eq!(report.current_version, 6);
     assert!(store.migrate().await.unwrap().applied.is_empty());
 
     // Old rows read as before; `unknown`'s existing key stays daily for new rows too.

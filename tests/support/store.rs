@@ -77,6 +77,7 @@ pub fn user_action(
             ..Labels::default()
         },
         event: serde_json::Value::Null,
+        position: None,
     }
 }
 
@@ -97,6 +98,7 @@ pub fn failed_login(user: &str, id: String, time: DateTime<Utc>) -> StorableReco
             ..Labels::default()
         },
         event: serde_json::Value::Null,
+        position: None,
     }
 }
 

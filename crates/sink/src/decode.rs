@@ -6,12 +6,14 @@
 //! picks the store's clear labels out of them. A record is refused (dead-lettered) when it is
 //! not a CloudEvent, not one of the four types the sink reads, or breaks its type's schema.
 
+use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::Limits;
 use auditflow_core::detect::ALERT_TYPE;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_core::{AuditRecord, Event, Reason, RetentionClass};
 use auditflow_runtime::kafka::cloudevents::decode_event;
 use auditflow_runtime::{DeadLetter, InputRecord};
+use auditflow_store::integrity::LogPosition;
 use auditflow_store::{Labels, RecordKind, StorableRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -58,6 +60,16 @@ pub fn decode(
                 "the event cannot be re-encoded",
             )
         })?,
+        position: Some(LogPosition {
+            log: LogId {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            },
+            offset: record.offset,
+            time_ms: record
+                .timestamp_ms
+                .unwrap_or_else(|| event_time.timestamp_millis()),
+        }),
     };
     stored
         .validate()

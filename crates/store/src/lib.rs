@@ -47,6 +47,7 @@ mod error;
 mod exec;
 mod expiry;
 mod index;
+pub mod integrity;
 mod keys;
 mod migrate;
 mod migrations;
@@ -118,6 +119,7 @@ pub struct Store {
 
 struct Ready {
     statements: Statements,
+    integrity: integrity::statements::IntegrityStatements,
     expiry_limit: ExpiryLimit,
     /// Shards per day of the by-time tables, as pinned in this keyspace.
     shards: i32,
@@ -209,8 +211,14 @@ impl Store {
                 let expiry_limit = expiry::probe(self).await?;
                 let shards = migrate::pinned_time_shards(self).await?;
                 let statements = Statements::prepare(&self.session, &self.keyspace).await?;
+                let integrity = integrity::statements::IntegrityStatements::prepare(
+                    &self.session,
+                    &self.keyspace,
+                )
+                .await?;
                 Ok(Ready {
                     statements,
+                    integrity,
                     expiry_limit,
                     shards,
                 })

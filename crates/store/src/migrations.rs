@@ -8,10 +8,11 @@
 //! is recorded after all its statements succeeded.
 
 use crate::causality;
+use crate::integrity;
 use crate::schema::{AddedColumn, SchemaParams, V4_COLUMNS, v1, v3, v5};
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 5;
+pub(crate) const LATEST_VERSION: i32 = 6;
 
 /// One schema version: the DDL it runs, then the columns it adds.
 pub(crate) struct Migration {
@@ -52,6 +53,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "erased subjects: erasure is final",
         statements: v5,
+        columns: &[],
+    },
+    Migration {
+        version: 6,
+        description: "tamper-evident log: leaves, log state, signed checkpoints",
+        statements: integrity::schema::migration,
         columns: &[],
     },
 ];

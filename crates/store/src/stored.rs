@@ -13,6 +13,7 @@ use serde::Serialize;
 use auditflow_core::RetentionClass;
 
 use crate::error::{Result, StoreError};
+use crate::integrity::LogPosition;
 
 /// Which audit topic a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -110,6 +111,10 @@ pub struct StorableRecord {
     pub labels: Labels,
     /// The whole CloudEvent, stored only sealed.
     pub event: serde_json::Value,
+    /// The Kafka record it was stored from: its place in the tamper-evident log (the
+    /// `integrity` module). `None` stores no leaf: the record is in no log, and
+    /// `auditflow verify` reports its rows as not covered.
+    pub position: Option<LogPosition>,
 }
 
 /// Ids longer than this are refused: they are keys, and no producer needs more.

@@ -1,4 +1,5 @@
-//! The write path: one record becomes up to five rows, all keyed by its id and event time.
+//! The write path: one record becomes up to six rows, all keyed by its id and event time (its
+//! leaf by its Kafka position).
 //!
 //! - its retention class's table, partition (pseudonym, day), sealed event; for an hourly
 //!   subject the pseudonym is its hour's bucket (see the `bucket` module);
@@ -9,7 +10,11 @@
 //!   class's TTL;
 //! - `user_days` (that its user has data that day, and in which hour buckets), a day longer
 //!   than the class's TTL, and only when this process has not written that row within the last
-//!   hour (see the `index` module for why it still never expires first).
+//!   hour (see the `index` module for why it still never expires first);
+//! - `log_leaves`, partition (topic, partition, block): its leaf of the tamper-evident log, the
+//!   canonical bytes of all of the above (the `integrity` module), when the caller gave the
+//!   record's Kafka position. Sealing is deterministic, so writing a record again writes the
+//!   same leaf.
 //!
 //! Rows are written concurrently (at most `[store] max_concurrency` statements of the whole
 //! store handle at once, see the `exec` module) and without batches:
@@ -33,6 +38,8 @@ use crate::bucket::partition_of;
 use crate::crypto::{Aad, Subject};
 use crate::error::{Result, StoreError};
 use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
+use crate::integrity::schema::block_of;
+use crate::integrity::{Leaf, digest};
 use crate::keys::{UserKey, WriteKey};
 use auditflow_core::RetentionClass;
 
@@ -130,6 +137,8 @@ enum Row<'a> {
     UserDay(UserDayKey, (Uuid, NaiveDate, &'static str, i32)),
     /// An hourly subject's day: (TTL, {hour}, key id, day, class).
     UserHour(UserDayKey, (i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
+    /// The record's leaf of the tamper-evident log: (topic, partition, block, offset, leaf).
+    Leaf((&'a str, i32, i64, i64, Vec<u8>)),
 }
 
 /// The associated data of a sealed event in a per-user table.
@@ -231,6 +240,38 @@ impl Store {
             // A shredded record stores no ciphertext at all: nothing to open, ever.
             let seal = |aad: Aad| live.map_or_else(Vec::new, |key| key.seal(&aad, &plaintext));
             let sealed = seal(class_aad(record.class, partition, day, &record.id));
+            let shard = shard_of(&record.id, ready.shards);
+            let time_sealed = record
+                .kind
+                .is_security()
+                .then(|| seal(time_aad(day, shard, &record.id)));
+            if let Some(position) = &record.position {
+                let leaf = Leaf {
+                    position: position.clone(),
+                    event_id: record.id.clone(),
+                    kind: record.kind,
+                    class: record.class,
+                    event_type: record.event_type.clone(),
+                    labels: record.labels.clone(),
+                    event_time_ms: record.event_time.timestamp_millis(),
+                    key_id,
+                    day,
+                    hour,
+                    pseudonym: partition,
+                    shard,
+                    event_digest: digest(&sealed),
+                    time_event_digest: time_sealed.as_deref().map(digest),
+                    indexed: live.is_some(),
+                    ttl_secs: class_ttl,
+                };
+                rows.push(Row::Leaf((
+                    &position.log.topic,
+                    position.log.partition,
+                    block_of(position.offset),
+                    position.offset,
+                    leaf.encode(),
+                )));
+            }
             rows.push(Row::Class(
                 record.class,
                 ClassRow {
@@ -242,8 +283,7 @@ impl Store {
                     event: sealed,
                 },
             ));
-            if record.kind.is_security() {
-                let shard = shard_of(&record.id, ready.shards);
+            if let Some(event) = time_sealed {
                 rows.push(Row::Time(TimeRow {
                     day,
                     shard,
@@ -251,12 +291,12 @@ impl Store {
                     event_id: &record.id,
                     pseudonym: key_id,
                     labels: LabelColumns::of(record),
-                    event: seal(time_aad(day, shard, &record.id)),
+                    event,
                 }));
             }
             rows.push(Row::LabelsByTime(LabelTimeRow {
                 day,
-                shard: shard_of(&record.id, ready.shards),
+                shard,
                 event_time: record.event_time,
                 event_id: &record.id,
                 class: record.class.as_str(),
@@ -328,6 +368,11 @@ impl Store {
             }
             Row::UserHour(key, values) => {
                 self.write_index(*key, "write user hour", &st.add_user_hour, values)
+                    .await
+            }
+            Row::Leaf(values) => {
+                let leaves = &self.ready().await?.integrity;
+                self.execute("write log leaf", &leaves.insert_leaf, values)
                     .await
             }
         }
