@@ -10,10 +10,12 @@
 
 use std::process::Command;
 
+use auditflow_integration_tests::integrity::assert_sealed_once;
 use auditflow_integration_tests::kafka::{self, Input, Stream, produce};
 use auditflow_integration_tests::sink::{SinkSetup, security_event, sink_topics, user_action};
 use auditflow_integration_tests::stack::eventually;
 use auditflow_integration_tests::store::{count, stored_or_zero};
+use auditflow_store::Store;
 
 const ACTIONS: usize = 6_000;
 const SECURITY: usize = 300;
@@ -23,7 +25,9 @@ const HELD: usize = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_stores_every_record_exactly_once() {
-    let setup = SinkSetup::new("sink_crash").await;
+    let mut setup = SinkSetup::new("sink_crash").await;
+    // Checkpoints fall before, across and after the kill.
+    setup.config.integrity.checkpoint_every = 100;
     let t = setup.config.topics.clone();
     let users: Vec<String> = (0..50).map(|u| format!("crash-user-{u}")).collect();
     let security: Vec<Input> = (0..SECURITY)
@@ -79,6 +83,11 @@ async fn kill_9_mid_stream_then_restart_stores_every_record_exactly_once() {
         SECURITY as i64
     );
     assert_eq!(count(&keyspace, "security_by_time").await, SECURITY as i64);
+    // The log is what an undisturbed run builds: one leaf per record, the same checkpoints.
+    let store = Store::connect(&setup.config.store, &setup.config.retention)
+        .await
+        .unwrap();
+    assert_sealed_once(&store, &setup.bootstrap, &setup.config, TOTAL as u64).await;
 
     // SIGTERM: finish, commit, leave the group, exit 0.
     let pid = survivor.id().to_string();

@@ -24,10 +24,12 @@ use std::time::Duration;
 
 use std::collections::BTreeSet;
 
+use auditflow_integration_tests::integrity::assert_sealed_once;
 use auditflow_integration_tests::kafka::{Input, produce};
 use auditflow_integration_tests::private_node::*;
 use auditflow_integration_tests::sink::{SinkSetup, start_sink, user_action};
 use auditflow_integration_tests::store::{count_at, session_at, stored_or_zero_at};
+use auditflow_store::Store;
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const TOTAL: usize = 6_000;
@@ -50,6 +52,8 @@ async fn stored_id_set(nodes: &[String], keyspace: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
     let mut setup = SinkSetup::new("sink_outage").await;
+    // Checkpoints fall before, across and after the outage.
+    setup.config.integrity.checkpoint_every = 100;
     let mut node = outage::start_node(&mut setup.config).await;
     let nodes = setup.config.store.nodes.clone();
     outage::migrate_then_fail_fast(&mut setup.config).await;
@@ -118,6 +122,11 @@ async fn a_30_second_database_outage_delays_but_loses_and_doubles_nothing() {
         count_at(&nodes, &keyspace, "audit_general_by_user").await,
         TOTAL as i64
     );
+    // The log is what an undisturbed run builds: one leaf per record, the same checkpoints.
+    let store = Store::connect(&setup.config.store, &setup.config.retention)
+        .await
+        .unwrap();
+    assert_sealed_once(&store, &setup.bootstrap, &setup.config, TOTAL as u64).await;
     shutdown.trigger();
     task.await
         .expect("sink task")

@@ -7,12 +7,14 @@
 //! the last records are produced only after it left, so both rebalances land mid-stream on
 //! any machine. The binaries are the ones `cargo build` put next to this test.
 
+use auditflow_integration_tests::integrity::assert_sealed_once;
 use auditflow_integration_tests::kafka::keyed;
 use auditflow_integration_tests::processes::terminate;
 use auditflow_integration_tests::sink::{
     JoinAndLeave, RecordOf, SinkSetup, alert, data_access, security_event, user_action,
 };
 use auditflow_integration_tests::store::{count, stored_or_zero};
+use auditflow_store::Store;
 
 /// Records per input topic streamed across both rebalances, faster than one sink stores them
 /// (so both rebalances find work batched or in flight, whichever partitions move); the last
@@ -27,7 +29,9 @@ const PARTITIONS: u64 = 12;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
-    let setup = SinkSetup::new("sink_rebal").await;
+    let mut setup = SinkSetup::new("sink_rebal").await;
+    // Checkpoints fall before, during and after the second instance's stay.
+    setup.config.integrity.checkpoint_every = 50;
     let t = setup.config.topics.clone();
     let users: Vec<String> = (0..50).map(|u| format!("rebal-user-{u}")).collect();
     let user = |i: usize| users[i % users.len()].as_str();
@@ -74,6 +78,17 @@ async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(count(&keyspace, "audit_security_by_user").await, security);
     assert_eq!(count(&keyspace, "security_by_time").await, security);
     assert_eq!(count(&keyspace, "records_by_time").await, 4 * per_topic);
+    // The log is what an undisturbed run builds: one leaf per record, the same checkpoints.
+    let store = Store::connect(&setup.config.store, &setup.config.retention)
+        .await
+        .unwrap();
+    assert_sealed_once(
+        &store,
+        &setup.bootstrap,
+        &setup.config,
+        4 * per_topic as u64,
+    )
+    .await;
 
     let exit = terminate(&mut first);
     assert!(exit.success(), "the first sink's SIGTERM exit: {exit}");

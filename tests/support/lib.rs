@@ -7,7 +7,8 @@
 //! counts, a fresh migrated store, stored records), [`processes`] (the real `auditflow`
 //! binary as a child process), [`metrics`] (a service's Prometheus text) and
 //! [`private_node`] (a Cassandra node a test may kill). The fixture modules hold each service's
-//! setup and inputs: [`classifier`], [`sink`], [`causality`], [`security_monitor`].
+//! setup and inputs: [`classifier`], [`sink`] (and [`integrity`], its tamper-evident log), [`causality`],
+//! [`security_monitor`].
 //!
 //! The tests run against real Kafka and Cassandra and fail — never skip — when a server is
 //! unreachable. One test file is one binary: tests in one binary run concurrently and some
@@ -17,6 +18,7 @@
 
 pub mod causality;
 pub mod classifier;
+pub mod integrity;
 pub mod kafka;
 pub mod metrics;
 pub mod private_node;

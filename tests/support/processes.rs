@@ -152,6 +152,7 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
         .env("AUDITFLOW_TOPICS__ALERTS", &t.alerts)
         .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
         .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
+        .env("AUDITFLOW_TOPICS__CHECKPOINTS", &t.checkpoints)
         .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
         // `AUDITFLOW_TEST_CHILD_LOG` (a `RUST_LOG` filter) makes a failing test's services talk.
         .env(
@@ -175,7 +176,12 @@ pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Comma
         )
         .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))
-        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "");
+        .env("AUDITFLOW_STORE__MASTER_KEY_ENV", "")
+        .env("AUDITFLOW_INTEGRITY__SIGNING_KEY_ENV", "")
+        .env(
+            "AUDITFLOW_INTEGRITY__CHECKPOINT_EVERY",
+            config.integrity.checkpoint_every.to_string(),
+        );
     command
 }
 

@@ -35,6 +35,7 @@ impl SinkSetup {
         config.store.keyspace = unique_name(name);
         // The tests choose the key: not whatever this process's environment holds.
         config.store.master_key_env = String::new();
+        config.integrity.signing_key_env = String::new();
         config.kafka.batch_max_records = 200;
         config.kafka.commit_interval_ms = 200;
         for topic in sink_topics(&config) {

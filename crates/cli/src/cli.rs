@@ -65,6 +65,41 @@ pub enum Command {
     Demo,
     /// Publish synthetic traffic at a given rate.
     Loadgen(LoadgenArgs),
+    /// Check every stored record against the tamper-evident log and its signed checkpoints.
+    Verify(VerifyArgs),
+    /// The checkpoint signing key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub range: TimeRange,
+    /// Where the checkpoints are checked against: the Kafka anchor topic too, or the store
+    /// alone.
+    #[arg(long, value_enum, default_value_t = Anchor::Kafka)]
+    pub anchor: Anchor,
+    /// The checkpoint signing key's public half (64 hex digits); default: derived from the
+    /// configured signing key.
+    #[arg(long)]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Anchor {
+    /// The checkpoints of the anchor topic, outside the database, and the stored ones.
+    Kafka,
+    /// The stored checkpoints only.
+    Store,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the public key checkpoints are verified with (64 hex digits).
+    Public,
 }
 
 #[derive(Debug, Subcommand)]

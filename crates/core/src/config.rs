@@ -64,6 +64,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// `[security]`: the security monitor's id secret, clock skew and state bounds.
     pub security: SecuritySettings,
+    /// `[integrity]`: the tamper-evident log's checkpoints and their signing key.
+    pub integrity: IntegritySettings,
 }
 
 /// `[sampling]`: type pattern → rate, in declaration order (it breaks specificity ties,
@@ -216,6 +218,9 @@ pub struct Topics {
     pub actions: String,
     /// The compacted topic of standing ip blocks, keyed by the blocked source.
     pub blocklist: String,
+    /// Where the sink publishes the signed checkpoints of the tamper-evident log: the anchor
+    /// outside the database (created never compacted, with unlimited retention).
+    pub checkpoints: String,
     /// What the classifier reads: topic names, or regular expressions starting with `^`.
     pub classifier_inputs: Vec<String>,
     /// Partitions of each topic `auditflow topics create` makes.
@@ -253,6 +258,7 @@ impl Default for Topics {
             alerts: "security.alerts".into(),
             actions: "security.actions".into(),
             blocklist: "security.blocklist".into(),
+            checkpoints: "audit.checkpoints".into(),
         }
     }
 }
@@ -404,6 +410,35 @@ impl Default for StoreSettings {
             request_timeout_ms: 10_000,
             time_shards: 16,
             hourly_subjects: vec!["unknown".into(), "system".into()],
+        }
+    }
+}
+
+/// `[integrity]`: the tamper-evident log (docs/integrity.md). Every record the sink stores is a
+/// leaf of its partition's log; a signed checkpoint is cut after every `checkpoint_every`
+/// leaves, and after a leaf whose Kafka timestamp is `checkpoint_interval_secs` or more past the
+/// log's previous checkpoint (or first leaf): both are functions of the input, so every replay
+/// cuts the same checkpoints.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegritySettings {
+    /// Leaves between two checkpoints of a log, at most.
+    pub checkpoint_every: u64,
+    /// Kafka-time seconds after which the next leaf closes a checkpoint.
+    pub checkpoint_interval_secs: u64,
+    /// A file holding the Ed25519 signing key's 32-byte seed as 64 hex digits.
+    pub signing_key_file: Option<std::path::PathBuf>,
+    /// The environment variable holding the seed (64 hex digits); wins over the file.
+    pub signing_key_env: String,
+}
+
+impl Default for IntegritySettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1000,
+            checkpoint_interval_secs: 60,
+            signing_key_file: None,
+            signing_key_env: "AUDITFLOW_SIGNING_KEY".into(),
         }
     }
 }

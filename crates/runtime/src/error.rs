@@ -25,7 +25,8 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
-    /// Creating a topic failed for a reason other than "it already exists".
+    /// Creating a topic failed for a reason other than "it already exists", or reading one to
+    /// its end did not finish.
     #[error("topic {topic}: {reason}")]
     Topic {
         /// The topic's name.

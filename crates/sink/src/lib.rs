@@ -23,12 +23,22 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod decode;
+mod sealer;
 mod writer;
+
+use std::sync::Mutex;
+use std::time::Duration;
 
 use auditflow_core::Config;
 use auditflow_runtime::ServiceContext;
 use auditflow_runtime::kafka::at_least_once::{self, ServiceError};
-use auditflow_store::{Store, StoreError};
+use auditflow_runtime::kafka::publisher::Publisher;
+use auditflow_runtime::kafka::topics;
+use auditflow_store::integrity::SigningKey;
+use auditflow_store::{KeySource, Store, StoreError};
+use tokio::task::JoinHandle;
+
+use sealer::{Sealer, SealerParts};
 
 use writer::SinkWriter;
 
@@ -44,15 +54,52 @@ pub fn input_topics(config: &Config) -> Vec<String> {
     config.topics.stored()
 }
 
-/// Runs the sink until its shutdown: migrates the schema (idempotent), then consumes the audit
-/// topics in group `<group_prefix>sink`.
+/// How long the sealer's last pass may take at shutdown.
+const SEALER_FINISH: Duration = Duration::from_secs(30);
+
+/// Runs the sink until its shutdown: migrates the schema (idempotent), creates the anchor topic
+/// if missing, loads the checkpoint signing key, then consumes the audit topics in group
+/// `<group_prefix>sink`, sealing what it committed into the tamper-evident log.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
-    at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
+    let started: Mutex<Option<(Sealer, JoinHandle<()>)>> = Mutex::new(None);
+    let result = at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
         let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
-        Ok(SinkWriter::new(store, config.limits.clone()))
+        let key = SigningKey::load(config).map_err(Error::Store)?;
+        if key.source() == KeySource::InsecureDevelopmentKey {
+            tracing::warn!(
+                service = SERVICE,
+                "checkpoints are signed with the built-in INSECURE development key: set \
+                 [integrity] signing_key_file or signing_key_env for real data"
+            );
+        }
+        let anchor: Vec<_> = topics::planned_topics(&config.topics)
+            .into_iter()
+            .filter(|t| t.name == config.topics.checkpoints)
+            .collect();
+        topics::ensure_topics(&config.kafka, &anchor).await?;
+        let (sealer, task) = Sealer::spawn(SealerParts {
+            store: store.clone(),
+            key,
+            settings: config.integrity.clone(),
+            publisher: Publisher::new(&config.kafka)?,
+            topic: config.topics.checkpoints.clone(),
+        });
+        *started.lock().unwrap_or_else(|p| p.into_inner()) = Some((sealer.clone(), task));
+        Ok(SinkWriter::new(store, config.limits.clone(), sealer))
     })
-    .await
+    .await;
+    let started = started.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((sealer, task)) = started {
+        sealer.finish();
+        if tokio::time::timeout(SEALER_FINISH, task).await.is_err() {
+            tracing::warn!(
+                service = SERVICE,
+                "the sealer's last pass did not finish in time; the next sink seals from where it stopped"
+            );
+        }
+    }
+    result
 }

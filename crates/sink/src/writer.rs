@@ -10,16 +10,19 @@
 //! record that cannot be decoded never reaches the store, so one bad record cannot fail, and
 //! so block, its batch.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::Limits;
 use auditflow_core::retention::RetentionPolicy;
-use auditflow_runtime::InputRecord;
 use auditflow_runtime::kafka::at_least_once::{BatchWriter, WriteError, WriteFault, Written};
-use auditflow_store::{Store, class_table};
+use auditflow_runtime::{InputRecord, Partition};
+use auditflow_store::{Store, StoreError, class_table};
 use chrono::Utc;
 
 use crate::decode::decode;
+use crate::sealer::Sealer;
 
 /// Stores the audit topics' records and alerts through one [`Store`]; shared by every
 /// partition's batches (the store is safe to use concurrently).
@@ -27,25 +30,68 @@ pub struct SinkWriter {
     store: Arc<Store>,
     limits: Limits,
     policy: RetentionPolicy,
+    sealer: Sealer,
 }
 
 impl SinkWriter {
     /// A writer over an opened store; a record beyond `[limits]` is dead-lettered undecoded.
-    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+    pub(crate) fn new(store: Arc<Store>, limits: Limits, sealer: Sealer) -> Self {
         Self {
             store,
             limits,
             policy: RetentionPolicy::new(),
+            sealer,
         }
     }
+
+    /// The last sealed offset of each log in `batch`, read from the store the first time a
+    /// log is seen (a replay after a restart starts below it).
+    async fn sealed_offsets(&self, batch: &[InputRecord]) -> Result<(), StoreError> {
+        let unknown: BTreeSet<LogId> = batch
+            .iter()
+            .map(log_of)
+            .filter(|log| self.sealer.sealed(log).is_none())
+            .collect();
+        for log in unknown {
+            let last = self
+                .store
+                .log_tail(&log)
+                .await?
+                .map_or(-1, |t| t.last_offset);
+            self.sealer.note_sealed(&log, last);
+        }
+        Ok(())
+    }
+}
+
+fn log_of(record: &InputRecord) -> LogId {
+    LogId {
+        topic: record.topic.clone(),
+        partition: record.partition,
+    }
+}
+
+fn write_error(e: StoreError) -> WriteError {
+    WriteError::new(WriteFault::of(e.is_transient(), e.is_about_the_record()), e)
 }
 
 impl BatchWriter for SinkWriter {
     async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         let now = Utc::now();
+        self.sealed_offsets(batch).await.map_err(write_error)?;
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for input in batch {
+            // Already a leaf of a sealed log (a replay): its rows are what the log vouches
+            // for, and are not written again.
+            if self
+                .sealer
+                .sealed(&log_of(input))
+                .is_some_and(|last| input.offset <= last)
+            {
+                outcomes.push(Written::Ignored);
+                continue;
+            }
             match decode(input, &self.limits, &self.policy, now) {
                 Ok(record) => {
                     outcomes.push(Written::Row {
@@ -61,9 +107,14 @@ impl BatchWriter for SinkWriter {
                 }
             }
         }
-        self.store.write_records(&records).await.map_err(|e| {
-            WriteError::new(WriteFault::of(e.is_transient(), e.is_about_the_record()), e)
-        })?;
+        self.store
+            .write_records(&records)
+            .await
+            .map_err(write_error)?;
         Ok(outcomes)
+    }
+
+    fn committed(&self, offsets: &[(Partition, i64)]) {
+        self.sealer.committed(offsets);
     }
 }

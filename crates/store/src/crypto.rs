@@ -63,42 +63,23 @@ impl MasterKey {
     /// Loads the key named by the settings: the environment variable, else the file, else (when
     /// allowed) the development key.
     pub(crate) fn load(settings: &StoreSettings) -> Result<(Self, KeySource)> {
-        if !settings.master_key_env.is_empty()
-            && let Ok(value) = std::env::var(&settings.master_key_env)
-        {
-            let value = Zeroizing::new(value);
-            let key = Self::from_hex(&value).map_err(|why| {
-                StoreError::MasterKey(format!("${}: {why}", settings.master_key_env))
-            })?;
-            return Ok((key, KeySource::Environment));
+        let configured = load_hex_key(
+            &settings.master_key_env,
+            settings.master_key_file.as_deref(),
+        )
+        .map_err(StoreError::MasterKey)?;
+        if let Some((key, source)) = configured {
+            return Ok((Self(key), source));
         }
-        if let Some(path) = &settings.master_key_file {
-            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                StoreError::MasterKey(format!("cannot read {}: {e}", path.display()))
-            })?);
-            let key = Self::from_hex(&text)
-                .map_err(|why| StoreError::MasterKey(format!("{}: {why}", path.display())))?;
-            return Ok((key, KeySource::File));
-        }
-        let remote = settings
-            .nodes
-            .iter()
-            .any(|node| !auditflow_core::config::is_loopback_address(node));
-        if settings.insecure_dev_key && !remote {
+        if development_key_allowed(settings) {
             return Ok((
                 Self::insecure_development_key(),
                 KeySource::InsecureDevelopmentKey,
             ));
         }
-        // A deployment that forgot its key must not seal everything with a published one.
-        let why = if settings.insecure_dev_key {
-            "the built-in development key is only used when every [store] nodes address is \
-             loopback"
-        } else {
-            "none configured"
-        };
         Err(StoreError::MasterKey(format!(
-            "{why}: set ${} or [store] master_key_file (64 hex digits)",
+            "{}: set ${} or [store] master_key_file (64 hex digits)",
+            no_key_why(settings),
             settings.master_key_env
         )))
     }
@@ -115,10 +96,9 @@ impl MasterKey {
     }
 
     /// 64 hex digits, surrounding whitespace ignored. The error never echoes the input.
+    #[cfg(test)]
     pub(crate) fn from_hex(text: &str) -> Result<Self, &'static str> {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        auditflow_core::hex::decode_into(text, key.as_mut_slice()).map_err(HexError::secret)?;
-        Ok(Self(key))
+        key_from_hex(text).map(Self)
     }
 
     fn derive(&self, info: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
@@ -128,6 +108,60 @@ impl MasterKey {
         hk.expand(info, out.as_mut_slice())
             .expect("HKDF output length is valid");
         out
+    }
+}
+
+/// A 32-byte secret, zeroed on drop.
+pub(crate) type SecretKey = Zeroizing<[u8; KEY_LEN]>;
+
+/// 64 hex digits, surrounding whitespace ignored. The error never echoes the input.
+fn key_from_hex(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, &'static str> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    auditflow_core::hex::decode_into(text, key.as_mut_slice()).map_err(HexError::secret)?;
+    Ok(key)
+}
+
+/// A 32-byte key from the environment variable `env` (when named and set), else from `file`;
+/// `None` when neither is configured. The error names where it looked, never the key.
+pub(crate) fn load_hex_key(
+    env: &str,
+    file: Option<&std::path::Path>,
+) -> Result<Option<(SecretKey, KeySource)>, String> {
+    if !env.is_empty()
+        && let Ok(value) = std::env::var(env)
+    {
+        let value = Zeroizing::new(value);
+        let key = key_from_hex(&value).map_err(|why| format!("${env}: {why}"))?;
+        return Ok(Some((key, KeySource::Environment)));
+    }
+    if let Some(path) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        );
+        let key = key_from_hex(&text).map_err(|why| format!("{}: {why}", path.display()))?;
+        return Ok(Some((key, KeySource::File)));
+    }
+    Ok(None)
+}
+
+/// Whether a built-in, public development key may stand in for a missing one: only when
+/// `[store] insecure_dev_key` allows it and every `[store] nodes` address is loopback.
+pub(crate) fn development_key_allowed(settings: &StoreSettings) -> bool {
+    settings.insecure_dev_key
+        && settings
+            .nodes
+            .iter()
+            .all(|node| auditflow_core::config::is_loopback_address(node))
+}
+
+/// Why no key was found, when [`development_key_allowed`] said no.
+pub(crate) fn no_key_why(settings: &StoreSettings) -> &'static str {
+    // A deployment that forgot its key must not seal everything with a published one.
+    if settings.insecure_dev_key {
+        "the built-in development key is only used when every [store] nodes address is loopback"
+    } else {
+        "none configured"
     }
 }
 

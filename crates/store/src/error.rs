@@ -18,6 +18,10 @@ pub enum StoreError {
     #[error("master key: {0}")]
     MasterKey(String),
 
+    /// The checkpoint signing key could not be read or is malformed. Never contains the key.
+    #[error("signing key: {0}")]
+    SigningKey(String),
+
     /// The keyspace was created with another master key: nothing in it could be decrypted.
     #[error(
         "the master key does not match the one this keyspace was created with \

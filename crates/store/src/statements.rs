@@ -10,7 +10,7 @@ use crate::exec::prepare;
 use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME, class_table};
 
 /// The clear label columns, in the order every statement below lists them.
-const LABELS: &str = "kind, event_type, action, outcome, risk_level, severity, blocked, \
+pub(crate) const LABELS: &str = "kind, event_type, action, outcome, risk_level, severity, blocked, \
      data_type, record_count, sensitive, sample_rate";
 const LABEL_MARKERS: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 

@@ -16,6 +16,7 @@ mod report;
 mod run;
 mod topics;
 mod trail;
+mod verify;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // Every command reads the same configuration; a bad one is a usage error (exit 2).
@@ -36,11 +37,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gdpr { command } => gdpr::run(&command, &config, json),
         Command::Report { command } => report::run(&command, &config, json),
         Command::Loadgen(args) => loadgen::run(&args, &config, json),
+        Command::Verify(args) => verify::run(&args, &config, json),
+        Command::Keys { command } => verify::keys(&command, &config, json),
     }
 }
 
 /// The one-thread runtime of a one-shot command (`migrate`, `query`, `trail`, `gdpr`,
-/// `report`, `topics`, `loadgen`); the long-running `run` and `demo` build a multi-thread one.
+/// `report`, `topics`, `loadgen`, `verify`); the long-running `run` and `demo` build a multi-thread one.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_current_thread()

@@ -53,6 +53,12 @@ impl Config {
         self.topics.validate()?;
         self.limits.validate()?;
         self.retention.validate()?;
+        if self.integrity.checkpoint_every == 0 {
+            return Err(ConfigError::invalid(
+                "integrity.checkpoint_every",
+                "must be at least 1",
+            ));
+        }
         self.security
             .validate()
             .map_err(|crate::detect::DetectError::InvalidSettings(why)| {
@@ -72,6 +78,7 @@ impl Topics {
             ("alerts", &self.alerts),
             ("actions", &self.actions),
             ("blocklist", &self.blocklist),
+            ("checkpoints", &self.checkpoints),
         ];
         for (key, name) in topics {
             let legal = !name.is_empty()

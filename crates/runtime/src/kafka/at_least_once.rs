@@ -34,6 +34,10 @@
 //! Dead letters are produced (and acknowledged by the broker) before their offset counts as
 //! done.
 //!
+//! After every successful commit — the loop's, and the revocation callback's — the writer is
+//! told what was committed ([`BatchWriter::committed`]): everything below is durable, which is
+//! where the sink seals its tamper-evident log up to.
+//!
 //! [`Watermark`]: crate::kafka::watermark::Watermark
 
 use std::future::Future;
@@ -53,7 +57,9 @@ use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
 use crate::kafka::loop_spec::LoopSpec;
-use crate::kafka::rebalance::{HarnessContext, SharedAssignment, is_revoked_state, offsets_list};
+use crate::kafka::rebalance::{
+    CommitHook, HarnessContext, SharedAssignment, is_revoked_state, offsets_list,
+};
 use crate::kafka::records::{DeadLetter, InputRecord, Partition};
 use crate::kafka::watermark::OffsetLedger;
 use crate::service::ServiceContext;
@@ -93,6 +99,15 @@ pub trait BatchWriter: Send + Sync + 'static {
         &self,
         batch: &[InputRecord],
     ) -> impl Future<Output = Result<Vec<Written>, WriteError>> + Send;
+
+    /// The loop committed `offsets` (partition, next offset to read): every record of the
+    /// partition below it is durable, written by this instance or an earlier owner. Called
+    /// after every successful commit, from the loop or from the revocation callback, so it
+    /// must not block (hand the work to a task). Does nothing unless the writer needs it (the
+    /// sink seals its tamper-evident log up to there).
+    fn committed(&self, offsets: &[(Partition, i64)]) {
+        let _ = offsets;
+    }
 }
 
 /// What a store service makes of one record before anything is written.
@@ -198,7 +213,13 @@ pub async fn spawn<W: BatchWriter>(
     let group = client::group_id(&spec.kafka, &spec.service);
     let max_bytes = dead_letter::dead_letter_limit(&spec.kafka, &spec.dead_letter_topic).await;
     let ledger = Arc::new(Mutex::new(OffsetLedger::default()));
-    let context = HarnessContext::new(&spec.service, metrics.clone()).with_ledger(ledger.clone());
+    let writer = Arc::new(writer);
+    let on_commit: CommitHook = {
+        let writer = writer.clone();
+        Arc::new(move |offsets| writer.committed(offsets))
+    };
+    let context =
+        HarnessContext::new(&spec.service, metrics.clone()).with_ledger(ledger.clone(), on_commit);
     let assignment = context.assignment().clone();
     let consumer: StreamConsumer<HarnessContext> = client::consumer_config(&spec.kafka, &group)
         .create_with_context(context)
@@ -218,7 +239,7 @@ pub async fn spawn<W: BatchWriter>(
 
     let mut state = LoopState {
         spec,
-        writer: Arc::new(writer),
+        writer,
         metrics,
         readiness,
         consumer,
@@ -474,7 +495,10 @@ impl<W: BatchWriter> LoopState<W> {
             .consumer
             .commit(&offsets_list(&commits), CommitMode::Sync)
         {
-            Ok(()) => lock(&self.ledger).mark_committed(&commits),
+            Ok(()) => {
+                lock(&self.ledger).mark_committed(&commits);
+                self.writer.committed(&commits);
+            }
             Err(err) if is_revoked_state(&err) => {}
             Err(err) => {
                 tracing::warn!(service = %self.spec.service, error = %err, "offset commit failed; will retry")

@@ -1,7 +1,8 @@
 //! Looking at topics and consumer groups from outside, for the operator's tools and the load
 //! harnesses: whether a group has members ([`GroupProbe`]), how far a group has committed
-//! ([`CommittedOffsets`]), and what a topic holds, read as the loops read it ([`TopicReader`]).
-//! None of them joins a group or commits anything.
+//! ([`CommittedOffsets`]), and what a topic holds, read as the loops read it ([`TopicReader`],
+//! or the whole of it at once: [`read_to_end`]). None of them joins a group or commits
+//! anything.
 
 use std::time::Duration;
 
@@ -104,4 +105,64 @@ impl TopicReader {
                 .during("consuming")
         })
     }
+}
+
+/// Every record `topic` holds now, each partition read from its beginning to the end offset it
+/// had when the read began (`auditflow verify` reading the anchor topic). Blocking; fails when
+/// the end is not reached within `timeout`.
+pub fn read_to_end(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<InputRecord>> {
+    let consumer: BaseConsumer = client::consumer_config(settings, "auditflow-topic-reader")
+        .create()
+        .during("creating a consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .during("reading the topic's metadata")?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = std::collections::BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .during("reading the topic's end offsets")?;
+        if high > low {
+            ends.insert(p, high);
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .during("assigning the topic")?;
+        }
+    }
+    consumer.assign(&assignment).during("assigning the topic")?;
+    let started = std::time::Instant::now();
+    let mut records = Vec::new();
+    while !ends.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(crate::Error::Topic {
+                topic: topic.to_owned(),
+                reason: format!(
+                    "its end was not reached within {} s of reading",
+                    timeout.as_secs()
+                ),
+            });
+        }
+        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let record = InputRecord::from_message(&polled.during("consuming")?);
+        if let Some(end) = ends.get(&record.partition) {
+            if record.offset + 1 >= *end {
+                ends.remove(&record.partition);
+            }
+            records.push(record);
+        }
+    }
+    Ok(records)
 }

@@ -1,5 +1,6 @@
-//! Publishing for the operator's tools (`auditflow demo`, `auditflow loadgen`) and the load
-//! harnesses, which are producers, not services: a [`Publisher`] sends records with the
+//! Publishing for the operator's tools (`auditflow demo`, `auditflow loadgen`), the load
+//! harnesses, and the sink's checkpoints of its tamper-evident log, none of them a loop's
+//! output: a [`Publisher`] sends records with the
 //! idempotent producer settings of [`client::producer_config`] and hands back each record's
 //! acknowledgement. (Looking at topics and groups from outside is [`inspect`](super::inspect).)
 //! Nothing outside the runtime needs to speak librdkafka for that.

@@ -117,12 +117,18 @@ impl Assignment {
 /// Shared between the librdkafka callbacks and the consumer loop.
 pub type SharedAssignment = Arc<Mutex<Assignment>>;
 
+/// What an at-least-once consumer runs after each successful commit, with the offsets it
+/// committed (from the loop, and from the revocation callback).
+pub type CommitHook = Arc<dyn Fn(&[(Partition, i64)]) + Send + Sync>;
+
 /// The consumer context every auditflow consumer runs with.
 pub struct HarnessContext {
     service: String,
     assignment: SharedAssignment,
     /// Present for at-least-once consumers: revocation commits their finished work.
     ledger: Option<Arc<Mutex<OffsetLedger>>>,
+    /// Told of what revocation committed.
+    on_commit: Option<CommitHook>,
     metrics: ServiceMetrics,
 }
 
@@ -133,13 +139,16 @@ impl HarnessContext {
             service: service.to_owned(),
             assignment: SharedAssignment::default(),
             ledger: None,
+            on_commit: None,
             metrics,
         }
     }
 
-    /// Commits the finished work of `ledger` when partitions are revoked (at-least-once consumers).
-    pub fn with_ledger(mut self, ledger: Arc<Mutex<OffsetLedger>>) -> Self {
+    /// Commits the finished work of `ledger` when partitions are revoked (at-least-once
+    /// consumers), then tells `on_commit` what it committed.
+    pub fn with_ledger(mut self, ledger: Arc<Mutex<OffsetLedger>>, on_commit: CommitHook) -> Self {
         self.ledger = Some(ledger);
+        self.on_commit = Some(on_commit);
         self
     }
 
@@ -156,7 +165,11 @@ impl HarnessContext {
             return;
         }
         match consumer.commit(&offsets_list(&commits), CommitMode::Sync) {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(hook) = &self.on_commit {
+                    hook(&commits);
+                }
+            }
             // The partition is already gone (ERR__STATE) or the group moved on: the new owner
             // redelivers from the last commit, and idempotent writes absorb the repeat.
             Err(err) => {

@@ -62,6 +62,15 @@ pub fn planned_topics(topics: &Topics) -> Vec<TopicSpec> {
             &topics.blocklist,
             vec![("cleanup.policy", "compact".to_owned())],
         ),
+        // The tamper-evident log's anchor: every checkpoint kept for good, none compacted away.
+        spec(
+            &topics.checkpoints,
+            vec![
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", "-1".to_owned()),
+                ("retention.bytes", "-1".to_owned()),
+            ],
+        ),
     ]
 }
 
@@ -187,7 +196,17 @@ mod tests {
                 "audit.dlq",
                 "security.alerts",
                 "security.actions",
-                "security.blocklist"
+                "security.blocklist",
+                "audit.checkpoints"
+            ]
+        );
+        let anchor = plan.iter().find(|s| s.name == "audit.checkpoints").unwrap();
+        assert_eq!(
+            anchor.config,
+            [
+                ("cleanup.policy", "delete".to_owned()),
+                ("retention.ms", "-1".to_owned()),
+                ("retention.bytes", "-1".to_owned())
             ]
         );
         let blocklist = plan

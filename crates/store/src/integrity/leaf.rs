@@ -277,10 +277,10 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Leaf {
+    pub(crate) fn sample() -> Leaf {
         Leaf {
             position: LogPosition {
                 log: LogId {

@@ -18,9 +18,12 @@
 //! offsets its group committed), when a checkpoint is cut and what it is signed with (the
 //! sink's `sealer`), and how a log is checked (`auditflow verify`).
 
+mod extend;
 mod leaf;
 pub(crate) mod schema;
+mod signing;
 pub(crate) mod statements;
+mod verify;
 
 use futures::TryStreamExt;
 use scylla::value::{CqlValue, Row};
@@ -32,7 +35,10 @@ use crate::Store;
 use crate::error::{Result, StoreError};
 use schema::block_of;
 
+pub use extend::{CheckpointRule, ExtendError};
 pub use leaf::{Leaf, LogPosition, digest};
+pub use signing::SigningKey;
+pub use verify::{Problem, ProblemKind, Report, VerifyOptions};
 
 /// How far a log is built: what `log_state` holds.
 #[derive(Debug, Clone, PartialEq)]

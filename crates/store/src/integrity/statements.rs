@@ -10,6 +10,7 @@ pub(crate) struct IntegrityStatements {
     pub(crate) insert_leaf: PreparedStatement,
     pub(crate) select_leaves: PreparedStatement,
     pub(crate) first_leaf: PreparedStatement,
+    pub(crate) select_block: PreparedStatement,
     pub(crate) select_state: PreparedStatement,
     pub(crate) create_state: PreparedStatement,
     pub(crate) advance_state: PreparedStatement,
@@ -35,6 +36,14 @@ impl IntegrityStatements {
                 format!(
                     "SELECT offset, leaf FROM {ks}.log_leaves \
                      WHERE topic = ? AND partition = ? AND block = ? AND offset >= ? AND offset < ?"
+                ),
+                true,
+            )
+            .await?,
+            select_block: p(
+                format!(
+                    "SELECT offset, leaf FROM {ks}.log_leaves \
+                     WHERE topic = ? AND partition = ? AND block = ?"
                 ),
                 true,
             )

@@ -1,0 +1,921 @@
+//! `auditflow verify`: every stored record against the tamper-evident log, every log against
+//! its signed checkpoints, every checkpoint against the key, its chain and the anchor topic.
+//!
+//! Nothing here trusts the database: each log is rebuilt from its stored leaves and its roots
+//! compared with checkpoints whose signatures verify under the public key alone; each leaf is
+//! recomputed from the rows it describes (read by full scans of the record tables, so a row no
+//! leaf describes is found too); and with an anchor (the checkpoints read from the Kafka topic,
+//! outside the database) a checkpoint deleted from the store, or one the store holds and the
+//! anchor never saw, is found as well. What the database could still hide is said in
+//! docs/integrity.md: rows deleted once their retention period is over, and — without the
+//! anchor — the newest records together with every trace of their checkpoints.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use scylla::DeserializeRow;
+use serde::Serialize;
+use uuid::Uuid;
+
+use auditflow_core::RetentionClass;
+use auditflow_core::checkpoint::{LogId, SignedCheckpoint};
+use auditflow_core::merkle::{Frontier, Hash, leaf_hash};
+
+use crate::Store;
+use crate::error::Result;
+use crate::exec::prepare;
+use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME, class_table};
+use crate::statements::LABELS;
+use crate::stored::Labels;
+
+use super::{Leaf, digest};
+
+/// What `verify` checks against.
+pub struct VerifyOptions {
+    /// The checkpoint signing key's public half (`auditflow keys public`).
+    pub public_key: [u8; 32],
+    /// Only records with an event time from here on (the logs are rebuilt whole regardless).
+    pub from: Option<DateTime<Utc>>,
+    /// Only records with an event time before this.
+    pub to: Option<DateTime<Utc>>,
+    /// The checkpoints read from the anchor topic; `None` checks against the store alone.
+    pub anchor: Option<Vec<SignedCheckpoint>>,
+    /// Now (ms since the epoch): a record whose retention is over may be gone.
+    pub now_ms: i64,
+}
+
+/// What kind of finding a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A row differs from what its leaf says was stored.
+    Modified,
+    /// A row its leaf says was stored is gone, before its retention period ended.
+    Removed,
+    /// A row no leaf describes.
+    Inserted,
+    /// A record's row is gone from where its leaf puts it, and a row of it is elsewhere.
+    Moved,
+    /// A checkpoint's signature, chain, root or anchor does not check out.
+    Checkpoint,
+    /// A log's leaves are malformed, missing or out of place.
+    Log,
+}
+
+/// One finding: what is wrong, and where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// Its kind.
+    pub kind: ProblemKind,
+    /// The log (`topic/partition`), for checkpoint and log findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// The record's event id, for record findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The table the row is (or should be) in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// What exactly (never personal data: ids, tables, sizes and column names only).
+    pub detail: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Logs checked.
+    pub logs: usize,
+    /// Checkpoints whose signature, chain and root checked out.
+    pub checkpoints: usize,
+    /// Records in range covered by a checkpoint, with every row as its leaf says.
+    pub verified: u64,
+    /// Records in range stored after their log's last checkpoint: their rows were checked,
+    /// but no signature vouches for them yet.
+    pub not_covered: u64,
+    /// Records in range whose rows are gone after their retention period ended.
+    pub expired: u64,
+    /// Everything that did not check out, sorted.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// No problem found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+macro_rules! label_row {
+    ($name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(DeserializeRow)]
+        struct $name {
+            $($field: $ty,)*
+            kind: Option<String>,
+            event_type: Option<String>,
+            action: Option<String>,
+            outcome: Option<String>,
+            risk_level: Option<String>,
+            severity: Option<String>,
+            blocked: Option<bool>,
+            data_type: Option<String>,
+            record_count: Option<i64>,
+            sensitive: Option<bool>,
+            sample_rate: Option<f64>,
+        }
+
+        impl $name {
+            fn labels(&self) -> Labels {
+                Labels {
+                    action: self.action.clone(),
+                    outcome: self.outcome.clone(),
+                    risk_level: self.risk_level.clone(),
+                    severity: self.severity.clone(),
+                    blocked: self.blocked,
+                    data_type: self.data_type.clone(),
+                    record_count: self.record_count,
+                    sensitive: self.sensitive,
+                    sample_rate: self.sample_rate,
+                }
+            }
+
+            fn clear(&self) -> Clear {
+                Clear {
+                    kind: self.kind.clone(),
+                    event_type: self.event_type.clone(),
+                    labels: self.labels(),
+                }
+            }
+        }
+    };
+}
+
+label_row!(ClassRow {
+    pseudonym: Uuid,
+    day: NaiveDate,
+    event_time: DateTime<Utc>,
+    event_id: String,
+    event: Option<Vec<u8>>,
+});
+label_row!(TimeRow {
+    day: NaiveDate,
+    shard: i32,
+    event_time: DateTime<Utc>,
+    event_id: String,
+    pseudonym: Option<Uuid>,
+    event: Option<Vec<u8>>,
+});
+label_row!(LabelTimeRow {
+    day: NaiveDate,
+    shard: i32,
+    event_time: DateTime<Utc>,
+    event_id: String,
+    class: Option<String>,
+});
+
+impl ClassRow {
+    fn found(self) -> (String, Found) {
+        let found = Found {
+            place: Place::Class(self.pseudonym, self.day),
+            event_time_ms: self.event_time.timestamp_millis(),
+            clear: Some(self.clear()),
+            digest: Some(digest(self.event.as_deref().unwrap_or_default())),
+            extra: Extra::None,
+        };
+        (self.event_id, found)
+    }
+}
+
+impl TimeRow {
+    fn found(self) -> (String, Found) {
+        let found = Found {
+            place: Place::ByTime(self.day, self.shard),
+            event_time_ms: self.event_time.timestamp_millis(),
+            clear: Some(self.clear()),
+            digest: Some(digest(self.event.as_deref().unwrap_or_default())),
+            extra: Extra::Pseudonym(self.pseudonym),
+        };
+        (self.event_id, found)
+    }
+}
+
+impl LabelTimeRow {
+    fn found(self) -> (String, Found) {
+        let found = Found {
+            place: Place::ByTime(self.day, self.shard),
+            event_time_ms: self.event_time.timestamp_millis(),
+            clear: Some(self.clear()),
+            digest: None,
+            extra: Extra::Class(self.class.clone()),
+        };
+        (self.event_id, found)
+    }
+}
+
+fn id_found((id, class, kind, key_id, day, time, hour): IdRow) -> (String, Found) {
+    let found = Found {
+        place: Place::ById,
+        event_time_ms: time.map_or(i64::MIN, |t| t.timestamp_millis()),
+        clear: None,
+        digest: None,
+        extra: Extra::ById {
+            class,
+            kind,
+            key_id,
+            day,
+            hour,
+        },
+    };
+    (id, found)
+}
+
+/// The clear columns every row of a record repeats.
+#[derive(Debug, Clone, PartialEq)]
+struct Clear {
+    kind: Option<String>,
+    event_type: Option<String>,
+    labels: Labels,
+}
+
+/// A row as found, reduced to what a leaf binds.
+#[derive(Debug, Clone, PartialEq)]
+struct Found {
+    /// The row's partition key.
+    place: Place,
+    event_time_ms: i64,
+    /// The clear columns (none in `records_by_id`).
+    clear: Option<Clear>,
+    /// SHA-256 of its ciphertext, for the rows that hold one.
+    digest: Option<Hash>,
+    /// What else the row holds that a leaf binds.
+    extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    /// A per-user table's (pseudonym, day).
+    Class(Uuid, NaiveDate),
+    /// A by-time table's (day, shard).
+    ByTime(NaiveDate, i32),
+    /// `records_by_id`, keyed by the event id alone.
+    ById,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Extra {
+    None,
+    /// `records_by_time`'s class.
+    Class(Option<String>),
+    /// `security_by_time`'s pseudonym (the key id).
+    Pseudonym(Option<Uuid>),
+    /// `records_by_id`'s columns.
+    ById {
+        class: Option<String>,
+        kind: Option<String>,
+        key_id: Option<Uuid>,
+        day: Option<NaiveDate>,
+        hour: Option<i32>,
+    },
+}
+
+/// Every row of the record tables, by table and event id.
+#[derive(Default)]
+struct Rows {
+    by_table: BTreeMap<&'static str, HashMap<String, Vec<Found>>>,
+    /// `user_days`: (key id, day, class) → hours.
+    user_days: HashMap<(Uuid, NaiveDate, String), BTreeSet<i32>>,
+}
+
+/// A row's identity: table, event id, partition and event time.
+type RowKey = (&'static str, String, Place, i64);
+
+const BY_ID: &str = "records_by_id";
+const USER_DAYS: &str = "user_days";
+
+/// A `records_by_id` row.
+type IdRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Uuid>,
+    Option<NaiveDate>,
+    Option<DateTime<Utc>>,
+    Option<i32>,
+);
+
+impl Store {
+    /// Verifies every log and every stored record (see the module docs). `progress` is told
+    /// how many leaves of how many have been checked, every 10 000.
+    pub async fn verify(
+        &self,
+        options: &VerifyOptions,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<Report> {
+        let mut report = Report::default();
+        let rows = self.scan_rows().await?;
+        let blocks = self.leaf_blocks().await?;
+        let (anchor, forks) = group_by_log(options.anchor.as_deref().unwrap_or_default());
+        report.problems.extend(forks);
+        let mut logs: BTreeSet<LogId> = blocks.keys().cloned().collect();
+        logs.extend(self.logs_with_state().await?);
+        logs.extend(anchor.keys().cloned());
+        report.logs = logs.len();
+        let total: u64 = blocks.values().map(|b| b.len() as u64).sum::<u64>() << 16;
+        let mut with_leaf: BTreeSet<String> = BTreeSet::new();
+        let mut claimed: BTreeSet<RowKey> = BTreeSet::new();
+        let mut checked = 0u64;
+        let mut decoded = Vec::new();
+        let mut described: HashSet<String> = HashSet::new();
+        for log in &logs {
+            let mut leaves = Vec::new();
+            for block in blocks.get(log).into_iter().flatten() {
+                leaves.extend(self.block_leaves(log, *block).await?);
+            }
+            let stored = match self.checkpoints(log).await {
+                Ok(stored) => stored,
+                Err(_) => {
+                    report.problems.push(log_problem(
+                        ProblemKind::Checkpoint,
+                        log,
+                        "a stored checkpoint does not parse".into(),
+                    ));
+                    Vec::new()
+                }
+            };
+            let on_anchor = options
+                .anchor
+                .as_ref()
+                .map(|_| anchor.get(log).cloned().unwrap_or_default());
+            let checkpoints = merge_checkpoints(log, stored, on_anchor, &mut report.problems);
+            let covered = check_log(log, &leaves, &checkpoints, options, &mut report);
+            for (index, (offset, bytes)) in leaves.iter().enumerate() {
+                let leaf = match Leaf::decode(bytes) {
+                    Ok(leaf) if leaf.position.log == *log && leaf.position.offset == *offset => {
+                        leaf
+                    }
+                    Ok(_) => {
+                        report.problems.push(log_problem(
+                            ProblemKind::Log,
+                            log,
+                            format!("the leaf at offset {offset} names another position"),
+                        ));
+                        continue;
+                    }
+                    Err(why) => {
+                        report.problems.push(log_problem(
+                            ProblemKind::Log,
+                            log,
+                            format!("the leaf at offset {offset} is malformed: {why}"),
+                        ));
+                        continue;
+                    }
+                };
+                with_leaf.insert(leaf.event_id.clone());
+                let expected = expected_rows(&leaf);
+                for (table, found) in &expected {
+                    claimed.insert((
+                        table,
+                        leaf.event_id.clone(),
+                        found.place.clone(),
+                        found.event_time_ms,
+                    ));
+                    described.insert(describe(table, &leaf.event_id, found));
+                }
+                decoded.push((leaf, expected, (index as u64) < covered));
+            }
+        }
+        // Then the rows of each record, knowing every leaf: a record delivered twice is two
+        // leaves, and a row both describe holds the later write (`described`).
+        for (leaf, expected, is_covered) in &decoded {
+            if !in_range(leaf.event_time_ms, options) {
+                continue;
+            }
+            let before = report.problems.len();
+            let expired = check_rows(
+                leaf,
+                expected,
+                &rows,
+                &described,
+                options,
+                &mut report.problems,
+            );
+            if expired {
+                report.expired += 1;
+            } else if !is_covered {
+                report.not_covered += 1;
+            } else if report.problems.len() == before {
+                report.verified += 1;
+            }
+            checked += 1;
+            if checked.is_multiple_of(10_000) {
+                progress(checked, total);
+            }
+        }
+        unclaimed_rows(&rows, &claimed, &with_leaf, options, &mut report.problems);
+        report.problems.sort();
+        report.problems.dedup();
+        Ok(report)
+    }
+
+    /// Scans `table` with `cql`, filing each row by its event id.
+    async fn scan_into<R>(
+        &self,
+        rows: &mut Rows,
+        table: &'static str,
+        cql: String,
+        found: impl Fn(R) -> (String, Found),
+    ) -> Result<()>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let by_id = rows.by_table.entry(table).or_default();
+        for row in self.scan::<R>(cql).await? {
+            let (id, found) = found(row);
+            by_id.entry(id).or_default().push(found);
+        }
+        Ok(())
+    }
+
+    async fn scan<R>(&self, cql: String) -> Result<Vec<R>>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let statement = prepare(&self.session, cql, true).await?;
+        self.rows("verify: scan", &statement, ())
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// Every record row, read by full scans (paged by the driver).
+    async fn scan_rows(&self) -> Result<Rows> {
+        let ks = &self.keyspace;
+        let mut rows = Rows::default();
+        for class in RetentionClass::ALL {
+            let table = class_table(class);
+            let cql = format!(
+                "SELECT pseudonym, day, event_time, event_id, event, {LABELS} FROM {ks}.{table}"
+            );
+            self.scan_into(&mut rows, table, cql, ClassRow::found)
+                .await?;
+        }
+        let cql = format!(
+            "SELECT day, shard, event_time, event_id, pseudonym, event, {LABELS} \
+             FROM {ks}.{SECURITY_BY_TIME}"
+        );
+        self.scan_into(&mut rows, SECURITY_BY_TIME, cql, TimeRow::found)
+            .await?;
+        let cql = format!(
+            "SELECT day, shard, event_time, event_id, class, {LABELS} FROM {ks}.{RECORDS_BY_TIME}"
+        );
+        self.scan_into(&mut rows, RECORDS_BY_TIME, cql, LabelTimeRow::found)
+            .await?;
+        let cql = format!(
+            "SELECT event_id, class, kind, pseudonym, day, event_time, hour FROM {ks}.{BY_ID}"
+        );
+        self.scan_into(&mut rows, BY_ID, cql, id_found).await?;
+        let days: Vec<(Uuid, NaiveDate, String, Option<Vec<i32>>)> = self
+            .scan(format!(
+                "SELECT pseudonym, day, class, hours FROM {ks}.{USER_DAYS}"
+            ))
+            .await?;
+        for (pseudonym, day, class, hours) in days {
+            rows.user_days
+                .entry((pseudonym, day, class))
+                .or_default()
+                .extend(hours.unwrap_or_default());
+        }
+        Ok(rows)
+    }
+
+    /// The `log_leaves` partitions of every log, ascending.
+    async fn leaf_blocks(&self) -> Result<BTreeMap<LogId, Vec<i64>>> {
+        let ks = &self.keyspace;
+        let found: Vec<(String, i32, i64)> = self
+            .scan(format!(
+                "SELECT DISTINCT topic, partition, block FROM {ks}.log_leaves"
+            ))
+            .await?;
+        let mut blocks: BTreeMap<LogId, Vec<i64>> = BTreeMap::new();
+        for (topic, partition, block) in found {
+            blocks
+                .entry(LogId { topic, partition })
+                .or_default()
+                .push(block);
+        }
+        blocks.values_mut().for_each(|b| b.sort_unstable());
+        Ok(blocks)
+    }
+
+    /// The logs with a state row or a stored checkpoint.
+    async fn logs_with_state(&self) -> Result<BTreeSet<LogId>> {
+        let ks = &self.keyspace;
+        let mut logs = BTreeSet::new();
+        for cql in [
+            format!("SELECT topic, partition FROM {ks}.log_state"),
+            format!("SELECT DISTINCT topic, partition FROM {ks}.checkpoints"),
+        ] {
+            let found: Vec<(String, i32)> = self.scan(cql).await?;
+            logs.extend(
+                found
+                    .into_iter()
+                    .map(|(topic, partition)| LogId { topic, partition }),
+            );
+        }
+        Ok(logs)
+    }
+
+    /// The leaves of one `log_leaves` partition, in offset order.
+    async fn block_leaves(&self, log: &LogId, block: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let st = &self.ready().await?.integrity;
+        self.rows(
+            "read log leaves",
+            &st.select_block,
+            (&log.topic, log.partition, block),
+        )
+        .await?
+        .try_collect()
+        .await
+    }
+}
+
+fn log_problem(kind: ProblemKind, log: &LogId, detail: String) -> Problem {
+    Problem {
+        kind,
+        log: Some(log.to_string()),
+        event_id: None,
+        table: None,
+        detail,
+    }
+}
+
+fn row_problem(kind: ProblemKind, id: &str, table: &str, detail: &str) -> Problem {
+    Problem {
+        kind,
+        log: None,
+        event_id: Some(id.to_owned()),
+        table: Some(table.to_owned()),
+        detail: detail.to_owned(),
+    }
+}
+
+fn in_range(event_time_ms: i64, options: &VerifyOptions) -> bool {
+    options
+        .from
+        .is_none_or(|f| event_time_ms >= f.timestamp_millis())
+        && options
+            .to
+            .is_none_or(|t| event_time_ms < t.timestamp_millis())
+}
+
+/// The anchor's checkpoints by log and size; two different ones at one size are a fork.
+fn group_by_log(
+    anchor: &[SignedCheckpoint],
+) -> (BTreeMap<LogId, Vec<SignedCheckpoint>>, Vec<Problem>) {
+    let mut by_size: BTreeMap<(LogId, u64), SignedCheckpoint> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for cp in anchor {
+        let key = (cp.checkpoint.log.clone(), cp.checkpoint.size);
+        match by_size.get(&key) {
+            Some(earlier) if earlier != cp => problems.push(log_problem(
+                ProblemKind::Checkpoint,
+                &key.0,
+                format!(
+                    "the anchor topic holds two different checkpoints at size {}",
+                    key.1
+                ),
+            )),
+            Some(_) => {}
+            None => {
+                by_size.insert(key, cp.clone());
+            }
+        }
+    }
+    let mut grouped: BTreeMap<LogId, Vec<SignedCheckpoint>> = BTreeMap::new();
+    for ((log, _), cp) in by_size {
+        grouped.entry(log).or_default().push(cp);
+    }
+    (grouped, problems)
+}
+
+/// The checkpoints to check `log` against, by size: the store's, and with an anchor the
+/// anchor's too — every difference between the two is a problem.
+fn merge_checkpoints(
+    log: &LogId,
+    stored: Vec<SignedCheckpoint>,
+    anchor: Option<Vec<SignedCheckpoint>>,
+    problems: &mut Vec<Problem>,
+) -> Vec<SignedCheckpoint> {
+    let mut merged: BTreeMap<u64, SignedCheckpoint> = stored
+        .into_iter()
+        .map(|cp| (cp.checkpoint.size, cp))
+        .collect();
+    let Some(anchor) = anchor else {
+        return merged.into_values().collect();
+    };
+    let anchored: BTreeMap<u64, SignedCheckpoint> = anchor
+        .into_iter()
+        .map(|cp| (cp.checkpoint.size, cp))
+        .collect();
+    for (size, cp) in &merged {
+        match anchored.get(size) {
+            None => problems.push(log_problem(
+                ProblemKind::Checkpoint,
+                log,
+                format!(
+                    "the checkpoint at size {size} is in the store but not on the anchor topic"
+                ),
+            )),
+            Some(a) if a != cp => problems.push(log_problem(
+                ProblemKind::Checkpoint,
+                log,
+                format!("the checkpoint at size {size} differs from the anchor topic's"),
+            )),
+            Some(_) => {}
+        }
+    }
+    for (size, cp) in anchored {
+        if !merged.contains_key(&size) {
+            problems.push(log_problem(
+                ProblemKind::Checkpoint,
+                log,
+                format!(
+                    "the checkpoint at size {size} is on the anchor topic but not in the store"
+                ),
+            ));
+        }
+        // The anchor's word wins: it is outside the database.
+        merged.insert(size, cp);
+    }
+    merged.into_values().collect()
+}
+
+/// Checks `log`'s checkpoints (signature, chain, root, last offset) against its leaves; the
+/// number of leaves the last good checkpoint covers.
+fn check_log(
+    log: &LogId,
+    leaves: &[(i64, Vec<u8>)],
+    checkpoints: &[SignedCheckpoint],
+    options: &VerifyOptions,
+    report: &mut Report,
+) -> u64 {
+    let problem = |detail: String| log_problem(ProblemKind::Checkpoint, log, detail);
+    let mut covered = 0;
+    let mut previous: Option<&SignedCheckpoint> = None;
+    let mut frontier = Frontier::new();
+    let mut leaves = leaves.iter();
+    let mut last_offset = None;
+    for cp in checkpoints {
+        let c = &cp.checkpoint;
+        let mut good = true;
+        if cp.verify(&options.public_key).is_err() {
+            report.problems.push(problem(format!(
+                "the checkpoint at size {} is not signed by the key",
+                c.size
+            )));
+            good = false;
+        }
+        match previous {
+            None if c.previous != [0; 32] => {
+                report.problems.push(problem(format!(
+                    "the checkpoint at size {} names a predecessor that is nowhere",
+                    c.size
+                )));
+                good = false;
+            }
+            Some(p) if p.followed_by(cp).is_err() => {
+                report.problems.push(problem(format!(
+                    "the checkpoint at size {} does not follow the one at size {}",
+                    c.size, p.checkpoint.size
+                )));
+                good = false;
+            }
+            _ => {}
+        }
+        previous = Some(cp);
+        while frontier.size() < c.size {
+            let Some((offset, bytes)) = leaves.next() else {
+                break;
+            };
+            frontier.push(leaf_hash(bytes));
+            last_offset = Some(*offset);
+        }
+        if frontier.size() < c.size {
+            report.problems.push(problem(format!(
+                "the checkpoint at size {} covers leaves that are not stored (the log holds {})",
+                c.size,
+                frontier.size()
+            )));
+            continue;
+        }
+        if frontier.root() != c.root {
+            report.problems.push(problem(format!(
+                "the leaves do not hash to the root of the checkpoint at size {}",
+                c.size
+            )));
+            good = false;
+        } else if last_offset != Some(c.last_offset) {
+            report.problems.push(problem(format!(
+                "the checkpoint at size {} ends at offset {}, the leaves at {:?}",
+                c.size, c.last_offset, last_offset
+            )));
+            good = false;
+        }
+        if good {
+            report.checkpoints += 1;
+            covered = c.size;
+        }
+    }
+    covered
+}
+
+/// The rows a leaf says were stored, by table.
+fn expected_rows(leaf: &Leaf) -> Vec<(&'static str, Found)> {
+    let clear = Clear {
+        kind: Some(leaf.kind.as_str().to_owned()),
+        event_type: Some(leaf.event_type.clone()),
+        labels: leaf.labels.clone(),
+    };
+    let time = leaf.event_time_ms;
+    let mut rows = vec![
+        (
+            BY_ID,
+            Found {
+                place: Place::ById,
+                event_time_ms: time,
+                clear: None,
+                digest: None,
+                extra: Extra::ById {
+                    class: Some(leaf.class.as_str().to_owned()),
+                    kind: Some(leaf.kind.as_str().to_owned()),
+                    key_id: Some(leaf.key_id),
+                    day: Some(leaf.day),
+                    hour: leaf.hour,
+                },
+            },
+        ),
+        (
+            class_table(leaf.class),
+            Found {
+                place: Place::Class(leaf.pseudonym, leaf.day),
+                event_time_ms: time,
+                clear: Some(clear.clone()),
+                digest: Some(leaf.event_digest),
+                extra: Extra::None,
+            },
+        ),
+        (
+            RECORDS_BY_TIME,
+            Found {
+                place: Place::ByTime(leaf.day, leaf.shard),
+                event_time_ms: time,
+                clear: Some(clear.clone()),
+                digest: None,
+                extra: Extra::Class(Some(leaf.class.as_str().to_owned())),
+            },
+        ),
+    ];
+    if let Some(digest) = leaf.time_event_digest {
+        rows.push((
+            SECURITY_BY_TIME,
+            Found {
+                place: Place::ByTime(leaf.day, leaf.shard),
+                event_time_ms: time,
+                clear: Some(clear),
+                digest: Some(digest),
+                extra: Extra::Pseudonym(Some(leaf.key_id)),
+            },
+        ));
+    }
+    rows
+}
+
+/// Checks the rows `leaf` describes; true when some are gone after the retention period
+/// (expired, not removed).
+fn check_rows(
+    leaf: &Leaf,
+    expected: &[(&'static str, Found)],
+    rows: &Rows,
+    described: &HashSet<String>,
+    options: &VerifyOptions,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let may_have_expired = options.now_ms >= leaf.expires_from_ms();
+    let id = &leaf.event_id;
+    let mut expired = false;
+    for (table, want) in expected {
+        let found = rows
+            .by_table
+            .get(table)
+            .and_then(|t| t.get(id))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if found.contains(want) {
+            continue;
+        }
+        // The same record delivered again (at another offset) and stored differently — a
+        // record of an erased user arriving again is stored shredded — overwrote the rows the
+        // two leaves share: the row holds what the later leaf describes.
+        let superseded = found
+            .iter()
+            .any(|f| f.place == want.place && described.contains(&describe(table, id, f)));
+        if superseded {
+            continue;
+        }
+        let same_place = found
+            .iter()
+            .find(|f| f.place == want.place && f.event_time_ms == want.event_time_ms);
+        match same_place {
+            Some(f) => problems.push(row_problem(
+                ProblemKind::Modified,
+                id,
+                table,
+                difference(want, f),
+            )),
+            None if !found.is_empty() => problems.push(row_problem(
+                ProblemKind::Moved,
+                id,
+                table,
+                "a row of the record is away from where its leaf puts it",
+            )),
+            None if may_have_expired => expired = true,
+            None => problems.push(row_problem(
+                ProblemKind::Removed,
+                id,
+                table,
+                "the row its leaf describes is gone before its retention period ended",
+            )),
+        }
+    }
+    if leaf.indexed {
+        let key = (leaf.key_id, leaf.day, leaf.class.as_str().to_owned());
+        let indexed = rows
+            .user_days
+            .get(&key)
+            .is_some_and(|hours| leaf.hour.is_none_or(|h| hours.contains(&h)));
+        if !indexed {
+            if may_have_expired {
+                expired = true;
+            } else {
+                problems.push(row_problem(
+                    ProblemKind::Removed,
+                    id,
+                    USER_DAYS,
+                    "the index row that leads to the record is gone",
+                ));
+            }
+        }
+    }
+    expired
+}
+
+/// A row as one string, to look it up among every leaf's expected rows.
+fn describe(table: &str, id: &str, found: &Found) -> String {
+    format!("{table}\u{0}{id}\u{0}{found:?}")
+}
+
+/// Which part of a row differs from its leaf (column names only).
+fn difference(want: &Found, found: &Found) -> &'static str {
+    if want.digest != found.digest {
+        "its ciphertext differs from the one its leaf hashes"
+    } else if want.clear != found.clear {
+        "its clear columns differ from its leaf's"
+    } else {
+        "its columns differ from its leaf's"
+    }
+}
+
+/// Rows no leaf describes: inserted (their record is in no log) or moved (their record is).
+fn unclaimed_rows(
+    rows: &Rows,
+    claimed: &BTreeSet<RowKey>,
+    with_leaf: &BTreeSet<String>,
+    options: &VerifyOptions,
+    problems: &mut Vec<Problem>,
+) {
+    for (table, by_id) in &rows.by_table {
+        for (id, found) in by_id {
+            for f in found {
+                let key = (*table, id.clone(), f.place.clone(), f.event_time_ms);
+                if claimed.contains(&key) || !in_range(f.event_time_ms, options) {
+                    continue;
+                }
+                problems.push(if with_leaf.contains(id) {
+                    row_problem(
+                        ProblemKind::Moved,
+                        id,
+                        table,
+                        "a row of the record is away from where its leaf puts it",
+                    )
+                } else {
+                    row_problem(
+                        ProblemKind::Inserted,
+                        id,
+                        table,
+                        "a row that no leaf of any log describes",
+                    )
+                });
+            }
+        }
+    }
+}
