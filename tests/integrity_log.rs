@@ -7,9 +7,11 @@
 use auditflow_core::checkpoint::SignedCheckpoint;
 use auditflow_integration_tests::integrity::{assert_sealed_once, wait_sealed};
 use auditflow_integration_tests::kafka::{Input, produce};
+use auditflow_integration_tests::processes::auditflow_binary;
 use auditflow_integration_tests::sink::{
     SinkSetup, alert, data_access, security_event, start_sink, user_action,
 };
+use auditflow_integration_tests::stack::unique_name;
 use auditflow_integration_tests::store::session;
 use auditflow_store::Store;
 use auditflow_store::integrity::Leaf;
@@ -25,6 +27,63 @@ async fn every_stored_record_is_a_leaf_under_signed_chained_anchored_checkpoints
     };
     let (setup, store) = stored_and_sealed("integrity_log", 25, &traffic).await;
     assert_sealed_once(&store, &setup.bootstrap, &setup.config, traffic.total()).await;
+
+    // One record's proof, checked offline with the public key alone; one changed byte fails it.
+    let keys = setup.command(&["keys", "public"]).output().unwrap();
+    assert!(keys.status.success());
+    let public_key = String::from_utf8(keys.stdout).unwrap().trim().to_owned();
+    assert_eq!(public_key.len(), 64, "{public_key}");
+    let proved = setup.command(&["prove", "se-3"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&proved.stderr);
+    assert!(proved.status.success(), "prove: {stderr}");
+    let proof: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
+    assert_eq!(proof["event_id"], "se-3");
+    assert!(
+        proof["consistency"]["from"]["size"].as_u64().unwrap()
+            < proof["checkpoint"]["size"].as_u64().unwrap()
+    );
+    let dir = std::env::temp_dir().join(unique_name("integrity_proof"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proof.json");
+    std::fs::write(&file, &proved.stdout).unwrap();
+    // Offline: no Kafka, no database in its environment.
+    let offline = |file: &std::path::Path| {
+        std::process::Command::new(auditflow_binary())
+            .args([
+                "verify-proof",
+                file.to_str().unwrap(),
+                "--public-key",
+                &public_key,
+            ])
+            .env("AUDITFLOW_STORE__NODES", "[\"192.0.2.1:9\"]")
+            .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", "192.0.2.1:9")
+            .output()
+            .unwrap()
+    };
+    let valid = offline(&file);
+    let out = String::from_utf8_lossy(&valid.stdout);
+    assert!(
+        valid.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    assert!(out.starts_with("proof valid: event se-3 is leaf "), "{out}");
+    let text = String::from_utf8(proved.stdout.clone()).unwrap();
+    for field in ["\"leaf\": \"", "\"root\": \"", "\"signature\": \""] {
+        let at = text.find(field).unwrap() + field.len() + 10;
+        let mut changed = text.clone().into_bytes();
+        changed[at] = if changed[at] == b'0' { b'1' } else { b'0' };
+        std::fs::write(&file, &changed).unwrap();
+        let invalid = offline(&file);
+        assert_eq!(
+            invalid.status.code(),
+            Some(1),
+            "a changed byte in {field} passed"
+        );
+        let why = String::from_utf8_lossy(&invalid.stderr);
+        assert!(why.contains("proof INVALID"), "{why}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
     setup.drop_keyspace().await;
 }
 

@@ -1092,6 +1092,11 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
         format!("DROP TABLE {keyspace}.log_state"),
         format!("DROP TABLE {keyspace}.checkpoints"),
         format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 6"),
+        // And version 7's columns.
+        format!("ALTER TABLE {keyspace}.records_by_id DROP log_topic"),
+        format!("ALTER TABLE {keyspace}.records_by_id DROP log_partition"),
+        format!("ALTER TABLE {keyspace}.records_by_id DROP log_offset"),
+        format!("DELETE FROM {keyspace}.schema_migrations WHERE version = 7"),
     ] {
         raw.query_unpaged(ddl, ()).await.unwrap();
     }
@@ -1115,8 +1120,8 @@ async fn a_keyspace_from_before_hour_buckets_upgrades_and_its_keys_stay_daily() 
     .await
     .unwrap();
     let report = store.migrate().await.unwrap();
-    assert_eq!(report.applied, vec![4, 5, 6]);
-    assert_eq!(report.current_version, 6);
+    assert_eq!(report.applied, vec![4, 5, 6, 7]);
+    assert_eq!(report.current_version, 7);
     assert!(store.migrate().await.unwrap().applied.is_empty());
 
     // Old rows read as before; `unknown`'s existing key stays daily for new rows too.

@@ -67,6 +67,20 @@ pub enum Command {
     Loadgen(LoadgenArgs),
     /// Check every stored record against the tamper-evident log and its signed checkpoints.
     Verify(VerifyArgs),
+    /// One record's inclusion proof under a signed checkpoint, and a consistency proof, as
+    /// JSON.
+    Prove {
+        /// The record's event id.
+        event_id: String,
+    },
+    /// Check a proof `prove` printed, offline, with the public key alone.
+    VerifyProof {
+        /// The proof's file (`-` for standard input).
+        file: String,
+        /// The checkpoint signing key's public half, 64 hex digits (`auditflow keys public`).
+        #[arg(long)]
+        public_key: String,
+    },
     /// The checkpoint signing key.
     Keys {
         #[command(subcommand)]

@@ -28,6 +28,13 @@
 //! Then drops both keyspaces, the topics and the consumer group, and prints a summary. Needs the
 //! local stack (`cargo xtask up`) and an up-to-date release binary.
 //!
+//! **What the tamper-evident log costs** (`LOAD_INTEGRITY=1`): instead of the raw writer, the
+//! same backlog is drained twice by the real binary — first with `[integrity] enabled = false`
+//! (its own group and keyspace), then with the log on — and the harness prints records/s of
+//! each and their ratio, CQL rows per record, then times `auditflow verify --anchor store` over
+//! the second keyspace and counts its leaves and checkpoints (bytes each, checkpoints per
+//! million records).
+//!
 //! **Maximum-size records** (`LOAD_RECORD_BYTES=N`): every record is instead a user action of
 //! about N bytes (a `context` the sink stores, sealed, like any other; N = 990000 is as large
 //! as librdkafka's default `message.max.bytes` lets a producer send), and the baseline is left
@@ -136,7 +143,23 @@ fn run_overrides(run: &str) -> Vec<(String, String)> {
         topic("ALERTS", "security.alerts"),
         topic("ACTIONS", "security.actions"),
         topic("BLOCKLIST", "security.blocklist"),
+        topic("CHECKPOINTS", "audit.checkpoints"),
     ]
+}
+
+/// The integrity-off run's overrides: its own group and keyspace, and no log.
+fn integrity_off_overrides(
+    overrides: &[(String, String)],
+    run: &str,
+    keyspace: &str,
+) -> Vec<(String, String)> {
+    let mut off = overrides.to_vec();
+    off.extend([
+        ("AUDITFLOW_KAFKA__GROUP_PREFIX".into(), format!("{run}off-")),
+        ("AUDITFLOW_STORE__KEYSPACE".into(), keyspace.to_owned()),
+        ("AUDITFLOW_INTEGRITY__ENABLED".into(), "false".into()),
+    ]);
+    off
 }
 
 async fn measure(
@@ -160,6 +183,10 @@ async fn measure(
         started.elapsed().as_secs_f64()
     );
 
+    if std::env::var_os("LOAD_INTEGRITY").is_some() {
+        compare_integrity(config, overrides, binary, raw_keyspace, records).await;
+        return;
+    }
     let sink = run_sink(binary, overrides, config, records).await;
     if record_bytes.is_some() {
         println!(
@@ -232,6 +259,118 @@ async fn measure(
         sink.peak_kib as f64 / 1024.0,
         sink.max_rss_kib as f64 / 1024.0,
         sink.cpu_secs
+    );
+}
+
+/// `LOAD_INTEGRITY=1`: what the tamper-evident log costs. The same backlog is drained twice by
+/// the real binary, first with `[integrity] enabled = false` (its own group, the second
+/// keyspace), then with the log on (the run's group and keyspace); then `auditflow verify
+/// --anchor store` checks the second keyspace, timed; and the checkpoints and leaves it holds
+/// are counted and measured.
+async fn compare_integrity(
+    config: &Config,
+    overrides: &[(String, String)],
+    binary: &str,
+    off_keyspace: &str,
+    records: usize,
+) {
+    let run = config.store.keyspace.clone();
+    let off = integrity_off_overrides(overrides, &run, off_keyspace);
+    let off_config =
+        Config::load("", std::env::vars().chain(off.iter().cloned())).expect("configuration");
+    let without = run_sink(binary, &off, &off_config, records).await;
+    let with = run_sink(binary, overrides, config, records).await;
+    let session = session(config).await;
+    let rows_without = written_rows(&session, off_keyspace).await;
+    let rows_with = written_rows(&session, &config.store.keyspace).await;
+    let ks = &config.store.keyspace;
+    let sizes = |cql: String| {
+        let session = &session;
+        async move {
+            let result = session
+                .query_iter(cql, ())
+                .await
+                .expect("scan")
+                .rows_stream::<(Vec<u8>,)>()
+                .expect("rows");
+            result
+                .try_fold((0u64, 0u64), |(n, bytes), (b,)| async move {
+                    Ok((n + 1, bytes + b.len() as u64))
+                })
+                .await
+                .expect("scan")
+        }
+    };
+    // The sealer follows the commits: wait until it has sealed every record.
+    let store = Store::connect(&config.store, &config.retention)
+        .await
+        .expect("connect");
+    let sealed_by = Instant::now() + Duration::from_secs(120);
+    loop {
+        let sealed: u64 = store
+            .log_tails()
+            .await
+            .expect("log state")
+            .iter()
+            .map(|t| t.size)
+            .sum();
+        if sealed >= records as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < sealed_by,
+            "only {sealed} of {records} records sealed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (leaves, leaf_bytes) = sizes(format!("SELECT leaf FROM {ks}.log_leaves")).await;
+    let (checkpoints, checkpoint_bytes) = sizes(format!(
+        "SELECT textAsBlob(checkpoint) FROM {ks}.checkpoints"
+    ))
+    .await;
+    let verify_started = Instant::now();
+    let verified = Command::new(binary)
+        .args(["verify", "--anchor", "store"])
+        .envs(overrides.iter().cloned())
+        .stdin(Stdio::null())
+        .output()
+        .expect("auditflow verify");
+    let verify_secs = verify_started.elapsed().as_secs_f64();
+    let summary = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "verify failed: {summary}");
+    println!();
+    println!(
+        "                               records/s   CQL rows/record   wall s   CPU s   peak RSS MiB"
+    );
+    for (name, run, rows) in [
+        ("integrity off", &without, rows_without),
+        ("integrity on", &with, rows_with),
+    ] {
+        println!(
+            "{name:<30} {:>9.0} {:>17.2} {:>8.1} {:>7.1} {:>14.1}",
+            run.records_per_sec,
+            rows as f64 / records as f64,
+            run.wall_secs,
+            run.cpu_secs,
+            run.peak_kib as f64 / 1024.0
+        );
+    }
+    println!(
+        "on / off records/s:            {:>9.3}",
+        with.records_per_sec / without.records_per_sec
+    );
+    println!(
+        "verify --anchor store: {verify_secs:.1} s for {records} records = {:.0} records/s ({})",
+        records as f64 / verify_secs,
+        summary.lines().next().unwrap_or_default()
+    );
+    let per_million = 1_000_000.0 / records as f64;
+    println!(
+        "leaves: {leaves}, {:.0} bytes each; checkpoints: {checkpoints} ({:.0} per million records), \
+         {:.0} bytes each as JSON",
+        leaf_bytes as f64 / leaves.max(1) as f64,
+        checkpoints as f64 * per_million,
+        checkpoint_bytes as f64 / checkpoints.max(1) as f64
     );
 }
 
@@ -768,6 +907,12 @@ async fn clean_up(config: &Config, raw_keyspace: &str) {
     let group = client::group_id(&config.kafka, auditflow_sink::SERVICE);
     if let Err(e) = delete_group(&config.kafka, &group).await {
         eprintln!("deleting group {group}: {e}");
+    }
+    if std::env::var_os("LOAD_INTEGRITY").is_some() {
+        let off = format!("{}off-{}", config.store.keyspace, auditflow_sink::SERVICE);
+        if let Err(e) = delete_group(&config.kafka, &off).await {
+            eprintln!("deleting group {off}: {e}");
+        }
     }
     println!(
         "dropped keyspaces {} and {raw_keyspace}, {} topics and group {group}",

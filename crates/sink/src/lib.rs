@@ -26,7 +26,7 @@ mod decode;
 mod sealer;
 mod writer;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use auditflow_core::Config;
@@ -54,6 +54,33 @@ pub fn input_topics(config: &Config) -> Vec<String> {
     config.topics.stored()
 }
 
+/// Loads the signing key, creates the anchor topic if missing, and starts the sealer.
+async fn start_sealer(
+    config: &Config,
+    store: &Arc<Store>,
+) -> Result<(Sealer, JoinHandle<()>), Error> {
+    let key = SigningKey::load(config).map_err(Error::Store)?;
+    if key.source() == KeySource::InsecureDevelopmentKey {
+        tracing::warn!(
+            service = SERVICE,
+            "checkpoints are signed with the built-in INSECURE development key: set \
+             [integrity] signing_key_file or signing_key_env for real data"
+        );
+    }
+    let anchor: Vec<_> = topics::planned_topics(&config.topics)
+        .into_iter()
+        .filter(|t| t.name == config.topics.checkpoints)
+        .collect();
+    topics::ensure_topics(&config.kafka, &anchor).await?;
+    Ok(Sealer::spawn(SealerParts {
+        store: store.clone(),
+        key,
+        settings: config.integrity.clone(),
+        publisher: Publisher::new(&config.kafka)?,
+        topic: config.topics.checkpoints.clone(),
+    }))
+}
+
 /// How long the sealer's last pass may take at shutdown.
 const SEALER_FINISH: Duration = Duration::from_secs(30);
 
@@ -67,27 +94,18 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
         let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
-        let key = SigningKey::load(config).map_err(Error::Store)?;
-        if key.source() == KeySource::InsecureDevelopmentKey {
+        let sealer = if config.integrity.enabled {
+            let (sealer, task) = start_sealer(config, &store).await?;
+            *started.lock().unwrap_or_else(|p| p.into_inner()) = Some((sealer.clone(), task));
+            Some(sealer)
+        } else {
             tracing::warn!(
                 service = SERVICE,
-                "checkpoints are signed with the built-in INSECURE development key: set \
-                 [integrity] signing_key_file or signing_key_env for real data"
+                "[integrity] enabled = false: the records stored from now on are in no log, and \
+                 nothing will show if they are changed"
             );
-        }
-        let anchor: Vec<_> = topics::planned_topics(&config.topics)
-            .into_iter()
-            .filter(|t| t.name == config.topics.checkpoints)
-            .collect();
-        topics::ensure_topics(&config.kafka, &anchor).await?;
-        let (sealer, task) = Sealer::spawn(SealerParts {
-            store: store.clone(),
-            key,
-            settings: config.integrity.clone(),
-            publisher: Publisher::new(&config.kafka)?,
-            topic: config.topics.checkpoints.clone(),
-        });
-        *started.lock().unwrap_or_else(|p| p.into_inner()) = Some((sealer.clone(), task));
+            None
+        };
         Ok(SinkWriter::new(store, config.limits.clone(), sealer))
     })
     .await;

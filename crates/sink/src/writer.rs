@@ -30,12 +30,13 @@ pub struct SinkWriter {
     store: Arc<Store>,
     limits: Limits,
     policy: RetentionPolicy,
-    sealer: Sealer,
+    /// `None` with `[integrity] enabled = false`: records are stored in no log.
+    sealer: Option<Sealer>,
 }
 
 impl SinkWriter {
     /// A writer over an opened store; a record beyond `[limits]` is dead-lettered undecoded.
-    pub(crate) fn new(store: Arc<Store>, limits: Limits, sealer: Sealer) -> Self {
+    pub(crate) fn new(store: Arc<Store>, limits: Limits, sealer: Option<Sealer>) -> Self {
         Self {
             store,
             limits,
@@ -47,10 +48,13 @@ impl SinkWriter {
     /// The last sealed offset of each log in `batch`, read from the store the first time a
     /// log is seen (a replay after a restart starts below it).
     async fn sealed_offsets(&self, batch: &[InputRecord]) -> Result<(), StoreError> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(());
+        };
         let unknown: BTreeSet<LogId> = batch
             .iter()
             .map(log_of)
-            .filter(|log| self.sealer.sealed(log).is_none())
+            .filter(|log| sealer.sealed(log).is_none())
             .collect();
         for log in unknown {
             let last = self
@@ -58,9 +62,18 @@ impl SinkWriter {
                 .log_tail(&log)
                 .await?
                 .map_or(-1, |t| t.last_offset);
-            self.sealer.note_sealed(&log, last);
+            sealer.note_sealed(&log, last);
         }
         Ok(())
+    }
+
+    /// Whether `input` is already a leaf of a sealed log.
+    fn sealed(&self, input: &InputRecord) -> bool {
+        self.sealer.as_ref().is_some_and(|sealer| {
+            sealer
+                .sealed(&log_of(input))
+                .is_some_and(|last| input.offset <= last)
+        })
     }
 }
 
@@ -84,16 +97,15 @@ impl BatchWriter for SinkWriter {
         for input in batch {
             // Already a leaf of a sealed log (a replay): its rows are what the log vouches
             // for, and are not written again.
-            if self
-                .sealer
-                .sealed(&log_of(input))
-                .is_some_and(|last| input.offset <= last)
-            {
+            if self.sealed(input) {
                 outcomes.push(Written::Ignored);
                 continue;
             }
             match decode(input, &self.limits, &self.policy, now) {
-                Ok(record) => {
+                Ok(mut record) => {
+                    if self.sealer.is_none() {
+                        record.position = None;
+                    }
                     outcomes.push(Written::Row {
                         table: class_table(record.class),
                         event_time_ms: Some(record.event_time.timestamp_millis()),
@@ -115,6 +127,8 @@ impl BatchWriter for SinkWriter {
     }
 
     fn committed(&self, offsets: &[(Partition, i64)]) {
-        self.sealer.committed(offsets);
+        if let Some(sealer) = &self.sealer {
+            sealer.committed(offsets);
+        }
     }
 }

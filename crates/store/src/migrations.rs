@@ -12,7 +12,7 @@ use crate::integrity;
 use crate::schema::{AddedColumn, SchemaParams, V4_COLUMNS, v1, v3, v5};
 
 /// The version this build reads and writes.
-pub(crate) const LATEST_VERSION: i32 = 6;
+pub(crate) const LATEST_VERSION: i32 = 7;
 
 /// One schema version: the DDL it runs, then the columns it adds.
 pub(crate) struct Migration {
@@ -61,6 +61,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         statements: integrity::schema::migration,
         columns: &[],
     },
+    Migration {
+        version: 7,
+        description: "records by id name their leaf of the tamper-evident log",
+        statements: |_| Vec::new(),
+        columns: integrity::schema::V7_COLUMNS,
+    },
 ];
 
 #[cfg(test)]
@@ -95,6 +101,9 @@ mod tests {
                 "ALTER TABLE ks.user_keys ADD hourly boolean",
                 "ALTER TABLE ks.user_days ADD hours set<int>",
                 "ALTER TABLE ks.records_by_id ADD hour int",
+                "ALTER TABLE ks.records_by_id ADD log_topic text",
+                "ALTER TABLE ks.records_by_id ADD log_partition int",
+                "ALTER TABLE ks.records_by_id ADD log_offset bigint",
             ]
         );
     }

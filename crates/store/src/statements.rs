@@ -129,7 +129,8 @@ impl Statements {
             insert_by_id: p(
                 format!(
                     "INSERT INTO {ks}.records_by_id (event_id, class, kind, pseudonym, day, event_time, \
-                     hour) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+                     hour, log_topic, log_partition, log_offset) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
                 ),
                 true,
             )

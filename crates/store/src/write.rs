@@ -122,6 +122,7 @@ enum Row<'a> {
     Class(RetentionClass, ClassRow<'a>),
     Time(TimeRow<'a>),
     LabelsByTime(LabelTimeRow<'a>),
+    /// (id, class, kind, key id, day, time, hour, leaf topic, partition, offset, TTL).
     ById(
         (
             &'a str,
@@ -131,6 +132,9 @@ enum Row<'a> {
             NaiveDate,
             DateTime<Utc>,
             MaybeUnset<i32>,
+            MaybeUnset<&'a str>,
+            MaybeUnset<i32>,
+            MaybeUnset<i64>,
             i32,
         ),
     ),
@@ -310,7 +314,10 @@ impl Store {
                 key_id,
                 day,
                 record.event_time,
-                hour.map_or(MaybeUnset::Unset, MaybeUnset::Set),
+                set_or_unset(hour),
+                set_or_unset(record.position.as_ref().map(|p| p.log.topic.as_str())),
+                set_or_unset(record.position.as_ref().map(|p| p.log.partition)),
+                set_or_unset(record.position.as_ref().map(|p| p.offset)),
                 class_ttl,
             )));
             let index_key = (key_id, day, record.class, hour);
@@ -504,6 +511,10 @@ impl SubjectKeys {
 type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 type BoxedKeys<'a, 'r> =
     Pin<Box<dyn Future<Output = Result<(Subject<'r>, SubjectKeys)>> + Send + 'a>>;
+
+fn set_or_unset<T>(value: Option<T>) -> MaybeUnset<T> {
+    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {

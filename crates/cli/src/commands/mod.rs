@@ -11,6 +11,7 @@ mod gdpr;
 mod loadgen;
 mod migrate;
 mod ndjson;
+mod prove;
 mod query;
 mod report;
 mod run;
@@ -39,6 +40,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Loadgen(args) => loadgen::run(&args, &config, json),
         Command::Verify(args) => verify::run(&args, &config, json),
         Command::Keys { command } => verify::keys(&command, &config, json),
+        Command::Prove { event_id } => prove::prove(&event_id, &config),
+        Command::VerifyProof { file, public_key } => prove::verify_proof(&file, &public_key, json),
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod extend;
 mod leaf;
+mod proof;
 pub(crate) mod schema;
 mod signing;
 pub(crate) mod statements;
@@ -37,6 +38,7 @@ use schema::block_of;
 
 pub use extend::{CheckpointRule, ExtendError};
 pub use leaf::{Leaf, LogPosition, digest};
+pub use proof::{ConsistencyProof, Proven, RecordProof};
 pub use signing::SigningKey;
 pub use verify::{Problem, ProblemKind, Report, VerifyOptions};
 
@@ -56,6 +58,19 @@ pub struct LogTail {
     pub anchor_ms: i64,
     /// The latest signed checkpoint, if any.
     pub checkpoint: Option<SignedCheckpoint>,
+}
+
+/// What `auditflow prove` found for an event id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProofOutcome {
+    /// The record's proof.
+    Proven(Box<RecordProof>),
+    /// No record has this id.
+    NotFound,
+    /// The record is in no log (stored before the log existed, or without its position).
+    NotInLog,
+    /// The record is in its log, after the log's last checkpoint: nothing signed covers it yet.
+    NotCovered,
 }
 
 /// A `log_state` row after its key: size, last offset, edge, anchor, checkpoint.
@@ -186,6 +201,52 @@ impl Store {
             }
         }
         Ok(start)
+    }
+
+    /// The proof of the record `event_id` under its log's latest checkpoint, with consistency
+    /// from the first checkpoint that covers it (or the one before, when that is the latest).
+    pub async fn prove(&self, event_id: &str) -> Result<ProofOutcome> {
+        let st = &self.ready().await?.integrity;
+        let row: Option<(Option<String>, Option<i32>, Option<i64>)> = self
+            .first_row("read record index", &st.select_position, &(event_id,))
+            .await?;
+        let Some(row) = row else {
+            return Ok(ProofOutcome::NotFound);
+        };
+        let (Some(topic), Some(partition), Some(offset)) = row else {
+            return Ok(ProofOutcome::NotInLog);
+        };
+        let log = LogId { topic, partition };
+        let Some(latest) = self.log_tail(&log).await?.and_then(|t| t.checkpoint) else {
+            return Ok(ProofOutcome::NotCovered);
+        };
+        if offset > latest.checkpoint.last_offset {
+            return Ok(ProofOutcome::NotCovered);
+        }
+        let end = latest.checkpoint.last_offset + 1;
+        let start = self.log_start(&log, end).await?.unwrap_or(end);
+        let leaves = self.log_leaves(&log, start, end).await?;
+        let Some(index) = leaves.iter().position(|(o, _)| *o == offset) else {
+            return Ok(ProofOutcome::NotInLog);
+        };
+        let checkpoints = self.checkpoints(&log).await?;
+        let covering = checkpoints
+            .iter()
+            .find(|c| c.checkpoint.size > index as u64)
+            .cloned();
+        let older = match covering {
+            Some(c) if c.checkpoint.size < latest.checkpoint.size => Some(c),
+            _ => checkpoints
+                .iter()
+                .rev()
+                .find(|c| c.checkpoint.size < latest.checkpoint.size)
+                .cloned(),
+        };
+        let bytes: Vec<Vec<u8>> = leaves.into_iter().map(|(_, b)| b).collect();
+        Ok(match RecordProof::build(&bytes, index, latest, older) {
+            Some(proof) => ProofOutcome::Proven(Box::new(proof)),
+            None => ProofOutcome::NotCovered,
+        })
     }
 
     /// Stores signed checkpoints (idempotent: a checkpoint is a function of its log).

@@ -1,6 +1,6 @@
 //! The tamper-evident log's tables (migration 6; described in the parent module).
 
-use crate::schema::SchemaParams;
+use crate::schema::{AddedColumn, SchemaParams};
 
 /// Leaves per `log_leaves` partition: a partition holds the leaves of 65 536 consecutive
 /// offsets (a few hundred bytes each), so it stays far below the size where reads suffer.
@@ -10,6 +10,26 @@ pub(crate) const BLOCK_BITS: u32 = 16;
 pub(crate) fn block_of(offset: i64) -> i64 {
     offset >> BLOCK_BITS
 }
+
+/// Migration 7: `records_by_id` names where its record's leaf is, so `auditflow prove <id>`
+/// finds it without a scan. Absent on records stored before (they are in no log).
+pub(crate) const V7_COLUMNS: &[AddedColumn] = &[
+    AddedColumn {
+        table: "records_by_id",
+        name: "log_topic",
+        cql_type: "text",
+    },
+    AddedColumn {
+        table: "records_by_id",
+        name: "log_partition",
+        cql_type: "int",
+    },
+    AddedColumn {
+        table: "records_by_id",
+        name: "log_offset",
+        cql_type: "bigint",
+    },
+];
 
 pub(crate) fn migration(p: &SchemaParams) -> Vec<String> {
     let ks = p.keyspace;

@@ -11,6 +11,7 @@ pub(crate) struct IntegrityStatements {
     pub(crate) select_leaves: PreparedStatement,
     pub(crate) first_leaf: PreparedStatement,
     pub(crate) select_block: PreparedStatement,
+    pub(crate) select_position: PreparedStatement,
     pub(crate) select_state: PreparedStatement,
     pub(crate) create_state: PreparedStatement,
     pub(crate) advance_state: PreparedStatement,
@@ -44,6 +45,14 @@ impl IntegrityStatements {
                 format!(
                     "SELECT offset, leaf FROM {ks}.log_leaves \
                      WHERE topic = ? AND partition = ? AND block = ?"
+                ),
+                true,
+            )
+            .await?,
+            select_position: p(
+                format!(
+                    "SELECT log_topic, log_partition, log_offset FROM {ks}.records_by_id \
+                     WHERE event_id = ?"
                 ),
                 true,
             )
