@@ -118,26 +118,28 @@ struct LabelTimeRow<'a> {
     ttl: i32,
 }
 
+/// A `records_by_id` row: where the record lives, and where its leaf is.
+#[derive(SerializeRow)]
+struct IdRow<'a> {
+    event_id: &'a str,
+    class: &'static str,
+    kind: &'static str,
+    pseudonym: Uuid,
+    day: NaiveDate,
+    event_time: DateTime<Utc>,
+    hour: MaybeUnset<i32>,
+    log_topic: MaybeUnset<&'a str>,
+    log_partition: MaybeUnset<i32>,
+    log_offset: MaybeUnset<i64>,
+    #[scylla(rename = "[ttl]")]
+    ttl: i32,
+}
+
 enum Row<'a> {
     Class(RetentionClass, ClassRow<'a>),
     Time(TimeRow<'a>),
     LabelsByTime(LabelTimeRow<'a>),
-    /// (id, class, kind, key id, day, time, hour, leaf topic, partition, offset, TTL).
-    ById(
-        (
-            &'a str,
-            &'static str,
-            &'static str,
-            Uuid,
-            NaiveDate,
-            DateTime<Utc>,
-            MaybeUnset<i32>,
-            MaybeUnset<&'a str>,
-            MaybeUnset<i32>,
-            MaybeUnset<i64>,
-            i32,
-        ),
-    ),
+    ById(IdRow<'a>),
     UserDay(UserDayKey, (Uuid, NaiveDate, &'static str, i32)),
     /// An hourly subject's day: (TTL, {hour}, key id, day, class).
     UserHour(UserDayKey, (i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
@@ -307,19 +309,20 @@ impl Store {
                 labels: LabelColumns::of(record),
                 ttl: class_ttl,
             }));
-            rows.push(Row::ById((
-                &record.id,
-                record.class.as_str(),
-                record.kind.as_str(),
-                key_id,
+            let position = record.position.as_ref();
+            rows.push(Row::ById(IdRow {
+                event_id: &record.id,
+                class: record.class.as_str(),
+                kind: record.kind.as_str(),
+                pseudonym: key_id,
                 day,
-                record.event_time,
-                set_or_unset(hour),
-                set_or_unset(record.position.as_ref().map(|p| p.log.topic.as_str())),
-                set_or_unset(record.position.as_ref().map(|p| p.log.partition)),
-                set_or_unset(record.position.as_ref().map(|p| p.offset)),
-                class_ttl,
-            )));
+                event_time: record.event_time,
+                hour: set_or_unset(hour),
+                log_topic: set_or_unset(position.map(|p| p.log.topic.as_str())),
+                log_partition: set_or_unset(position.map(|p| p.log.partition)),
+                log_offset: set_or_unset(position.map(|p| p.offset)),
+                ttl: class_ttl,
+            }));
             let index_key = (key_id, day, record.class, hour);
             if live.is_some()
                 && days_seen.insert(index_key)
