@@ -15,8 +15,10 @@ use std::time::Duration;
 use futures::{Stream, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
+use scylla::errors::ExecutionError;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::unprepared::Statement;
 
@@ -37,21 +39,55 @@ impl Store {
         statement: &PreparedStatement,
         values: &impl SerializeRow,
     ) -> Result<QueryResult> {
+        self.retrying(context, statement.get_is_idempotent(), || {
+            self.session.execute_unpaged(statement, values)
+        })
+        .await
+    }
+
+    /// Runs an unlogged batch of one prepared statement over `rows`, all of one partition (one
+    /// mutation for the cluster: the way to write many rows of a partition at once), retrying
+    /// transient failures when the statement is idempotent.
+    pub(crate) async fn execute_batch<V: SerializeRow>(
+        &self,
+        context: &'static str,
+        statement: &PreparedStatement,
+        rows: &[V],
+    ) -> Result<QueryResult> {
+        let mut batch = Batch::new(BatchType::Unlogged);
+        for _ in rows {
+            batch.append_statement(statement.clone());
+        }
+        batch.set_is_idempotent(statement.get_is_idempotent());
+        self.retrying(context, statement.get_is_idempotent(), || {
+            self.session.batch(&batch, rows)
+        })
+        .await
+    }
+
+    /// Runs `attempt` holding a permit, again with backoff while it fails transiently and
+    /// `idempotent` allows.
+    async fn retrying<F, Fut>(
+        &self,
+        context: &'static str,
+        idempotent: bool,
+        attempt_once: F,
+    ) -> Result<QueryResult>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<QueryResult, ExecutionError>>,
+    {
         let mut attempt = 1;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let attempted = {
                 // Never closed: `Store` owns it and closes nothing.
                 let _permit = self.in_flight.acquire().await;
-                self.session.execute_unpaged(statement, values).await
+                attempt_once().await
             };
             match attempted {
                 Ok(result) => return Ok(result),
-                Err(e)
-                    if attempt < self.max_attempts
-                        && statement.get_is_idempotent()
-                        && is_transient(&e) =>
-                {
+                Err(e) if attempt < self.max_attempts && idempotent && is_transient(&e) => {
                     tracing::warn!(context, attempt, error = %e, "transient CQL failure, retrying");
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);

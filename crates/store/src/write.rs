@@ -17,11 +17,12 @@
 //!   same leaf.
 //!
 //! Rows are written concurrently (at most `[store] max_concurrency` statements of the whole
-//! store handle at once, see the `exec` module) and without batches:
-//! they live in different partitions, and re-delivery rewrites the same keys, so a crash
+//! store handle at once, see the `exec` module) and without batches across partitions — only
+//! the leaves of one `log_leaves` partition go together, 16 to an unlogged batch, which the
+//! cluster applies as one mutation: the record's rows live in different partitions, and re-delivery rewrites the same keys, so a crash
 //! between them is repaired by the re-delivery the caller's uncommitted offset guarantees.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Instant;
 
@@ -118,6 +119,13 @@ struct LabelTimeRow<'a> {
     ttl: i32,
 }
 
+/// A `log_leaves` row: (topic, partition, block, offset, leaf).
+type LeafRow<'a> = (&'a str, i32, i64, i64, Vec<u8>);
+
+/// Leaves written in one batch at most: a few kilobytes, well inside the batch size servers
+/// warn about, and a sixteenth of the requests one per leaf would take.
+const LEAVES_PER_BATCH: usize = 16;
+
 /// A `records_by_id` row: where the record lives, and where its leaf is.
 #[derive(SerializeRow)]
 struct IdRow<'a> {
@@ -143,8 +151,9 @@ enum Row<'a> {
     UserDay(UserDayKey, (Uuid, NaiveDate, &'static str, i32)),
     /// An hourly subject's day: (TTL, {hour}, key id, day, class).
     UserHour(UserDayKey, (i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
-    /// The record's leaf of the tamper-evident log: (topic, partition, block, offset, leaf).
-    Leaf((&'a str, i32, i64, i64, Vec<u8>)),
+    /// Leaves of the tamper-evident log, all of one `log_leaves` partition: (topic,
+    /// partition, block, offset, leaf) each, written as one unlogged batch.
+    Leaves(Vec<LeafRow<'a>>),
 }
 
 /// The associated data of a sealed event in a per-user table.
@@ -229,6 +238,7 @@ impl Store {
     ) -> Result<()> {
         let mut rows = Vec::with_capacity(records.len() * 3);
         let mut days_seen = HashSet::new();
+        let mut leaves: BTreeMap<(&str, i32, i64), Vec<LeafRow<'_>>> = BTreeMap::new();
         for record in records.iter().copied() {
             let sealing = plan[&subject_of(record)].for_record(record)?;
             let plaintext = serde_json::to_vec(&record.event)
@@ -270,13 +280,17 @@ impl Store {
                     indexed: live.is_some(),
                     ttl_secs: class_ttl,
                 };
-                rows.push(Row::Leaf((
-                    &position.log.topic,
-                    position.log.partition,
-                    block_of(position.offset),
-                    position.offset,
-                    leaf.encode(),
-                )));
+                let block = block_of(position.offset);
+                leaves
+                    .entry((&position.log.topic, position.log.partition, block))
+                    .or_default()
+                    .push((
+                        position.log.topic.as_str(),
+                        position.log.partition,
+                        block,
+                        position.offset,
+                        leaf.encode(),
+                    ));
             }
             rows.push(Row::Class(
                 record.class,
@@ -337,6 +351,12 @@ impl Store {
             }
         }
 
+        for (_, mut partition) in leaves {
+            while !partition.is_empty() {
+                let rest = partition.split_off(partition.len().min(LEAVES_PER_BATCH));
+                rows.push(Row::Leaves(std::mem::replace(&mut partition, rest)));
+            }
+        }
         let st = &ready.statements;
         // Boxed up front: a `map` closure over borrowed rows inside `buffer_unordered` trips
         // rustc's higher-ranked `Send` inference when callers spawn this future.
@@ -380,9 +400,9 @@ impl Store {
                 self.write_index(*key, "write user hour", &st.add_user_hour, values)
                     .await
             }
-            Row::Leaf(values) => {
+            Row::Leaves(values) => {
                 let leaves = &self.ready().await?.integrity;
-                self.execute("write log leaf", &leaves.insert_leaf, values)
+                self.execute_batch("write log leaves", &leaves.insert_leaf, values)
                     .await
             }
         }
