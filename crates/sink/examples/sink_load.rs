@@ -30,7 +30,8 @@
 //!
 //! **What the tamper-evident log costs** (`LOAD_INTEGRITY=1`): instead of the raw writer, the
 //! same backlog is drained twice by the real binary — first with `[integrity] enabled = false`
-//! (its own group and keyspace), then with the log on — and the harness prints records/s of
+//! (its own group and keyspace), then with the log on (`LOAD_INTEGRITY=on-first`: the other
+//! way round) — and the harness prints records/s of
 //! each and their ratio, CQL rows per record, then times `auditflow verify --anchor store` over
 //! the second keyspace and counts its leaves and checkpoints (bytes each, checkpoints per
 //! million records).
@@ -278,8 +279,14 @@ async fn compare_integrity(
     let off = integrity_off_overrides(overrides, &run, off_keyspace);
     let off_config =
         Config::load("", std::env::vars().chain(off.iter().cloned())).expect("configuration");
-    let without = run_sink(binary, &off, &off_config, records).await;
-    let with = run_sink(binary, overrides, config, records).await;
+    // `LOAD_INTEGRITY=on-first` swaps the order, to see what going second is worth.
+    let (without, with) = if std::env::var("LOAD_INTEGRITY").as_deref() == Ok("on-first") {
+        let with = run_sink(binary, overrides, config, records).await;
+        (run_sink(binary, &off, &off_config, records).await, with)
+    } else {
+        let without = run_sink(binary, &off, &off_config, records).await;
+        (without, run_sink(binary, overrides, config, records).await)
+    };
     let session = session(config).await;
     let rows_without = written_rows(&session, off_keyspace).await;
     let rows_with = written_rows(&session, &config.store.keyspace).await;
