@@ -49,6 +49,12 @@ pub fn start(layout: &Layout, binary: &Path) -> Result<u32> {
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }
+    // The demo stores a few dozen records: at the default of a checkpoint per 1,000 leaves none
+    // would be covered, and `auditflow prove` of a demo record would have nothing to prove it
+    // under. A checkpoint per leaf covers each at once (README, "Two commands").
+    if std::env::var_os("AUDITFLOW_INTEGRITY__CHECKPOINT_EVERY").is_none() {
+        cmd.env("AUDITFLOW_INTEGRITY__CHECKPOINT_EVERY", "1");
+    }
     let marker_file = marker_file(layout);
     std::fs::write(&marker_file, marker(binary))
         .with_context(|| format!("writing {}", marker_file.display()))?;
