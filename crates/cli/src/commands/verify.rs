@@ -50,25 +50,28 @@ pub fn run(args: &VerifyArgs, config: &Config, json: bool) -> anyhow::Result<Exi
         }
         None => SigningKey::load(config)?.public_key(),
     };
-    let anchor = match args.anchor {
-        Anchor::Store => None,
-        Anchor::Kafka => Some(anchored(config)?),
-    };
-    let options = VerifyOptions {
-        public_key,
-        from,
-        to,
-        anchor,
-        now_ms: Utc::now().timestamp_millis(),
-    };
     let runtime = super::runtime()?;
     let report = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
-        store
-            .verify(&options, |done, total| {
-                eprintln!("verify: {done} records checked (of at most {total})")
+        // The store's checkpoints before the anchor's: every one stored is published first.
+        let stored = store.stored_checkpoints().await?;
+        let anchor = match args.anchor {
+            Anchor::Store => None,
+            Anchor::Kafka => Some(anchored(config)?),
+        };
+        let options = VerifyOptions {
+            public_key,
+            from,
+            to,
+            anchor,
+            now_ms: Utc::now().timestamp_millis(),
+        };
+        let report = store
+            .verify(stored, &options, |done, total| {
+                eprintln!("verify: {done} of {total} records checked")
             })
-            .await
+            .await?;
+        anyhow::Ok(report)
     })?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

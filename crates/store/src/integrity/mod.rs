@@ -40,7 +40,7 @@ pub use extend::{CheckpointRule, ExtendError};
 pub use leaf::{Leaf, LogPosition, digest};
 pub use proof::{ConsistencyProof, Proven, RecordProof};
 pub use signing::SigningKey;
-pub use verify::{Problem, ProblemKind, Report, VerifyOptions};
+pub use verify::{Problem, ProblemKind, Report, StoredCheckpoints, VerifyOptions};
 
 /// How far a log is built: what `log_state` holds.
 #[derive(Debug, Clone, PartialEq)]

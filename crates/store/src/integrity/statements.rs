@@ -12,6 +12,7 @@ pub(crate) struct IntegrityStatements {
     pub(crate) first_leaf: PreparedStatement,
     pub(crate) select_block: PreparedStatement,
     pub(crate) select_position: PreparedStatement,
+    pub(crate) select_leaf: PreparedStatement,
     pub(crate) select_state: PreparedStatement,
     pub(crate) create_state: PreparedStatement,
     pub(crate) advance_state: PreparedStatement,
@@ -53,6 +54,14 @@ impl IntegrityStatements {
                 format!(
                     "SELECT log_topic, log_partition, log_offset FROM {ks}.records_by_id \
                      WHERE event_id = ?"
+                ),
+                true,
+            )
+            .await?,
+            select_leaf: p(
+                format!(
+                    "SELECT offset, leaf FROM {ks}.log_leaves \
+                     WHERE topic = ? AND partition = ? AND block = ? AND offset = ?"
                 ),
                 true,
             )

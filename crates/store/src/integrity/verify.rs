@@ -25,6 +25,7 @@ use auditflow_core::merkle::{Frontier, Hash, leaf_hash};
 use crate::Store;
 use crate::error::Result;
 use crate::exec::prepare;
+use crate::integrity::schema::block_of;
 use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME, class_table};
 use crate::statements::LABELS;
 use crate::stored::Labels;
@@ -90,8 +91,8 @@ pub struct Report {
     pub checkpoints: usize,
     /// Records in range covered by a checkpoint, with every row as its leaf says.
     pub verified: u64,
-    /// Records in range stored after their log's last checkpoint: their rows were checked,
-    /// but no signature vouches for them yet.
+    /// Records in range stored after their log's last checkpoint (or being stored while the
+    /// check ran): no signature vouches for them yet, and their rows are not checked.
     pub not_covered: u64,
     /// Records in range whose rows are gone after their retention period ended.
     pub expired: u64,
@@ -212,7 +213,13 @@ impl LabelTimeRow {
     }
 }
 
-fn id_found((id, class, kind, key_id, day, time, hour): IdRow) -> (String, Found) {
+fn id_found(
+    (id, class, kind, key_id, day, time, hour, topic, partition, offset): IdRow,
+) -> (String, Found) {
+    let position = match (topic, partition, offset) {
+        (Some(topic), Some(partition), Some(offset)) => Some((topic, partition, offset)),
+        _ => None,
+    };
     let found = Found {
         place: Place::ById,
         event_time_ms: time.map_or(i64::MIN, |t| t.timestamp_millis()),
@@ -224,6 +231,7 @@ fn id_found((id, class, kind, key_id, day, time, hour): IdRow) -> (String, Found
             key_id,
             day,
             hour,
+            position,
         },
     };
     (id, found)
@@ -275,6 +283,9 @@ enum Extra {
         key_id: Option<Uuid>,
         day: Option<NaiveDate>,
         hour: Option<i32>,
+        /// Where its leaf is (topic, partition, offset), as the row says: not bound by the
+        /// leaf, only a pointer to it (`prove`, and telling an in-flight record).
+        position: Option<(String, i32, i64)>,
     },
 }
 
@@ -301,39 +312,71 @@ type IdRow = (
     Option<NaiveDate>,
     Option<DateTime<Utc>>,
     Option<i32>,
+    Option<String>,
+    Option<i32>,
+    Option<i64>,
 );
 
+/// The stored checkpoints of every log, read before the anchor topic is (see
+/// [`Store::stored_checkpoints`]).
+pub struct StoredCheckpoints {
+    logs: BTreeMap<LogId, Option<Vec<SignedCheckpoint>>>,
+}
+
 impl Store {
-    /// Verifies every log and every stored record (see the module docs). `progress` is told
-    /// how many leaves of how many have been checked, every 10 000.
+    /// Step one of a verification: every log's stored checkpoints (`None` for a log with one
+    /// that does not parse). Read them *before* the anchor topic: the sealer publishes a
+    /// checkpoint and waits for the brokers before it stores it, so everything read here is on
+    /// the topic when the topic is read next — a live pipeline never looks tampered with.
+    pub async fn stored_checkpoints(&self) -> Result<StoredCheckpoints> {
+        let mut logs = BTreeMap::new();
+        for log in self.logs_with_state().await? {
+            let stored = self.checkpoints(&log).await.ok();
+            logs.insert(log, stored);
+        }
+        Ok(StoredCheckpoints { logs })
+    }
+
+    /// Verifies every log and every stored record (see the module docs), given the stored
+    /// checkpoints read first and then, in `options`, the anchor's. The rest is read in the
+    /// order that keeps a live pipeline consistent: the leaves after the checkpoints (a leaf is
+    /// written before its offset is committed, so before any checkpoint covers it), the rows
+    /// after the leaves (written with them, before the commit). Records after their log's last
+    /// checkpoint may be being written: they are counted as not yet covered, not checked.
+    /// `progress` is told how many records of at most how many were checked, every 10 000.
     pub async fn verify(
         &self,
+        stored: StoredCheckpoints,
         options: &VerifyOptions,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Report> {
         let mut report = Report::default();
-        let rows = self.scan_rows().await?;
-        let blocks = self.leaf_blocks().await?;
         let (anchor, forks) = group_by_log(options.anchor.as_deref().unwrap_or_default());
         report.problems.extend(forks);
+        let blocks = self.leaf_blocks().await?;
         let mut logs: BTreeSet<LogId> = blocks.keys().cloned().collect();
-        logs.extend(self.logs_with_state().await?);
+        logs.extend(stored.logs.keys().cloned());
         logs.extend(anchor.keys().cloned());
         report.logs = logs.len();
-        let total: u64 = blocks.values().map(|b| b.len() as u64).sum::<u64>() << 16;
-        let mut with_leaf: BTreeSet<String> = BTreeSet::new();
-        let mut claimed: BTreeSet<RowKey> = BTreeSet::new();
-        let mut checked = 0u64;
-        let mut decoded = Vec::new();
-        let mut described: HashSet<String> = HashSet::new();
+        let mut leaves_of = BTreeMap::new();
         for log in &logs {
             let mut leaves = Vec::new();
             for block in blocks.get(log).into_iter().flatten() {
                 leaves.extend(self.block_leaves(log, *block).await?);
             }
-            let stored = match self.checkpoints(log).await {
-                Ok(stored) => stored,
-                Err(_) => {
+            leaves_of.insert(log.clone(), leaves);
+        }
+        let rows = self.scan_rows().await?;
+        let total: u64 = leaves_of.values().map(|l| l.len() as u64).sum();
+        let mut with_leaf: BTreeSet<String> = BTreeSet::new();
+        let mut claimed: BTreeSet<RowKey> = BTreeSet::new();
+        let mut checked = 0u64;
+        let mut decoded = Vec::new();
+        let mut described: HashSet<String> = HashSet::new();
+        for (log, leaves) in &leaves_of {
+            let stored = match stored.logs.get(log) {
+                Some(Some(stored)) => stored.clone(),
+                Some(None) => {
                     report.problems.push(log_problem(
                         ProblemKind::Checkpoint,
                         log,
@@ -341,13 +384,33 @@ impl Store {
                     ));
                     Vec::new()
                 }
+                None => Vec::new(),
             };
-            let on_anchor = options
-                .anchor
-                .as_ref()
-                .map(|_| anchor.get(log).cloned().unwrap_or_default());
+            let on_anchor = match options.anchor {
+                None => None,
+                Some(_) => {
+                    let on_anchor = anchor.get(log).cloned().unwrap_or_default();
+                    // Published after the store was read, and stored by now: not missing.
+                    let newer = on_anchor.iter().any(|a| {
+                        stored
+                            .iter()
+                            .all(|s| s.checkpoint.size != a.checkpoint.size)
+                    });
+                    let stored_now = if newer {
+                        self.checkpoints(log).await.unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    Some(
+                        on_anchor
+                            .into_iter()
+                            .map(|a| (stored_now.contains(&a), a))
+                            .collect::<Vec<_>>(),
+                    )
+                }
+            };
             let checkpoints = merge_checkpoints(log, stored, on_anchor, &mut report.problems);
-            let covered = check_log(log, &leaves, &checkpoints, options, &mut report);
+            let covered = check_log(log, leaves, &checkpoints, options, &mut report);
             for (index, (offset, bytes)) in leaves.iter().enumerate() {
                 let leaf = match Leaf::decode(bytes) {
                     Ok(leaf) if leaf.position.log == *log && leaf.position.offset == *offset => {
@@ -384,10 +447,18 @@ impl Store {
                 decoded.push((leaf, expected, (index as u64) < covered));
             }
         }
-        // Then the rows of each record, knowing every leaf: a record delivered twice is two
-        // leaves, and a row both describe holds the later write (`described`).
+        // Then the rows of each covered record, knowing every leaf: a record delivered twice
+        // is two leaves, and a row both describe holds the later write (`described`).
         for (leaf, expected, is_covered) in &decoded {
             if !in_range(leaf.event_time_ms, options) {
+                continue;
+            }
+            checked += 1;
+            if checked.is_multiple_of(10_000) {
+                progress(checked, total);
+            }
+            if !is_covered {
+                report.not_covered += 1;
                 continue;
             }
             let before = report.problems.len();
@@ -401,20 +472,66 @@ impl Store {
             );
             if expired {
                 report.expired += 1;
-            } else if !is_covered {
-                report.not_covered += 1;
             } else if report.problems.len() == before {
                 report.verified += 1;
             }
-            checked += 1;
-            if checked.is_multiple_of(10_000) {
-                progress(checked, total);
-            }
         }
-        unclaimed_rows(&rows, &claimed, &with_leaf, options, &mut report.problems);
+        let unclaimed = unclaimed_rows(&rows, &claimed, &with_leaf, options);
+        self.judge_unclaimed(unclaimed, &mut report).await?;
         report.problems.sort();
         report.problems.dedup();
         Ok(report)
+    }
+
+    /// Rows no leaf read describes. A row of a record whose leaf is stored now, at the position
+    /// its `records_by_id` row names, was being written while the leaves were read: not yet
+    /// covered. Any other is inserted — or moved, when its record has a leaf.
+    async fn judge_unclaimed(&self, unclaimed: Vec<Unclaimed>, report: &mut Report) -> Result<()> {
+        let st = &self.ready().await?.integrity;
+        let mut in_flight: BTreeSet<String> = BTreeSet::new();
+        for u in unclaimed {
+            if u.has_leaf {
+                report.problems.push(row_problem(
+                    ProblemKind::Moved,
+                    &u.id,
+                    u.table,
+                    "a row of the record is away from where its leaf puts it",
+                ));
+                continue;
+            }
+            let landed = match &u.position {
+                Some((topic, partition, offset)) if !in_flight.contains(&u.id) => {
+                    let leaf: Option<(i64, Vec<u8>)> = self
+                        .first_row(
+                            "read log leaf",
+                            &st.select_leaf,
+                            &(topic, *partition, block_of(*offset), *offset),
+                        )
+                        .await?;
+                    leaf.and_then(|(_, bytes)| Leaf::decode(&bytes).ok())
+                        .is_some_and(|leaf| {
+                            leaf.event_id == u.id
+                                && leaf.position.log.topic == *topic
+                                && leaf.position.log.partition == *partition
+                        })
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if landed {
+                if in_flight.insert(u.id.clone()) {
+                    report.not_covered += 1;
+                }
+            } else {
+                report.problems.push(row_problem(
+                    ProblemKind::Inserted,
+                    &u.id,
+                    u.table,
+                    "a row that no leaf of any log describes",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Scans `table` with `cql`, filing each row by its event id.
@@ -471,7 +588,8 @@ impl Store {
         self.scan_into(&mut rows, RECORDS_BY_TIME, cql, LabelTimeRow::found)
             .await?;
         let cql = format!(
-            "SELECT event_id, class, kind, pseudonym, day, event_time, hour FROM {ks}.{BY_ID}"
+            "SELECT event_id, class, kind, pseudonym, day, event_time, hour, log_topic, \
+             log_partition, log_offset FROM {ks}.{BY_ID}"
         );
         self.scan_into(&mut rows, BY_ID, cql, id_found).await?;
         let days: Vec<(Uuid, NaiveDate, String, Option<Vec<i32>>)> = self
@@ -599,11 +717,12 @@ fn group_by_log(
 }
 
 /// The checkpoints to check `log` against, by size: the store's, and with an anchor the
-/// anchor's too — every difference between the two is a problem.
+/// anchor's too — every difference between the two is a problem. Each anchored checkpoint
+/// comes with whether the store holds it now (published and stored after `stored` was read).
 fn merge_checkpoints(
     log: &LogId,
     stored: Vec<SignedCheckpoint>,
-    anchor: Option<Vec<SignedCheckpoint>>,
+    anchor: Option<Vec<(bool, SignedCheckpoint)>>,
     problems: &mut Vec<Problem>,
 ) -> Vec<SignedCheckpoint> {
     let mut merged: BTreeMap<u64, SignedCheckpoint> = stored
@@ -613,12 +732,12 @@ fn merge_checkpoints(
     let Some(anchor) = anchor else {
         return merged.into_values().collect();
     };
-    let anchored: BTreeMap<u64, SignedCheckpoint> = anchor
+    let anchored: BTreeMap<u64, (bool, SignedCheckpoint)> = anchor
         .into_iter()
-        .map(|cp| (cp.checkpoint.size, cp))
+        .map(|(stored_now, cp)| (cp.checkpoint.size, (stored_now, cp)))
         .collect();
     for (size, cp) in &merged {
-        match anchored.get(size) {
+        match anchored.get(size).map(|(_, a)| a) {
             None => problems.push(log_problem(
                 ProblemKind::Checkpoint,
                 log,
@@ -634,8 +753,8 @@ fn merge_checkpoints(
             Some(_) => {}
         }
     }
-    for (size, cp) in anchored {
-        if !merged.contains_key(&size) {
+    for (size, (stored_now, cp)) in anchored {
+        if !merged.contains_key(&size) && !stored_now {
             problems.push(log_problem(
                 ProblemKind::Checkpoint,
                 log,
@@ -751,6 +870,11 @@ fn expected_rows(leaf: &Leaf) -> Vec<(&'static str, Found)> {
                     key_id: Some(leaf.key_id),
                     day: Some(leaf.day),
                     hour: leaf.hour,
+                    position: Some((
+                        leaf.position.log.topic.clone(),
+                        leaf.position.log.partition,
+                        leaf.position.offset,
+                    )),
                 },
             },
         ),
@@ -885,14 +1009,37 @@ fn difference(want: &Found, found: &Found) -> &'static str {
     }
 }
 
-/// Rows no leaf describes: inserted (their record is in no log) or moved (their record is).
+/// A row no leaf read describes.
+struct Unclaimed {
+    table: &'static str,
+    id: String,
+    /// Whether some leaf describes the record (elsewhere).
+    has_leaf: bool,
+    /// Where the record's `records_by_id` row says its leaf is.
+    position: Option<(String, i32, i64)>,
+}
+
+/// The rows no leaf read describes, in range.
 fn unclaimed_rows(
     rows: &Rows,
     claimed: &BTreeSet<RowKey>,
     with_leaf: &BTreeSet<String>,
     options: &VerifyOptions,
-    problems: &mut Vec<Problem>,
-) {
+) -> Vec<Unclaimed> {
+    let position_of = |id: &str| {
+        rows.by_table
+            .get(BY_ID)
+            .and_then(|t| t.get(id))
+            .into_iter()
+            .flatten()
+            .find_map(|f| match &f.extra {
+                Extra::ById {
+                    position: Some(p), ..
+                } => Some(p.clone()),
+                _ => None,
+            })
+    };
+    let mut out = Vec::new();
     for (table, by_id) in &rows.by_table {
         for (id, found) in by_id {
             for f in found {
@@ -900,22 +1047,14 @@ fn unclaimed_rows(
                 if claimed.contains(&key) || !in_range(f.event_time_ms, options) {
                     continue;
                 }
-                problems.push(if with_leaf.contains(id) {
-                    row_problem(
-                        ProblemKind::Moved,
-                        id,
-                        table,
-                        "a row of the record is away from where its leaf puts it",
-                    )
-                } else {
-                    row_problem(
-                        ProblemKind::Inserted,
-                        id,
-                        table,
-                        "a row that no leaf of any log describes",
-                    )
+                out.push(Unclaimed {
+                    table,
+                    id: id.clone(),
+                    has_leaf: with_leaf.contains(id),
+                    position: position_of(id),
                 });
             }
         }
     }
+    out
 }
