@@ -331,10 +331,10 @@ impl Store {
                 pseudonym: key_id,
                 day,
                 event_time: record.event_time,
-                hour: set_or_unset(hour),
-                log_topic: set_or_unset(position.map(|p| p.log.topic.as_str())),
-                log_partition: set_or_unset(position.map(|p| p.log.partition)),
-                log_offset: set_or_unset(position.map(|p| p.offset)),
+                hour: MaybeUnset::from_option(hour),
+                log_topic: MaybeUnset::from_option(position.map(|p| p.log.topic.as_str())),
+                log_partition: MaybeUnset::from_option(position.map(|p| p.log.partition)),
+                log_offset: MaybeUnset::from_option(position.map(|p| p.offset)),
                 ttl: class_ttl,
             }));
             let index_key = (key_id, day, record.class, hour);
@@ -534,10 +534,6 @@ impl SubjectKeys {
 type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 type BoxedKeys<'a, 'r> =
     Pin<Box<dyn Future<Output = Result<(Subject<'r>, SubjectKeys)>> + Send + 'a>>;
-
-fn set_or_unset<T>(value: Option<T>) -> MaybeUnset<T> {
-    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
-}
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {
