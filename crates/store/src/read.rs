@@ -12,7 +12,6 @@ use std::pin::Pin;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::stream::Peekable;
 use futures::{Stream, StreamExt, TryStreamExt};
-use scylla::DeserializeRow;
 use scylla::deserialize::row::DeserializeRow as DeserializeRowTrait;
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
@@ -24,55 +23,36 @@ use crate::error::{Result, StoreError};
 use auditflow_core::RetentionClass;
 
 use crate::statements::{Statements, class_index};
-use crate::stored::{Labels, Page, PageToken, RecordKind, StoredRecord, TimeRange};
+use crate::stored::{Page, PageToken, RecordKind, StoredRecord, TimeRange, label_row};
 use crate::write::{class_aad, time_aad};
 
 /// The most records one page may hold.
 pub const MAX_PAGE: usize = 10_000;
 
-#[derive(DeserializeRow)]
-struct AuditRow {
-    pseudonym: Uuid,
-    event_time: DateTime<Utc>,
-    event_id: String,
-    kind: Option<String>,
-    event_type: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    risk_level: Option<String>,
-    severity: Option<String>,
-    blocked: Option<bool>,
-    data_type: Option<String>,
-    record_count: Option<i64>,
-    sensitive: Option<bool>,
-    sample_rate: Option<f64>,
-    event: Option<Vec<u8>>,
-}
+label_row!(
+    struct AuditRow {
+        pseudonym: Uuid,
+        event_time: DateTime<Utc>,
+        event_id: String,
+        event: Option<Vec<u8>>,
+    }
+);
 
-/// A row of `records_by_time`: labels only.
-#[derive(DeserializeRow)]
-struct LabelRow {
-    event_time: DateTime<Utc>,
-    event_id: String,
-    class: Option<String>,
-    kind: Option<String>,
-    event_type: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    risk_level: Option<String>,
-    severity: Option<String>,
-    blocked: Option<bool>,
-    data_type: Option<String>,
-    record_count: Option<i64>,
-    sensitive: Option<bool>,
-    sample_rate: Option<f64>,
-}
+label_row!(
+    /// A row of `records_by_time`: labels only.
+    struct LabelRow {
+        event_time: DateTime<Utc>,
+        event_id: String,
+        class: Option<String>,
+    }
+);
 
 impl LabelRow {
-    fn into_record(self) -> Result<StoredRecord> {
+    fn into_record(mut self) -> Result<StoredRecord> {
         let bad = |what: &'static str| StoreError::read("record labels", what);
+        let clear = self.take_clear();
         Ok(StoredRecord {
-            kind: self
+            kind: clear
                 .kind
                 .as_deref()
                 .and_then(RecordKind::parse)
@@ -84,18 +64,8 @@ impl LabelRow {
                 .ok_or_else(|| bad("unknown retention class"))?,
             id: self.event_id,
             event_time: self.event_time,
-            event_type: self.event_type.unwrap_or_default(),
-            labels: Labels {
-                action: self.action,
-                outcome: self.outcome,
-                risk_level: self.risk_level,
-                severity: self.severity,
-                blocked: self.blocked,
-                data_type: self.data_type,
-                record_count: self.record_count,
-                sensitive: self.sensitive,
-                sample_rate: self.sample_rate,
-            },
+            event_type: clear.event_type.unwrap_or_default(),
+            labels: clear.labels,
             event: None,
         })
     }
@@ -440,9 +410,10 @@ async fn merge_newest_first<T: Positioned>(
     Ok(out)
 }
 
-fn decode(origin: Origin, row: AuditRow, key: Option<&DataKey>) -> Result<StoredRecord> {
+fn decode(origin: Origin, mut row: AuditRow, key: Option<&DataKey>) -> Result<StoredRecord> {
     let bad = |what: &'static str| StoreError::read("audit row", what);
-    let kind = row
+    let clear = row.take_clear();
+    let kind = clear
         .kind
         .as_deref()
         .and_then(RecordKind::parse)
@@ -472,18 +443,8 @@ fn decode(origin: Origin, row: AuditRow, key: Option<&DataKey>) -> Result<Stored
         kind,
         class,
         event_time: row.event_time,
-        event_type: row.event_type.unwrap_or_default(),
-        labels: Labels {
-            action: row.action,
-            outcome: row.outcome,
-            risk_level: row.risk_level,
-            severity: row.severity,
-            blocked: row.blocked,
-            data_type: row.data_type,
-            record_count: row.record_count,
-            sensitive: row.sensitive,
-            sample_rate: row.sample_rate,
-        },
+        event_type: clear.event_type.unwrap_or_default(),
+        labels: clear.labels,
         event,
     })
 }

@@ -92,6 +92,62 @@ pub struct Labels {
     pub sample_rate: Option<f64>,
 }
 
+/// The clear columns every row of a record holds, as read: its kind and type as stored, and its
+/// labels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClearColumns {
+    pub(crate) kind: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) labels: Labels,
+}
+
+/// A row type read from a table holding a record's clear columns: the fields given, then
+/// `kind`, `event_type` and every [`Labels`] column, deserialized by name; and `take_clear`,
+/// which moves those out. One list of the label columns for every read (the queries' and
+/// `verify`'s), beside the type they fill.
+macro_rules! label_row {
+    ($(#[$meta:meta])* struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(scylla::DeserializeRow)]
+        struct $name {
+            $($field: $ty,)*
+            kind: Option<String>,
+            event_type: Option<String>,
+            action: Option<String>,
+            outcome: Option<String>,
+            risk_level: Option<String>,
+            severity: Option<String>,
+            blocked: Option<bool>,
+            data_type: Option<String>,
+            record_count: Option<i64>,
+            sensitive: Option<bool>,
+            sample_rate: Option<f64>,
+        }
+
+        impl $name {
+            /// The row's clear columns, moved out of it.
+            fn take_clear(&mut self) -> $crate::stored::ClearColumns {
+                $crate::stored::ClearColumns {
+                    kind: self.kind.take(),
+                    event_type: self.event_type.take(),
+                    labels: $crate::stored::Labels {
+                        action: self.action.take(),
+                        outcome: self.outcome.take(),
+                        risk_level: self.risk_level.take(),
+                        severity: self.severity.take(),
+                        blocked: self.blocked.take(),
+                        data_type: self.data_type.take(),
+                        record_count: self.record_count.take(),
+                        sensitive: self.sensitive.take(),
+                        sample_rate: self.sample_rate.take(),
+                    },
+                }
+            }
+        }
+    };
+}
+pub(crate) use label_row;
+
 /// One audit record to store, as the sink builds it from a consumed CloudEvent.
 #[derive(Debug, Clone)]
 pub struct StorableRecord {
