@@ -10,9 +10,7 @@ pub(crate) struct IntegrityStatements {
     pub(crate) insert_leaf: PreparedStatement,
     pub(crate) select_leaves: PreparedStatement,
     pub(crate) first_leaf: PreparedStatement,
-    pub(crate) select_block: PreparedStatement,
     pub(crate) select_position: PreparedStatement,
-    pub(crate) select_leaf: PreparedStatement,
     pub(crate) select_state: PreparedStatement,
     pub(crate) create_state: PreparedStatement,
     pub(crate) advance_state: PreparedStatement,
@@ -42,26 +40,10 @@ impl IntegrityStatements {
                 true,
             )
             .await?,
-            select_block: p(
-                format!(
-                    "SELECT offset, leaf FROM {ks}.log_leaves \
-                     WHERE topic = ? AND partition = ? AND block = ?"
-                ),
-                true,
-            )
-            .await?,
             select_position: p(
                 format!(
                     "SELECT log_topic, log_partition, log_offset FROM {ks}.records_by_id \
                      WHERE event_id = ?"
-                ),
-                true,
-            )
-            .await?,
-            select_leaf: p(
-                format!(
-                    "SELECT offset, leaf FROM {ks}.log_leaves \
-                     WHERE topic = ? AND partition = ? AND block = ? AND offset = ?"
                 ),
                 true,
             )

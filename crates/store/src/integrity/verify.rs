@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::TryStreamExt;
-use scylla::DeserializeRow;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -25,10 +24,10 @@ use auditflow_core::merkle::{Frontier, Hash, leaf_hash};
 use crate::Store;
 use crate::error::Result;
 use crate::exec::prepare;
-use crate::integrity::schema::block_of;
+use crate::integrity::schema::BLOCK_BITS;
 use crate::schema::{RECORDS_BY_TIME, SECURITY_BY_TIME, class_table};
 use crate::statements::LABELS;
-use crate::stored::Labels;
+use crate::stored::{ClearColumns, label_row};
 
 use super::{Leaf, digest};
 
@@ -107,79 +106,41 @@ impl Report {
     }
 }
 
-macro_rules! label_row {
-    ($name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
-        #[derive(DeserializeRow)]
-        struct $name {
-            $($field: $ty,)*
-            kind: Option<String>,
-            event_type: Option<String>,
-            action: Option<String>,
-            outcome: Option<String>,
-            risk_level: Option<String>,
-            severity: Option<String>,
-            blocked: Option<bool>,
-            data_type: Option<String>,
-            record_count: Option<i64>,
-            sensitive: Option<bool>,
-            sample_rate: Option<f64>,
-        }
-
-        impl $name {
-            fn labels(&self) -> Labels {
-                Labels {
-                    action: self.action.clone(),
-                    outcome: self.outcome.clone(),
-                    risk_level: self.risk_level.clone(),
-                    severity: self.severity.clone(),
-                    blocked: self.blocked,
-                    data_type: self.data_type.clone(),
-                    record_count: self.record_count,
-                    sensitive: self.sensitive,
-                    sample_rate: self.sample_rate,
-                }
-            }
-
-            fn clear(&self) -> Clear {
-                Clear {
-                    kind: self.kind.clone(),
-                    event_type: self.event_type.clone(),
-                    labels: self.labels(),
-                }
-            }
-        }
-    };
-}
-
-label_row!(ClassRow {
-    pseudonym: Uuid,
-    day: NaiveDate,
-    event_time: DateTime<Utc>,
-    event_id: String,
-    event: Option<Vec<u8>>,
-});
-label_row!(TimeRow {
-    day: NaiveDate,
-    shard: i32,
-    event_time: DateTime<Utc>,
-    event_id: String,
-    pseudonym: Option<Uuid>,
-    event: Option<Vec<u8>>,
-});
-label_row!(LabelTimeRow {
-    day: NaiveDate,
-    shard: i32,
-    event_time: DateTime<Utc>,
-    event_id: String,
-    class: Option<String>,
-});
+label_row!(
+    struct ClassRow {
+        pseudonym: Uuid,
+        day: NaiveDate,
+        event_time: DateTime<Utc>,
+        event_id: String,
+        event: Option<Vec<u8>>,
+    }
+);
+label_row!(
+    struct TimeRow {
+        day: NaiveDate,
+        shard: i32,
+        event_time: DateTime<Utc>,
+        event_id: String,
+        pseudonym: Option<Uuid>,
+        event: Option<Vec<u8>>,
+    }
+);
+label_row!(
+    struct LabelTimeRow {
+        day: NaiveDate,
+        shard: i32,
+        event_time: DateTime<Utc>,
+        event_id: String,
+        class: Option<String>,
+    }
+);
 
 impl ClassRow {
-    fn found(self) -> (String, Found) {
+    fn found(mut self) -> (String, Found) {
         let found = Found {
             place: Place::Class(self.pseudonym, self.day),
             event_time_ms: self.event_time.timestamp_millis(),
-            clear: Some(self.clear()),
+            clear: Some(self.take_clear()),
             digest: Some(digest(self.event.as_deref().unwrap_or_default())),
             extra: Extra::None,
         };
@@ -188,11 +149,11 @@ impl ClassRow {
 }
 
 impl TimeRow {
-    fn found(self) -> (String, Found) {
+    fn found(mut self) -> (String, Found) {
         let found = Found {
             place: Place::ByTime(self.day, self.shard),
             event_time_ms: self.event_time.timestamp_millis(),
-            clear: Some(self.clear()),
+            clear: Some(self.take_clear()),
             digest: Some(digest(self.event.as_deref().unwrap_or_default())),
             extra: Extra::Pseudonym(self.pseudonym),
         };
@@ -201,11 +162,11 @@ impl TimeRow {
 }
 
 impl LabelTimeRow {
-    fn found(self) -> (String, Found) {
+    fn found(mut self) -> (String, Found) {
         let found = Found {
             place: Place::ByTime(self.day, self.shard),
             event_time_ms: self.event_time.timestamp_millis(),
-            clear: Some(self.clear()),
+            clear: Some(self.take_clear()),
             digest: None,
             extra: Extra::Class(self.class.clone()),
         };
@@ -237,14 +198,6 @@ fn id_found(
     (id, found)
 }
 
-/// The clear columns every row of a record repeats.
-#[derive(Debug, Clone, PartialEq)]
-struct Clear {
-    kind: Option<String>,
-    event_type: Option<String>,
-    labels: Labels,
-}
-
 /// A row as found, reduced to what a leaf binds.
 #[derive(Debug, Clone, PartialEq)]
 struct Found {
@@ -252,7 +205,7 @@ struct Found {
     place: Place,
     event_time_ms: i64,
     /// The clear columns (none in `records_by_id`).
-    clear: Option<Clear>,
+    clear: Option<ClearColumns>,
     /// SHA-256 of its ciphertext, for the rows that hold one.
     digest: Option<Hash>,
     /// What else the row holds that a leaf binds.
@@ -301,6 +254,9 @@ struct Rows {
 type RowKey = (&'static str, String, Place, i64);
 
 const BY_ID: &str = "records_by_id";
+/// What a moved row is said to be, wherever it is found (its record's leaf check and the scan
+/// for rows no leaf describes may both find it: one wording, so the report names it once).
+const MOVED: &str = "a row of the record is away from where its leaf puts it";
 const USER_DAYS: &str = "user_days";
 
 /// A `records_by_id` row.
@@ -487,33 +443,24 @@ impl Store {
     /// its `records_by_id` row names, was being written while the leaves were read: not yet
     /// covered. Any other is inserted — or moved, when its record has a leaf.
     async fn judge_unclaimed(&self, unclaimed: Vec<Unclaimed>, report: &mut Report) -> Result<()> {
-        let st = &self.ready().await?.integrity;
         let mut in_flight: BTreeSet<String> = BTreeSet::new();
         for u in unclaimed {
             if u.has_leaf {
-                report.problems.push(row_problem(
-                    ProblemKind::Moved,
-                    &u.id,
-                    u.table,
-                    "a row of the record is away from where its leaf puts it",
-                ));
+                report
+                    .problems
+                    .push(row_problem(ProblemKind::Moved, &u.id, u.table, MOVED));
                 continue;
             }
             let landed = match &u.position {
                 Some((topic, partition, offset)) if !in_flight.contains(&u.id) => {
-                    let leaf: Option<(i64, Vec<u8>)> = self
-                        .first_row(
-                            "read log leaf",
-                            &st.select_leaf,
-                            &(topic, *partition, block_of(*offset), *offset),
-                        )
-                        .await?;
-                    leaf.and_then(|(_, bytes)| Leaf::decode(&bytes).ok())
-                        .is_some_and(|leaf| {
-                            leaf.event_id == u.id
-                                && leaf.position.log.topic == *topic
-                                && leaf.position.log.partition == *partition
-                        })
+                    let log = LogId {
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    let leaf = self.log_leaves(&log, *offset, *offset + 1).await?;
+                    leaf.first()
+                        .and_then(|(_, bytes)| Leaf::decode(bytes).ok())
+                        .is_some_and(|leaf| leaf.event_id == u.id && leaf.position.log == log)
                 }
                 Some(_) => true,
                 None => false,
@@ -645,15 +592,8 @@ impl Store {
 
     /// The leaves of one `log_leaves` partition, in offset order.
     async fn block_leaves(&self, log: &LogId, block: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let st = &self.ready().await?.integrity;
-        self.rows(
-            "read log leaves",
-            &st.select_block,
-            (&log.topic, log.partition, block),
-        )
-        .await?
-        .try_collect()
-        .await
+        self.log_leaves(log, block << BLOCK_BITS, (block + 1) << BLOCK_BITS)
+            .await
     }
 }
 
@@ -850,7 +790,7 @@ fn check_log(
 
 /// The rows a leaf says were stored, by table.
 fn expected_rows(leaf: &Leaf) -> Vec<(&'static str, Found)> {
-    let clear = Clear {
+    let clear = ClearColumns {
         kind: Some(leaf.kind.as_str().to_owned()),
         event_type: Some(leaf.event_type.clone()),
         labels: leaf.labels.clone(),
@@ -956,12 +896,9 @@ fn check_rows(
                 table,
                 difference(want, f),
             )),
-            None if !found.is_empty() => problems.push(row_problem(
-                ProblemKind::Moved,
-                id,
-                table,
-                "a row of the record is away from where its leaf puts it",
-            )),
+            None if !found.is_empty() => {
+                problems.push(row_problem(ProblemKind::Moved, id, table, MOVED))
+            }
             None if may_have_expired => expired = true,
             None => problems.push(row_problem(
                 ProblemKind::Removed,
