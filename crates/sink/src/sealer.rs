@@ -104,9 +104,7 @@ impl Sealer {
 
     /// Notes what a read of the log's state found (the writer's first look at a partition).
     pub(crate) fn note_sealed(&self, log: &LogId, last_offset: i64) {
-        let mut sealed = lock(&self.shared.sealed);
-        let known = sealed.entry(log.clone()).or_insert(last_offset);
-        *known = (*known).max(last_offset);
+        self.shared.note_sealed(log, last_offset);
     }
 
     /// Makes one last pass over what was committed, then stops the task.
@@ -115,6 +113,15 @@ impl Sealer {
             .closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.wake.notify_one();
+    }
+}
+
+impl Shared {
+    /// `log` is sealed at least up to `last_offset` (it only ever grows).
+    fn note_sealed(&self, log: &LogId, last_offset: i64) {
+        let mut sealed = lock(&self.sealed);
+        let known = sealed.entry(log.clone()).or_insert(last_offset);
+        *known = (*known).max(last_offset);
     }
 }
 
@@ -135,9 +142,7 @@ async fn run(shared: Arc<Shared>, parts: SealerParts) {
                 match seal(&parts, rule, &mut tails, &log, target).await {
                     Ok(last) => {
                         if let Some(last) = last {
-                            let mut sealed = lock(&shared.sealed);
-                            let known = sealed.entry(log.clone()).or_insert(last);
-                            *known = (*known).max(last);
+                            shared.note_sealed(&log, last);
                         }
                     }
                     Err(e) => {
@@ -200,11 +205,7 @@ async fn seal(
             None => return Ok(None),
         },
     };
-    if from >= target {
-        let last = stored.then_some(tail.last_offset);
-        tails.insert(log.clone(), tail);
-        return Ok(last);
-    }
+    // Nothing new below the target (`log_leaves` reads nothing for an empty range).
     let leaves = store.log_leaves(log, from, target).await?;
     if leaves.is_empty() {
         let last = stored.then_some(tail.last_offset);

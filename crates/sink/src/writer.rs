@@ -10,7 +10,8 @@
 //! record that cannot be decoded never reaches the store, so one bad record cannot fail, and
 //! so block, its batch.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use auditflow_core::checkpoint::LogId;
@@ -45,42 +46,40 @@ impl SinkWriter {
         }
     }
 
-    /// The last sealed offset of each log in `batch`, read from the store the first time a
-    /// log is seen (a replay after a restart starts below it).
-    async fn sealed_offsets(&self, batch: &[InputRecord]) -> Result<(), StoreError> {
+    /// The last sealed offset of each log in `batch` (by topic and partition), read from the
+    /// store the first time this process sees a log (a replay after a restart starts below
+    /// it). Empty when the log is off.
+    async fn sealed_offsets<'b>(
+        &self,
+        batch: &'b [InputRecord],
+    ) -> Result<HashMap<(&'b str, i32), i64>, StoreError> {
+        let mut sealed = HashMap::new();
         let Some(sealer) = &self.sealer else {
-            return Ok(());
+            return Ok(sealed);
         };
-        let unknown: BTreeSet<LogId> = batch
-            .iter()
-            .map(log_of)
-            .filter(|log| sealer.sealed(log).is_none())
-            .collect();
-        for log in unknown {
-            let last = self
-                .store
-                .log_tail(&log)
-                .await?
-                .map_or(-1, |t| t.last_offset);
-            sealer.note_sealed(&log, last);
+        for input in batch {
+            let Entry::Vacant(entry) = sealed.entry((input.topic.as_str(), input.partition)) else {
+                continue;
+            };
+            let log = LogId {
+                topic: input.topic.clone(),
+                partition: input.partition,
+            };
+            let last = match sealer.sealed(&log) {
+                Some(last) => last,
+                None => {
+                    let last = self
+                        .store
+                        .log_tail(&log)
+                        .await?
+                        .map_or(-1, |t| t.last_offset);
+                    sealer.note_sealed(&log, last);
+                    last
+                }
+            };
+            entry.insert(last);
         }
-        Ok(())
-    }
-
-    /// Whether `input` is already a leaf of a sealed log.
-    fn sealed(&self, input: &InputRecord) -> bool {
-        self.sealer.as_ref().is_some_and(|sealer| {
-            sealer
-                .sealed(&log_of(input))
-                .is_some_and(|last| input.offset <= last)
-        })
-    }
-}
-
-fn log_of(record: &InputRecord) -> LogId {
-    LogId {
-        topic: record.topic.clone(),
-        partition: record.partition,
+        Ok(sealed)
     }
 }
 
@@ -91,13 +90,14 @@ fn write_error(e: StoreError) -> WriteError {
 impl BatchWriter for SinkWriter {
     async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         let now = Utc::now();
-        self.sealed_offsets(batch).await.map_err(write_error)?;
+        let sealed = self.sealed_offsets(batch).await.map_err(write_error)?;
         let mut records = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
         for input in batch {
             // Already a leaf of a sealed log (a replay): its rows are what the log vouches
             // for, and are not written again.
-            if self.sealed(input) {
+            let key = (input.topic.as_str(), input.partition);
+            if sealed.get(&key).is_some_and(|last| input.offset <= *last) {
                 outcomes.push(Written::Ignored);
                 continue;
             }
