@@ -160,6 +160,13 @@ pub struct KafkaSettings {
     pub properties: BTreeMap<String, String>,
     /// Consumer group ids are `<group_prefix><service>`, e.g. `auditflow-classifier`.
     pub group_prefix: String,
+    /// This instance's stable name among its service's instances (a StatefulSet pod name, a
+    /// host name with a slot number), 1 to 128 of `[A-Za-z0-9._-]`. The exactly-once services'
+    /// transactional producers are `<group>-<instance_id>`: a restarted instance then fences its
+    /// predecessor's open transaction at once, where a new id leaves `read_committed` readers of
+    /// its partitions waiting for the broker's transaction timeout. Two live instances must never
+    /// share one (each would fence the other). Empty: a fresh id per start.
+    pub instance_id: String,
     /// The most records one batch of the at-least-once services (sink, causality indexer)
     /// takes to the database (bounds memory per batch).
     pub batch_max_records: usize,
@@ -190,6 +197,7 @@ impl Default for KafkaSettings {
             bootstrap_servers: "127.0.0.1:9092".into(),
             properties: BTreeMap::new(),
             group_prefix: "auditflow-".into(),
+            instance_id: String::new(),
             batch_max_records: 1000,
             transaction_max_records: 5000,
             batch_max_wait_ms: 100,

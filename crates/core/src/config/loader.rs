@@ -51,6 +51,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.sampling.compile()?;
         self.topics.validate()?;
+        let id = &self.kafka.instance_id;
+        if !id.is_empty() && !(id.len() <= 128 && id.bytes().all(legal_name_byte)) {
+            return Err(ConfigError::invalid(
+                "kafka.instance_id",
+                "not an instance name (1 to 128 of [A-Za-z0-9._-])",
+            ));
+        }
         self.limits.validate()?;
         self.retention.validate()?;
         if self.integrity.checkpoint_every == 0 {
@@ -85,9 +92,7 @@ impl Topics {
                 && name.len() <= 249
                 && name != "."
                 && name != ".."
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                && name.bytes().all(legal_name_byte);
             if !legal {
                 return Err(ConfigError::invalid(
                     key_path(&["topics", key]),
@@ -97,6 +102,11 @@ impl Topics {
         }
         Ok(())
     }
+}
+
+/// A byte of a Kafka topic name or of a `transactional.id` part we build: `[A-Za-z0-9._-]`.
+fn legal_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"._-".contains(&b)
 }
 
 impl Limits {
@@ -284,6 +294,17 @@ mod tests {
             error("[security]\nwindow_secs = 0\n", &[]),
             "security: window_secs must be positive"
         );
+    }
+
+    #[test]
+    fn an_instance_id_is_a_name_or_nothing() {
+        assert_eq!(
+            error("[kafka]\ninstance_id = \"pod 1\"\n", &[]),
+            "kafka.instance_id: not an instance name (1 to 128 of [A-Za-z0-9._-])"
+        );
+        let config = load("", &[("AUDITFLOW_KAFKA__INSTANCE_ID", "sink-1")]).unwrap();
+        assert_eq!(config.kafka.instance_id, "sink-1");
+        assert_eq!(Config::from_toml_str("").unwrap().kafka.instance_id, "");
     }
 
     #[test]

@@ -56,6 +56,7 @@ use crate::clock::now_ms;
 use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
+use crate::kafka::lag::LagReporter;
 use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{
     CommitHook, HarnessContext, SharedAssignment, is_revoked_state, offsets_list,
@@ -236,6 +237,7 @@ pub async fn spawn<W: BatchWriter>(
     });
     readiness.set_producer_ready(true);
     tracing::info!(service = %spec.service, %group, "at-least-once loop started");
+    let _lag = LagReporter::start(&spec.kafka, &group, assignment.clone(), metrics.clone());
 
     let mut state = LoopState {
         spec,

@@ -77,9 +77,9 @@ pub fn transactional_producer_config(
         &[
             ("linger.ms", "5"),
             // A crashed instance's open transaction holds back `read_committed` readers of its
-            // partitions until the broker aborts it at this timeout (its successor has a new
-            // `transactional.id`, so cannot fence it sooner). One batch takes milliseconds; 10 s
-            // is ample and keeps the stall after a `kill -9` short.
+            // partitions until the broker aborts it at this timeout, unless its successor has
+            // the same `transactional.id` (`[kafka] instance_id`) and fences it at once. One
+            // batch takes milliseconds; 10 s is ample and keeps the stall after a `kill -9` short.
             ("transaction.timeout.ms", "10000"),
         ],
     );
@@ -128,14 +128,21 @@ pub fn admin_config(settings: &KafkaSettings) -> ClientConfig {
     with_properties(settings, &[])
 }
 
-/// A `transactional.id` unique to this process: `<group>-<host>-<pid>-<random>`.
+/// The `transactional.id` of `group`'s transactional producer in this instance.
 ///
-/// With KIP-447 (`send_offsets_to_transaction` with the consumer's group metadata) zombie
-/// fencing comes from the group generation, not from a stable id per partition, so ids need
-/// only be unique. A fresh one per start also means a restart never waits for its predecessor's
-/// transaction to time out: the broker aborts that one when it expires, and the predecessor's
-/// offsets were never committed, so its records are redelivered.
-pub fn transactional_id(group_id: &str) -> String {
+/// With `[kafka] instance_id` set: `<group>-<instance_id>`, the same on every start. The
+/// broker then fences a crashed predecessor as soon as its successor initialises transactions
+/// (`InitProducerId` aborts the open transaction of that id), so `read_committed` readers of
+/// its partitions go on at once instead of waiting out `transaction.timeout.ms`.
+///
+/// Without it: `<group>-<host>-<pid>-<random>`, unique per start. Correct all the same — with
+/// KIP-447 (`send_offsets_to_transaction` with the consumer's group metadata) zombie fencing
+/// comes from the group generation, not from the id — but after a `kill -9` the predecessor's
+/// open transaction holds back readers until the broker times it out.
+pub fn transactional_id(settings: &KafkaSettings, group_id: &str) -> String {
+    if !settings.instance_id.is_empty() {
+        return format!("{group_id}-{}", settings.instance_id);
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -206,10 +213,16 @@ mod tests {
     }
 
     #[test]
-    fn transactional_ids_are_unique_per_call() {
-        let a = transactional_id("auditflow-classifier");
-        let b = transactional_id("auditflow-classifier");
+    fn transactional_ids_are_unique_per_start_unless_the_instance_is_named() {
+        let mut settings = KafkaSettings::default();
+        let a = transactional_id(&settings, "auditflow-classifier");
+        let b = transactional_id(&settings, "auditflow-classifier");
         assert!(a.starts_with("auditflow-classifier-"));
         assert_ne!(a, b);
+        settings.instance_id = "classifier-0".into();
+        assert_eq!(
+            transactional_id(&settings, "auditflow-classifier"),
+            "auditflow-classifier-classifier-0"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod cloudevents;
 mod committer;
 pub mod dead_letter;
 pub mod inspect;
+pub mod lag;
 pub mod loop_spec;
 pub mod publisher;
 pub mod rebalance;

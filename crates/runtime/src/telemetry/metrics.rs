@@ -64,6 +64,7 @@ struct Families {
     ignored: IntCounterVec,
     dead_lettered: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    committed_lag: IntGaugeVec,
     assigned_partitions: IntGaugeVec,
     in_flight: IntGaugeVec,
     in_flight_bytes: IntGaugeVec,
@@ -140,6 +141,11 @@ impl Metrics {
             consumer_lag: gauge(
                 "auditflow_consumer_lag",
                 "Records between the consumer's position and the partition's last stable offset.",
+                &["service", "topic", "partition"],
+            )?,
+            committed_lag: gauge(
+                "auditflow_consumer_committed_lag",
+                "Records between the group's committed offset and the partition's last stable offset, as the broker reports them.",
                 &["service", "topic", "partition"],
             )?,
             assigned_partitions: gauge(
@@ -381,6 +387,29 @@ impl ServiceMetrics {
     pub fn forget_lag(&self, partitions: &[Partition]) {
         for p in partitions {
             let _ = self.families.consumer_lag.remove_label_values(&[
+                self.service.as_str(),
+                p.topic.as_str(),
+                &p.partition.to_string(),
+            ]);
+        }
+    }
+
+    /// Sets `partition`'s lag behind its group's committed offset ([`crate::kafka::lag`]).
+    pub fn record_committed_lag(&self, partition: &Partition, lag: i64) {
+        self.families
+            .committed_lag
+            .with_label_values(&[
+                self.service.as_str(),
+                partition.topic.as_str(),
+                &partition.partition.to_string(),
+            ])
+            .set(lag.max(0));
+    }
+
+    /// Drops the committed-lag series of partitions this instance no longer owns.
+    pub fn forget_committed_lag(&self, partitions: &[Partition]) {
+        for p in partitions {
+            let _ = self.families.committed_lag.remove_label_values(&[
                 self.service.as_str(),
                 p.topic.as_str(),
                 &p.partition.to_string(),

@@ -55,6 +55,7 @@ use crate::error::KafkaContext;
 use crate::kafka::client;
 use crate::kafka::committer::{Committer, Job, Settled};
 use crate::kafka::dead_letter::{self, dead_letter_record};
+use crate::kafka::lag::LagReporter;
 use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{HarnessContext, SharedAssignment};
 use crate::kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
@@ -73,6 +74,13 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often [`Transform::on_tick`] runs (at most; a long batch delays it).
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether `err` is the broker fencing our transactional producer (a newer one with its id).
+fn is_fenced(err: &Error) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{Fenced, ProducerFenced};
+    matches!(err, Error::Fatal { source, .. }
+        if matches!(source.rdkafka_error_code(), Some(Fenced | ProducerFenced)))
+}
 
 /// One transaction's worth of work, transformed and waiting for the committer.
 struct Prepared {
@@ -130,6 +138,8 @@ pub struct TransactionalLoop<T> {
     committed: HashMap<Partition, i64>,
     /// When [`Transform::on_tick`] is due next.
     next_tick: Instant,
+    /// Measures the committed lag of the owned partitions while the loop lives.
+    _lag: LagReporter,
 }
 
 impl<T: Transform> TransactionalLoop<T> {
@@ -154,7 +164,7 @@ impl<T: Transform> TransactionalLoop<T> {
         let inputs: Vec<&str> = spec.inputs.iter().map(String::as_str).collect();
         consumer.subscribe(&inputs).during("subscribing")?;
 
-        let transactional_id = client::transactional_id(&group);
+        let transactional_id = client::transactional_id(&spec.kafka, &group);
         let producer: BaseProducer =
             client::transactional_producer_config(&spec.kafka, &transactional_id)
                 .create()
@@ -164,6 +174,7 @@ impl<T: Transform> TransactionalLoop<T> {
             .during("initialising transactions")?;
         readiness.set_producer_ready(true);
         tracing::info!(service = %spec.service, %group, %transactional_id, "transactional loop started");
+        let lag = LagReporter::start(&spec.kafka, &group, assignment.clone(), metrics.clone());
         Ok(Self {
             transform,
             metrics,
@@ -178,6 +189,7 @@ impl<T: Transform> TransactionalLoop<T> {
             abort_backoff: Duration::ZERO,
             committed: HashMap::new(),
             next_tick: Instant::now() + TICK_INTERVAL,
+            _lag: lag,
             spec,
         })
     }
@@ -424,7 +436,20 @@ impl<T: Transform> TransactionalLoop<T> {
                 self.rewind_to_committed()?;
                 Ok(false)
             }
-            Settled::Fatal(err) => Err(err),
+            Settled::Fatal(err) => {
+                if !self.spec.kafka.instance_id.is_empty() && is_fenced(&err) {
+                    // Also what a successor says of a predecessor it fenced, which is why an
+                    // instance id must be unique among live instances.
+                    tracing::error!(
+                        service = %self.spec.service,
+                        instance_id = %self.spec.kafka.instance_id,
+                        "fenced by a newer producer with this instance's transactional.id: \
+                         unless this instance was replaced, another live instance has the same \
+                         [kafka] instance_id"
+                    );
+                }
+                Err(err)
+            }
         }
     }
 
