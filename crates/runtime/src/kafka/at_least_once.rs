@@ -488,8 +488,15 @@ impl<W: BatchWriter> LoopState<W> {
     /// offsets are stored (an async commit's failure would surface later, after we had moved
     /// on).
     fn commit(&self) {
+        // Every record the consumer handed out is tracked (`run` tracks each as it arrives),
+        // so its positions may move the watermarks past offsets that carry no record.
+        let positions = self.positions();
         // Never hold the ledger lock across a librdkafka call: callbacks take it too.
-        let commits = lock(&self.ledger).pending_commits();
+        let commits = {
+            let mut ledger = lock(&self.ledger);
+            ledger.passed(&positions);
+            ledger.pending_commits()
+        };
         if commits.is_empty() {
             return;
         }
@@ -506,6 +513,23 @@ impl<W: BatchWriter> LoopState<W> {
                 tracing::warn!(service = %self.spec.service, error = %err, "offset commit failed; will retry")
             }
         }
+    }
+
+    /// The consumer's position in each partition this instance owns, where it has one.
+    fn positions(&self) -> Vec<(Partition, i64)> {
+        let Ok(position) = self.consumer.position() else {
+            return Vec::new();
+        };
+        let owned = lock(&self.assignment);
+        position
+            .elements()
+            .iter()
+            .filter(|e| owned.owns_record(e.topic(), e.partition()))
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(at) => Some((Partition::new(e.topic(), e.partition()), at)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Shutdown: let in-flight batches finish, commit synchronously, leave the group.

@@ -26,6 +26,9 @@ use crate::{Error, Result};
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a retriable transaction call is tried before the batch is aborted.
 const RETRIES: usize = 5;
+/// How long an abort is tried again before the producer counts as broken: past the requests'
+/// timeout (`socket.timeout.ms`, 60 s), by which every record in flight is settled.
+const ABORT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// One transaction: its records and the input offsets it commits.
 pub(crate) struct Job {
@@ -102,7 +105,7 @@ fn run(producer: &BaseProducer, job: &Job) -> Settled {
     let started = Instant::now();
     match commit(producer, job) {
         Ok(()) => Settled::Committed(started.elapsed()),
-        Err(TxnError::Abortable(err)) => match producer.abort_transaction(CALL_TIMEOUT) {
+        Err(TxnError::Abortable(err)) => match abort(producer) {
             Ok(()) => Settled::Aborted(err),
             Err(source) => Settled::Fatal(Error::Fatal {
                 during: "aborting a transaction",
@@ -110,6 +113,31 @@ fn run(producer: &BaseProducer, job: &Job) -> Settled {
             }),
         },
         Err(TxnError::Fatal(during, source)) => Settled::Fatal(Error::Fatal { during, source }),
+    }
+}
+
+/// Aborts the open transaction, trying again while librdkafka says it may be tried again.
+///
+/// After a broker restart, records sent to the broker that died stay in flight until their
+/// requests time out, and an abort cannot finish before they are settled: its flush times
+/// out (retriable: librdkafka's documentation says to call abort again). A loop that gave up
+/// then would exit on every broker restart under load. Delivery reports are served between
+/// attempts, so what is purged is accounted for.
+fn abort(producer: &BaseProducer) -> std::result::Result<(), KafkaError> {
+    let deadline = Instant::now() + ABORT_DEADLINE;
+    loop {
+        producer.poll(Duration::ZERO);
+        match producer.abort_transaction(CALL_TIMEOUT) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(e))
+                if (e.is_retriable() || e.code() == RDKafkaErrorCode::OperationTimedOut)
+                    && !e.is_fatal()
+                    && Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "aborting the transaction takes long; trying again");
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

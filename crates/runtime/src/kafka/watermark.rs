@@ -60,6 +60,15 @@ impl Watermark {
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
+
+    /// The consumer's position is `position`: with nothing in flight, every offset below it
+    /// was consumed and is durable, or carries no record (a transaction marker, a compacted
+    /// gap), so the committable offset may move up to it.
+    pub fn passed(&mut self, position: i64) {
+        if self.in_flight.is_empty() && self.next.is_none_or(|n| position > n) {
+            self.next = Some(position);
+        }
+    }
 }
 
 /// The watermarks of every partition this instance owns.
@@ -118,6 +127,18 @@ impl OffsetLedger {
             .collect()
     }
 
+    /// The consumer's positions for owned partitions (see [`Watermark::passed`]); a partition
+    /// seen for the first time is tracked from its position. Call only when every record the
+    /// consumer has handed out is [`track`](Self::track)ed: the position is past them.
+    pub fn passed(&mut self, positions: &[(Partition, i64)]) {
+        for (partition, position) in positions {
+            self.partitions
+                .entry(partition.clone())
+                .or_default()
+                .passed(*position);
+        }
+    }
+
     /// Records in flight across all partitions: the backpressure measure.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(Watermark::in_flight).sum()
@@ -127,6 +148,34 @@ impl OffsetLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_past_the_last_record_moves_the_watermark_only_when_nothing_is_in_flight() {
+        let mut mark = Watermark::default();
+        mark.track(10);
+        mark.track(11);
+        // Offset 12 is a transaction marker: the consumer's position is 13.
+        mark.passed(13);
+        assert_eq!(mark.committable(), Some(10));
+        mark.complete(10);
+        mark.complete(11);
+        assert_eq!(mark.committable(), Some(12));
+        mark.passed(13);
+        assert_eq!(mark.committable(), Some(13));
+        // A stale position never moves it back.
+        mark.passed(12);
+        assert_eq!(mark.committable(), Some(13));
+        mark.mark_committed(13);
+        assert_eq!(mark.pending_commit(), None);
+    }
+
+    #[test]
+    fn a_partition_with_nothing_consumed_is_committed_at_its_position() {
+        let mut ledger = OffsetLedger::default();
+        let p = Partition::new("t", 0);
+        ledger.passed(&[(p.clone(), 463)]);
+        assert_eq!(ledger.pending_commits(), vec![(p, 463)]);
+    }
 
     #[test]
     fn nothing_to_commit_before_any_record() {

@@ -315,6 +315,9 @@ impl<T: Transform> TransactionalLoop<T> {
                 prepared.outputs.extend(outputs);
             }
         }
+        if prepared.is_none() && self.in_flight.is_none() && self.replay_done() {
+            prepared = self.skipped_offsets();
+        }
         if let Some(work) = self.transform.on_commit() {
             match &mut prepared {
                 Some(prepared) => prepared.tally.on_commit.push(work),
@@ -323,6 +326,41 @@ impl<T: Transform> TransactionalLoop<T> {
             }
         }
         prepared
+    }
+
+    /// An idle loop's position can be past its committed offset with no record in between:
+    /// `read_committed` readers skip the markers that end transactions (and compaction leaves
+    /// gaps), and the offset a batch commits is one past its last record. Committing that
+    /// position, in a transaction of offsets only, makes the group's committed lag (what
+    /// operators alert on) zero when the loop has done everything. Only called with nothing
+    /// prepared, in flight or being replayed: every record polled so far is committed, so the
+    /// offsets between are records of no one. `None` when no partition moved.
+    fn skipped_offsets(&mut self) -> Option<Prepared> {
+        if self.committed.is_empty() {
+            return None;
+        }
+        let position = self.consumer.position().ok()?;
+        let owned = lock(&self.assignment);
+        let moved: Vec<(Partition, i64)> = self
+            .committed
+            .iter()
+            .filter(|(p, _)| owned.owns(p))
+            .filter_map(|(p, committed)| {
+                match position.find_partition(&p.topic, p.partition)?.offset() {
+                    rdkafka::Offset::Offset(at) if at > *committed => Some((p.clone(), at)),
+                    _ => None,
+                }
+            })
+            .collect();
+        drop(owned);
+        if moved.is_empty() {
+            return None;
+        }
+        Some(Prepared {
+            outputs: Vec::new(),
+            offsets: moved,
+            tally: Tally::default(),
+        })
     }
 
     /// Transforms a batch into one transaction's worth of outputs and offsets. `None` when
