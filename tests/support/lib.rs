@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod causality;
+pub mod chaos;
 pub mod classifier;
 pub mod integrity;
 pub mod kafka;

@@ -33,6 +33,11 @@ impl Layout {
         Ok(Layout { root, dir })
     }
 
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The stack's folder (`.stack/`), absolute.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -6,10 +6,11 @@
 //!
 //! Where to read on: `stack.rs` (the lifecycle), `layout.rs` (where the files live),
 //! `server.rs` (what a server provides) and `kafka.rs` / `cassandra.rs` (each server),
-//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `node.rs`
+//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `chaos.rs` (the chaos harness, run in release mode), `node.rs`
 //! (a private Cassandra node for a test that stops the database).
 
 mod cassandra;
+mod chaos;
 mod demo;
 mod error;
 mod fetch;
@@ -40,6 +41,11 @@ usage: cargo xtask <command>
   reset              stop both and delete their data (the jars stay)
   test [ARGS]        start the stack if needed, run `cargo test --workspace ARGS`, then leave the
                      stack as it was (e.g. `cargo xtask test -- -p auditflow-integration-tests`)
+  chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids]
+                     start the stack, build auditflow and the chaos harness (release), and run
+                     the pipeline under faults, several instances of every service (default 10
+                     minutes at 200/s); prints the ledger, writes target/chaos/<run>/report.json,
+                     exits 1 on any loss or duplicate (docs/reliability.md)
   demo               start the stack, build auditflow, run the pipeline (`auditflow run all`,
                      left running) and `auditflow demo` against it
   cassandra-node --dir DIR --cql-port PORT --storage-port PORT [--heap SIZE]
@@ -90,6 +96,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         ("reset", []) => stack::reset(&layout)?,
         ("test", rest) => return testrun::run(&layout, rest),
         ("demo", []) => demo::run(&layout)?,
+        ("chaos", rest) => return chaos::run(&layout, rest),
         ("cassandra-node", rest) => match node::run(&layout, &node::parse_args(rest)?)? {},
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => {

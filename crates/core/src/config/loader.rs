@@ -52,7 +52,8 @@ impl Config {
         self.sampling.compile()?;
         self.topics.validate()?;
         let id = &self.kafka.instance_id;
-        if !id.is_empty() && !(id.len() <= 128 && id.bytes().all(legal_name_byte)) {
+        let legal = id.len() <= 128 && id.bytes().all(legal_name_byte);
+        if !id.is_empty() && !legal {
             return Err(ConfigError::invalid(
                 "kafka.instance_id",
                 "not an instance name (1 to 128 of [A-Za-z0-9._-])",
