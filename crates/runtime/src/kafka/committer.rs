@@ -26,9 +26,11 @@ use crate::{Error, Result};
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a retriable transaction call is tried before the batch is aborted.
 const RETRIES: usize = 5;
-/// How long an abort is tried again before the producer counts as broken: past the requests'
+/// How long an abort may take before the producer counts as broken: past the requests'
 /// timeout (`socket.timeout.ms`, 60 s), by which every record in flight is settled.
 const ABORT_DEADLINE: Duration = Duration::from_secs(300);
+/// One step of an abort, between which delivery reports are served (see `abort`).
+const ABORT_STEP: Duration = Duration::from_millis(100);
 
 /// One transaction: its records and the input offsets it commits.
 pub(crate) struct Job {
@@ -116,25 +118,34 @@ fn run(producer: &BaseProducer, job: &Job) -> Settled {
     }
 }
 
-/// Aborts the open transaction, trying again while librdkafka says it may be tried again.
+/// Aborts the open transaction, serving delivery reports while it does.
 ///
-/// After a broker restart, records sent to the broker that died stay in flight until their
-/// requests time out, and an abort cannot finish before they are settled: its flush times
-/// out (retriable: librdkafka's documentation says to call abort again). A loop that gave up
-/// then would exit on every broker restart under load. Delivery reports are served between
-/// attempts, so what is purged is accounted for.
+/// `abort_transaction` purges what is queued and then flushes: it waits for the delivery
+/// report of every record produced in the transaction. rust-rdkafka receives those reports on
+/// an event queue only the application's `poll` serves, so a single blocking abort waits for
+/// reports nobody reads and times out (librdkafka: "the event queue must be polled for
+/// delivery report events in a separate thread or prior to calling abort"). That timeout was
+/// treated as fatal, and a transaction left open that long also outlives
+/// `transaction.timeout.ms`, so the coordinator fences the producer: the process exited after
+/// every aborted transaction with records in flight (seen under `cargo xtask chaos`). So the
+/// abort runs in short steps — a timeout is retriable, and librdkafka resumes the abort on
+/// the next call — with the reports served between them; after a broker restart the records
+/// in flight to the dead broker settle when their requests time out.
 fn abort(producer: &BaseProducer) -> std::result::Result<(), KafkaError> {
     let deadline = Instant::now() + ABORT_DEADLINE;
     loop {
-        producer.poll(Duration::ZERO);
-        match producer.abort_transaction(CALL_TIMEOUT) {
+        match producer.abort_transaction(ABORT_STEP) {
             Ok(()) => return Ok(()),
             Err(KafkaError::Transaction(e))
                 if (e.is_retriable() || e.code() == RDKafkaErrorCode::OperationTimedOut)
                     && !e.is_fatal()
                     && Instant::now() < deadline =>
             {
-                tracing::warn!(error = %e, "aborting the transaction takes long; trying again");
+                let until = Instant::now() + ABORT_STEP;
+                while producer.in_flight_count() > 0 && Instant::now() < until {
+                    producer.poll(Duration::from_millis(1));
+                }
+                tracing::debug!(error = %e, "abort in progress; serving delivery reports");
             }
             Err(e) => return Err(e),
         }

@@ -475,15 +475,17 @@ impl<T: Transform> TransactionalLoop<T> {
                 Ok(false)
             }
             Settled::Fatal(err) => {
-                if !self.spec.kafka.instance_id.is_empty() && is_fenced(&err) {
-                    // Also what a successor says of a predecessor it fenced, which is why an
-                    // instance id must be unique among live instances.
+                if is_fenced(&err) {
+                    // The broker gave this transactional.id a newer epoch: a successor took it
+                    // over, or the coordinator expired our transaction (a broker unreachable
+                    // for longer than the transaction timeout). Either way this producer is
+                    // done; a restart carries on from the committed offsets.
                     tracing::error!(
                         service = %self.spec.service,
                         instance_id = %self.spec.kafka.instance_id,
-                        "fenced by a newer producer with this instance's transactional.id: \
-                         unless this instance was replaced, another live instance has the same \
-                         [kafka] instance_id"
+                        "fenced: this instance's transaction outlived the transaction timeout \
+                         (the broker was unreachable), or another live instance has the same \
+                         [kafka] instance_id; stopping"
                     );
                 }
                 Err(err)
