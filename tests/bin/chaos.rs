@@ -13,52 +13,64 @@ use std::time::Duration;
 
 use auditflow_integration_tests::chaos::{self, Settings};
 
+/// The settings `args` ask for: the long form's, or with `--short` the short form's, then
+/// each option given (in any order).
+fn parse(binary: &std::path::Path, args: &[String]) -> Result<Settings, String> {
+    let mut seed = 1u64;
+    let (mut minutes, mut rate, mut short, mut stable_ids) = (None, None, false, true);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<f64, String> {
+            it.next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| *v > 0.0 && v.is_finite())
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--minutes" => minutes = Some(number("--minutes")?),
+            "--rate" => rate = Some(number("--rate")? as u32),
+            "--seed" => seed = number("--seed")? as u64,
+            "--short" => short = true,
+            "--fresh-transactional-ids" => stable_ids = false,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let mut settings = if short {
+        Settings::short(binary, seed)
+    } else {
+        Settings {
+            seed,
+            ..Settings::new(binary)
+        }
+    };
+    if let Some(m) = minutes {
+        settings.duration = Duration::from_secs_f64(m * 60.0);
+    }
+    if let Some(r) = rate {
+        settings.rate = r.max(1);
+    }
+    settings.stable_ids = stable_ids;
+    Ok(settings)
+}
+
 const USAGE: &str =
     "usage: chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids]";
 
 fn main() -> ExitCode {
     let exe = std::env::current_exe().expect("the executable's path");
     let binary = exe.with_file_name("auditflow");
-    let mut settings = Settings::new(&binary);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    let mut minutes = None;
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| -> Result<f64, String> {
-            it.next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| *v > 0.0 && v.is_finite())
-                .ok_or_else(|| format!("{name} needs a positive number"))
-        };
-        let parsed = match arg.as_str() {
-            "--minutes" => value("--minutes").map(|m| minutes = Some(m)),
-            "--rate" => value("--rate").map(|r| settings.rate = r as u32),
-            "--seed" => value("--seed").map(|s| settings.seed = s as u64),
-            "--short" => {
-                settings = Settings {
-                    short: true,
-                    ..Settings::short(&binary, settings.seed)
-                };
-                Ok(())
-            }
-            "--fresh-transactional-ids" => {
-                settings.stable_ids = false;
-                Ok(())
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown argument {other:?}")),
-        };
-        if let Err(e) = parsed {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let settings = match parse(&binary, &args) {
+        Ok(settings) => settings,
+        Err(e) => {
             eprintln!("chaos: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
-    }
-    if let Some(m) = minutes {
-        settings.duration = Duration::from_secs_f64(m * 60.0);
-    }
+    };
     if !binary.exists() {
         eprintln!(
             "chaos: {} not found: build it with `cargo build -p auditflow-cli` (same profile)",

@@ -45,7 +45,7 @@ usage: cargo xtask <command>
                      start the stack, build auditflow and the chaos harness (release), and run
                      the pipeline under faults, several instances of every service (default 10
                      minutes at 200/s); prints the ledger, writes target/chaos/<run>/report.json,
-                     exits 1 on any loss or duplicate (docs/reliability.md)
+                     exits 1 on any loss or duplicate (RELIABILITY.md)
   demo               start the stack, build auditflow, run the pipeline (`auditflow run all`,
                      left running) and `auditflow demo` against it
   cassandra-node --dir DIR --cql-port PORT --storage-port PORT [--heap SIZE]

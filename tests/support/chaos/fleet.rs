@@ -212,6 +212,8 @@ impl Fleet {
             self.restart_due.drain(..).partition(|(_, at)| *at <= now);
         self.restart_due = later;
         for (i, _) in due {
+            // A fresh port, in case the old one was what it could not bind.
+            self.slots[i].port = crate::metrics::free_port();
             if self.slots[i].child.is_none()
                 && let Err(e) = self.start(i)
             {

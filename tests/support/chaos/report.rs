@@ -88,6 +88,17 @@ impl Report {
         out
     }
 
+    /// The stalls measured after each `kill` of a transactional instance: `(count, median,
+    /// max)` seconds, `None` when none was measured.
+    pub fn stalls(&self) -> Option<(usize, f64, f64)> {
+        let mut v: Vec<f64> = self.faults.iter().filter_map(|f| f.stall_s).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some((v.len(), v[v.len() / 2], v[v.len() - 1]))
+    }
+
     /// Why the run failed, one line each; empty when it passed.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -204,6 +215,12 @@ impl Report {
             "\nrecovery: until the total committed lag is at most {} records",
             self.lag_bound()
         );
+        if let Some((n, median, max)) = self.stalls() {
+            let _ = writeln!(
+                s,
+                "stall after kill -9 of a transactional instance: {n} measured, median {median:.1} s, max {max:.1} s"
+            );
+        }
         let _ = writeln!(s, "peak committed lag: {}", kv(&self.peak_lag()));
         let rss: BTreeMap<&str, String> = self
             .peak_rss_mib()
@@ -267,6 +284,7 @@ impl Report {
                 "recovery_s": self.recovery(f), "stall_s": f.stall_s, "error": f.error,
             })).collect::<Vec<_>>(),
             "lag_bound": self.lag_bound(),
+            "stalls": self.stalls().map(|(n, median, max)| json!({"measured": n, "median_s": median, "max_s": max})),
             "peak_committed_lag": self.peak_lag(),
             "peak_rss_mib": self.peak_rss_mib(),
             "instances": self.slots.iter().map(|(name, _, starts, kib)| json!({
