@@ -134,8 +134,8 @@ impl Drop for ChildGuard {
 }
 
 /// `auditflow <args>` (the binary `cargo build` put next to the tests) pointed at `config`'s
-/// cluster, group prefix and topics, 100 records per transaction, quiet logs, and a short
-/// session timeout so a killed member's partitions move on quickly.
+/// cluster, group prefix and topics, 100 records per transaction, quiet logs, and short
+/// session and transaction timeouts so a killed member's partitions move on quickly.
 pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
     let t = &config.topics;
     let mut command = std::process::Command::new(auditflow_binary());
@@ -145,6 +145,13 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
         .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &config.kafka.group_prefix)
         .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
         .env("AUDITFLOW_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000")
+        // A killed instance's open transaction holds `read_committed` readers back until the
+        // broker expires it: 10 s here, not the product's 60 s (which outlives a broker
+        // restart), so the crash tests of unnamed instances wait seconds, not a minute.
+        .env(
+            "AUDITFLOW_KAFKA__PROPERTIES__TRANSACTION.TIMEOUT.MS",
+            "10000",
+        )
         .env("AUDITFLOW_TOPICS__USER_ACTION", &t.user_action)
         .env("AUDITFLOW_TOPICS__DATA_ACCESS", &t.data_access)
         .env("AUDITFLOW_TOPICS__SECURITY_EVENT", &t.security_event)

@@ -76,11 +76,15 @@ pub fn transactional_producer_config(
         settings,
         &[
             ("linger.ms", "5"),
-            // A crashed instance's open transaction holds back `read_committed` readers of its
-            // partitions until the broker aborts it at this timeout, unless its successor has
-            // the same `transactional.id` (`[kafka] instance_id`) and fences it at once. One
-            // batch takes milliseconds; 10 s is ample and keeps the stall after a `kill -9` short.
-            ("transaction.timeout.ms", "10000"),
+            // A transaction must outlive a broker restart: one open when the broker dies is
+            // expired by the coordinator after this long, which fences the producer (the
+            // process exits; `cargo xtask chaos` saw it at 10 s on every broker restart). It
+            // is also how long a crashed instance's open transaction holds back
+            // `read_committed` readers of its partitions — unless its successor has the same
+            // `transactional.id` (`[kafka] instance_id`) and fences it at once. 60 s is the
+            // Java producer's default; name the instances to keep the stall after a `kill -9`
+            // short (RELIABILITY.md measures both).
+            ("transaction.timeout.ms", "60000"),
         ],
     );
     config
