@@ -3,7 +3,8 @@
 //! traffic — lifecycles, attacks, garbage, both CloudEvents modes — is produced and every kind
 //! of fault lands: `kill -9` and SIGTERM of instances, a rebalance storm, `kill -9` of the
 //! broker and its restart, the database stopped for 30 s. Then every group must catch up (no
-//! partition left stuck), no transactional loop may go on aborting, and the ledger must show
+//! partition left stuck), no service may exit on its own, no transactional loop may go on
+//! aborting, and the ledger must show
 //! every expected output, dead letter, stored row, alert, action, block and causality edge
 //! exactly once, `query` and `verify` agreeing.
 //!
@@ -50,6 +51,13 @@ async fn the_pipeline_loses_and_duplicates_nothing_under_every_fault() {
             .collect::<Vec<_>>()
     );
     assert!(report.passed(), "{}", report.problems().join("\n"));
+    // A broker restart (or any other fault) makes no service exit on its own: its loops abort,
+    // rewind and carry on.
+    assert!(
+        report.exits.is_empty(),
+        "exited on their own: {:?}",
+        report.exits
+    );
     // What the services export for an operator's lag alert agrees: nothing left once caught up.
     assert_eq!(report.committed_lag.len(), 4, "{:?}", report.committed_lag);
     assert!(
