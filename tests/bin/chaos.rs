@@ -1,7 +1,7 @@
 //! `chaos`: the chaos harness's command line (`cargo xtask chaos` builds and runs it).
 //!
 //! ```text
-//! chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids]
+//! chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids] [--only SERVICE]
 //! ```
 //!
 //! Runs the pipeline under faults (tests/support/chaos), prints the ledger and writes
@@ -11,6 +11,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use auditflow_integration_tests::chaos::fleet::SERVICES;
 use auditflow_integration_tests::chaos::{self, Settings};
 
 /// The settings `args` ask for: the long form's, or with `--short` the short form's, then
@@ -18,6 +19,7 @@ use auditflow_integration_tests::chaos::{self, Settings};
 fn parse(binary: &std::path::Path, args: &[String]) -> Result<Settings, String> {
     let mut seed = 1u64;
     let (mut minutes, mut rate, mut short, mut stable_ids) = (None, None, false, true);
+    let mut only = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<f64, String> {
@@ -32,6 +34,15 @@ fn parse(binary: &std::path::Path, args: &[String]) -> Result<Settings, String> 
             "--seed" => seed = number("--seed")? as u64,
             "--short" => short = true,
             "--fresh-transactional-ids" => stable_ids = false,
+            "--only" => {
+                let name = it.next().ok_or("--only needs a service")?;
+                only = Some(
+                    *SERVICES
+                        .iter()
+                        .find(|s| *s == name)
+                        .ok_or_else(|| format!("--only {name:?}: not one of {SERVICES:?}"))?,
+                );
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -50,11 +61,11 @@ fn parse(binary: &std::path::Path, args: &[String]) -> Result<Settings, String> 
         settings.rate = r.max(1);
     }
     settings.stable_ids = stable_ids;
+    settings.only = only;
     Ok(settings)
 }
 
-const USAGE: &str =
-    "usage: chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids]";
+const USAGE: &str = "usage: chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids] [--only SERVICE]";
 
 fn main() -> ExitCode {
     let exe = std::env::current_exe().expect("the executable's path");

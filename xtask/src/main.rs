@@ -41,7 +41,7 @@ usage: cargo xtask <command>
   reset              stop both and delete their data (the jars stay)
   test [ARGS]        start the stack if needed, run `cargo test --workspace ARGS`, then leave the
                      stack as it was (e.g. `cargo xtask test -- -p auditflow-integration-tests`)
-  chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids]
+  chaos [--minutes M] [--rate R] [--seed S] [--short] [--fresh-transactional-ids] [--only SERVICE]
                      start the stack, build auditflow and the chaos harness (release), and run
                      the pipeline under faults, several instances of every service (default 10
                      minutes at 200/s); prints the ledger, writes target/chaos/<run>/report.json,

@@ -214,6 +214,9 @@ pub struct Targets {
     pub outputs: Vec<(&'static str, Vec<String>)>,
     /// When production started.
     pub started: Instant,
+    /// Kill and SIGTERM only instances of this service (`--only`), e.g. to measure the stall
+    /// of killed classifiers.
+    pub only: Option<&'static str>,
 }
 
 fn lock(fleet: &Mutex<Fleet>) -> std::sync::MutexGuard<'_, Fleet> {
@@ -250,7 +253,7 @@ fn inject(targets: &Targets, kind: Kind, rng: &mut ChaCha8Rng) -> Injected {
         Kind::Kill | Kind::Term => {
             let picked = {
                 let fleet = lock(&targets.fleet);
-                fleet.live(None).choose(rng).copied()
+                fleet.live(targets.only).choose(rng).copied()
             };
             match picked {
                 None => {

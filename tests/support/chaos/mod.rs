@@ -61,6 +61,8 @@ pub struct Settings {
     /// Give each instance a stable `[kafka] instance_id` (the default); off, every start has a
     /// fresh `transactional.id`, as before the option existed.
     pub stable_ids: bool,
+    /// Kill and SIGTERM only instances of this service (one of [`SERVICES`]); all when `None`.
+    pub only: Option<&'static str>,
     /// Base instances per service, in [`SERVICES`] order.
     pub instances: [usize; 4],
     /// The `auditflow` binary.
@@ -92,6 +94,7 @@ impl Settings {
             seed: 1,
             short: false,
             stable_ids: true,
+            only: None,
             instances: [3, 2, 3, 2],
             binary: binary.to_owned(),
             out_dir: target.join("chaos"),
@@ -374,6 +377,7 @@ pub async fn run(s: &Settings) -> Result<Report, String> {
             ),
         ],
         started,
+        only: s.only,
     });
     let seed = s.seed;
     let fault_thread = std::thread::spawn(move || faults::run(targets, schedule, seed));
