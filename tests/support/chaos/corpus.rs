@@ -611,21 +611,22 @@ fn garbage(names: &Names<'_>, g: u32, at: Duration, out: &mut Vec<Raw>) {
             Expect::DeadLetter("invalid_envelope"),
         ),
         6 => {
-            // A small valid event carrying 1.2 MB of headers: the record is what counts.
-            let e = event(
-                names,
-                id.clone(),
-                "odd",
-                "user.created",
-                json!({"user_id": user}),
-            );
+            // A small binary-mode event carrying 1.2 MB of headers: in binary mode the headers
+            // are part of the record the limit is on (in structured mode only the value is).
             let pad = vec![b'h'; 600_000];
             (
-                "huge headers",
+                "huge headers (binary mode)",
                 false,
                 bytes(
-                    e.to_string().into_bytes(),
-                    vec![("x-pad-1".into(), pad.clone()), ("x-pad-2".into(), pad)],
+                    json!({"user_id": user}).to_string().into_bytes(),
+                    vec![
+                        ("ce_specversion".into(), b"1.0".to_vec()),
+                        ("ce_id".into(), id.clone().into_bytes()),
+                        ("ce_source".into(), b"chaos".to_vec()),
+                        ("ce_type".into(), b"user.created".to_vec()),
+                        ("x-pad-1".into(), pad.clone()),
+                        ("x-pad-2".into(), pad),
+                    ],
                 ),
                 Expect::DeadLetter("too_large"),
             )
