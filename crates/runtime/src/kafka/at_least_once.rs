@@ -59,7 +59,7 @@ use crate::kafka::dead_letter::{self, MIN_LIMIT, dead_letter_record};
 use crate::kafka::lag::LagReporter;
 use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{
-    CommitHook, HarnessContext, SharedAssignment, is_revoked_state, offsets_list,
+    CommitHook, HarnessContext, SharedAssignment, is_revoked_state, offsets_list, owned_positions,
 };
 use crate::kafka::records::{DeadLetter, InputRecord, Partition};
 use crate::kafka::watermark::OffsetLedger;
@@ -490,7 +490,7 @@ impl<W: BatchWriter> LoopState<W> {
     fn commit(&self) {
         // Every record the consumer handed out is tracked (`run` tracks each as it arrives),
         // so its positions may move the watermarks past offsets that carry no record.
-        let positions = self.positions();
+        let positions = owned_positions(&self.consumer, &self.assignment);
         // Never hold the ledger lock across a librdkafka call: callbacks take it too.
         let commits = {
             let mut ledger = lock(&self.ledger);
@@ -513,23 +513,6 @@ impl<W: BatchWriter> LoopState<W> {
                 tracing::warn!(service = %self.spec.service, error = %err, "offset commit failed; will retry")
             }
         }
-    }
-
-    /// The consumer's position in each partition this instance owns, where it has one.
-    fn positions(&self) -> Vec<(Partition, i64)> {
-        let Ok(position) = self.consumer.position() else {
-            return Vec::new();
-        };
-        let owned = lock(&self.assignment);
-        position
-            .elements()
-            .iter()
-            .filter(|e| owned.owns_record(e.topic(), e.partition()))
-            .filter_map(|e| match e.offset() {
-                rdkafka::Offset::Offset(at) => Some((Partition::new(e.topic(), e.partition()), at)),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Shutdown: let in-flight batches finish, commit synchronously, leave the group.

@@ -236,6 +236,28 @@ pub(crate) fn offsets_list(offsets: &[(Partition, i64)]) -> TopicPartitionList {
     tpl
 }
 
+/// The consumer's position in each partition `assignment` owns, where it has one: past every
+/// record the consumer has handed out, and past the offsets it skipped that carry no record
+/// (transaction markers, compacted gaps). Both loops commit it when they are idle.
+pub(crate) fn owned_positions<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    assignment: &SharedAssignment,
+) -> Vec<(Partition, i64)> {
+    let Ok(position) = consumer.position() else {
+        return Vec::new();
+    };
+    let owned = lock(assignment);
+    position
+        .elements()
+        .iter()
+        .filter(|e| owned.owns_record(e.topic(), e.partition()))
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(at) => Some((Partition::new(e.topic(), e.partition()), at)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether an offset-commit error only says the partition was revoked under us: librdkafka
 /// answers `ERR__STATE` for an offset of a partition revoked a moment ago, which is harmless.
 pub(crate) fn is_revoked_state(err: &KafkaError) -> bool {

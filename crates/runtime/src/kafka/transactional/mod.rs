@@ -57,7 +57,7 @@ use crate::kafka::committer::{Committer, Job, Settled};
 use crate::kafka::dead_letter::{self, dead_letter_record};
 use crate::kafka::lag::LagReporter;
 use crate::kafka::loop_spec::LoopSpec;
-use crate::kafka::rebalance::{HarnessContext, SharedAssignment};
+use crate::kafka::rebalance::{HarnessContext, SharedAssignment, owned_positions};
 use crate::kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
 use crate::kafka::retry::{MAX_BACKOFF, MIN_BACKOFF};
 use crate::shutdown::Shutdown;
@@ -339,20 +339,14 @@ impl<T: Transform> TransactionalLoop<T> {
         if self.committed.is_empty() {
             return None;
         }
-        let position = self.consumer.position().ok()?;
-        let owned = lock(&self.assignment);
-        let moved: Vec<(Partition, i64)> = self
-            .committed
-            .iter()
-            .filter(|(p, _)| owned.owns(p))
-            .filter_map(|(p, committed)| {
-                match position.find_partition(&p.topic, p.partition)?.offset() {
-                    rdkafka::Offset::Offset(at) if at > *committed => Some((p.clone(), at)),
-                    _ => None,
-                }
+        let moved: Vec<(Partition, i64)> = owned_positions(&self.consumer, &self.assignment)
+            .into_iter()
+            .filter(|(p, at)| {
+                self.committed
+                    .get(p)
+                    .is_some_and(|committed| at > committed)
             })
             .collect();
-        drop(owned);
         if moved.is_empty() {
             return None;
         }
