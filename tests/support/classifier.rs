@@ -5,7 +5,8 @@
 use auditflow_core::Config;
 use auditflow_runtime::{Health, Metrics, Shutdown};
 
-use crate::kafka::{create_topic, read_committed};
+use crate::kafka::{Input, create_topic, read_committed};
+use crate::metrics::metric;
 use crate::processes::{binary_command, start_in_process};
 use crate::stack::{require_kafka, unique_name};
 
@@ -91,6 +92,43 @@ pub fn start_classifier(
         classifier.health,
         classifier.task,
     )
+}
+
+/// `user.created` events with ids `<id_prefix>-<i>`, for user `user-<i>`, `i` in `range`.
+pub fn user_created(id_prefix: &str, range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+    range
+        .map(|i| {
+            format!(r#"{{"id":"{id_prefix}-{i}","source":"users","type":"user.created","time":"2026-11-20T10:00:00Z","data":{{"user_id":"user-{i}"}}}}"#)
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// [`user_created`] values (the first for user `user-<from>`) keyed by their user, so they
+/// spread over every partition.
+pub fn keyed_by_user(values: &[Vec<u8>], from: usize) -> Vec<Input> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (Some(format!("user-{}", from + i)), v.clone(), Vec::new()))
+        .collect()
+}
+
+/// How many partitions an in-process classifier owns, by its metrics.
+pub fn assigned_partitions(metrics: &auditflow_runtime::Metrics) -> u64 {
+    metric(
+        &metrics.render(),
+        r#"auditflow_assigned_partitions{service="classifier"}"#,
+    )
+}
+
+/// How many of `outputs` ([`actual_outputs`]) repeat the id of another.
+pub fn duplicated(outputs: &[(String, String, serde_json::Value)]) -> usize {
+    let ids: std::collections::BTreeSet<&str> = outputs
+        .iter()
+        .filter_map(|(_, _, v)| v["id"].as_str())
+        .collect();
+    outputs.len() - ids.len()
 }
 
 /// The recipe's lifecycle events (`docs/examples/recipe-lifecycle.ndjson`), one per line.

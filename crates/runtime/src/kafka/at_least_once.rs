@@ -343,13 +343,13 @@ impl<W: BatchWriter> LoopState<W> {
                 _ = commit_tick.tick() => self.commit(),
                 _ = flush_tick.tick() => {
                     // Also notices an assignment when no record arrives (readiness).
-                    self.handle_rebalance();
+                    self.handle_rebalance()?;
                     self.dispatch(shutdown);
                 }
                 message = self.consumer.recv() => {
                     let message = message.map(|m| InputRecord::from_message(&m));
                     // Rebalance callbacks ran inside that poll, before the message it returned.
-                    self.handle_rebalance();
+                    self.handle_rebalance()?;
                     let record = match message {
                         Ok(record) => record,
                         Err(err) => {
@@ -379,9 +379,11 @@ impl<W: BatchWriter> LoopState<W> {
 
     /// Drops batched records of revoked partitions (the ledger already forgot them) and puts
     /// newly assigned partitions in the loop's state: paused while it is, flowing otherwise.
-    fn handle_rebalance(&mut self) {
+    /// `Err` when an assignment could not be started (`Assignment::check`).
+    fn handle_rebalance(&mut self) -> Result<()> {
         let (changes, joined) = {
             let mut assignment = lock(&self.assignment);
+            assignment.check()?;
             (assignment.take_changes(), assignment.joined())
         };
         self.readiness.set_consumer_joined(joined);
@@ -401,6 +403,7 @@ impl<W: BatchWriter> LoopState<W> {
         if !self.unsynced.is_empty() && self.pause_or_resume(&self.unsynced, self.paused) {
             self.unsynced.clear();
         }
+        Ok(())
     }
 
     fn set_paused(&mut self, paused: bool) {

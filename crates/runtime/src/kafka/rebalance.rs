@@ -10,19 +10,50 @@
 //!
 //! With `cooperative-sticky` assignment, callbacks carry only the partitions that change hands;
 //! the rest keep flowing through a rebalance.
+//!
+//! Where a newly assigned partition starts is decided here, not by librdkafka: the callback
+//! reads the group's committed offsets itself and assigns each partition at its committed
+//! offset, or at its beginning when the group has none ([`HarnessContext::start_positions`]).
+//! librdkafka's own lookup (librdkafka 2.10, and its master as of 2026-07) starts a partition
+//! *from `auto.offset.reset`* when its committed offset is blocked by an open transaction
+//! (`UNSTABLE_OFFSET_COMMIT`, KIP-447) and the assignment changes while it waits: it puts the
+//! partition back as pending with the broker's `-1` as offset, which it then reads as "nothing
+//! committed" (`rdkafka_assignment.c`, `rd_kafka_assignment_apply_offsets`). A classifier
+//! killed with a transaction open leaves that transaction's offsets pending until the broker
+//! expires it (`transaction.timeout.ms`), so its successor, in a group that keeps rebalancing,
+//! re-read whole partitions from the start and published every output again — an
+//! exactly-once violation the chaos harness found (RELIABILITY.md). Our lookup tells "unstable,
+//! wait" from "nothing committed" and waits, for up to [`START_DEADLINE`].
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::kafka::records::{InputRecord, Partition};
+use crate::kafka::retry::{first_partition_error, retry_retriable};
 use crate::kafka::watermark::OffsetLedger;
 use crate::sync::lock;
 use crate::telemetry::metrics::ServiceMetrics;
+use crate::{Error, Result};
+
+/// How long the assignment callback waits for the committed offsets of the partitions it is
+/// handed. An open transaction of an instance that died holds them (`UNSTABLE_OFFSET_COMMIT`)
+/// until the broker aborts it: `transaction.timeout.ms` (60 s by default here) plus up to
+/// the broker's `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10 s). The
+/// callback runs inside `poll`, so this stays well below `max.poll.interval.ms` (300 s by
+/// default), past which the group would drop this member.
+pub const START_DEADLINE: Duration = Duration::from_secs(120);
+/// Timeout of one committed-offsets call within [`START_DEADLINE`] (librdkafka retries an
+/// unstable answer within it).
+const START_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The partitions this instance owns, and the changes the loop has not handled yet.
 #[derive(Debug, Default)]
@@ -30,6 +61,9 @@ pub struct Assignment {
     owned: BTreeSet<Partition>,
     pending: Changes,
     joined: bool,
+    /// Why an assignment could not be started (its committed offsets stayed unknown): the
+    /// loop must stop, its partitions were assigned paused.
+    failure: Option<Error>,
 }
 
 /// Partition changes since the loop last looked, in the order they must be handled: revocations
@@ -112,6 +146,17 @@ impl Assignment {
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.pending)
     }
+
+    /// Records that partitions could not be started; the loop stops at its next look.
+    pub fn fail(&mut self, error: Error) {
+        self.failure.get_or_insert(error);
+    }
+
+    /// `Err` once an assignment could not be started: the loop must stop (a restart joins
+    /// again and looks again).
+    pub fn check(&mut self) -> Result<()> {
+        self.failure.take().map_or(Ok(()), Err)
+    }
 }
 
 /// Shared between the librdkafka callbacks and the consumer loop.
@@ -157,6 +202,53 @@ impl HarnessContext {
         &self.assignment
     }
 
+    /// Sets each partition of `tpl` (just assigned) to start at the group's committed offset, or
+    /// at its beginning when the group has committed none, waiting while an open transaction
+    /// makes the committed offset unstable (see the module documentation).
+    fn start_positions(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<()> {
+        let mut query = TopicPartitionList::with_capacity(tpl.count());
+        for e in tpl.elements() {
+            query.add_partition(e.topic(), e.partition());
+        }
+        let started = Instant::now();
+        let committed = retry_retriable(
+            &self.service,
+            "reading the committed offsets of assigned partitions",
+            START_DEADLINE,
+            || {
+                consumer
+                    .committed_offsets(query.clone(), START_CALL_TIMEOUT)
+                    .and_then(|list| first_partition_error(&list).map(|()| list))
+            },
+        )?;
+        let waited = started.elapsed();
+        if waited >= Duration::from_secs(1) {
+            tracing::info!(
+                service = %self.service,
+                partitions = query.count(),
+                waited_s = waited.as_secs_f64(),
+                "waited for committed offsets (an open transaction of a previous owner)"
+            );
+        }
+        for e in committed.elements() {
+            let start = match e.offset() {
+                Offset::Offset(at) => Offset::Offset(at),
+                // Nothing committed: the partition is new to the group.
+                _ => Offset::Beginning,
+            };
+            tpl.set_partition_offset(e.topic(), e.partition(), start)
+                .map_err(|source| Error::Kafka {
+                    during: "setting where assigned partitions start",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     fn commit_revoked(&self, consumer: &BaseConsumer<Self>, revoked: &[Partition]) {
         let Some(ledger) = &self.ledger else { return };
         let commits = lock(ledger).revoke(revoked);
@@ -190,6 +282,58 @@ impl ClientContext for HarnessContext {
 }
 
 impl ConsumerContext for HarnessContext {
+    /// rust-rdkafka's rebalance (pre-rebalance hook, assign or unassign, post-rebalance hook),
+    /// with the start of every assigned partition decided by [`Self::start_positions`]. When
+    /// that fails the partitions are assigned paused and the loop is told to stop.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let started = self.start_positions(consumer, tpl);
+            let rebalance = Rebalance::Assign(tpl);
+            self.pre_rebalance(consumer, &rebalance);
+            let assigned = if cooperative {
+                consumer.incremental_assign(tpl)
+            } else {
+                consumer.assign(tpl)
+            };
+            if let Err(error) = &assigned {
+                tracing::error!(service = %self.service, %error, "assigning partitions failed");
+            }
+            if let Err(error) = started {
+                tracing::error!(service = %self.service, %error, "cannot tell where assigned partitions start; stopping");
+                if let Err(error) = consumer.pause(tpl) {
+                    tracing::warn!(service = %self.service, %error, "pausing unstarted partitions failed");
+                }
+                lock(&self.assignment).fail(error);
+            }
+            self.post_rebalance(consumer, &rebalance);
+            return;
+        }
+        let rebalance = if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+            Rebalance::Revoke(tpl)
+        } else {
+            Rebalance::Error(KafkaError::Rebalance(err.into()))
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let unassigned = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(error) = unassigned {
+            tracing::error!(service = %self.service, %error, "unassigning partitions failed");
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partitions_of(tpl);

@@ -53,6 +53,9 @@ pub fn is_retriable(err: &KafkaError) -> bool {
                 | C::WaitingForCoordinator
                 | C::ThrottlingQuotaExceeded
                 | C::Retry
+                // An open transaction holds the committed offset (KIP-447); it ends with the
+                // transaction, at the latest when the broker expires it.
+                | C::UnstableOffsetCommit
         )
     )
 }
@@ -105,6 +108,7 @@ mod tests {
             C::OperationTimedOut,
             C::BrokerTransportFailure,
             C::CoordinatorLoadInProgress,
+            C::UnstableOffsetCommit,
         ] {
             assert!(is_retriable(&KafkaError::MetadataFetch(code)), "{code:?}");
             assert!(is_retriable(&KafkaError::OffsetFetch(code)), "{code:?}");

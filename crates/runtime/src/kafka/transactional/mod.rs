@@ -269,6 +269,7 @@ impl<T: Transform> TransactionalLoop<T> {
     fn handle_rebalance(&mut self, batch: &mut Vec<InputRecord>) -> Result<()> {
         let (changes, joined) = {
             let mut assignment = lock(&self.assignment);
+            assignment.check()?;
             (assignment.take_changes(), assignment.joined())
         };
         self.readiness.set_consumer_joined(joined);
