@@ -8,19 +8,31 @@
 //! ```
 //!
 //! It produces EVENTS (default 300 000) CloudEvents to a fresh 6-partition topic, reads them all
-//! once with the harness's consumer settings (the read-only ceiling), then runs the real
-//! `auditflow run classifier` binary over them and watches its committed offsets. Rates are
-//! taken from the first record (or commit) to the last, so start-up and group join are not
-//! counted. Needs the local stack (`cargo xtask up`).
+//! once with the harness's consumer settings (the read-only ceiling), runs the same consume →
+//! decode → classify → produce loop without transactions over them (the baseline the
+//! exactly-once loop is held to: `plain_loop`), then runs the real `auditflow run classifier`
+//! binary over them and watches its committed offsets. Rates are taken from the first record
+//! (or commit) to the last, so start-up and group join are not counted. Needs the local stack
+//! (`cargo xtask up`). `AUDITFLOW_*` variables set for the harness reach the binary (e.g.
+//! `AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS`), not the harness's own loops, which keep the
+//! defaults: one setting of the service can be compared at a time.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditflow_core::Config;
+use auditflow_core::classify::Classified;
 use auditflow_core::config::KafkaSettings;
+use auditflow_core::{Classifier, Config};
+use auditflow_runtime::InputRecord;
+use auditflow_runtime::kafka::client;
+use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
 use auditflow_runtime::kafka::inspect::{CommittedOffsets, TopicReader};
 use auditflow_runtime::kafka::publisher::Publisher;
-use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics};
+use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics, planned_topics};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 
 const PARTITIONS: i32 = 6;
 
@@ -58,14 +70,39 @@ async fn main() {
     .expect("reader");
     println!("read-only consumer:  {read_rate:>9.0} events/s");
 
-    let (rate, peak_rss_kib) = classify(&binary, &bootstrap, &run, &input, events).await;
+    let mut plain = config.clone();
+    let t = &mut plain.topics;
+    t.user_action = format!("{run}.plain.audit.user.action");
+    t.data_access = format!("{run}.plain.audit.data.access");
+    t.security_event = format!("{run}.plain.audit.security.event");
+    ensure_topics(&plain.kafka, &planned_topics(&plain.topics))
+        .await
+        .expect("baseline topics");
+    let plain_rate = tokio::task::spawn_blocking({
+        let input = input.clone();
+        move || plain_loop(&plain, &input, events)
+    })
+    .await
+    .expect("baseline loop");
     println!(
-        "classifier:          {rate:>9.0} events/s  ({:.0}% of read-only)",
-        100.0 * rate / read_rate
+        "no-transaction loop: {plain_rate:>9.0} events/s  ({:.0}% of read-only)",
+        100.0 * plain_rate / read_rate
+    );
+
+    let (rate, peak_rss_kib, cpu_s) = classify(&binary, &bootstrap, &run, &input, events).await;
+    println!(
+        "classifier:          {rate:>9.0} events/s  ({:.0}% of read-only, {:.2} of the no-transaction loop)",
+        100.0 * rate / read_rate,
+        rate / plain_rate
     );
     println!(
         "classifier peak RSS: {:>9.1} MiB",
         peak_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "classifier CPU:      {:>9.2} s for the run ({:.1} µs per event)",
+        cpu_s,
+        cpu_s * 1e6 / events as f64
     );
 }
 
@@ -162,15 +199,81 @@ fn read_only(config: &Config, topic: &str, events: usize) -> f64 {
     events as f64 / first.expect("records").elapsed().as_secs_f64()
 }
 
-/// Runs the real binary over the topic; events/s from its first commit to its last, and its
-/// peak RSS (VmHWM) read just before it is stopped.
+/// The classifier's loop without transactions, the baseline of the exactly-once one: each
+/// record decoded and classified as the service does (`auditflow_classifier`'s transform: the
+/// runtime's `decode_event`, the core's `Classifier`, `event_record`), its outputs produced by
+/// the runtime's idempotent producer (`client::producer_config`), offsets stored per record and
+/// committed asynchronously every 100 ms. events/s from the first record until every output
+/// is acknowledged.
+fn plain_loop(config: &Config, topic: &str, events: usize) -> f64 {
+    let consumer: BaseConsumer = client::consumer_config(&config.kafka, &format!("{topic}-plain"))
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let producer: BaseProducer = client::producer_config(&config.kafka)
+        .create()
+        .expect("producer");
+    let classifier = Classifier::new(config).expect("classifier");
+    let mut seen = 0;
+    let mut first = None;
+    let mut committed = Instant::now();
+    while seen < events {
+        let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = polled.expect("consume");
+        first.get_or_insert_with(Instant::now);
+        seen += 1;
+        let record = InputRecord::from_message(&message);
+        if let Ok(decoded) = decode_event(&record, classifier.limits(), chrono::Utc::now())
+            && let Classified::Emit(outputs) = classifier.classify(&decoded.event, decoded.received)
+        {
+            for output in outputs {
+                let record =
+                    event_record(output.topic, Some(output.key.into_bytes()), &output.event);
+                send(&producer, &record);
+            }
+        }
+        consumer
+            .store_offset_from_message(&message)
+            .expect("store offset");
+        producer.poll(Duration::ZERO);
+        if committed.elapsed() >= Duration::from_millis(100) {
+            // Nothing stored yet since the last commit is not an error worth stopping for.
+            let _ = consumer.commit_consumer_state(CommitMode::Async);
+            committed = Instant::now();
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let elapsed = first.expect("records").elapsed();
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    events as f64 / elapsed.as_secs_f64()
+}
+
+fn send(producer: &BaseProducer, output: &auditflow_runtime::OutputRecord) {
+    let mut record = output.base_record();
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((err, _)) => panic!("producing: {err}"),
+        }
+    }
+}
+
+/// Runs the real binary over the topic; events/s from its first commit to its last, its peak
+/// RSS (VmHWM) and the CPU time it used from its start (user + system), read just before it
+/// is stopped.
 async fn classify(
     binary: &str,
     bootstrap: &str,
     run: &str,
     input: &str,
     events: usize,
-) -> (f64, u64) {
+) -> (f64, u64, f64) {
     let group_prefix = format!("{run}-");
     let mut child = Command::new(binary)
         .args(["run", "classifier"])
@@ -229,6 +332,7 @@ async fn classify(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     peak = peak.max(vm_hwm_kib(child.id()));
+    let cpu_s = cpu_seconds(child.id());
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -238,7 +342,25 @@ async fn classify(
     (
         (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64(),
         peak,
+        cpu_s,
     )
+}
+
+/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, in clock ticks of 1/100 s
+/// on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line: indices 11 and 12 from the state (3).
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 / 100.0
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {

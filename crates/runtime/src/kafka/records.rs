@@ -145,7 +145,7 @@ impl OutputRecord {
     }
 
     /// The record in librdkafka's form, for a `BaseProducer`.
-    pub(crate) fn base_record(&self) -> BaseRecord<'_, [u8], [u8]> {
+    pub fn base_record(&self) -> BaseRecord<'_, [u8], [u8]> {
         let mut record = BaseRecord::to(&self.topic).headers(self.kafka_headers());
         if let Some(key) = &self.key {
             record = record.key(key.as_slice());
