@@ -370,6 +370,11 @@ pub struct StoreSettings {
     /// Default 128: the sink draining a backlog into one 2-core Cassandra node was fastest
     /// at 128 (64: −20%, 256: −7%; BENCHMARKS.md, "Sink").
     pub max_concurrency: usize,
+    /// The most row data, in bytes (estimated), one write request carries: the rows a write
+    /// call sends to the same replicas go as unlogged batches up to this size, and a larger
+    /// row alone. Keep it below the cluster's `batch_size_fail_threshold` (Cassandra's default
+    /// 50 KiB; ScyllaDB's 1 MiB, warning from 128 KiB). 0: every row its own request.
+    pub batch_max_bytes: usize,
     /// Attempts per statement on timeouts and unavailability, with exponential backoff.
     pub max_attempts: u32,
     /// Client-side timeout of one statement, in milliseconds.
@@ -414,6 +419,7 @@ impl Default for StoreSettings {
             key_cache_size: 10_000,
             key_cache_ttl_secs: 300,
             max_concurrency: 128,
+            batch_max_bytes: 16 * 1024,
             max_attempts: 5,
             request_timeout_ms: 10_000,
             time_shards: 16,

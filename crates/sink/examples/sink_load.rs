@@ -136,7 +136,10 @@ fn run_overrides(run: &str) -> Vec<(String, String)> {
     vec![
         ("AUDITFLOW_KAFKA__GROUP_PREFIX".into(), format!("{run}-")),
         ("AUDITFLOW_STORE__KEYSPACE".into(), run.to_owned()),
-        ("AUDITFLOW_METRICS__LISTEN".into(), "127.0.0.1:0".into()),
+        (
+            "AUDITFLOW_METRICS__LISTEN".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ),
         topic("USER_ACTION", "audit.user.action"),
         topic("DATA_ACCESS", "audit.data.access"),
         topic("SECURITY_EVENT", "audit.security.event"),
@@ -203,6 +206,16 @@ async fn measure(
     }
     let session = session(config).await;
     let sink_rows = written_rows(&session, &config.store.keyspace).await;
+    // Printed now, so a failure of the baseline below does not lose the run.
+    println!(
+        "sink: {:.0} records/s (first to last commit), {sink_rows} CQL rows by the server's count; \
+         {} write requests = {:.3} per record, {:.1} rows per request ({} rows by its own count)",
+        sink.records_per_sec,
+        sink.requests,
+        sink.requests as f64 / records as f64,
+        sink.rows as f64 / sink.requests.max(1) as f64,
+        sink.rows
+    );
 
     let mut raw_store = config.store.clone();
     raw_store.keyspace = raw_keyspace.to_owned();
@@ -560,6 +573,9 @@ async fn send_all<'a>(
 
 struct SinkRun {
     records_per_sec: f64,
+    /// The sink's own count of CQL write requests and rows, from its metrics at the end.
+    requests: u64,
+    rows: u64,
     wall_secs: f64,
     peak_kib: u64,
     max_rss_kib: u64,
@@ -614,6 +630,12 @@ async fn run_sink(
     };
     let peak_kib = proc_status_kib(pid, "VmHWM");
     let cpu_secs = cpu_secs(pid);
+    let listen = overrides
+        .iter()
+        .find(|(k, _)| k == "AUDITFLOW_METRICS__LISTEN")
+        .map(|(_, v)| v.as_str())
+        .expect("a metrics address");
+    let metrics = scrape(listen);
     let status = child.stop();
     assert!(status.success(), "the sink exited with {status}");
     let (start, at_start) = first.expect("commits");
@@ -621,10 +643,40 @@ async fn run_sink(
         records_per_sec: (records as i64 - at_start) as f64
             / done.duration_since(start).as_secs_f64(),
         wall_secs: done.duration_since(spawned).as_secs_f64(),
+        requests: counter(&metrics, "auditflow_database_write_requests_total"),
+        rows: counter(&metrics, "auditflow_database_rows_written_total"),
         peak_kib,
         max_rss_kib,
         cpu_secs,
     }
+}
+
+/// A port free now, for the sink's metrics endpoint.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The text exposition of the sink's `/metrics`.
+fn scrape(listen: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(listen).expect("connect to /metrics");
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {listen}\r\n\r\n").expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("read /metrics");
+    body
+}
+
+/// The value of the sink's series of counter `name`.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(&format!("{name}{{")) && line.contains("service=\"sink\""))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("the sink exports no {name}")) as u64
 }
 
 /// The sink child, stopped with SIGTERM (as an orchestrator would) however the run ends.

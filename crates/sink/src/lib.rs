@@ -90,6 +90,7 @@ const SEALER_FINISH: Duration = Duration::from_secs(30);
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
     let started: Mutex<Option<(Sealer, JoinHandle<()>)>> = Mutex::new(None);
+    let metrics = cx.metrics.service(SERVICE);
     let result = at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
         let store = Store::open_for_service(SERVICE, config)
             .await
@@ -106,7 +107,12 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
             );
             None
         };
-        Ok(SinkWriter::new(store, config.limits.clone(), sealer))
+        Ok(SinkWriter::new(
+            store,
+            config.limits.clone(),
+            sealer,
+            metrics.clone(),
+        ))
     })
     .await;
     let started = started.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -18,7 +18,7 @@ use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::Limits;
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_runtime::kafka::at_least_once::{BatchWriter, WriteError, WriteFault, Written};
-use auditflow_runtime::{InputRecord, Partition};
+use auditflow_runtime::{InputRecord, Partition, ServiceMetrics};
 use auditflow_store::{Store, StoreError, class_table};
 use chrono::Utc;
 
@@ -33,16 +33,24 @@ pub struct SinkWriter {
     policy: RetentionPolicy,
     /// `None` with `[integrity] enabled = false`: records are stored in no log.
     sealer: Option<Sealer>,
+    /// Where the CQL requests and rows written are counted.
+    metrics: ServiceMetrics,
 }
 
 impl SinkWriter {
     /// A writer over an opened store; a record beyond `[limits]` is dead-lettered undecoded.
-    pub(crate) fn new(store: Arc<Store>, limits: Limits, sealer: Option<Sealer>) -> Self {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        limits: Limits,
+        sealer: Option<Sealer>,
+        metrics: ServiceMetrics,
+    ) -> Self {
         Self {
             store,
             limits,
             policy: RetentionPolicy::new(),
             sealer,
+            metrics,
         }
     }
 
@@ -119,10 +127,12 @@ impl BatchWriter for SinkWriter {
                 }
             }
         }
-        self.store
+        let stats = self
+            .store
             .write_records(&records)
             .await
             .map_err(write_error)?;
+        self.metrics.database_writes(stats.requests, stats.rows);
         Ok(outcomes)
     }
 

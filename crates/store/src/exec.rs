@@ -18,7 +18,6 @@ use scylla::deserialize::row::DeserializeRow;
 use scylla::errors::ExecutionError;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
-use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::unprepared::Statement;
 
@@ -45,29 +44,9 @@ impl Store {
         .await
     }
 
-    /// Runs an unlogged batch of one prepared statement over `rows`, all of one partition (one
-    /// mutation for the cluster: the way to write many rows of a partition at once), retrying
-    /// transient failures when the statement is idempotent.
-    pub(crate) async fn execute_batch<V: SerializeRow>(
-        &self,
-        context: &'static str,
-        statement: &PreparedStatement,
-        rows: &[V],
-    ) -> Result<QueryResult> {
-        let mut batch = Batch::new(BatchType::Unlogged);
-        for _ in rows {
-            batch.append_statement(statement.clone());
-        }
-        batch.set_is_idempotent(statement.get_is_idempotent());
-        self.retrying(context, statement.get_is_idempotent(), || {
-            self.session.batch(&batch, rows)
-        })
-        .await
-    }
-
     /// Runs `attempt` holding a permit, again with backoff while it fails transiently and
     /// `idempotent` allows.
-    async fn retrying<F, Fut>(
+    pub(crate) async fn retrying<F, Fut>(
         &self,
         context: &'static str,
         idempotent: bool,

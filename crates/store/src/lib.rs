@@ -37,6 +37,7 @@
 // personal data), and stdout/stderr belong to the binary that owns the terminal.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod batch;
 mod bucket;
 mod cache;
 pub mod causality;
@@ -68,6 +69,7 @@ use scylla::statement::{Consistency, SerialConsistency};
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use auditflow_core::RetentionClass;
+pub use batch::WriteStats;
 pub use crypto::KeySource;
 pub use durability::Durability;
 pub use erasure::{RESERVED_SUBJECTS, is_reserved_subject};
@@ -108,6 +110,8 @@ pub struct Store {
     written_index: index::WrittenIndex,
     /// `[store] max_concurrency`: how many statements one call keeps queued for `in_flight`.
     max_concurrency: usize,
+    /// `[store] batch_max_bytes`: the most row data one write request carries (see `batch`).
+    batch_max_bytes: usize,
     /// Holds `max_concurrency` permits; one per statement on the wire (see `exec`).
     in_flight: Semaphore,
     max_attempts: u32,
@@ -179,6 +183,7 @@ impl Store {
             cache_age: chrono::Duration::from_std(cache_age).unwrap_or(chrono::Duration::MAX),
             written_index: index::written_index(),
             max_concurrency: settings.max_concurrency.max(1),
+            batch_max_bytes: settings.batch_max_bytes,
             in_flight: Semaphore::new(settings.max_concurrency.clamp(1, Semaphore::MAX_PERMITS)),
             max_attempts: settings.max_attempts.max(1),
             time_shards: settings.time_shards,

@@ -16,36 +16,36 @@
 //!   record's Kafka position. Sealing is deterministic, so writing a record again writes the
 //!   same leaf.
 //!
-//! Rows are written concurrently (at most `[store] max_concurrency` statements of the whole
-//! store handle at once, see the `exec` module) and without batches across partitions — only
-//! the leaves of one `log_leaves` partition go together, 16 to an unlogged batch, which the
-//! cluster applies as one mutation: the record's rows live in different partitions, and re-delivery rewrites the same keys, so a crash
-//! between them is repaired by the re-delivery the caller's uncommitted offset guarantees.
+//! The rows of one call are written in few requests: grouped by the replicas that own them
+//! into unlogged batches (the `batch` module), at most `[store] max_concurrency` requests of
+//! the whole store handle at once (the `exec` module). No row relies on another being written
+//! with it: re-delivery rewrites the same keys, so a crash between them is repaired by the
+//! re-delivery the caller's uncommitted offset guarantees.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use scylla::SerializeRow;
-use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow as Values;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use uuid::Uuid;
 
 use crate::Store;
+use crate::batch::{RowWrite, WriteStats};
 use crate::bucket::partition_of;
 use crate::crypto::{Aad, Subject};
 use crate::error::{Result, StoreError};
-use crate::index::{INDEX_TTL_MARGIN_SECS, UserDayKey, index_ttl};
+use crate::index::{INDEX_TTL_MARGIN_SECS, index_ttl};
 use crate::integrity::schema::block_of;
 use crate::integrity::{Leaf, digest};
 use crate::keys::{UserKey, WriteKey};
 use auditflow_core::RetentionClass;
 
 use crate::schema::{self, SECURITY_BY_TIME, class_table, shard_of};
-use crate::statements::{Statements, class_index};
+use crate::statements::class_index;
 use crate::stored::{Labels, StorableRecord};
 
 /// The clear label columns, shared by both audit tables.
@@ -122,9 +122,12 @@ struct LabelTimeRow<'a> {
 /// A `log_leaves` row: (topic, partition, block, offset, leaf).
 type LeafRow<'a> = (&'a str, i32, i64, i64, Vec<u8>);
 
-/// Leaves written in one batch at most: a few kilobytes, well inside the batch size servers
-/// warn about, and a sixteenth of the requests one per leaf would take.
-const LEAVES_PER_BATCH: usize = 16;
+/// What a row costs on the wire besides its variable-length values (keys, timestamps, flags,
+/// the protocol's length prefixes), about: [`RowWrite::bytes`] counts it.
+const ROW_OVERHEAD: usize = 64;
+
+/// The clear label columns, about (their strings are short and mostly fixed words).
+const LABELS_BYTES: usize = 96;
 
 /// A `records_by_id` row: where the record lives, and where its leaf is.
 #[derive(SerializeRow)]
@@ -141,19 +144,6 @@ struct IdRow<'a> {
     log_offset: MaybeUnset<i64>,
     #[scylla(rename = "[ttl]")]
     ttl: i32,
-}
-
-enum Row<'a> {
-    Class(RetentionClass, ClassRow<'a>),
-    Time(TimeRow<'a>),
-    LabelsByTime(LabelTimeRow<'a>),
-    ById(IdRow<'a>),
-    UserDay(UserDayKey, (Uuid, NaiveDate, &'static str, i32)),
-    /// An hourly subject's day: (TTL, {hour}, key id, day, class).
-    UserHour(UserDayKey, (i32, Vec<i32>, Uuid, NaiveDate, &'static str)),
-    /// Leaves of the tamper-evident log, all of one `log_leaves` partition: (topic,
-    /// partition, block, offset, leaf) each, written as one unlogged batch.
-    Leaves(Vec<LeafRow<'a>>),
 }
 
 /// The associated data of a sealed event in a per-user table.
@@ -188,9 +178,10 @@ impl Store {
     /// `erasure` module). After writing, the batch checks for erasures that landed while it was
     /// in flight: records of such a subject dated from the erasure on were sealed under the
     /// key being destroyed, and are written again under the subject's next key.
-    pub async fn write_records(&self, records: &[StorableRecord]) -> Result<()> {
+    pub async fn write_records(&self, records: &[StorableRecord]) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
         if records.is_empty() {
-            return Ok(());
+            return Ok(stats);
         }
         for record in records {
             record.validate()?;
@@ -205,7 +196,7 @@ impl Store {
         let mut pending: Vec<&StorableRecord> = records.iter().collect();
         for _ in 0..self.max_attempts {
             let plan = self.seal_plan(&pending).await?;
-            self.write_sealed(ready, &pending, &plan).await?;
+            stats += self.write_sealed(ready, &pending, &plan).await?;
             self.poll_erasures().await?;
             let mut again = Vec::new();
             for (subject, keys) in &plan {
@@ -219,7 +210,7 @@ impl Store {
                 }
             }
             if again.is_empty() {
-                return Ok(());
+                return Ok(stats);
             }
             pending = again;
         }
@@ -235,10 +226,11 @@ impl Store {
         ready: &crate::Ready,
         records: &[&StorableRecord],
         plan: &HashMap<Subject<'_>, SubjectKeys>,
-    ) -> Result<()> {
-        let mut rows = Vec::with_capacity(records.len() * 3);
+    ) -> Result<WriteStats> {
+        let st = &ready.statements;
+        let mut rows: Vec<RowWrite<'_>> = Vec::with_capacity(records.len() * 4);
+        let mut index_rows = Vec::new();
         let mut days_seen = HashSet::new();
-        let mut leaves: BTreeMap<(&str, i32, i64), Vec<LeafRow<'_>>> = BTreeMap::new();
         for record in records.iter().copied() {
             let sealing = plan[&subject_of(record)].for_record(record)?;
             let plaintext = serde_json::to_vec(&record.event)
@@ -261,6 +253,7 @@ impl Store {
                 .kind
                 .is_security()
                 .then(|| seal(time_aad(day, shard, &record.id)));
+            let id_bytes = record.id.len();
             if let Some(position) = &record.position {
                 let leaf = Leaf {
                     position: position.clone(),
@@ -279,149 +272,113 @@ impl Store {
                     time_event_digest: time_sealed.as_deref().map(digest),
                     indexed: live.is_some(),
                     ttl_secs: class_ttl,
-                };
-                let block = block_of(position.offset);
-                leaves
-                    .entry((&position.log.topic, position.log.partition, block))
-                    .or_default()
-                    .push((
-                        position.log.topic.as_str(),
-                        position.log.partition,
-                        block,
-                        position.offset,
-                        leaf.encode(),
-                    ));
+                }
+                .encode();
+                let bytes = leaf.len() + position.log.topic.len();
+                let values: LeafRow<'_> = (
+                    position.log.topic.as_str(),
+                    position.log.partition,
+                    block_of(position.offset),
+                    position.offset,
+                    leaf,
+                );
+                push_row(
+                    &mut rows,
+                    &ready.integrity.insert_leaf,
+                    Box::new(values),
+                    bytes,
+                );
             }
-            rows.push(Row::Class(
-                record.class,
-                ClassRow {
+            let labels_bytes = LABELS_BYTES + record.event_type.len();
+            let class_bytes = sealed.len() + id_bytes + labels_bytes;
+            push_row(
+                &mut rows,
+                &st.class[class_index(record.class)].insert,
+                Box::new(ClassRow {
                     pseudonym: partition,
                     day,
                     event_time: record.event_time,
                     event_id: &record.id,
                     labels: LabelColumns::of(record),
                     event: sealed,
-                },
-            ));
+                }),
+                class_bytes,
+            );
             if let Some(event) = time_sealed {
-                rows.push(Row::Time(TimeRow {
+                let bytes = event.len() + id_bytes + labels_bytes;
+                push_row(
+                    &mut rows,
+                    &st.insert_by_time,
+                    Box::new(TimeRow {
+                        day,
+                        shard,
+                        event_time: record.event_time,
+                        event_id: &record.id,
+                        pseudonym: key_id,
+                        labels: LabelColumns::of(record),
+                        event,
+                    }),
+                    bytes,
+                );
+            }
+            push_row(
+                &mut rows,
+                &st.insert_labels_by_time,
+                Box::new(LabelTimeRow {
                     day,
                     shard,
                     event_time: record.event_time,
                     event_id: &record.id,
-                    pseudonym: key_id,
+                    class: record.class.as_str(),
                     labels: LabelColumns::of(record),
-                    event,
-                }));
-            }
-            rows.push(Row::LabelsByTime(LabelTimeRow {
-                day,
-                shard,
-                event_time: record.event_time,
-                event_id: &record.id,
-                class: record.class.as_str(),
-                labels: LabelColumns::of(record),
-                ttl: class_ttl,
-            }));
+                    ttl: class_ttl,
+                }),
+                id_bytes + labels_bytes,
+            );
             let position = record.position.as_ref();
-            rows.push(Row::ById(IdRow {
-                event_id: &record.id,
-                class: record.class.as_str(),
-                kind: record.kind.as_str(),
-                pseudonym: key_id,
-                day,
-                event_time: record.event_time,
-                hour: MaybeUnset::from_option(hour),
-                log_topic: MaybeUnset::from_option(position.map(|p| p.log.topic.as_str())),
-                log_partition: MaybeUnset::from_option(position.map(|p| p.log.partition)),
-                log_offset: MaybeUnset::from_option(position.map(|p| p.offset)),
-                ttl: class_ttl,
-            }));
+            push_row(
+                &mut rows,
+                &st.insert_by_id,
+                Box::new(IdRow {
+                    event_id: &record.id,
+                    class: record.class.as_str(),
+                    kind: record.kind.as_str(),
+                    pseudonym: key_id,
+                    day,
+                    event_time: record.event_time,
+                    hour: MaybeUnset::from_option(hour),
+                    log_topic: MaybeUnset::from_option(position.map(|p| p.log.topic.as_str())),
+                    log_partition: MaybeUnset::from_option(position.map(|p| p.log.partition)),
+                    log_offset: MaybeUnset::from_option(position.map(|p| p.offset)),
+                    ttl: class_ttl,
+                }),
+                id_bytes + position.map_or(0, |p| p.log.topic.len()),
+            );
             let index_key = (key_id, day, record.class, hour);
             if live.is_some()
                 && days_seen.insert(index_key)
                 && self.written_index.get(&index_key).is_none()
             {
-                let ttl = index_ttl(class_ttl);
-                let class = record.class.as_str();
-                rows.push(match hour {
-                    None => Row::UserDay(index_key, (key_id, day, class, ttl)),
-                    Some(hour) => Row::UserHour(index_key, (ttl, vec![hour], key_id, day, class)),
-                });
+                index_rows.push((index_key, index_ttl(class_ttl)));
             }
         }
-
-        for (_, mut partition) in leaves {
-            while !partition.is_empty() {
-                let rest = partition.split_off(partition.len().min(LEAVES_PER_BATCH));
-                rows.push(Row::Leaves(std::mem::replace(&mut partition, rest)));
-            }
+        for (key @ (key_id, day, class, hour), ttl) in index_rows {
+            let class = class.as_str();
+            let (statement, values): (_, Box<dyn Values + Send + Sync>) = match hour {
+                None => (&st.insert_user_day, Box::new((key_id, day, class, ttl))),
+                Some(hour) => (
+                    &st.add_user_hour,
+                    Box::new((ttl, vec![hour], key_id, day, class)),
+                ),
+            };
+            rows.push(RowWrite {
+                statement,
+                values,
+                bytes: ROW_OVERHEAD,
+                index: Some(key),
+            });
         }
-        let st = &ready.statements;
-        // Boxed up front: a `map` closure over borrowed rows inside `buffer_unordered` trips
-        // rustc's higher-ranked `Send` inference when callers spawn this future.
-        let writes: Vec<BoxedWrite<'_>> = rows
-            .into_iter()
-            .map(|row| -> BoxedWrite<'_> { Box::pin(self.write_row(st, row)) })
-            .collect();
-        futures::stream::iter(writes)
-            .buffer_unordered(self.max_concurrency)
-            .try_collect::<()>()
-            .await
-    }
-
-    async fn write_row(&self, st: &Statements, row: Row<'_>) -> Result<()> {
-        match &row {
-            Row::Class(class, values) => {
-                self.execute(
-                    "write audit row",
-                    &st.class[class_index(*class)].insert,
-                    values,
-                )
-                .await
-            }
-            Row::Time(values) => {
-                self.execute("write security row", &st.insert_by_time, values)
-                    .await
-            }
-            Row::LabelsByTime(values) => {
-                self.execute("write record labels", &st.insert_labels_by_time, values)
-                    .await
-            }
-            Row::ById(values) => {
-                self.execute("write record index", &st.insert_by_id, values)
-                    .await
-            }
-            Row::UserDay(key, values) => {
-                self.write_index(*key, "write user day", &st.insert_user_day, values)
-                    .await
-            }
-            Row::UserHour(key, values) => {
-                self.write_index(*key, "write user hour", &st.add_user_hour, values)
-                    .await
-            }
-            Row::Leaves(values) => {
-                let leaves = &self.ready().await?.integrity;
-                self.execute_batch("write log leaves", &leaves.insert_leaf, values)
-                    .await
-            }
-        }
-        .map(|_| ())
-    }
-
-    /// Writes a `user_days` row and remembers it once written, aged from before it was sent
-    /// (see the `index` module); a failed write is not remembered.
-    async fn write_index(
-        &self,
-        key: UserDayKey,
-        context: &'static str,
-        statement: &PreparedStatement,
-        values: &impl scylla::serialize::row::SerializeRow,
-    ) -> Result<QueryResult> {
-        let sent = Instant::now();
-        let result = self.execute(context, statement, values).await?;
-        self.written_index.put_at(key, (), sent);
-        Ok(result)
+        self.write_rows(rows).await
     }
 
     /// The longest TTL a row of `class` is written with: its index rows'.
@@ -531,9 +488,23 @@ impl SubjectKeys {
     }
 }
 
-type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 type BoxedKeys<'a, 'r> =
     Pin<Box<dyn Future<Output = Result<(Subject<'r>, SubjectKeys)>> + Send + 'a>>;
+
+/// Adds a row of `bytes` of values to `rows`.
+fn push_row<'a>(
+    rows: &mut Vec<RowWrite<'a>>,
+    statement: &'a PreparedStatement,
+    values: Box<dyn Values + Send + Sync + 'a>,
+    bytes: usize,
+) {
+    rows.push(RowWrite {
+        statement,
+        values,
+        bytes: bytes + ROW_OVERHEAD,
+        index: None,
+    });
+}
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {

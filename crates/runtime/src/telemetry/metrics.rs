@@ -71,6 +71,8 @@ struct Families {
     write_errors: IntCounterVec,
     batch_write: HistogramVec,
     end_to_end: HistogramVec,
+    database_requests: IntCounterVec,
+    database_rows: IntCounterVec,
     transactions: IntCounterVec,
     type_labels: Mutex<HashSet<String>>,
 }
@@ -177,6 +179,16 @@ impl Metrics {
                 "auditflow_end_to_end_latency_seconds",
                 "Event time to emitted or stored.",
                 prometheus::exponential_buckets(0.005, 2.0, 20)?,
+            )?,
+            database_requests: counter(
+                "auditflow_database_write_requests_total",
+                "CQL write requests sent (statements and unlogged batches, each retry counted).",
+                &["service"],
+            )?,
+            database_rows: counter(
+                "auditflow_database_rows_written_total",
+                "Rows in the CQL write requests that succeeded.",
+                &["service"],
             )?,
             transactions: counter(
                 "auditflow_transactions_total",
@@ -339,6 +351,20 @@ impl ServiceMetrics {
             .write_errors
             .with_label_values(&[self.service.as_str(), fault.as_str()])
             .inc();
+    }
+
+    /// CQL write requests sent (retries included) and the rows they wrote: rows per request
+    /// is how well the writes are batched, requests per record what each record costs.
+    pub fn database_writes(&self, requests: u64, rows: u64) {
+        let service = [self.service.as_str()];
+        self.families
+            .database_requests
+            .with_label_values(&service)
+            .inc_by(requests);
+        self.families
+            .database_rows
+            .with_label_values(&service)
+            .inc_by(rows);
     }
 
     /// Partitions assigned now.
