@@ -16,6 +16,10 @@
 //! (`cargo xtask up`). `AUDITFLOW_*` variables set for the harness reach the binary (e.g.
 //! `AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS`), not the harness's own loops, which keep the
 //! defaults: one setting of the service can be compared at a time.
+//!
+//! `LOAD_INSTANCES=2,3` then runs the same events again through 2, then 3 instances of the
+//! binary in one fresh group each (scaling; each count's rate from the group's first commit to
+//! its last, against the single instance of the same run).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,7 +93,7 @@ async fn main() {
         100.0 * plain_rate / read_rate
     );
 
-    let (rate, peak_rss_kib, cpu_s) = classify(&binary, &bootstrap, &run, &input, events).await;
+    let (rate, peak_rss_kib, cpu_s) = classify(&binary, &bootstrap, &run, &input, events, 1).await;
     println!(
         "classifier:          {rate:>9.0} events/s  ({:.0}% of read-only, {:.2} of the no-transaction loop)",
         100.0 * rate / read_rate,
@@ -104,6 +108,34 @@ async fn main() {
         cpu_s,
         cpu_s * 1e6 / events as f64
     );
+    // Scaling: the same events again, by 2, 3, ... instances of one group (fresh each time).
+    for instances in scaling_runs() {
+        let (scaled, peak, cpu) =
+            classify(&binary, &bootstrap, &run, &input, events, instances).await;
+        println!(
+            "{instances} classifiers:       {scaled:>9.0} events/s  ({:.2} of one instance), \
+             peak RSS {:.1} MiB per instance at most, CPU {:.1} µs per event",
+            scaled / rate,
+            peak as f64 / 1024.0,
+            cpu * 1e6 / events as f64
+        );
+    }
+}
+
+/// `LOAD_INSTANCES=2,3`: the instance counts to run after the single one.
+fn scaling_runs() -> Vec<usize> {
+    std::env::var("LOAD_INSTANCES")
+        .map(|list| {
+            list.split(',')
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("LOAD_INSTANCES is a list of numbers")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn create_topic(settings: &KafkaSettings, topic: &str) {
@@ -264,21 +296,76 @@ fn send(producer: &BaseProducer, output: &auditflow_runtime::OutputRecord) {
     }
 }
 
-/// Runs the real binary over the topic; events/s from its first commit to its last, its peak
-/// RSS (VmHWM) and the CPU time it used from its start (user + system), read just before it
-/// is stopped.
+/// Runs `instances` of the real binary, one group, over the topic; events/s from the group's
+/// first commit to its last, the highest peak RSS (VmHWM) of an instance and the CPU time they
+/// used from their start (user + system, summed), read just before they are stopped.
 async fn classify(
     binary: &str,
     bootstrap: &str,
     run: &str,
     input: &str,
     events: usize,
+    instances: usize,
 ) -> (f64, u64, f64) {
-    let group_prefix = format!("{run}-");
-    let mut child = Command::new(binary)
+    let group_prefix = format!("{run}-{instances}-");
+    let children: Vec<_> = (0..instances)
+        .map(|_| spawn_classifier(binary, bootstrap, run, &group_prefix))
+        .collect();
+
+    let mut settings = Config::default().kafka;
+    settings.bootstrap_servers = bootstrap.to_owned();
+    let watcher =
+        CommittedOffsets::of(&settings, &format!("{group_prefix}classifier")).expect("watcher");
+    let mut first: Option<(Instant, i64)> = None;
+    let peak = |children: &[std::process::Child]| {
+        children
+            .iter()
+            .map(|c| vm_hwm_kib(c.id()))
+            .max()
+            .unwrap_or(0)
+    };
+    let mut peak_kib = 0;
+    let done = loop {
+        let committed = watcher
+            .total(input, PARTITIONS, Duration::from_secs(10))
+            .expect("committed");
+        peak_kib = peak_kib.max(peak(&children));
+        if committed > 0 && first.is_none() {
+            first = Some((Instant::now(), committed));
+        }
+        if committed as usize >= events {
+            break Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    peak_kib = peak_kib.max(peak(&children));
+    let cpu_s: f64 = children.iter().map(|c| cpu_seconds(c.id())).sum();
+    for mut child in children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let status = child.wait().expect("classifier exit");
+        assert!(status.success(), "classifier exited with {status}");
+    }
+    let (start, at_start) = first.expect("commits");
+    (
+        (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64(),
+        peak_kib,
+        cpu_s,
+    )
+}
+
+/// One `auditflow run classifier` over the run's topics, in the group of `group_prefix`.
+fn spawn_classifier(
+    binary: &str,
+    bootstrap: &str,
+    run: &str,
+    group_prefix: &str,
+) -> std::process::Child {
+    Command::new(binary)
         .args(["run", "classifier"])
         .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
-        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &group_prefix)
+        .env("AUDITFLOW_KAFKA__GROUP_PREFIX", group_prefix)
         .env(
             "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
             format!("['^{run}\\.user\\..+']"),
@@ -310,40 +397,7 @@ async fn classify(
         .spawn()
         .unwrap_or_else(|e| {
             panic!("{binary}: {e} (build it: cargo build --release -p auditflow-cli)")
-        });
-
-    let mut settings = Config::default().kafka;
-    settings.bootstrap_servers = bootstrap.to_owned();
-    let watcher =
-        CommittedOffsets::of(&settings, &format!("{group_prefix}classifier")).expect("watcher");
-    let mut first: Option<(Instant, i64)> = None;
-    let mut peak = 0;
-    let done = loop {
-        let committed = watcher
-            .total(input, PARTITIONS, Duration::from_secs(10))
-            .expect("committed");
-        peak = peak.max(vm_hwm_kib(child.id()));
-        if committed > 0 && first.is_none() {
-            first = Some((Instant::now(), committed));
-        }
-        if committed as usize >= events {
-            break Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    peak = peak.max(vm_hwm_kib(child.id()));
-    let cpu_s = cpu_seconds(child.id());
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = child.wait().expect("classifier exit");
-    assert!(status.success(), "classifier exited with {status}");
-    let (start, at_start) = first.expect("commits");
-    (
-        (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64(),
-        peak,
-        cpu_s,
-    )
+        })
 }
 
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, in clock ticks of 1/100 s

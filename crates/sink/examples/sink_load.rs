@@ -20,7 +20,8 @@
 //! 3. Reads every row the sink wrote back (untimed), then inserts the same rows — same tables
 //!    (a second keyspace migrated by the store), same bound values byte for byte, ciphertexts
 //!    included, the class's TTL where the sink binds one — with prepared statements and at most
-//!    RAW_CONCURRENCY (default `[store] max_concurrency`) requests in flight: the baseline.
+//!    RAW_CONCURRENCY (default `[store] max_concurrency`; 0: no baseline, the sink's figures
+//!    only) requests in flight: the baseline.
 //!    Each row is written once and plainly: the sink's hourly refresh of a `user_days` row
 //!    (the store rewrites one at most once an hour per process) and its lightweight
 //!    transaction per new user key are not repeated. CQL rows written are counted by the server (`system_views.local_write_latency`).
@@ -216,6 +217,16 @@ async fn measure(
         sink.rows as f64 / sink.requests.max(1) as f64,
         sink.rows
     );
+    if raw_concurrency == Some(0) {
+        println!(
+            "no baseline (RAW_CONCURRENCY 0); sink memory draining {records}: peak RSS (VmHWM) \
+             {:.1} MiB, max sampled VmRSS {:.1} MiB; CPU {:.1} s",
+            sink.peak_kib as f64 / 1024.0,
+            sink.max_rss_kib as f64 / 1024.0,
+            sink.cpu_secs
+        );
+        return;
+    }
 
     let mut raw_store = config.store.clone();
     raw_store.keyspace = raw_keyspace.to_owned();
