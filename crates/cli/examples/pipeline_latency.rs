@@ -21,8 +21,9 @@
 //!    store (`Store::get_by_id`: the `records_by_id` row, the class row, decryption — what
 //!    `auditflow trail` and `prove` read) every 20 ms from when the event is acknowledged by
 //!    Kafka until it is found. Latency = found − sent. Prints p50, p90, p99 and max.
-//! 4. Cross-check: the sink's own `auditflow_end_to_end_latency_seconds` histogram (event time
-//!    → stored), scraped before and after step 3, its p50/p99 bucket bounds over that interval.
+//! 4. Cross-check: the services' own `auditflow_end_to_end_latency_seconds` histograms (the
+//!    classifier's: event time → emitted; the sink's: event time → stored), scraped before and
+//!    after step 3, their p50/p99 bucket bounds over that interval.
 //!
 //! Needs the local stack (`cargo xtask up`). Drops the keyspace, topics and groups at the end.
 
@@ -210,20 +211,28 @@ async fn measure(
     };
     out += &format!(
         "latency at {rate:.0} inputs/s for {seconds} s ({sent} inputs, {} followed): \
-         p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms (producer send → readable by id)\n",
+         p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms (producer send → readable by id)",
         latencies.len(),
         ms(0.5),
         ms(0.9),
         ms(0.99),
         ms(1.0)
     );
-    let buckets = histogram_delta(&histogram_before, &histogram_after);
-    out += &format!(
-        "the sink's auditflow_end_to_end_latency_seconds over the same interval: p50 ≤ {} s, p99 ≤ {} s ({} records)",
-        quantile_bound(&buckets, 0.5),
-        quantile_bound(&buckets, 0.99),
-        buckets.last().map_or(0, |b| b.1)
-    );
+    for service in ["classifier", "sink"] {
+        let buckets = histogram_delta(&histogram_before, &histogram_after, service);
+        out += &format!(
+            "\n{service}'s auditflow_end_to_end_latency_seconds over the same interval (event time → {}): \
+             p50 ≤ {} s, p99 ≤ {} s ({} records)",
+            if service == "sink" {
+                "stored"
+            } else {
+                "emitted"
+            },
+            quantile_bound(&buckets, 0.5),
+            quantile_bound(&buckets, 0.99),
+            buckets.last().map_or(0, |b| b.1)
+        );
+    }
     Ok(out)
 }
 
@@ -312,12 +321,12 @@ fn stored(metrics: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// The sink's cumulative latency buckets: (upper bound, count).
-fn buckets(text: &str) -> Vec<(String, u64)> {
+/// A service's cumulative latency buckets: (upper bound, count).
+fn buckets(text: &str, service: &str) -> Vec<(String, u64)> {
+    let label = format!("service=\"{service}\"");
     text.lines()
         .filter(|l| {
-            l.starts_with("auditflow_end_to_end_latency_seconds_bucket{")
-                && l.contains("service=\"sink\"")
+            l.starts_with("auditflow_end_to_end_latency_seconds_bucket{") && l.contains(&label)
         })
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
@@ -327,9 +336,9 @@ fn buckets(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn histogram_delta(before: &str, after: &str) -> Vec<(String, u64)> {
-    let before = buckets(before);
-    buckets(after)
+fn histogram_delta(before: &str, after: &str, service: &str) -> Vec<(String, u64)> {
+    let before = buckets(before, service);
+    buckets(after, service)
         .into_iter()
         .map(|(le, n)| {
             let was = before.iter().find(|(b, _)| *b == le).map_or(0, |b| b.1);

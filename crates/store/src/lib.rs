@@ -12,7 +12,8 @@
 //! (what callers hand in and get back), `write` and `read` (the audit rows), `bucket` and
 //! `index` (what keeps partitions bounded and reads from scanning); `crypto`, `keys`, `cache`
 //! and `erasure` (per-user keys, sealing, and `gdpr delete`); `statements` and `exec`
-//! (prepared statements, retries, concurrency); `expiry` and `durability` (what the server can
+//! (prepared statements, retries, concurrency); `batch` (a write's rows grouped by replica
+//! into unlogged batches); `expiry` and `durability` (what the server can
 //! store and keep); [`causality`] (the causality index, its own schema, writes and reads, and
 //! the trail walk).
 //!
