@@ -65,13 +65,18 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 /// idempotent), then consumes its inputs in group `<group_prefix>causality-indexer`.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
+    let metrics = cx.metrics.service(SERVICE);
     at_least_once::run_service(SERVICE, input_topics(config), cx, || async {
         let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
         let index = CausalityIndex::open(store).await.map_err(Error::Store)?;
         topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-        Ok(IndexWriter::new(Arc::new(index), config.limits.clone()))
+        Ok(IndexWriter::new(
+            Arc::new(index),
+            config.limits.clone(),
+            metrics.clone(),
+        ))
     })
     .await
 }

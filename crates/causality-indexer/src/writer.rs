@@ -11,10 +11,10 @@
 use std::sync::Arc;
 
 use auditflow_core::config::Limits;
-use auditflow_runtime::InputRecord;
 use auditflow_runtime::kafka::at_least_once::{
     BatchWriter, WriteError, WriteFault, Written, split_batch,
 };
+use auditflow_runtime::{InputRecord, ServiceMetrics};
 use auditflow_store::causality::CausalityIndex;
 use chrono::Utc;
 
@@ -25,12 +25,18 @@ use crate::extract::extract;
 pub struct IndexWriter {
     index: Arc<CausalityIndex>,
     limits: Limits,
+    /// Where the CQL requests and rows written are counted.
+    metrics: ServiceMetrics,
 }
 
 impl IndexWriter {
     /// A writer over an opened index; a record beyond `[limits]` is dead-lettered undecoded.
-    pub fn new(index: Arc<CausalityIndex>, limits: Limits) -> Self {
-        Self { index, limits }
+    pub fn new(index: Arc<CausalityIndex>, limits: Limits, metrics: ServiceMetrics) -> Self {
+        Self {
+            index,
+            limits,
+            metrics,
+        }
     }
 }
 
@@ -38,9 +44,10 @@ impl BatchWriter for IndexWriter {
     async fn write(&self, batch: &[InputRecord]) -> Result<Vec<Written>, WriteError> {
         let now = Utc::now();
         let (records, outcomes) = split_batch(batch, |input| extract(input, &self.limits, now));
-        self.index.write(&records).await.map_err(|e| {
+        let stats = self.index.write(&records).await.map_err(|e| {
             WriteError::new(WriteFault::of(e.is_transient(), e.is_about_the_record()), e)
         })?;
+        self.metrics.database_writes(stats.requests, stats.rows);
         Ok(outcomes)
     }
 }

@@ -50,6 +50,26 @@ pub(crate) struct RowWrite<'a> {
     pub(crate) index: Option<UserDayKey>,
 }
 
+/// What a row costs on the wire besides its variable-length values (keys, timestamps, flags,
+/// the protocol's length prefixes), about: [`RowWrite::new`] adds it.
+const ROW_OVERHEAD: usize = 64;
+
+impl<'a> RowWrite<'a> {
+    /// A row whose variable-length values (strings, blobs) are about `bytes` long.
+    pub(crate) fn new(
+        statement: &'a PreparedStatement,
+        values: Box<dyn SerializeRow + Send + Sync + 'a>,
+        bytes: usize,
+    ) -> Self {
+        Self {
+            statement,
+            values,
+            bytes: bytes + ROW_OVERHEAD,
+            index: None,
+        }
+    }
+}
+
 /// What one call wrote: CQL requests sent (retries included) and rows in them (once each).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriteStats {

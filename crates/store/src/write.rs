@@ -29,7 +29,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use scylla::SerializeRow;
 use scylla::serialize::row::SerializeRow as Values;
-use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use uuid::Uuid;
 
@@ -121,10 +120,6 @@ struct LabelTimeRow<'a> {
 
 /// A `log_leaves` row: (topic, partition, block, offset, leaf).
 type LeafRow<'a> = (&'a str, i32, i64, i64, Vec<u8>);
-
-/// What a row costs on the wire besides its variable-length values (keys, timestamps, flags,
-/// the protocol's length prefixes), about: [`RowWrite::bytes`] counts it.
-const ROW_OVERHEAD: usize = 64;
 
 /// The clear label columns, about (their strings are short and mostly fixed words).
 const LABELS_BYTES: usize = 96;
@@ -282,17 +277,15 @@ impl Store {
                     position.offset,
                     leaf,
                 );
-                push_row(
-                    &mut rows,
+                rows.push(RowWrite::new(
                     &ready.integrity.insert_leaf,
                     Box::new(values),
                     bytes,
-                );
+                ));
             }
             let labels_bytes = LABELS_BYTES + record.event_type.len();
             let class_bytes = sealed.len() + id_bytes + labels_bytes;
-            push_row(
-                &mut rows,
+            rows.push(RowWrite::new(
                 &st.class[class_index(record.class)].insert,
                 Box::new(ClassRow {
                     pseudonym: partition,
@@ -303,11 +296,10 @@ impl Store {
                     event: sealed,
                 }),
                 class_bytes,
-            );
+            ));
             if let Some(event) = time_sealed {
                 let bytes = event.len() + id_bytes + labels_bytes;
-                push_row(
-                    &mut rows,
+                rows.push(RowWrite::new(
                     &st.insert_by_time,
                     Box::new(TimeRow {
                         day,
@@ -319,10 +311,9 @@ impl Store {
                         event,
                     }),
                     bytes,
-                );
+                ));
             }
-            push_row(
-                &mut rows,
+            rows.push(RowWrite::new(
                 &st.insert_labels_by_time,
                 Box::new(LabelTimeRow {
                     day,
@@ -334,10 +325,9 @@ impl Store {
                     ttl: class_ttl,
                 }),
                 id_bytes + labels_bytes,
-            );
+            ));
             let position = record.position.as_ref();
-            push_row(
-                &mut rows,
+            rows.push(RowWrite::new(
                 &st.insert_by_id,
                 Box::new(IdRow {
                     event_id: &record.id,
@@ -353,7 +343,7 @@ impl Store {
                     ttl: class_ttl,
                 }),
                 id_bytes + position.map_or(0, |p| p.log.topic.len()),
-            );
+            ));
             let index_key = (key_id, day, record.class, hour);
             if live.is_some()
                 && days_seen.insert(index_key)
@@ -372,10 +362,8 @@ impl Store {
                 ),
             };
             rows.push(RowWrite {
-                statement,
-                values,
-                bytes: ROW_OVERHEAD,
                 index: Some(key),
+                ..RowWrite::new(statement, values, 0)
             });
         }
         self.write_rows(rows).await
@@ -490,21 +478,6 @@ impl SubjectKeys {
 
 type BoxedKeys<'a, 'r> =
     Pin<Box<dyn Future<Output = Result<(Subject<'r>, SubjectKeys)>> + Send + 'a>>;
-
-/// Adds a row of `bytes` of values to `rows`.
-fn push_row<'a>(
-    rows: &mut Vec<RowWrite<'a>>,
-    statement: &'a PreparedStatement,
-    values: Box<dyn Values + Send + Sync + 'a>,
-    bytes: usize,
-) {
-    rows.push(RowWrite {
-        statement,
-        values,
-        bytes: bytes + ROW_OVERHEAD,
-        index: None,
-    });
-}
 
 fn subject_of(record: &StorableRecord) -> Subject<'_> {
     match record.user_id.as_deref() {

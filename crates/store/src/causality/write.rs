@@ -2,15 +2,12 @@
 //! member of its conversation, and the bucket index rows that find them.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
 use scylla::SerializeRow;
 
-use super::statements::BucketStatements;
 use super::{CausalRecord, CausalityIndex};
+use crate::batch::{RowWrite, WriteStats};
 use crate::error::Result;
 
 /// Serialized by position: the TTL's bind marker has no column name to match.
@@ -48,28 +45,17 @@ struct EdgeRow<'a> {
     ttl: i32,
 }
 
-type BoxedWrite<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-
-/// One statement to run for a write.
-enum Write<'a> {
-    Node(NodeRow<'a>),
-    Bucketed(&'a BucketStatements, EdgeRow<'a>),
-    BucketDay(
-        &'a BucketStatements,
-        (&'a str, NaiveDate, &'static str, i32),
-    ),
-}
-
 impl CausalityIndex {
     /// Stores a batch; all of it or an error. Idempotent: writing the same records again
     /// leaves the same rows. On error some rows may be written: write the batch again.
-    pub async fn write(&self, records: &[CausalRecord]) -> Result<()> {
+    /// Its rows go in few requests, grouped by replica as the sink's do (the `batch` module).
+    pub async fn write(&self, records: &[CausalRecord]) -> Result<WriteStats> {
         for record in records {
             record.validate()?;
         }
         let expiry_limit = self.store.ready().await?.expiry_limit;
         let now = Utc::now();
-        let mut writes = Vec::with_capacity(records.len() * 5);
+        let mut writes: Vec<RowWrite<'_>> = Vec::with_capacity(records.len() * 5);
         let mut buckets = HashSet::new();
         for r in records {
             let ttl_secs = self.store.ttl_secs(r.class);
@@ -91,18 +77,34 @@ impl CausalityIndex {
                 class: r.class.as_str(),
                 ttl,
             };
-            writes.push(Write::Node(NodeRow {
-                id: &r.id,
-                event_time: r.time,
-                causation_id: r.causation_id.as_deref(),
-                correlation_id: r.correlation_id.as_deref(),
-                event_type: &r.event_type,
-                original_type: r.original_type.as_deref(),
-                topic: &r.topic,
-                summary: r.summary.as_deref(),
-                class: r.class.as_str(),
-                ttl,
-            }));
+            let bytes = r.id.len()
+                + r.event_type.len()
+                + r.topic.len()
+                + [
+                    &r.causation_id,
+                    &r.correlation_id,
+                    &r.original_type,
+                    &r.summary,
+                ]
+                .iter()
+                .map(|s| s.as_ref().map_or(0, String::len))
+                .sum::<usize>();
+            writes.push(RowWrite::new(
+                &self.st.insert_node,
+                Box::new(NodeRow {
+                    id: &r.id,
+                    event_time: r.time,
+                    causation_id: r.causation_id.as_deref(),
+                    correlation_id: r.correlation_id.as_deref(),
+                    event_type: &r.event_type,
+                    original_type: r.original_type.as_deref(),
+                    topic: &r.topic,
+                    summary: r.summary.as_deref(),
+                    class: r.class.as_str(),
+                    ttl,
+                }),
+                bytes,
+            ));
             let links = [
                 (
                     &self.st.children,
@@ -117,41 +119,21 @@ impl CausalityIndex {
             ];
             for (bucketed, key, other) in links {
                 let Some(key) = key else { continue };
-                writes.push(Write::Bucketed(bucketed, edge(key, other)));
+                writes.push(RowWrite::new(
+                    &bucketed.insert,
+                    Box::new(edge(key, other)),
+                    bytes + key.len(),
+                ));
                 if buckets.insert((bucketed.table, key, day, r.class)) {
                     let index_row = (key, day, r.class.as_str(), index_ttl);
-                    writes.push(Write::BucketDay(bucketed, index_row));
+                    writes.push(RowWrite::new(
+                        &bucketed.insert_day,
+                        Box::new(index_row),
+                        key.len(),
+                    ));
                 }
             }
         }
-        // Boxed up front, as in `write_records`: a `map` closure over borrowed rows inside
-        // `buffer_unordered` trips rustc's higher-ranked `Send` inference when callers spawn
-        // this future.
-        let writes: Vec<BoxedWrite<'_>> = writes
-            .into_iter()
-            .map(|write| -> BoxedWrite<'_> { Box::pin(self.write_one(write)) })
-            .collect();
-        futures::stream::iter(writes)
-            .buffer_unordered(self.store.max_concurrency)
-            .try_collect::<()>()
-            .await
-    }
-
-    async fn write_one(&self, write: Write<'_>) -> Result<()> {
-        let store = &*self.store;
-        match &write {
-            Write::Node(v) => {
-                store
-                    .execute("write causal node", &self.st.insert_node, v)
-                    .await
-            }
-            Write::Bucketed(b, v) => store.execute("write causal edge", &b.insert, v).await,
-            Write::BucketDay(b, v) => {
-                store
-                    .execute("write causal bucket index", &b.insert_day, v)
-                    .await
-            }
-        }
-        .map(|_| ())
+        self.store.write_rows(writes).await
     }
 }
