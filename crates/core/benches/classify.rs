@@ -49,6 +49,22 @@ fn bench(c: &mut Criterion) {
                     if let Classified::Emit(outputs) =
                         classifier.classify_structured(black_box(line), fallback)
                     {
+                        // What the classifier service does with each output
+                        // (auditflow_runtime's `event_record`).
+                        for output in &outputs {
+                            black_box(output.event.to_json_bytes());
+                        }
+                    }
+                }
+            })
+        });
+        // The CLI's line form (`{"topic", "key", "value"}` through serde), for comparison.
+        group.bench_function("classify_and_serialize_line_form", |b| {
+            b.iter(|| {
+                for line in events.iter() {
+                    if let Classified::Emit(outputs) =
+                        classifier.classify_structured(black_box(line), fallback)
+                    {
                         for output in &outputs {
                             black_box(serde_json::to_vec(output).unwrap());
                         }

@@ -42,6 +42,9 @@ fn main() {
         "mix" => lines(LIFECYCLE).into_iter().chain(lines(OTHERS)).collect(),
         other => panic!("unknown input {other}"),
     };
+    // `AUDITFLOW_LINE_FORM=1`: serialize each output as the CLI's line form (serde, topic, key
+    // and event) rather than as the service does (`Event::to_json_bytes`).
+    let line_form = std::env::var_os("AUDITFLOW_LINE_FORM").is_some();
     for _ in 0..iterations {
         for line in &events {
             match mode {
@@ -57,7 +60,11 @@ fn main() {
                         classifier.classify_structured(black_box(line), fallback)
                     {
                         for output in &outputs {
-                            black_box(serde_json::to_vec(output).unwrap());
+                            if line_form {
+                                black_box(serde_json::to_vec(output).unwrap());
+                            } else {
+                                black_box(output.event.to_json_bytes());
+                            }
                         }
                     }
                 }

@@ -28,6 +28,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
 use crate::config::Limits;
+use crate::json;
 use crate::pattern::is_valid_type;
 
 /// The `specversion` auditflow writes.
@@ -319,10 +320,64 @@ impl Event {
         })
     }
 
-    /// The event as structured-mode JSON bytes.
+    /// The event as structured-mode JSON bytes: exactly `serde_json::to_vec(self)` (the
+    /// [`Serialize`] impl below), written by a writer that copies strings without escapes in
+    /// one piece and sizes the buffer once.
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        // Serializing a map of strings and JSON values into memory cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let optional = |text: &Option<String>| text.as_ref().map_or(0, |t| t.len() + 20);
+        let capacity = 64
+            + self.id.len()
+            + self.source.len()
+            + self.ty.len()
+            + optional(&self.subject)
+            + self.time.map_or(0, |_| 40)
+            + optional(&self.datacontenttype)
+            + optional(&self.dataschema)
+            + json::map_size_hint(&self.extensions)
+            + json::map_size_hint(&self.metadata)
+            + json::map_size_hint(&self.data);
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(b"{\"specversion\":");
+        json::write_str(&mut out, SPEC_VERSION);
+        let member = |out: &mut Vec<u8>, name: &str| {
+            out.push(b',');
+            json::write_str(out, name);
+            out.push(b':');
+        };
+        member(&mut out, "id");
+        json::write_str(&mut out, &self.id);
+        member(&mut out, "source");
+        json::write_str(&mut out, &self.source);
+        member(&mut out, "type");
+        json::write_str(&mut out, &self.ty);
+        if let Some(subject) = &self.subject {
+            member(&mut out, "subject");
+            json::write_str(&mut out, subject);
+        }
+        if let Some(time) = &self.time {
+            member(&mut out, "time");
+            json::write_str(&mut out, &format_time(time));
+        }
+        if let Some(content_type) = &self.datacontenttype {
+            member(&mut out, "datacontenttype");
+            json::write_str(&mut out, content_type);
+        }
+        if let Some(schema) = &self.dataschema {
+            member(&mut out, "dataschema");
+            json::write_str(&mut out, schema);
+        }
+        for (name, value) in &self.extensions {
+            member(&mut out, name);
+            json::write_value(&mut out, value);
+        }
+        if !self.metadata.is_empty() {
+            member(&mut out, "metadata");
+            json::write_map(&mut out, &self.metadata);
+        }
+        member(&mut out, "data");
+        json::write_map(&mut out, &self.data);
+        out.push(b'}');
+        out
     }
 }
 
@@ -1045,6 +1100,29 @@ mod tests {
             let event = parse(value).unwrap();
             let again = parse_structured(&event.to_json_bytes(), &limits()).unwrap();
             prop_assert_eq!(event, again);
+        }
+
+        #[test]
+        fn json_bytes_are_what_serde_json_writes(
+            id in any::<String>(), source in "\\PC{0,8}", ty in "[ -~]{0,12}",
+            subject in proptest::option::of(any::<String>()),
+            secs in -100_000_000_000i64..300_000_000_000, nanos in prop_oneof![Just(0u32), 0u32..2_000_000_000],
+            with_time in any::<bool>(),
+            content_type in proptest::option::of("[\\x00-\\x7f]{0,10}"),
+            schema in proptest::option::of(any::<String>()),
+            extensions in prop::collection::btree_map("[a-z0-9]{1,6}|\\PC{0,4}", any::<String>().prop_map(Value::String), 0..4),
+            metadata in prop::collection::btree_map("\\PC{0,6}", any::<i64>().prop_map(Value::from), 0..3),
+            data in prop::collection::btree_map("\\PC{0,6}", prop_oneof![any::<f64>().prop_map(Value::from), any::<bool>().prop_map(Value::from), Just(json!({"a": [1, "x\"y", null]}))], 0..4),
+        ) {
+            let mut event = Event::new(id, source, ty);
+            event.subject = subject;
+            event.time = with_time.then(|| DateTime::from_timestamp(secs, nanos)).flatten();
+            event.datacontenttype = content_type;
+            event.dataschema = schema;
+            event.extensions = extensions.into_iter().collect();
+            event.metadata = metadata.into_iter().collect();
+            event.data = data.into_iter().collect();
+            prop_assert_eq!(event.to_json_bytes(), serde_json::to_vec(&event).unwrap());
         }
     }
 }
