@@ -251,6 +251,51 @@ impl AuditRecord {
         }
     }
 
+    /// [`to_data`](Self::to_data), taking the record apart instead of copying it: the same
+    /// map (tested below), built without serde and without copying a string.
+    pub fn into_data(self) -> Map<String, Value> {
+        fn put(map: &mut Map<String, Value>, key: &str, value: impl Into<Value>) {
+            map.insert(key.to_owned(), value.into());
+        }
+        fn put_some(map: &mut Map<String, Value>, key: &str, value: Option<impl Into<Value>>) {
+            if let Some(value) = value {
+                put(map, key, value);
+            }
+        }
+        let mut map = Map::new();
+        match self {
+            AuditRecord::UserAction(r) => {
+                put(&mut map, "user_id", r.user_id);
+                put(&mut map, "action", r.action);
+                put(&mut map, "outcome", r.outcome.as_str());
+                put_some(&mut map, "resource", r.resource);
+                put_some(&mut map, "resource_id", r.resource_id);
+                put_some(&mut map, "ip_address", r.ip_address);
+                put_some(&mut map, "user_agent", r.user_agent);
+                put_some(&mut map, "session_id", r.session_id);
+                put_some(&mut map, "risk_level", r.risk_level.map(RiskLevel::as_str));
+                put_some(&mut map, "context", r.context.map(Value::Object));
+            }
+            AuditRecord::SecurityEvent(r) => {
+                put(&mut map, "event_type", r.event_type);
+                put(&mut map, "severity", r.severity.as_str());
+                put(&mut map, "details", Value::Object(r.details));
+                put_some(&mut map, "user_id", r.user_id);
+                put_some(&mut map, "source_ip", r.source_ip);
+                put(&mut map, "blocked", r.blocked);
+            }
+            AuditRecord::DataAccess(r) => {
+                put(&mut map, "user_id", r.user_id);
+                put(&mut map, "data_type", r.data_type);
+                put(&mut map, "operation", r.operation.as_str());
+                put(&mut map, "record_count", r.record_count);
+                put(&mut map, "sensitive", r.sensitive);
+                put_some(&mut map, "purpose", r.purpose);
+            }
+        }
+        map
+    }
+
     /// The record's `data` object.
     pub fn to_data(&self) -> Map<String, Value> {
         let value = match self {
@@ -318,6 +363,60 @@ mod tests {
         assert!(RiskLevel::Low < RiskLevel::Medium && RiskLevel::High < RiskLevel::Critical);
         assert_eq!(RiskLevel::parse("High"), None);
         assert_eq!(Severity::parse("warning"), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn into_data_is_to_data() {
+        let context = json!({"geo": {"lat": 1.5}}).as_object().unwrap().clone();
+        let mut records = Vec::new();
+        for (outcome, risk) in [
+            (Outcome::Success, None),
+            (Outcome::Failure, Some(RiskLevel::Critical)),
+            (Outcome::Partial, Some(RiskLevel::Medium)),
+        ] {
+            records.push(AuditRecord::UserAction(UserAction {
+                risk_level: risk,
+                ..UserAction::new("u1", "x", outcome)
+            }));
+            records.push(AuditRecord::UserAction(UserAction {
+                resource: Some("r".into()),
+                resource_id: Some("7".into()),
+                ip_address: Some("::1".into()),
+                user_agent: Some("ua \"q\"".into()),
+                session_id: Some("s".into()),
+                risk_level: risk,
+                context: Some(context.clone()),
+                ..UserAction::new("u1", "y", outcome)
+            }));
+        }
+        for severity in Severity::ALL {
+            let mut event = SecurityEvent::new("e", *severity, context.clone());
+            records.push(AuditRecord::SecurityEvent(event.clone()));
+            event.user_id = Some("u".into());
+            event.source_ip = Some("10.0.0.1".into());
+            event.blocked = true;
+            records.push(AuditRecord::SecurityEvent(event));
+        }
+        for operation in Operation::ALL {
+            for purpose in [None, Some("p".to_owned())] {
+                records.push(AuditRecord::DataAccess(DataAccess {
+                    user_id: "u".into(),
+                    data_type: "t".into(),
+                    operation: *operation,
+                    record_count: u64::MAX,
+                    sensitive: purpose.is_some(),
+                    purpose,
+                }));
+            }
+        }
+        for record in records {
+            let expected = record.to_data();
+            assert_eq!(
+                serde_json::to_string(&record.clone().into_data()).unwrap(),
+                serde_json::to_string(&expected).unwrap()
+            );
+            assert_eq!(record.into_data(), expected);
+        }
     }
 
     #[test]

@@ -23,11 +23,13 @@ use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Limits;
+use crate::json;
 use crate::pattern::is_valid_type;
 
 /// The `specversion` auditflow writes.
@@ -251,24 +253,168 @@ impl Event {
 
     /// Builds an event from a JSON object in structured mode. Size and depth limits are the
     /// byte-level parser's job ([`parse_structured`]); this checks the attributes.
-    pub fn from_json_object(mut object: Map<String, Value>) -> Result<Self, Rejection> {
-        if let Some(version) = take_optional_string(&mut object, "specversion")?
+    pub fn from_json_object(object: Map<String, Value>) -> Result<Self, Rejection> {
+        Members::from_map(object).into_event()
+    }
+
+    /// The event as structured-mode JSON bytes: exactly `serde_json::to_vec(self)` (the
+    /// [`Serialize`] impl below), written by a writer that copies strings without escapes in
+    /// one piece and sizes the buffer once.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        let optional = |text: &Option<String>| text.as_ref().map_or(0, |t| t.len() + 20);
+        let capacity = 64
+            + self.id.len()
+            + self.source.len()
+            + self.ty.len()
+            + optional(&self.subject)
+            + self.time.map_or(0, |_| 40)
+            + optional(&self.datacontenttype)
+            + optional(&self.dataschema)
+            + json::map_size_hint(&self.extensions)
+            + json::map_size_hint(&self.metadata)
+            + json::map_size_hint(&self.data);
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(b"{\"specversion\":");
+        json::write_str(&mut out, SPEC_VERSION);
+        let member = |out: &mut Vec<u8>, name: &str| {
+            out.push(b',');
+            json::write_str(out, name);
+            out.push(b':');
+        };
+        member(&mut out, "id");
+        json::write_str(&mut out, &self.id);
+        member(&mut out, "source");
+        json::write_str(&mut out, &self.source);
+        member(&mut out, "type");
+        json::write_str(&mut out, &self.ty);
+        if let Some(subject) = &self.subject {
+            member(&mut out, "subject");
+            json::write_str(&mut out, subject);
+        }
+        if let Some(time) = &self.time {
+            member(&mut out, "time");
+            json::write_str(&mut out, &format_time(time));
+        }
+        if let Some(content_type) = &self.datacontenttype {
+            member(&mut out, "datacontenttype");
+            json::write_str(&mut out, content_type);
+        }
+        if let Some(schema) = &self.dataschema {
+            member(&mut out, "dataschema");
+            json::write_str(&mut out, schema);
+        }
+        for (name, value) in &self.extensions {
+            member(&mut out, name);
+            json::write_value(&mut out, value);
+        }
+        if !self.metadata.is_empty() {
+            member(&mut out, "metadata");
+            json::write_map(&mut out, &self.metadata);
+        }
+        member(&mut out, "data");
+        json::write_map(&mut out, &self.data);
+        out.push(b'}');
+        out
+    }
+}
+
+/// The members of a structured-mode event: the attributes the envelope checks, each as it
+/// came (the last of duplicate members, as a JSON object map keeps it), and the rest.
+#[derive(Debug, Default)]
+struct Members {
+    specversion: Option<Value>,
+    id: Option<Value>,
+    source: Option<Value>,
+    ty: Option<Value>,
+    subject: Option<Value>,
+    time: Option<Value>,
+    datacontenttype: Option<Value>,
+    dataschema: Option<Value>,
+    data: Option<Value>,
+    data_base64: Option<Value>,
+    metadata: Option<Value>,
+    /// Every other member: in the parser's path only those with attribute names (no other
+    /// can become an extension), in `from_map`'s every one.
+    rest: Map<String, Value>,
+}
+
+impl Members {
+    /// The slot of a member `name`, if the envelope checks it.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        Some(match name {
+            "specversion" => &mut self.specversion,
+            "id" => &mut self.id,
+            "source" => &mut self.source,
+            "type" => &mut self.ty,
+            "subject" => &mut self.subject,
+            "time" => &mut self.time,
+            "datacontenttype" => &mut self.datacontenttype,
+            "dataschema" => &mut self.dataschema,
+            "data" => &mut self.data,
+            "data_base64" => &mut self.data_base64,
+            "metadata" => &mut self.metadata,
+            _ => return None,
+        })
+    }
+
+    /// A member as the parser meets it; a later one of the same name replaces an earlier one.
+    fn put(&mut self, name: &str, value: Value) {
+        match self.slot(name) {
+            Some(slot) => *slot = Some(value),
+            // A member that is no attribute name never becomes an extension: drop it now.
+            None if is_attribute_name(name) => {
+                self.rest.insert(name.to_owned(), value);
+            }
+            None => {}
+        }
+    }
+
+    fn from_map(object: Map<String, Value>) -> Self {
+        let mut members = Members::default();
+        for (name, value) in object {
+            match members.slot(&name) {
+                Some(slot) => *slot = Some(value),
+                None => {
+                    members.rest.insert(name, value);
+                }
+            }
+        }
+        members
+    }
+
+    /// The checks of structured mode, in their order (each failure has its own detail).
+    fn into_event(self) -> Result<Event, Rejection> {
+        let Members {
+            specversion,
+            id,
+            source,
+            ty,
+            subject,
+            time,
+            datacontenttype,
+            dataschema,
+            data,
+            data_base64,
+            metadata,
+            rest: mut object,
+        } = self;
+        if let Some(version) = optional_string(specversion, "specversion")?
             && !ACCEPTED_SPEC_VERSIONS.contains(&version.as_str())
         {
             return Err(Rejection::invalid_envelope(
                 "specversion is not supported: it must be \"1.0\" or \"1.0.2\"",
             ));
         }
-        let id = take_required_string(&mut object, "id")?;
-        let source = take_required_string(&mut object, "source")?;
-        let ty = take_required_string(&mut object, "type")?;
+        let id = required_string(id, "id")?;
+        let source = required_string(source, "source")?;
+        let ty = required_string(ty, "type")?;
         if !is_valid_type(&ty) {
             return Err(Rejection::invalid_envelope(
                 "type must be dot-separated segments of [A-Za-z0-9_-]",
             ));
         }
-        let subject = take_optional_string(&mut object, "subject")?;
-        let time = match take_optional_string(&mut object, "time")? {
+        let subject = optional_string(subject, "subject")?;
+        let time = match optional_string(time, "time")? {
             None => None,
             Some(text) => Some(
                 DateTime::parse_from_rfc3339(&text)
@@ -276,14 +422,14 @@ impl Event {
                     .with_timezone(&Utc),
             ),
         };
-        let datacontenttype = take_optional_string(&mut object, "datacontenttype")?;
-        let dataschema = take_optional_string(&mut object, "dataschema")?;
-        if object.contains_key("data_base64") {
+        let datacontenttype = optional_string(datacontenttype, "datacontenttype")?;
+        let dataschema = optional_string(dataschema, "dataschema")?;
+        if data_base64.is_some() {
             return Err(Rejection::invalid_envelope(
                 "data_base64 (binary data) is not supported: data must be a JSON object",
             ));
         }
-        let data = match object.remove("data") {
+        let data = match data {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(data)) => data,
             Some(other) => {
@@ -293,7 +439,7 @@ impl Event {
                 )));
             }
         };
-        let metadata = match object.remove("metadata") {
+        let metadata = match metadata {
             Some(Value::Object(metadata)) => metadata,
             // Not the recipe's object: an ordinary extension attribute.
             Some(other) => {
@@ -305,7 +451,7 @@ impl Event {
         // A null attribute is an absent one; a member that is no CloudEvents attribute name
         // is no extension.
         object.retain(|name, value| !value.is_null() && is_attribute_name(name));
-        Ok(Self {
+        Ok(Event {
             id,
             source,
             ty,
@@ -318,11 +464,103 @@ impl Event {
             metadata,
         })
     }
+}
 
-    /// The event as structured-mode JSON bytes.
-    pub fn to_json_bytes(&self) -> Vec<u8> {
-        // Serializing a map of strings and JSON values into memory cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+/// What a structured-mode record parses to: the members of an object, or what else it was.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per record and moved once; boxing would cost an allocation per record"
+)]
+enum Parsed {
+    Object(Members),
+    /// Not an object: its kind, for the detail ("an array", ...).
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Parsed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ParsedVisitor)
+    }
+}
+
+/// Visits the top level the way `Value`'s own visitor does (every member value, and every
+/// element of a top-level array, is parsed as a `Value`), so the parser meets the same bytes
+/// in the same order and fails, if it fails, with the same error; but member names are
+/// borrowed from the input and the envelope's attributes go straight to their slots.
+struct ParsedVisitor;
+
+impl<'de> Visitor<'de> for ParsedVisitor {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Parsed, E> {
+        Ok(Parsed::Other("a boolean"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Parsed, E> {
+        Ok(Parsed::Other("a number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Parsed, E> {
+        Ok(Parsed::Other("a number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Parsed, E> {
+        Ok(Parsed::Other("a number"))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Parsed, E> {
+        Ok(Parsed::Other("a string"))
+    }
+
+    fn visit_unit<E>(self) -> Result<Parsed, E> {
+        Ok(Parsed::Other("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        while seq.next_element::<Value>()?.is_some() {}
+        Ok(Parsed::Other("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        let mut members = Members::default();
+        while let Some(MemberName(name)) = map.next_key()? {
+            let value: Value = map.next_value()?;
+            members.put(&name, value);
+        }
+        Ok(Parsed::Object(members))
+    }
+}
+
+/// A member name, borrowed from the input unless it has escapes.
+struct MemberName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = MemberName<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name.to_owned())))
+            }
+
+            fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
@@ -369,10 +607,9 @@ pub fn parse_structured(bytes: &[u8], limits: &Limits) -> Result<Event, Rejectio
         return Err(Rejection::too_large(bytes.len(), limits.max_record_bytes));
     }
     match parse_json(bytes, limits)? {
-        Value::Object(object) => Event::from_json_object(object),
-        other => Err(Rejection::invalid_envelope(format!(
-            "the record is {}, not a JSON object",
-            kind(&other)
+        Parsed::Object(members) => members.into_event(),
+        Parsed::Other(kind) => Err(Rejection::invalid_envelope(format!(
+            "the record is {kind}, not a JSON object"
         ))),
     }
 }
@@ -428,14 +665,14 @@ pub fn decode_record<'h>(
     object.remove("data");
     object.remove("data_base64");
     if !value.is_empty() {
-        object.insert("data".into(), parse_json(value, limits)?);
+        object.insert("data".into(), parse_json::<Value>(value, limits)?);
     }
     Event::from_json_object(object)
 }
 
 /// UTF-8, non-empty, not nested too deep, then JSON — in that order, so each failure gets a
 /// detail that says what is wrong.
-fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, Rejection> {
+fn parse_json<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T, Rejection> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Rejection::invalid_json(format!("not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
@@ -487,8 +724,8 @@ fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
     false
 }
 
-fn take_required_string(object: &mut Map<String, Value>, name: &str) -> Result<String, Rejection> {
-    match take_optional_string(object, name)? {
+fn required_string(member: Option<Value>, name: &str) -> Result<String, Rejection> {
+    match optional_string(member, name)? {
         None => Err(Rejection::invalid_envelope(format!(
             "missing required attribute {name}"
         ))),
@@ -500,11 +737,8 @@ fn take_required_string(object: &mut Map<String, Value>, name: &str) -> Result<S
 }
 
 /// An attribute that must be a string when present; `null` counts as absent.
-fn take_optional_string(
-    object: &mut Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, Rejection> {
-    match object.remove(name) {
+fn optional_string(member: Option<Value>, name: &str) -> Result<Option<String>, Rejection> {
+    match member {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(value)) => Ok(Some(value)),
         Some(other) => Err(Rejection::invalid_envelope(format!(
@@ -1045,6 +1279,50 @@ mod tests {
             let event = parse(value).unwrap();
             let again = parse_structured(&event.to_json_bytes(), &limits()).unwrap();
             prop_assert_eq!(event, again);
+        }
+
+        #[test]
+        fn the_member_parser_agrees_with_parsing_to_a_value(
+            tokens in prop::collection::vec(prop::sample::select(vec![
+                "{", "}", "[", "]", ":", ",", " ", "null", "1", "-2.5", "1e400", "true", "\"x\"",
+                "\"\"", "\"id\"", "\"source\"", "\"type\"", "\"user.a\"", "\"data\"",
+                "\"data_base64\"", "\"metadata\"", "\"time\"", "\"2026-11-20T10:00:00Z\"",
+                "\"specversion\"", "\"1.0\"", "\"userid\"", "\"user_id\"", "\"i\\u0064\"",
+                "\"\\x\"", "\"subject\"", "{\"id\":\"e\",\"source\":\"s\",\"type\":\"user.a\"",
+            ]), 0..24),
+        ) {
+            let text = tokens.concat();
+            let by_value = parse_json::<Value>(text.as_bytes(), &limits()).and_then(|value| match value {
+                Value::Object(object) => Event::from_json_object(object),
+                other => Err(Rejection::invalid_envelope(format!(
+                    "the record is {}, not a JSON object",
+                    kind(&other)
+                ))),
+            });
+            prop_assert_eq!(parse_structured(text.as_bytes(), &limits()), by_value, "{}", text);
+        }
+
+        #[test]
+        fn json_bytes_are_what_serde_json_writes(
+            id in any::<String>(), source in "\\PC{0,8}", ty in "[ -~]{0,12}",
+            subject in proptest::option::of(any::<String>()),
+            secs in -100_000_000_000i64..300_000_000_000, nanos in prop_oneof![Just(0u32), 0u32..2_000_000_000],
+            with_time in any::<bool>(),
+            content_type in proptest::option::of("[\\x00-\\x7f]{0,10}"),
+            schema in proptest::option::of(any::<String>()),
+            extensions in prop::collection::btree_map("[a-z0-9]{1,6}|\\PC{0,4}", any::<String>().prop_map(Value::String), 0..4),
+            metadata in prop::collection::btree_map("\\PC{0,6}", any::<i64>().prop_map(Value::from), 0..3),
+            data in prop::collection::btree_map("\\PC{0,6}", prop_oneof![any::<f64>().prop_map(Value::from), any::<bool>().prop_map(Value::from), Just(json!({"a": [1, "x\"y", null]}))], 0..4),
+        ) {
+            let mut event = Event::new(id, source, ty);
+            event.subject = subject;
+            event.time = with_time.then(|| DateTime::from_timestamp(secs, nanos)).flatten();
+            event.datacontenttype = content_type;
+            event.dataschema = schema;
+            event.extensions = extensions.into_iter().collect();
+            event.metadata = metadata.into_iter().collect();
+            event.data = data.into_iter().collect();
+            prop_assert_eq!(event.to_json_bytes(), serde_json::to_vec(&event).unwrap());
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod hex;
+mod json;
 pub mod merkle;
 pub mod pattern;
 pub mod retention;

@@ -718,3 +718,37 @@ fn kafka_records_in_binary_mode_classify_like_structured_ones() {
     assert_eq!(outs[0].key, "u1");
     assert_eq!(outs[0].event.time, Some(fallback()));
 }
+
+/// What `output_id` computed before it fed SHA-1 itself: the definition of the ids.
+fn output_id_by_uuid_v5(input_source: &str, input_id: &str, output_type: &str) -> String {
+    let parts = [input_source, input_id, output_type];
+    let mut name = Vec::new();
+    for part in parts {
+        name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        name.extend_from_slice(part.as_bytes());
+    }
+    Uuid::new_v5(&OUTPUT_ID_NAMESPACE, &name).to_string()
+}
+
+proptest::proptest! {
+    #[test]
+    fn output_ids_are_uuid_v5_of_the_length_prefixed_parts(
+        source in "\\PC{0,80}", id in "\\PC{0,80}", ty in "[a-z.]{0,30}",
+    ) {
+        proptest::prop_assert_eq!(output_id(&source, &id, &ty), output_id_by_uuid_v5(&source, &id, &ty));
+    }
+}
+
+#[test]
+fn output_ids_are_uuid_v5_at_every_block_boundary() {
+    // SHA-1 pads in 64-byte blocks: cover every length of name across a few of them.
+    for n in 0..200 {
+        let source = "s".repeat(n);
+        assert_eq!(
+            output_id(&source, "id", USER_ACTION_TYPE),
+            output_id_by_uuid_v5(&source, "id", USER_ACTION_TYPE)
+        );
+    }
+}
+
+const USER_ACTION_TYPE: &str = crate::audit_record::USER_ACTION;
