@@ -6,9 +6,10 @@
 //!
 //! Where to read on: `stack.rs` (the lifecycle), `layout.rs` (where the files live),
 //! `server.rs` (what a server provides) and `kafka.rs` / `cassandra.rs` (each server),
-//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `chaos.rs` (the chaos harness, run in release mode), `node.rs`
+//! `fetch.rs` (jars via Maven), `probe.rs` (readiness over the wire), `testrun.rs`, `chaos.rs` (the chaos harness, run in release mode), `bench.rs` (every benchmark harness, one table), `node.rs`
 //! (a private Cassandra node for a test that stops the database).
 
+mod bench;
 mod cassandra;
 mod chaos;
 mod demo;
@@ -46,6 +47,10 @@ usage: cargo xtask <command>
                      the pipeline under faults, several instances of every service (default 10
                      minutes at 200/s); prints the ledger, writes target/chaos/<run>/report.json,
                      exits 1 on any loss or duplicate (RELIABILITY.md)
+  bench [--quick]    start the stack, build auditflow and the benchmark harnesses (release), run
+                     criterion for the classify core and every load harness in turn, and print
+                     one table (figure, value, baseline, ratio, peak RSS, machine, commit);
+                     --quick sizes each run for a few minutes (BENCHMARKS.md)
   demo               start the stack, build auditflow, run the pipeline (`auditflow run all`,
                      left running) and `auditflow demo` against it
   cassandra-node --dir DIR --cql-port PORT --storage-port PORT [--heap SIZE]
@@ -97,6 +102,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         ("test", rest) => return testrun::run(&layout, rest),
         ("demo", []) => demo::run(&layout)?,
         ("chaos", rest) => return chaos::run(&layout, rest),
+        ("bench", rest) => return bench::run(&layout, rest),
         ("cassandra-node", rest) => match node::run(&layout, &node::parse_args(rest)?)? {},
         ("help" | "-h" | "--help", _) => println!("{USAGE}"),
         _ => {

@@ -108,6 +108,12 @@ async fn main() {
         cpu_s,
         cpu_s * 1e6 / events as f64
     );
+    // One line per figure for `cargo xtask bench`: figure|value|baseline|ratio|peak RSS MiB.
+    println!(
+        "BENCH|classifier events/s (exactly-once)|{rate:.0}|{plain_rate:.0} (same loop, no transactions)|{:.2}|{:.1}",
+        rate / plain_rate,
+        peak_rss_kib as f64 / 1024.0
+    );
     // Scaling: the same events again, by 2, 3, ... instances of one group (fresh each time).
     for instances in scaling_runs() {
         let (scaled, peak, cpu) =
@@ -118,6 +124,11 @@ async fn main() {
             scaled / rate,
             peak as f64 / 1024.0,
             cpu * 1e6 / events as f64
+        );
+        println!(
+            "BENCH|{instances} classifiers events/s|{scaled:.0}|{rate:.0} (one instance)|{:.2}|{:.1}",
+            scaled / rate,
+            peak as f64 / 1024.0
         );
     }
 }

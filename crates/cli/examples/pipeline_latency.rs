@@ -224,6 +224,13 @@ async fn measure(
         ms(0.99),
         ms(1.0)
     );
+    out += &format!(
+        "\nBENCH|end-to-end p50 ms at {rate:.0} inputs/s|{:.0}||||\nBENCH|end-to-end p99 ms at {rate:.0} inputs/s|{:.0}||||",
+        ms(0.5),
+        ms(0.99)
+    );
+    out +=
+        &format!("\nBENCH|pipeline maximum sustained inputs/s (backlog drain)|{max_rate:.0}||||");
     for service in ["classifier", "sink"] {
         let buckets = histogram_delta(&histogram_before, &histogram_after, service);
         out += &format!(

@@ -217,6 +217,10 @@ async fn measure(
         sink.rows as f64 / sink.requests.max(1) as f64,
         sink.rows
     );
+    println!(
+        "BENCH|sink CQL write requests per record|{:.3}||||",
+        sink.requests as f64 / records as f64
+    );
     if raw_concurrency == Some(0) {
         println!(
             "no baseline (RAW_CONCURRENCY 0); sink memory draining {records}: peak RSS (VmHWM) \
@@ -273,6 +277,11 @@ async fn measure(
     println!(
         "sink / raw records/s:          {:>9.3}",
         sink_rate / raw_rate
+    );
+    println!(
+        "BENCH|sink records/s|{sink_rate:.0}|{raw_rate:.0} (raw writer, {concurrency} in flight)|{:.2}|{:.1}",
+        sink_rate / raw_rate,
+        sink.peak_kib as f64 / 1024.0
     );
     println!(
         "sink wall time (spawn to last commit): {:.1} s = {:.0} records/s; raw writer {raw_secs:.1} s",

@@ -64,6 +64,10 @@ async fn main() {
         new_users / warm
     );
     println!(
+        "BENCH|first-seen user records/s|{new_users:.0}|{warm:.0} (known users, cached)|{:.2}|",
+        new_users / warm
+    );
+    println!(
         "1,000,000 new users a day is {:.1} key creations/s on average: {:.2}% of this node's rate",
         1e6 / 86_400.0,
         100.0 * (1e6 / 86_400.0) / new_users
