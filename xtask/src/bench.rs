@@ -31,7 +31,7 @@ const HARNESSES: &[Harness] = &[
         name: "classifier_load",
         package: "auditflow-classifier",
         full: &["300000", "BINARY"],
-        quick: &["30000", "BINARY"],
+        quick: &["100000", "BINARY"],
         env: &[("LOAD_INSTANCES", "2,3")],
     },
     Harness {
