@@ -45,7 +45,7 @@ use auditflow_runtime::{ServiceContext, kafka::topics};
 use auditflow_store::causality::CausalityIndex;
 use auditflow_store::{Store, StoreError};
 
-use writer::IndexWriter;
+pub use writer::IndexWriter;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix
 /// (`auditflow-causality-indexer` with the default prefix).
