@@ -35,6 +35,20 @@ const HARNESSES: &[Harness] = &[
         env: &[("LOAD_INSTANCES", "2,3")],
     },
     Harness {
+        name: "monitor_load",
+        package: "auditflow-security-monitor",
+        full: &["300000", "BINARY"],
+        quick: &["30000", "BINARY"],
+        env: &[],
+    },
+    Harness {
+        name: "indexer_load",
+        package: "auditflow-causality-indexer",
+        full: &["300000", "BINARY"],
+        quick: &["5000", "BINARY"],
+        env: &[],
+    },
+    Harness {
         name: "sink_load",
         package: "auditflow-sink",
         full: &["1000000", "BINARY"],

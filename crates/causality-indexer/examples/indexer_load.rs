@@ -157,6 +157,14 @@ async fn measure(run: &Run, plain: &Config, binary: &str, audit: usize) {
         service.cpu_secs,
         service.cpu_secs * 1e6 / records as f64
     );
+    // For `cargo xtask bench`: figure|value|baseline|ratio|peak RSS MiB.
+    println!(
+        "BENCH|causality indexer records/s|{:.0}|{:.0} (no-bookkeeping loop)|{:.2}|{:.1}",
+        service.rate,
+        baseline.rate,
+        service.rate / baseline.rate,
+        service.peak_kib as f64 / 1024.0
+    );
 
     let dead = load_support::read_topic(config, &config.topics.dead_letter);
     assert!(dead.is_empty(), "{} records dead-lettered", dead.len());

@@ -166,6 +166,14 @@ async fn measure(run: &Run, plain: &Config, binary: &str, records: usize) {
         service.cpu_secs,
         service.cpu_secs * 1e6 / records as f64
     );
+    // For `cargo xtask bench`: figure|value|baseline|ratio|peak RSS MiB.
+    println!(
+        "BENCH|security monitor records/s|{:.0}|{:.0} (no-transaction loop)|{:.2}|{:.1}",
+        service.rate,
+        baseline.rate,
+        service.rate / baseline.rate,
+        service.peak_kib as f64 / 1024.0
+    );
     check_outputs(config, plain);
 }
 
