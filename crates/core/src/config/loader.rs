@@ -101,6 +101,16 @@ impl Topics {
                 ));
             }
         }
+        // Each output has a topic of its own: the sink and the indexer tell records apart by
+        // topic, and the blocklist and the checkpoints topics have settings of their own.
+        for (i, (key, name)) in topics.iter().enumerate() {
+            if let Some((other, _)) = topics[..i].iter().find(|(_, n)| n == name) {
+                return Err(ConfigError::invalid(
+                    key_path(&["topics", key]),
+                    format!("the same topic as topics.{other}: every output needs its own"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -368,6 +378,10 @@ mod tests {
             error("[limits]\nmax_json_depth = 500\n", &[]).starts_with("limits.max_json_depth: ")
         );
         assert!(error("[topics]\ndead_letter = \"\"\n", &[]).starts_with("topics.dead_letter: "));
+        assert_eq!(
+            error("[topics]\nactions = \"security.alerts\"\n", &[]),
+            "topics.actions: the same topic as topics.alerts: every output needs its own"
+        );
         assert!(
             error("[retention]\ngeneral_days = 0\n", &[]).starts_with("retention.general_days: ")
         );
