@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -416,11 +416,17 @@ impl Members {
         let subject = optional_string(subject, "subject")?;
         let time = match optional_string(time, "time")? {
             None => None,
-            Some(text) => Some(
-                DateTime::parse_from_rfc3339(&text)
+            Some(text) => {
+                let time = DateTime::parse_from_rfc3339(&text)
                     .map_err(|_| Rejection::invalid_envelope("time is not an RFC 3339 timestamp"))?
-                    .with_timezone(&Utc),
-            ),
+                    .with_timezone(&Utc);
+                if !is_writable_time(&time) {
+                    return Err(Rejection::invalid_envelope(
+                        "time is out of range: in UTC its year must be 0000 to 9999",
+                    ));
+                }
+                Some(time)
+            }
         };
         let datacontenttype = optional_string(datacontenttype, "datacontenttype")?;
         let dataschema = optional_string(dataschema, "dataschema")?;
@@ -594,6 +600,14 @@ impl Serialize for Event {
         map.serialize_entry("data", &self.data)?;
         map.end()
     }
+}
+
+/// Whether `time` can be written as RFC 3339 in UTC, which has four-digit years. An offset
+/// can carry a valid timestamp out of that range (`9999-12-31T23:59:59-23:59` is in year 10000
+/// in UTC), and a record timestamp is any 64-bit number of milliseconds; an output carrying
+/// such a time could be read by nothing downstream.
+pub fn is_writable_time(time: &DateTime<Utc>) -> bool {
+    (0..=9999).contains(&time.year())
 }
 
 /// RFC 3339 in UTC (`Z`), keeping the fraction digits the time has.
@@ -910,6 +924,20 @@ mod tests {
             reason(parse(with(minimal(), "time", json!("yesterday")))),
             Reason::InvalidEnvelope
         );
+        // Valid RFC 3339 whose UTC year has five digits or is negative: no output could
+        // carry it, so the input is refused rather than its outputs unreadable downstream.
+        for time in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01"] {
+            let rejection = parse(with(minimal(), "time", json!(time))).unwrap_err();
+            assert_eq!(rejection.reason, Reason::InvalidEnvelope, "{time}");
+            assert_eq!(
+                rejection.detail,
+                "time is out of range: in UTC its year must be 0000 to 9999"
+            );
+        }
+        for time in ["9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"] {
+            let event = parse(with(minimal(), "time", json!(time))).unwrap();
+            assert!(event.time.is_some(), "{time}");
+        }
         assert_eq!(
             reason(parse(with(minimal(), "subject", json!(5)))),
             Reason::InvalidEnvelope

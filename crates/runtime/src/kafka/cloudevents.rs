@@ -12,10 +12,12 @@
 //!   `ce_specversion` does not make a record binary-mode.
 //! - **The record timestamp is the event time of an event without `time`**
 //!   (docs/topics-and-records.md), and, for the security monitor, when it was received. A record
-//!   without one (not possible with Kafka ≥ 0.10) falls back to the caller's `now`.
+//!   without one (not possible with Kafka ≥ 0.10) falls back to the caller's `now`, and so does
+//!   one whose timestamp no RFC 3339 time can write (a producer may set any 64-bit
+//!   `CreateTime`; see [`is_writable_time`]): the event is kept, with the time it arrived.
 
 use auditflow_core::config::Limits;
-use auditflow_core::envelope::{Event, Rejection, decode_record};
+use auditflow_core::envelope::{Event, Rejection, decode_record, is_writable_time};
 use chrono::{DateTime, Utc};
 
 use crate::kafka::records::{DeadLetter, InputRecord, OutputRecord};
@@ -51,6 +53,7 @@ pub fn decode_event(
     let received = record
         .timestamp_ms
         .and_then(DateTime::from_timestamp_millis)
+        .filter(is_writable_time)
         .unwrap_or(now);
     Ok(RecordEvent { event, received })
 }
@@ -109,6 +112,17 @@ mod tests {
                 .time(),
             now
         );
+        // A record timestamp no RFC 3339 time can write (year 10000, or before year 0): now.
+        for millis in [253_402_300_800_000, -62_167_219_200_001, i64::MAX] {
+            let mut forged = record(vec![], STRUCTURED);
+            forged.timestamp_ms = Some(millis);
+            let decoded = decode_event(&forged, &Limits::default(), now).unwrap();
+            assert_eq!(decoded.time(), now, "{millis}");
+        }
+        let mut last = record(vec![], STRUCTURED);
+        last.timestamp_ms = Some(253_402_300_799_999);
+        let decoded = decode_event(&last, &Limits::default(), now).unwrap();
+        assert_eq!(decoded.time().to_rfc3339(), "9999-12-31T23:59:59.999+00:00");
         // A `time` wins over both.
         let timed =
             br#"{"id":"e1","source":"s","type":"user.created","time":"2024-01-01T00:00:00Z"}"#;
