@@ -48,7 +48,8 @@ fn pipeline(config: &Config) -> Vec<(String, Event)> {
             panic!("every lifecycle event is audited");
         };
         for o in outputs {
-            if let Some(obs) = Observation::from_event(&o.event, Utc::now()).expect("observable") {
+            let event = o.event();
+            if let Some(obs) = Observation::from_event(&event, Utc::now()).expect("observable") {
                 for d in detector.observe(&obs, Mode::Live, Utc::now()) {
                     if d.stream() != OutputStream::Blocklist {
                         let event = d.to_event().expect("not a tombstone");
@@ -56,7 +57,7 @@ fn pipeline(config: &Config) -> Vec<(String, Event)> {
                     }
                 }
             }
-            out.push((o.topic, o.event));
+            out.push((o.topic, event));
         }
     }
     out

@@ -39,7 +39,7 @@ fn burst(config: &auditflow_core::Config) -> Vec<(String, Input)> {
             panic!("a failed login is audited");
         };
         for o in outputs {
-            out.push((o.topic, (Some(o.key), o.event.to_json_bytes(), Vec::new())));
+            out.push((o.topic, (Some(o.key), o.value, Vec::new())));
         }
     }
     out

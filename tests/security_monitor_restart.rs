@@ -52,7 +52,7 @@ fn failed_logins(config: &Config, range: std::ops::Range<u32>) -> Vec<(String, I
             panic!("a failed login is audited");
         };
         for o in outputs {
-            out.push((o.topic, (Some(o.key), o.event.to_json_bytes(), Vec::new())));
+            out.push((o.topic, (Some(o.key), o.value, Vec::new())));
         }
     }
     out

@@ -157,8 +157,7 @@ pub fn expected_outputs(
         if let Classified::Emit(outputs) = classifier.classify_structured(input, chrono::Utc::now())
         {
             for o in outputs {
-                let value: serde_json::Value =
-                    serde_json::from_slice(&o.event.to_json_bytes()).expect("json");
+                let value: serde_json::Value = serde_json::from_slice(&o.value).expect("json");
                 out.push((o.topic, o.key, value));
             }
         }

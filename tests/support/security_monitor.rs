@@ -46,7 +46,7 @@ pub fn classified(config: &Config, events: &[Value]) -> Vec<(String, Input)> {
             panic!("audited: {event}");
         };
         for o in outputs {
-            out.push((o.topic, (Some(o.key), o.event.to_json_bytes(), Vec::new())));
+            out.push((o.topic, (Some(o.key), o.value, Vec::new())));
         }
     }
     out

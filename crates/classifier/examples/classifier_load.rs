@@ -29,7 +29,7 @@ use auditflow_core::config::KafkaSettings;
 use auditflow_core::{Classifier, Config};
 use auditflow_runtime::InputRecord;
 use auditflow_runtime::kafka::client;
-use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
+use auditflow_runtime::kafka::cloudevents::{decode_event, structured_record};
 use auditflow_runtime::kafka::inspect::{CommittedOffsets, TopicReader};
 use auditflow_runtime::kafka::publisher::Publisher;
 use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics, planned_topics};
@@ -244,8 +244,8 @@ fn read_only(config: &Config, topic: &str, events: usize) -> f64 {
 
 /// The classifier's loop without transactions, the baseline of the exactly-once one: each
 /// record decoded and classified as the service does (`auditflow_classifier`'s transform: the
-/// runtime's `decode_event`, the core's `Classifier`, `event_record`), its outputs produced by
-/// the runtime's idempotent producer (`client::producer_config`), offsets stored per record and
+/// runtime's `decode_event`, the core's `Classifier`, `structured_record`), its outputs
+/// produced by the runtime's idempotent producer (`client::producer_config`), offsets stored per record and
 /// committed asynchronously every 100 ms. events/s from the first record until every output
 /// is acknowledged.
 fn plain_loop(config: &Config, topic: &str, events: usize) -> f64 {
@@ -272,8 +272,9 @@ fn plain_loop(config: &Config, topic: &str, events: usize) -> f64 {
             && let Classified::Emit(outputs) = classifier.classify(&decoded.event, decoded.received)
         {
             for output in outputs {
+                let key = Some(output.key.into_bytes());
                 let record =
-                    event_record(output.topic, Some(output.key.into_bytes()), &output.event);
+                    structured_record(output.topic, key, output.ty, &output.id, output.value);
                 send(&producer, &record);
             }
         }

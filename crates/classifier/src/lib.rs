@@ -8,7 +8,7 @@
 //! [`decode_event`]: either CloudEvents
 //! mode, the record timestamp as the fallback event time) and the core's outputs to Kafka
 //! records (key per docs/topics-and-records.md; headers `ce_type`, `ce_id`, `content-type` by
-//! the runtime's [`event_record`]).
+//! the runtime's [`structured_record`]).
 //!
 //! What it is not: it does not decide anything about an event, and it keeps no state between
 //! records, so any instance can take over any partition at any time.
@@ -19,7 +19,7 @@
 
 use auditflow_core::classify::{Classified, Output};
 use auditflow_core::{Classifier, Config, ConfigError};
-use auditflow_runtime::kafka::cloudevents::{decode_event, event_record};
+use auditflow_runtime::kafka::cloudevents::{decode_event, structured_record};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional::{self, Transform};
 use auditflow_runtime::{InputRecord, OutputRecord, ServiceContext, Transformed, kafka::topics};
@@ -79,10 +79,7 @@ impl Transform for ClassifierTransform {
         };
         match self.classifier.classify(&decoded.event, decoded.received) {
             Classified::Emit(outputs) => {
-                let event_time_ms = outputs
-                    .first()
-                    .and_then(|o| o.event.time)
-                    .map(|t| t.timestamp_millis());
+                let event_time_ms = outputs.first().map(|o| o.time.timestamp_millis());
                 Transformed::Emitted {
                     records: outputs.into_iter().map(output_record).collect(),
                     event_time_ms,
@@ -98,7 +95,8 @@ impl Transform for ClassifierTransform {
 /// An output as a structured-mode CloudEvents Kafka record, keyed as docs/topics-and-records.md
 /// says.
 fn output_record(output: Output) -> OutputRecord {
-    event_record(output.topic, Some(output.key.into_bytes()), &output.event)
+    let key = Some(output.key.into_bytes());
+    structured_record(output.topic, key, output.ty, &output.id, output.value)
 }
 
 #[cfg(test)]

@@ -306,7 +306,7 @@ fn event(i: usize, time: chrono::DateTime<Utc>) -> (String, Vec<u8>) {
 /// The ids of the audit records the classifier makes of `value`.
 fn outputs(classifier: &Classifier, value: &[u8]) -> Vec<String> {
     match classifier.classify_structured(value, Utc::now()) {
-        Classified::Emit(outputs) => outputs.into_iter().map(|o| o.event.id).collect(),
+        Classified::Emit(outputs) => outputs.into_iter().map(|o| o.id).collect(),
         _ => Vec::new(),
     }
 }

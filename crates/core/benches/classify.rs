@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
                         // What the classifier service does with each output
                         // (auditflow_runtime's `event_record`).
                         for output in &outputs {
-                            black_box(output.event.to_json_bytes());
+                            black_box(&output.value);
                         }
                     }
                 }
@@ -66,7 +66,7 @@ fn bench(c: &mut Criterion) {
                         classifier.classify_structured(black_box(line), fallback)
                     {
                         for output in &outputs {
-                            black_box(serde_json::to_vec(output).unwrap());
+                            black_box(output.to_line());
                         }
                     }
                 }

@@ -61,9 +61,9 @@ fn main() {
                     {
                         for output in &outputs {
                             if line_form {
-                                black_box(serde_json::to_vec(output).unwrap());
+                                black_box(output.to_line());
                             } else {
-                                black_box(output.event.to_json_bytes());
+                                black_box(&output.value);
                             }
                         }
                     }

@@ -934,7 +934,11 @@ mod tests {
                 "time is out of range: in UTC its year must be 0000 to 9999"
             );
         }
-        for time in ["9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"] {
+        for time in [
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+        ] {
             let event = parse(with(minimal(), "time", json!(time))).unwrap();
             assert!(event.time.is_some(), "{time}");
         }

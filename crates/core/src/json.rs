@@ -93,6 +93,83 @@ pub(crate) fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
     out.push(b'}');
 }
 
+/// An object being written member by member, for writers that know their members (the
+/// classifier's outputs): `{`, then `"name":value` pairs separated by commas, then `}`. Names
+/// are the caller's constants, so they are written as they are.
+pub(crate) struct Object<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    /// Writes `{`.
+    pub(crate) fn open(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Self { out, first: true }
+    }
+
+    fn name(&mut self, name: &str) {
+        debug_assert!(!needs_escape(name.as_bytes()), "member names are plain");
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A string member.
+    pub(crate) fn str(&mut self, name: &str, text: &str) {
+        self.name(name);
+        write_str(self.out, text);
+    }
+
+    /// A string member when there is a string.
+    pub(crate) fn opt_str(&mut self, name: &str, text: Option<&str>) {
+        if let Some(text) = text {
+            self.str(name, text);
+        }
+    }
+
+    /// A boolean member.
+    pub(crate) fn bool(&mut self, name: &str, value: bool) {
+        self.name(name);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    /// An unsigned integer member, as serde_json writes it.
+    pub(crate) fn u64(&mut self, name: &str, value: u64) {
+        self.name(name);
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, &value);
+    }
+
+    /// A member of any JSON value.
+    pub(crate) fn value(&mut self, name: &str, value: &Value) {
+        self.name(name);
+        write_value(self.out, value);
+    }
+
+    /// An object member.
+    pub(crate) fn map(&mut self, name: &str, map: &Map<String, Value>) {
+        self.name(name);
+        write_map(self.out, map);
+    }
+
+    /// A member whose value the caller writes into the buffer it is handed (one JSON value).
+    pub(crate) fn raw(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.name(name);
+        write(self.out);
+    }
+
+    /// Writes `}`.
+    pub(crate) fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
 /// About how many bytes `value` takes as JSON without escapes: enough to size a buffer once.
 pub(crate) fn size_hint(value: &Value) -> usize {
     match value {

@@ -85,10 +85,12 @@ fn describe(out: &mut String, label: &str, classified: &Classified) {
             writeln!(out, "{label}: emit {}", outputs.len()).unwrap();
             for output in outputs {
                 writeln!(out, "  topic={} key={:?}", output.topic, output.key).unwrap();
-                let event = String::from_utf8(output.event.to_json_bytes()).unwrap();
+                let event = String::from_utf8(output.value.clone()).unwrap();
                 writeln!(out, "  event={event}").unwrap();
+                // The bytes are an `Event`'s, serialized as `Event::to_json_bytes` does.
+                assert_eq!(output.event().to_json_bytes(), output.value);
                 // The CLI's line form wraps exactly these bytes.
-                let line = serde_json::to_string(output).unwrap();
+                let line = String::from_utf8(output.to_line()).unwrap();
                 let wrapped = format!(
                     "{{\"topic\":{},\"key\":{},\"value\":{event}}}",
                     Value::from(output.topic.as_str()),

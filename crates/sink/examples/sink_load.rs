@@ -509,11 +509,10 @@ async fn produce(config: &Config, records: usize) -> String {
             };
             inputs += 1;
             for output in outputs.into_iter().take(records - produced - chunk.len()) {
-                let class = output.event.extensions["retention"].as_str().unwrap_or("?");
+                let class = output.retention.as_str();
                 *by_class.entry(class.to_owned()).or_default() += 1;
                 *by_topic.entry(output.topic.clone()).or_default() += 1;
-                let payload = serde_json::to_vec(&output.event).expect("JSON");
-                chunk.push((output.topic, output.key, payload));
+                chunk.push((output.topic, output.key, output.value));
             }
         }
         send_all(

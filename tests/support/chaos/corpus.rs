@@ -144,7 +144,7 @@ pub fn build(
         let verdict = classifier.classify_record(header_refs, &value, start);
         let fate = match verdict {
             Classified::Emit(outputs) => {
-                Fate::Outputs(outputs.into_iter().map(|o| (o.topic, o.event.id)).collect())
+                Fate::Outputs(outputs.into_iter().map(|o| (o.topic, o.id)).collect())
             }
             Classified::SampledOut { .. } => Fate::SampledOut,
             Classified::Ignored => Fate::Ignored,

@@ -103,7 +103,7 @@ fn write(
     match classified {
         Classified::Emit(outputs) => {
             for out in outputs {
-                serde_json::to_writer(&mut *output, out).map_err(io::Error::from)?;
+                output.write_all(&out.to_line())?;
                 output.write_all(b"\n")?;
             }
         }

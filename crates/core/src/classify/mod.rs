@@ -25,17 +25,17 @@
 //!   out carry `1` whatever rate their type has.
 
 mod derive;
+mod output;
 mod rules;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde::ser::SerializeMap;
-use serde_json::Value;
 use uuid::Uuid;
 
 pub use derive::{correlation_id, user_id};
+pub use output::Output;
 pub use rules::{PRIVILEGED_ROLES, SENSITIVE_FIELDS, is_privileged_role};
 
 use crate::audit_record::AuditRecord;
@@ -76,30 +76,6 @@ pub fn output_id(input_source: &str, input_id: &str, output_type: &str) -> Strin
     id.hyphenated()
         .encode_lower(&mut Uuid::encode_buffer())
         .to_owned()
-}
-
-/// One record to write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// The configured topic name (`[topics]`).
-    pub topic: String,
-    /// The Kafka key (docs/topics-and-records.md).
-    pub key: String,
-    /// The output CloudEvent: its id derived from the input's `source`, `id` and this
-    /// output's type, its extensions set as docs/topics-and-records.md says.
-    pub event: Event,
-}
-
-/// `{"topic": ..., "key": ..., "value": {CloudEvent}}`: the line form of docs/cli.md, shared
-/// by the offline commands.
-impl Serialize for Output {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("topic", &self.topic)?;
-        map.serialize_entry("key", &self.key)?;
-        map.serialize_entry("value", &self.event)?;
-        map.end()
-    }
 }
 
 /// What became of one input.
@@ -212,30 +188,22 @@ impl Classifier {
         }
 
         let time = event.time_or(fallback_time);
+        let time_text = envelope::format_time(&time);
+        let head = output::Head {
+            subject: event.subject.as_deref(),
+            time: &time_text,
+            causation_id: &event.id,
+            correlation_id: &correlation,
+            original_type: &event.ty,
+            sample_rate: rate,
+        };
         let outputs = records
-            .into_iter()
+            .iter()
             .zip(classes)
             .map(|(record, class)| {
-                let ty = record.event_type();
-                let mut out =
-                    Event::new(output_id(&event.source, &event.id, ty), OUTPUT_SOURCE, ty);
-                out.subject = event.subject.clone();
-                out.time = Some(time);
-                out.datacontenttype = Some("application/json".into());
-                let extensions = &mut out.extensions;
-                extensions.insert("causationid".into(), Value::from(event.id.as_str()));
-                extensions.insert("correlationid".into(), Value::from(correlation.as_ref()));
-                extensions.insert("originaltype".into(), Value::from(event.ty.as_str()));
-                extensions.insert("retention".into(), Value::from(class.as_str()));
-                extensions.insert("samplerate".into(), rate_value(rate));
-                let topic = self.topic_of(&record).to_owned();
-                let key = record.kafka_key().into_owned();
-                out.data = record.into_data();
-                Output {
-                    topic,
-                    key,
-                    event: out,
-                }
+                let id = output_id(&event.source, &event.id, record.event_type());
+                let topic = self.topic_of(record).to_owned();
+                Output::write(topic, id, &head, time, class, record)
             })
             .collect();
         Classified::Emit(outputs)
@@ -247,15 +215,6 @@ impl Classifier {
             AuditRecord::SecurityEvent(_) => &self.topics.security_event,
             AuditRecord::DataAccess(_) => &self.topics.data_access,
         }
-    }
-}
-
-/// A rate as JSON: an integer when whole (`1`, as the contract writes it), else a number.
-fn rate_value(rate: f64) -> Value {
-    if rate.fract() == 0.0 {
-        Value::from(rate as u64)
-    } else {
-        Value::from(rate)
     }
 }
 
@@ -286,7 +245,7 @@ impl Counters {
             Classified::Emit(outputs) => {
                 self.audited += 1;
                 for output in outputs {
-                    *self.emitted.entry(output.event.ty.clone()).or_default() += 1;
+                    *self.emitted.entry(output.ty.to_owned()).or_default() += 1;
                 }
             }
             Classified::SampledOut { ty } => *self.sampled_out.entry(ty.clone()).or_default() += 1,

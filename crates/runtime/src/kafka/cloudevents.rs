@@ -69,9 +69,21 @@ impl From<Rejection> for DeadLetter {
 /// headers every auditflow output carries (`ce_type`, `ce_id`, and `content-type`
 /// [`CONTENT_TYPE`]) so readers can route and deduplicate without parsing the value.
 pub fn event_record(topic: impl Into<String>, key: Option<Vec<u8>>, event: &Event) -> OutputRecord {
-    OutputRecord::new(topic, key, event.to_json_bytes())
-        .with_header("ce_type", event.ty.as_str())
-        .with_header("ce_id", event.id.as_str())
+    structured_record(topic, key, &event.ty, &event.id, event.to_json_bytes())
+}
+
+/// [`event_record`] of an event already serialized: `value` is its structured-mode JSON, `ty`
+/// and `id` its `type` and `id` (the classifier writes its outputs straight to bytes).
+pub fn structured_record(
+    topic: impl Into<String>,
+    key: Option<Vec<u8>>,
+    ty: &str,
+    id: &str,
+    value: Vec<u8>,
+) -> OutputRecord {
+    OutputRecord::new(topic, key, value)
+        .with_header("ce_type", ty)
+        .with_header("ce_id", id)
         .with_header("content-type", CONTENT_TYPE)
 }
 

@@ -225,7 +225,7 @@ pub fn classified(
             let name = output.topic.rsplit('.').next().unwrap_or_default();
             *by_topic.entry(name.to_owned()).or_default() += 1;
             out.push(Record {
-                payload: serde_json::to_vec(&output.event).expect("JSON"),
+                payload: output.value,
                 topic: output.topic,
                 key: output.key,
             });
