@@ -37,14 +37,14 @@ const HARNESSES: &[Harness] = &[
     Harness {
         name: "monitor_load",
         package: "auditflow-security-monitor",
-        full: &["300000", "BINARY"],
+        full: &["1000000", "BINARY"],
         quick: &["30000", "BINARY"],
         env: &[],
     },
     Harness {
         name: "indexer_load",
         package: "auditflow-causality-indexer",
-        full: &["300000", "BINARY"],
+        full: &["1000000", "BINARY"],
         quick: &["5000", "BINARY"],
         env: &[],
     },
