@@ -95,15 +95,18 @@ impl Store {
     /// Writes `rows` (all of them or an error), at most `max_concurrency` requests at once.
     pub(crate) async fn write_rows(&self, rows: Vec<RowWrite<'_>>) -> Result<WriteStats> {
         let cluster = self.session.get_cluster_state();
-        let mut groups: HashMap<Replicas, Vec<RowWrite<'_>>> = HashMap::new();
+        let mut groups: HashMap<Replicas, Vec<(Option<i64>, RowWrite<'_>)>> = HashMap::new();
         for row in rows {
-            groups
-                .entry(replicas_of(&cluster, &row))
-                .or_default()
-                .push(row);
+            let (replicas, token) = replicas_of(&cluster, &row);
+            groups.entry(replicas).or_default().push((token, row));
         }
         let mut chunks = Vec::new();
-        for rows in groups.into_values() {
+        for mut rows in groups.into_values() {
+            // Rows of one partition side by side, so that they share a batch: the node applies
+            // a batch's rows of one partition as one mutation (a day's `records_by_time` shard
+            // gets one, not one per record). Stable, so a partition's rows keep their order.
+            rows.sort_by_key(|(token, _)| *token);
+            let rows = rows.into_iter().map(|(_, row)| row).collect();
             chunk(rows, |row| row.bytes, self.batch_max_bytes, &mut chunks);
         }
         // Boxed up front: a `map` closure over borrowed rows inside `buffer_unordered` trips
@@ -158,16 +161,17 @@ impl Store {
     }
 }
 
-/// Who owns `row`'s partition, as the driver routes it; no replicas (one group of their own)
-/// when the driver cannot tell, which costs batching, never correctness.
-fn replicas_of(cluster: &ClusterState, row: &RowWrite<'_>) -> Replicas {
+/// Who owns `row`'s partition, as the driver routes it, and the partition's token; no
+/// replicas (one group of their own) when the driver cannot tell, which costs batching, never
+/// correctness.
+fn replicas_of(cluster: &ClusterState, row: &RowWrite<'_>) -> (Replicas, Option<i64>) {
     let statement = row.statement;
     let (Ok(Some(token)), Some(keyspace), Some(table)) = (
         statement.calculate_token(&row.values),
         statement.get_keyspace_name(),
         statement.get_table_name(),
     ) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let mut replicas: Replicas = cluster
         .get_token_endpoints(keyspace, table, token)
@@ -175,7 +179,7 @@ fn replicas_of(cluster: &ClusterState, row: &RowWrite<'_>) -> Replicas {
         .map(|(node, shard)| (node.host_id, shard))
         .collect();
     replicas.sort_unstable();
-    replicas
+    (replicas, Some(token.value()))
 }
 
 /// Splits one group into requests of at most `max_bytes` (and [`MAX_BATCH_ROWS`]); a row
