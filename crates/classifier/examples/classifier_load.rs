@@ -18,8 +18,11 @@
 //! defaults: one setting of the service can be compared at a time.
 //!
 //! `LOAD_INSTANCES=2,3` then runs the same events again through 2, then 3 instances of the
-//! binary in one fresh group each (scaling; each count's rate from the group's first commit to
-//! its last, against the single instance of the same run).
+//! binary in one fresh group each (scaling, against the single instance of the same run). Each
+//! count's rate is taken from the first moment the group has committed something *and* is
+//! stable with every instance a member, to its last commit: instances start one after the
+//! other, and the rebalances while the later ones join (each a round of revocations and
+//! transactional producers fenced and re-initialised) are start-up, not throughput.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -327,8 +330,11 @@ async fn classify(
 
     let mut settings = Config::default().kafka;
     settings.bootstrap_servers = bootstrap.to_owned();
-    let watcher =
-        CommittedOffsets::of(&settings, &format!("{group_prefix}classifier")).expect("watcher");
+    let group = format!("{group_prefix}classifier");
+    let watcher = CommittedOffsets::of(&settings, &group).expect("watcher");
+    let prober: BaseConsumer = client::consumer_config(&settings, &format!("{run}-probe"))
+        .create()
+        .expect("group prober");
     let mut first: Option<(Instant, i64)> = None;
     let peak = |children: &[std::process::Child]| {
         children
@@ -343,7 +349,7 @@ async fn classify(
             .total(input, PARTITIONS, Duration::from_secs(10))
             .expect("committed");
         peak_kib = peak_kib.max(peak(&children));
-        if committed > 0 && first.is_none() {
+        if committed > 0 && first.is_none() && group_is_stable(&prober, &group, instances) {
             first = Some((Instant::now(), committed));
         }
         if committed as usize >= events {
@@ -360,19 +366,35 @@ async fn classify(
         let status = child.wait().expect("classifier exit");
         assert!(status.success(), "classifier exited with {status}");
     }
-    let (start, at_start) = first.expect("commits");
-    // Too few events for the rate between commits (the first one seen held most of them):
-    // from spawn instead, start-up and group join included — a slower, honest figure.
-    let rate = if (at_start as usize) * 2 > events {
-        println!(
-            "  ({instances} instance(s): the first commit seen held {at_start} of {events} events; \
-             rate from spawn, start-up included: run more events for the steady rate)"
-        );
-        events as f64 / done.duration_since(spawned).as_secs_f64()
-    } else {
-        (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64()
+    // Too few events for the rate between commits (the group was stable only when most were
+    // done, or never before the end): from spawn instead, start-up and group join included —
+    // a slower, honest figure.
+    let rate = match first {
+        Some((start, at_start)) if (at_start as usize) * 2 <= events => {
+            (events as i64 - at_start) as f64 / done.duration_since(start).as_secs_f64()
+        }
+        first => {
+            let held = first.map_or(events as i64, |(_, at_start)| at_start);
+            println!(
+                "  ({instances} instance(s): {held} of {events} events were committed before the \
+                 group was stable; rate from spawn, start-up included: run more events for the \
+                 steady rate)"
+            );
+            events as f64 / done.duration_since(spawned).as_secs_f64()
+        }
     };
     (rate, peak_kib, cpu_s)
+}
+
+/// Whether `group` is stable (no rebalance under way) with `members` members.
+fn group_is_stable(prober: &BaseConsumer, group: &str, members: usize) -> bool {
+    prober
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .is_ok_and(|list| {
+            list.groups()
+                .iter()
+                .any(|g| g.state() == "Stable" && g.members().len() == members)
+        })
 }
 
 /// One `auditflow run classifier` over the run's topics, in the group of `group_prefix`.
