@@ -65,7 +65,7 @@ const HARNESSES: &[Harness] = &[
     Harness {
         name: "pipeline_latency",
         package: "auditflow-cli",
-        full: &["60000", "60", "BINARY"],
+        full: &["300000", "60", "BINARY"],
         quick: &["10000", "20", "BINARY"],
         env: &[],
     },
