@@ -33,7 +33,7 @@ use auditflow_core::{Classifier, Config};
 use auditflow_runtime::InputRecord;
 use auditflow_runtime::kafka::client;
 use auditflow_runtime::kafka::cloudevents::{decode_event, structured_record};
-use auditflow_runtime::kafka::inspect::{CommittedOffsets, TopicReader};
+use auditflow_runtime::kafka::inspect::{CommittedOffsets, GroupProbe, TopicReader};
 use auditflow_runtime::kafka::publisher::Publisher;
 use auditflow_runtime::kafka::topics::{TopicSpec, ensure_topics, planned_topics};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -332,9 +332,7 @@ async fn classify(
     settings.bootstrap_servers = bootstrap.to_owned();
     let group = format!("{group_prefix}classifier");
     let watcher = CommittedOffsets::of(&settings, &group).expect("watcher");
-    let prober: BaseConsumer = client::consumer_config(&settings, &format!("{run}-probe"))
-        .create()
-        .expect("group prober");
+    let prober = GroupProbe::new(&settings).expect("group probe");
     let mut first: Option<(Instant, i64)> = None;
     let peak = |children: &[std::process::Child]| {
         children
@@ -349,7 +347,12 @@ async fn classify(
             .total(input, PARTITIONS, Duration::from_secs(10))
             .expect("committed");
         peak_kib = peak_kib.max(peak(&children));
-        if committed > 0 && first.is_none() && group_is_stable(&prober, &group, instances) {
+        if committed > 0
+            && first.is_none()
+            && prober
+                .stable_with(&group, instances, Duration::from_secs(5))
+                .unwrap_or(false)
+        {
             first = Some((Instant::now(), committed));
         }
         if committed as usize >= events {
@@ -384,17 +387,6 @@ async fn classify(
         }
     };
     (rate, peak_kib, cpu_s)
-}
-
-/// Whether `group` is stable (no rebalance under way) with `members` members.
-fn group_is_stable(prober: &BaseConsumer, group: &str, members: usize) -> bool {
-    prober
-        .fetch_group_list(Some(group), Duration::from_secs(5))
-        .is_ok_and(|list| {
-            list.groups()
-                .iter()
-                .any(|g| g.state() == "Stable" && g.members().len() == members)
-        })
 }
 
 /// One `auditflow run classifier` over the run's topics, in the group of `group_prefix`.

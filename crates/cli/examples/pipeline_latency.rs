@@ -168,7 +168,10 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let (t0, at_t0) = first.expect("stored records");
-    let sink_secs = sink_done.unwrap_or(drained).duration_since(t0).as_secs_f64();
+    let sink_secs = sink_done
+        .unwrap_or(drained)
+        .duration_since(t0)
+        .as_secs_f64();
     let records_per_sec = (expected - at_t0) as f64 / drained.duration_since(t0).as_secs_f64();
     let max_rate = records_per_sec * backlog as f64 / expected as f64;
     out += &format!(

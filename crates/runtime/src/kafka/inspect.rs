@@ -43,6 +43,18 @@ impl GroupProbe {
             .map(|g| g.members().len())
             .sum())
     }
+
+    /// Whether `group` is stable (no rebalance under way) with exactly `members` members.
+    pub fn stable_with(&self, group: &str, members: usize, timeout: Duration) -> Result<bool> {
+        let list = self
+            .consumer
+            .fetch_group_list(Some(group), timeout)
+            .during("describing a consumer group")?;
+        Ok(list
+            .groups()
+            .iter()
+            .any(|g| g.name() == group && g.state() == "Stable" && g.members().len() == members))
+    }
 }
 
 /// The offsets a consumer group has committed, read with its group id (never committing).
