@@ -17,6 +17,9 @@
 //! `AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS`), not the harness's own loops, which keep the
 //! defaults: one setting of the service can be compared at a time.
 //!
+//! `LOAD_USERS=N` spreads the events over N users (default 5,000), each its events' key:
+//! `LOAD_USERS=1` puts every event on one partition (a hot key).
+//!
 //! `LOAD_INSTANCES=2,3` then runs the same events again through 2, then 3 instances of the
 //! binary in one fresh group each (scaling, against the single instance of the same run). Each
 //! count's rate is taken from the first moment the group has committed something *and* is
@@ -164,9 +167,23 @@ async fn create_topic(settings: &KafkaSettings, topic: &str) {
         .expect("create topic");
 }
 
+/// `LOAD_USERS` (default 5,000): how many users the events are spread over, each the Kafka key
+/// of its events. `LOAD_USERS=1` is one hot user: every event on one partition.
+fn users() -> usize {
+    static USERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *USERS.get_or_init(|| {
+        std::env::var("LOAD_USERS").map_or(5_000, |n| {
+            n.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .expect("LOAD_USERS is a positive number")
+        })
+    })
+}
+
 /// A mix like real traffic: most inputs give one record, failed logins two.
 fn event(i: usize) -> String {
-    let user = format!("user-{}", i % 5000);
+    let user = format!("user-{}", i % users());
     let (ty, data) = match i % 10 {
         0 => (
             "user.login.attempt",
@@ -212,7 +229,7 @@ async fn produce(settings: &KafkaSettings, topic: &str, events: usize) {
     for chunk in (0..events).collect::<Vec<_>>().chunks(20_000) {
         let values: Vec<(String, String)> = chunk
             .iter()
-            .map(|i| (format!("user-{}", i % 5000), event(*i)))
+            .map(|i| (format!("user-{}", i % users()), event(*i)))
             .collect();
         let sends = values.iter().map(|(key, value)| {
             publisher.publish(
