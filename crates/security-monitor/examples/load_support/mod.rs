@@ -182,11 +182,22 @@ pub fn input(i: usize, base_ms: i64) -> Vec<u8> {
     }
     let time = chrono::DateTime::<Utc>::from_timestamp_millis(base_ms + STEP_MS * i as i64)
         .expect("a time");
-    serde_json::to_vec(&json!({
+    let mut event = json!({
         "specversion": "1.0", "id": format!("in-{i}"), "source": "/bench/load",
         "type": ty, "time": time.to_rfc3339(), "data": data,
-    }))
-    .expect("JSON")
+    });
+    // `LOAD_CORRELATION=<id>`: every input in one conversation (a batch job's or an attack's
+    // correlation id), so the causality index's members of that id share one partition a day.
+    if let Some(correlation) = hot_correlation() {
+        event["correlationid"] = json!(correlation);
+    }
+    serde_json::to_vec(&event).expect("JSON")
+}
+
+fn hot_correlation() -> Option<&'static str> {
+    static HOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOT.get_or_init(|| std::env::var("LOAD_CORRELATION").ok())
+        .as_deref()
 }
 
 /// A classified record ready to produce.
