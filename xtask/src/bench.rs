@@ -44,6 +44,13 @@ const HARNESSES: &[Harness] = &[
         env: &[],
     },
     Harness {
+        name: "detector_spray",
+        package: "auditflow-core",
+        full: &["1000000"],
+        quick: &["50000"],
+        env: &[],
+    },
+    Harness {
         name: "indexer_load",
         package: "auditflow-causality-indexer",
         full: &["1000000", "BINARY"],
