@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use auditflow_core::config::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::groups::GroupInfo;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::Result;
@@ -32,6 +33,25 @@ impl GroupProbe {
 
     /// How many members `group` has now (0 for a group Kafka does not know).
     pub fn members(&self, group: &str, timeout: Duration) -> Result<usize> {
+        self.describe(group, timeout, |g| g.members().len())
+            .map(|sizes| sizes.iter().sum())
+    }
+
+    /// Whether `group` is stable (no rebalance under way) with exactly `members` members.
+    pub fn stable_with(&self, group: &str, members: usize, timeout: Duration) -> Result<bool> {
+        self.describe(group, timeout, |g| {
+            g.state() == "Stable" && g.members().len() == members
+        })
+        .map(|stable| stable.contains(&true))
+    }
+
+    /// `read` of each description Kafka returns for `group` (none for a group it does not know).
+    fn describe<T>(
+        &self,
+        group: &str,
+        timeout: Duration,
+        read: impl Fn(&GroupInfo) -> T,
+    ) -> Result<Vec<T>> {
         let list = self
             .consumer
             .fetch_group_list(Some(group), timeout)
@@ -40,20 +60,8 @@ impl GroupProbe {
             .groups()
             .iter()
             .filter(|g| g.name() == group)
-            .map(|g| g.members().len())
-            .sum())
-    }
-
-    /// Whether `group` is stable (no rebalance under way) with exactly `members` members.
-    pub fn stable_with(&self, group: &str, members: usize, timeout: Duration) -> Result<bool> {
-        let list = self
-            .consumer
-            .fetch_group_list(Some(group), timeout)
-            .during("describing a consumer group")?;
-        Ok(list
-            .groups()
-            .iter()
-            .any(|g| g.name() == group && g.state() == "Stable" && g.members().len() == members))
+            .map(read)
+            .collect())
     }
 }
 
