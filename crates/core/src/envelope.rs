@@ -274,46 +274,25 @@ impl Event {
             + json::map_size_hint(&self.metadata)
             + json::map_size_hint(&self.data);
         let mut out = Vec::with_capacity(capacity);
-        out.extend_from_slice(b"{\"specversion\":");
-        json::write_str(&mut out, SPEC_VERSION);
-        let member = |out: &mut Vec<u8>, name: &str| {
-            out.push(b',');
-            json::write_str(out, name);
-            out.push(b':');
-        };
-        member(&mut out, "id");
-        json::write_str(&mut out, &self.id);
-        member(&mut out, "source");
-        json::write_str(&mut out, &self.source);
-        member(&mut out, "type");
-        json::write_str(&mut out, &self.ty);
-        if let Some(subject) = &self.subject {
-            member(&mut out, "subject");
-            json::write_str(&mut out, subject);
-        }
+        let mut event = json::Object::open(&mut out);
+        event.str("specversion", SPEC_VERSION);
+        event.str("id", &self.id);
+        event.str("source", &self.source);
+        event.str("type", &self.ty);
+        event.opt_str("subject", self.subject.as_deref());
         if let Some(time) = &self.time {
-            member(&mut out, "time");
-            json::write_str(&mut out, &format_time(time));
+            event.str("time", &format_time(time));
         }
-        if let Some(content_type) = &self.datacontenttype {
-            member(&mut out, "datacontenttype");
-            json::write_str(&mut out, content_type);
-        }
-        if let Some(schema) = &self.dataschema {
-            member(&mut out, "dataschema");
-            json::write_str(&mut out, schema);
-        }
+        event.opt_str("datacontenttype", self.datacontenttype.as_deref());
+        event.opt_str("dataschema", self.dataschema.as_deref());
         for (name, value) in &self.extensions {
-            member(&mut out, name);
-            json::write_value(&mut out, value);
+            event.entry(name, value);
         }
         if !self.metadata.is_empty() {
-            member(&mut out, "metadata");
-            json::write_map(&mut out, &self.metadata);
+            event.map("metadata", &self.metadata);
         }
-        member(&mut out, "data");
-        json::write_map(&mut out, &self.data);
-        out.push(b'}');
+        event.map("data", &self.data);
+        event.close();
         out
     }
 }

@@ -81,16 +81,11 @@ pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// `map` as a compact JSON object, in the map's order.
 pub(crate) fn write_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    out.push(b'{');
-    for (n, (key, value)) in map.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        write_str(out, key);
-        out.push(b':');
-        write_value(out, value);
+    let mut object = Object::open(out);
+    for (key, value) in map {
+        object.entry(key, value);
     }
-    out.push(b'}');
+    object.close();
 }
 
 /// An object being written member by member, for writers that know their members (the
@@ -108,15 +103,28 @@ impl<'o> Object<'o> {
         Self { out, first: true }
     }
 
-    fn name(&mut self, name: &str) {
-        debug_assert!(!needs_escape(name.as_bytes()), "member names are plain");
+    fn separate(&mut self) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
+    }
+
+    /// A constant member name, written as it is.
+    fn name(&mut self, name: &str) {
+        debug_assert!(!needs_escape(name.as_bytes()), "member names are plain");
+        self.separate();
         self.out.push(b'"');
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
+    }
+
+    /// A member whose name comes from data (a map's key), escaped as any string.
+    pub(crate) fn entry(&mut self, name: &str, value: &Value) {
+        self.separate();
+        write_str(self.out, name);
+        self.out.push(b':');
+        write_value(self.out, value);
     }
 
     /// A string member.
