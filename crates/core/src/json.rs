@@ -1,4 +1,5 @@
-//! A compact JSON writer into bytes, for the hot output path ([`Event::to_json_bytes`]).
+//! A compact JSON writer into bytes, for the hot output paths: the classifier's outputs
+//! ([`Output`]) and [`Event::to_json_bytes`], both written member by member through [`Object`].
 //!
 //! It writes exactly what `serde_json::to_vec` writes for the same value (compact formatting,
 //! map keys in the map's order, numbers by serde_json itself), so the bytes are the same;
@@ -7,6 +8,7 @@
 //! copied in one piece, and the buffer is sized once.
 //!
 //! [`Event::to_json_bytes`]: crate::envelope::Event::to_json_bytes
+//! [`Output`]: crate::classify::Output
 
 use serde_json::{Map, Value};
 
