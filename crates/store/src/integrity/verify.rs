@@ -346,21 +346,20 @@ impl Store {
                 None => None,
                 Some(_) => {
                     let on_anchor = anchor.get(log).cloned().unwrap_or_default();
-                    // Published after the store was read, and stored by now: not missing.
                     let newer = on_anchor.iter().any(|a| {
                         stored
                             .iter()
                             .all(|s| s.checkpoint.size != a.checkpoint.size)
                     });
-                    let stored_now = if newer {
-                        self.checkpoints(log).await.unwrap_or_default()
+                    let accounted = if newer {
+                        self.in_flight(log, &stored).await?
                     } else {
-                        Vec::new()
+                        InFlight::default()
                     };
                     Some(
                         on_anchor
                             .into_iter()
-                            .map(|a| (stored_now.contains(&a), a))
+                            .map(|a| (accounted.accounts_for(&a), a))
                             .collect::<Vec<_>>(),
                     )
                 }
@@ -590,10 +589,49 @@ impl Store {
         Ok(logs)
     }
 
+    /// What explains a checkpoint of `log` that is on the anchor topic but was not among the
+    /// `stored` ones read before the topic. The sealer publishes, waits for the brokers, stores
+    /// the checkpoints, and only then moves the log's state past them: so the state is read
+    /// first, then the checkpoints. A checkpoint stored by now was published and stored in
+    /// between; one beyond the state's size is still on its way (its sealer is between the
+    /// publish and the move, or died there and its successor will repeat it). One at or below
+    /// the state's size that the store lacks was removed. A log whose state is gone while
+    /// checkpoints of it are stored lost its state: nothing of it counts as on its way.
+    async fn in_flight(&self, log: &LogId, stored: &[SignedCheckpoint]) -> Result<InFlight> {
+        let state = self.log_tail(log).await?;
+        let stored_now = self.checkpoints(log).await?;
+        let sealed = match state {
+            Some(tail) => Some(tail.size),
+            None if stored.is_empty() && stored_now.is_empty() => Some(0),
+            None => None,
+        };
+        Ok(InFlight { stored_now, sealed })
+    }
+
     /// The leaves of one `log_leaves` partition, in offset order.
     async fn block_leaves(&self, log: &LogId, block: i64) -> Result<Vec<(i64, Vec<u8>)>> {
         self.log_leaves(log, block << BLOCK_BITS, (block + 1) << BLOCK_BITS)
             .await
+    }
+}
+
+/// What [`Store::in_flight`] found for one log.
+#[derive(Default)]
+struct InFlight {
+    /// The log's checkpoints as stored now.
+    stored_now: Vec<SignedCheckpoint>,
+    /// The size the log's state says is sealed and stored (`None`: no state to trust).
+    sealed: Option<u64>,
+}
+
+impl InFlight {
+    /// Whether an anchored checkpoint the first read of the store lacked is explained: stored
+    /// since, or beyond what the log's state says is sealed.
+    fn accounts_for(&self, anchored: &SignedCheckpoint) -> bool {
+        self.stored_now.contains(anchored)
+            || self
+                .sealed
+                .is_some_and(|size| anchored.checkpoint.size > size)
     }
 }
 
@@ -658,7 +696,7 @@ fn group_by_log(
 
 /// The checkpoints to check `log` against, by size: the store's, and with an anchor the
 /// anchor's too — every difference between the two is a problem. Each anchored checkpoint
-/// comes with whether the store holds it now (published and stored after `stored` was read).
+/// comes with whether its absence from `stored` is explained ([`InFlight::accounts_for`]).
 fn merge_checkpoints(
     log: &LogId,
     stored: Vec<SignedCheckpoint>,
@@ -674,7 +712,7 @@ fn merge_checkpoints(
     };
     let anchored: BTreeMap<u64, (bool, SignedCheckpoint)> = anchor
         .into_iter()
-        .map(|(stored_now, cp)| (cp.checkpoint.size, (stored_now, cp)))
+        .map(|(accounted, cp)| (cp.checkpoint.size, (accounted, cp)))
         .collect();
     for (size, cp) in &merged {
         match anchored.get(size).map(|(_, a)| a) {
@@ -693,8 +731,8 @@ fn merge_checkpoints(
             Some(_) => {}
         }
     }
-    for (size, (stored_now, cp)) in anchored {
-        if !merged.contains_key(&size) && !stored_now {
+    for (size, (accounted, cp)) in anchored {
+        if !merged.contains_key(&size) && !accounted {
             problems.push(log_problem(
                 ProblemKind::Checkpoint,
                 log,
@@ -994,4 +1032,96 @@ fn unclaimed_rows(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auditflow_core::checkpoint::Checkpoint;
+
+    fn log() -> LogId {
+        LogId {
+            topic: "audit.events".into(),
+            partition: 0,
+        }
+    }
+
+    fn checkpoint(size: u64) -> SignedCheckpoint {
+        Checkpoint {
+            log: log(),
+            size,
+            root: [size as u8; 32],
+            last_offset: size as i64 - 1,
+            time_ms: 0,
+            previous: [0; 32],
+        }
+        .sign(&[7; 32])
+    }
+
+    fn missing(stored: &[u64], anchored: &[u64], found: &InFlight) -> Vec<String> {
+        let mut problems = Vec::new();
+        merge_checkpoints(
+            &log(),
+            stored.iter().map(|s| checkpoint(*s)).collect(),
+            Some(
+                anchored
+                    .iter()
+                    .map(|s| {
+                        let cp = checkpoint(*s);
+                        (found.accounts_for(&cp), cp)
+                    })
+                    .collect(),
+            ),
+            &mut problems,
+        );
+        problems.into_iter().map(|p| p.detail).collect()
+    }
+
+    #[test]
+    fn a_checkpoint_beyond_the_sealed_state_is_on_its_way() {
+        // The sealer published sizes 3 and 4 and has not stored them yet: the state says 2.
+        let found = InFlight {
+            stored_now: vec![checkpoint(1), checkpoint(2)],
+            sealed: Some(2),
+        };
+        assert!(missing(&[1, 2], &[1, 2, 3, 4], &found).is_empty());
+        // A log's first checkpoints, published before its state and checkpoints exist.
+        let first = InFlight {
+            stored_now: Vec::new(),
+            sealed: Some(0),
+        };
+        assert!(missing(&[], &[1, 2, 3, 4], &first).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_the_state_says_is_stored_but_is_not_was_removed() {
+        let found = InFlight {
+            stored_now: vec![checkpoint(1), checkpoint(3)],
+            sealed: Some(3),
+        };
+        assert_eq!(
+            missing(&[1, 3], &[1, 2, 3], &found),
+            ["the checkpoint at size 2 is on the anchor topic but not in the store"]
+        );
+        // Stored between the two reads of the store: not missing.
+        let since = InFlight {
+            stored_now: vec![checkpoint(1), checkpoint(2), checkpoint(3)],
+            sealed: Some(3),
+        };
+        assert!(missing(&[1], &[1, 2, 3], &since).is_empty());
+    }
+
+    #[test]
+    fn a_lost_state_explains_nothing() {
+        // The state row is gone while checkpoints of the log are stored: the newest anchored
+        // checkpoint is missing, not on its way.
+        let found = InFlight {
+            stored_now: vec![checkpoint(1)],
+            sealed: None,
+        };
+        assert_eq!(
+            missing(&[1], &[1, 2], &found),
+            ["the checkpoint at size 2 is on the anchor topic but not in the store"]
+        );
+    }
 }
