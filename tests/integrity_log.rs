@@ -49,6 +49,7 @@ async fn every_stored_record_is_a_leaf_under_signed_chained_anchored_checkpoints
     // Offline: no Kafka, no database in its environment.
     let offline = |file: &std::path::Path| {
         std::process::Command::new(auditflow_binary())
+            .arg("--no-operator-log")
             .args([
                 "verify-proof",
                 file.to_str().unwrap(),

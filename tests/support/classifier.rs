@@ -41,6 +41,7 @@ impl Setup {
         t.actions = format!("{prefix}.security.actions");
         t.blocklist = format!("{prefix}.security.blocklist");
         t.checkpoints = format!("{prefix}.audit.checkpoints");
+        t.operator = format!("{prefix}.audit.operator.action");
         // `unique_name` is `[a-z0-9_]`, so it needs no escaping inside the pattern.
         t.classifier_inputs = vec![format!(r"^{prefix}\.user\..+")];
         t.partitions = 3;

@@ -136,11 +136,30 @@ impl Drop for ChildGuard {
 /// `auditflow <args>` (the binary `cargo build` put next to the tests) pointed at `config`'s
 /// cluster, group prefix and topics, 100 records per transaction, quiet logs, and short
 /// session and transaction timeouts so a killed member's partitions move on quickly.
+///
+/// Commands on audit data run with `--no-operator-log`: each would be one more stored record
+/// for the tests that count them. The operator log's own test uses [`logged_command`].
 pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::process::Command {
-    let t = &config.topics;
     let mut command = std::process::Command::new(auditflow_binary());
+    command.arg("--no-operator-log").args(args);
+    configured(&mut command, bootstrap, config);
     command
-        .args(args)
+}
+
+/// [`service_command`] with the operator log on: a command on audit data publishes its
+/// operator event to `config`'s operator topic (docs/operator-log.md).
+pub fn logged_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
+    let mut command = std::process::Command::new(auditflow_binary());
+    command.args(args);
+    configured(&mut command, bootstrap, config);
+    with_store(&mut command, config);
+    command
+}
+
+/// Points `command` at `config`'s cluster, group prefix and topics (see [`binary_command`]).
+fn configured(command: &mut Command, bootstrap: &str, config: &Config) {
+    let t = &config.topics;
+    command
         .env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
         .env("AUDITFLOW_KAFKA__GROUP_PREFIX", &config.kafka.group_prefix)
         .env("AUDITFLOW_KAFKA__TRANSACTION_MAX_RECORDS", "100")
@@ -160,6 +179,7 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
         .env("AUDITFLOW_TOPICS__ACTIONS", &t.actions)
         .env("AUDITFLOW_TOPICS__BLOCKLIST", &t.blocklist)
         .env("AUDITFLOW_TOPICS__CHECKPOINTS", &t.checkpoints)
+        .env("AUDITFLOW_TOPICS__OPERATOR", &t.operator)
         .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
         // `AUDITFLOW_TEST_CHILD_LOG` (a `RUST_LOG` filter) makes a failing test's services talk.
         .env(
@@ -167,14 +187,19 @@ pub fn binary_command(bootstrap: &str, config: &Config, args: &[&str]) -> std::p
             std::env::var("AUDITFLOW_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdin(std::process::Stdio::null());
-    command
 }
 
 /// The real `auditflow` binary (`args`, e.g. `run sink`) with `config`'s Kafka settings (see
 /// [`kafka::binary_command`]), its store and partition count, and batches of 100 records.
 pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Command {
-    let c = &config.store;
     let mut command = binary_command(bootstrap, config, args);
+    with_store(&mut command, config);
+    command
+}
+
+/// `config`'s store, partition count and checkpoints, and batches of 100 records.
+fn with_store(command: &mut Command, config: &Config) {
+    let c = &config.store;
     command
         .env("AUDITFLOW_KAFKA__BATCH_MAX_RECORDS", "100")
         .env(
@@ -189,7 +214,6 @@ pub fn service_command(bootstrap: &str, config: &Config, args: &[&str]) -> Comma
             "AUDITFLOW_INTEGRITY__CHECKPOINT_EVERY",
             config.integrity.checkpoint_every.to_string(),
         );
-    command
 }
 
 /// Starts `command` (a service) with its metrics on 127.0.0.1:`metrics_port`, so the test can

@@ -199,6 +199,7 @@ pub fn sink_topics(config: &Config) -> Vec<String> {
 pub fn auditflow(setup: &SinkSetup, args: &[&str]) -> (i32, String, String) {
     let c = &setup.config.store;
     let out = std::process::Command::new(auditflow_binary())
+        .arg("--no-operator-log")
         .args(args)
         .env("AUDITFLOW_STORE__KEYSPACE", &c.keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", c.nodes))

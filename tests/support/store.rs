@@ -45,6 +45,7 @@ pub async fn drop_keyspace(keyspace: &str) {
 /// with the built-in development key (as [`settings`]).
 pub fn auditflow_at(keyspace: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(crate::processes::auditflow_binary())
+        .arg("--no-operator-log")
         .args(args)
         .env("AUDITFLOW_STORE__KEYSPACE", keyspace)
         .env("AUDITFLOW_STORE__NODES", format!("{:?}", require_cql()))

@@ -27,6 +27,12 @@ pub struct GlobalArgs {
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Who runs this, for the operator log; default: `[operator] name`, else the OS user.
+    #[arg(long, global = true, env = "AUDITFLOW_OPERATOR")]
+    pub operator: Option<String>,
+    /// Run a command on audit data without recording it in the operator log (local use only).
+    #[arg(long, global = true)]
+    pub no_operator_log: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +180,11 @@ pub enum GdprCommand {
     Anonymize {
         #[arg(long)]
         user: String,
+    },
+    /// The receipt of a `delete` or `anonymize`, as JSON, from the operator log.
+    Receipt {
+        /// The request id the erasure printed.
+        request_id: String,
     },
 }
 

@@ -66,6 +66,8 @@ pub struct Config {
     pub security: SecuritySettings,
     /// `[integrity]`: the tamper-evident log's checkpoints and their signing key.
     pub integrity: IntegritySettings,
+    /// `[operator]`: who runs the command-line tool, for the operator log.
+    pub operator: OperatorSettings,
 }
 
 /// `[sampling]`: type pattern → rate, in declaration order (it breaks specificity ties,
@@ -229,6 +231,9 @@ pub struct Topics {
     /// Where the sink publishes the signed checkpoints of the tamper-evident log: the anchor
     /// outside the database (created never compacted, with unlimited retention).
     pub checkpoints: String,
+    /// Where operator commands publish what they did to audit data (`audit.operator.action`
+    /// events, docs/operator-log.md); the sink stores them.
+    pub operator: String,
     /// What the classifier reads: topic names, or regular expressions starting with `^`.
     pub classifier_inputs: Vec<String>,
     /// Partitions of each topic `auditflow topics create` makes.
@@ -267,6 +272,7 @@ impl Default for Topics {
             actions: "security.actions".into(),
             blocklist: "security.blocklist".into(),
             checkpoints: "audit.checkpoints".into(),
+            operator: "audit.operator.action".into(),
         }
     }
 }
@@ -459,6 +465,14 @@ impl Default for IntegritySettings {
             signing_key_env: "AUDITFLOW_SIGNING_KEY".into(),
         }
     }
+}
+
+/// `[operator]`: the operator log (docs/operator-log.md).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorSettings {
+    /// Who runs the command-line tool, when `--operator` does not say; the OS user otherwise.
+    pub name: Option<String>,
 }
 
 /// `[security]`: the security monitor's detection rules (docs/security-rules.md). Durations are in

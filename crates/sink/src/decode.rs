@@ -9,6 +9,7 @@
 use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::Limits;
 use auditflow_core::detect::ALERT_TYPE;
+use auditflow_core::operator::{OPERATOR_ACTION_TYPE, OperatorAction};
 use auditflow_core::retention::RetentionPolicy;
 use auditflow_core::{AuditRecord, Event, Reason, RetentionClass};
 use auditflow_runtime::kafka::cloudevents::decode_event;
@@ -19,17 +20,37 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 /// Decodes one record. `now` is the event time of last resort (no `time`, no Kafka timestamp).
+/// `operator_topic` is the operator log's topic: it holds operator events only, and they are
+/// taken from nowhere else (a producer of audit records cannot forge an operator's).
 pub fn decode(
     record: &InputRecord,
     limits: &Limits,
     policy: &RetentionPolicy,
+    operator_topic: &str,
     now: DateTime<Utc>,
 ) -> Result<StorableRecord, DeadLetter> {
     let decoded = decode_event(record, limits, now)?;
     let event_time = decoded.time();
     let event = decoded.event;
 
-    let (kind, user_id, labels, class) = if event.ty == ALERT_TYPE {
+    let on_operator_topic = record.topic == operator_topic;
+    if on_operator_topic != (event.ty == OPERATOR_ACTION_TYPE) {
+        return Err(DeadLetter::new(
+            Reason::SchemaViolation.as_str(),
+            format!(
+                "{OPERATOR_ACTION_TYPE} events belong on the operator log's topic, and only they"
+            ),
+        ));
+    }
+    let (kind, user_id, labels, class) = if on_operator_topic {
+        let (user_id, labels) = operator_action(&event)?;
+        (
+            RecordKind::OperatorAction,
+            Some(user_id),
+            labels,
+            RetentionClass::Security,
+        )
+    } else if event.ty == ALERT_TYPE {
         let (user_id, labels) = alert(&event.data)?;
         (RecordKind::Alert, user_id, labels, RetentionClass::Security)
     } else {
@@ -135,6 +156,20 @@ fn alert(data: &Map<String, Value>) -> Result<(Option<String>, Labels), DeadLett
     Ok((text("user_id").map(str::to_owned), labels))
 }
 
+/// An operator event: filed under the operator; its command, outcome and record count are its
+/// clear labels (what the compliance report counts).
+fn operator_action(event: &Event) -> Result<(String, Labels), DeadLetter> {
+    let action = OperatorAction::from_event(event)
+        .map_err(|e| DeadLetter::new(Reason::SchemaViolation.as_str(), e.to_string()))?;
+    let labels = Labels {
+        action: Some(action.command),
+        outcome: Some(action.outcome.as_str().to_owned()),
+        record_count: action.records.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        ..Labels::default()
+    };
+    Ok((action.operator, labels))
+}
+
 fn extension_text<'e>(event: &'e Event, name: &str) -> Option<&'e str> {
     event.extensions.get(name).and_then(Value::as_str)
 }
@@ -174,6 +209,7 @@ mod tests {
             &input(value),
             &Limits::default(),
             &RetentionPolicy::new(),
+            "audit.operator.action",
             Utc::now(),
         )
     }
@@ -293,9 +329,58 @@ mod tests {
             &not_json,
             &Limits::default(),
             &RetentionPolicy::new(),
+            "audit.operator.action",
             Utc::now(),
         )
         .unwrap_err();
         assert_eq!(err.reason, "invalid_json");
+    }
+
+    fn on_topic(topic: &str, value: Value) -> Result<StorableRecord, DeadLetter> {
+        decode(
+            &InputRecord {
+                topic: topic.into(),
+                ..input(value)
+            },
+            &Limits::default(),
+            &RetentionPolicy::new(),
+            "audit.operator.action",
+            Utc::now(),
+        )
+    }
+
+    fn operator_event() -> Value {
+        json!({"specversion": "1.0", "id": "op-1", "source": "/auditflow/cli",
+            "type": "audit.operator.action", "time": "2026-12-03T10:00:00Z",
+            "data": {"operator": "alice", "command": "gdpr.delete", "arguments": {},
+                     "subject": "ab", "outcome": "success", "exit_code": 0, "records": 4,
+                     "started": "2026-12-03T09:59:59.000Z"}})
+    }
+
+    #[test]
+    fn an_operator_event_is_filed_under_the_operator_as_security() {
+        let op = on_topic("audit.operator.action", operator_event()).unwrap();
+        assert_eq!(
+            (op.kind, op.class),
+            (RecordKind::OperatorAction, RetentionClass::Security)
+        );
+        assert_eq!(op.user_id.as_deref(), Some("alice"));
+        assert_eq!(op.labels.action.as_deref(), Some("gdpr.delete"));
+        assert_eq!(op.labels.outcome.as_deref(), Some("success"));
+        assert_eq!(op.labels.record_count, Some(4));
+    }
+
+    #[test]
+    fn operator_events_come_from_the_operator_topic_only() {
+        let elsewhere = on_topic("audit.user.action", operator_event()).unwrap_err();
+        assert_eq!(elsewhere.reason, "schema_violation");
+        let mut not_operator = operator_event();
+        not_operator["type"] = json!("audit.user.action");
+        let intruder = on_topic("audit.operator.action", not_operator).unwrap_err();
+        assert_eq!(intruder.reason, "schema_violation");
+        let mut anonymous = operator_event();
+        anonymous["data"]["operator"] = json!("");
+        let anonymous = on_topic("audit.operator.action", anonymous).unwrap_err();
+        assert_eq!(anonymous.reason, "schema_violation");
     }
 }

@@ -49,9 +49,12 @@ pub const SERVICE: &str = "sink";
 /// Why the sink stopped: its store (connecting, migrating) or the Kafka harness.
 pub type Error = ServiceError<StoreError>;
 
-/// The topics the sink reads (docs/topics-and-records.md).
+/// The topics the sink reads (docs/topics-and-records.md): the stored ones and the operator
+/// log (docs/operator-log.md).
 pub fn input_topics(config: &Config) -> Vec<String> {
-    config.topics.stored()
+    let mut topics = config.topics.stored();
+    topics.push(config.topics.operator.clone());
+    topics
 }
 
 /// Loads the signing key, creates the anchor topic if missing, and starts the sealer.
@@ -85,7 +88,8 @@ async fn start_sealer(
 const SEALER_FINISH: Duration = Duration::from_secs(30);
 
 /// Runs the sink until its shutdown: migrates the schema (idempotent), creates the anchor topic
-/// if missing, loads the checkpoint signing key, then consumes the audit topics in group
+/// and the operator log's if missing, loads the checkpoint signing key, then consumes the audit
+/// topics and the operator log in group
 /// `<group_prefix>sink`, sealing what it committed into the tamper-evident log.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
@@ -95,6 +99,13 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
         let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
+        // The operator log's topic is written by the command-line tool only: it may not exist
+        // yet when the sink subscribes to it.
+        let operator: Vec<_> = topics::planned_topics(&config.topics)
+            .into_iter()
+            .filter(|t| t.name == config.topics.operator)
+            .collect();
+        topics::ensure_topics(&config.kafka, &operator).await?;
         let sealer = if config.integrity.enabled {
             let (sealer, task) = start_sealer(config, &store).await?;
             *started.lock().unwrap_or_else(|p| p.into_inner()) = Some((sealer.clone(), task));
@@ -110,6 +121,7 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
         Ok(SinkWriter::new(
             store,
             config.limits.clone(),
+            config.topics.operator.clone(),
             sealer,
             metrics.clone(),
         ))

@@ -31,6 +31,8 @@ pub struct SinkWriter {
     store: Arc<Store>,
     limits: Limits,
     policy: RetentionPolicy,
+    /// The operator log's topic (operator events are taken from it only).
+    operator_topic: String,
     /// `None` with `[integrity] enabled = false`: records are stored in no log.
     sealer: Option<Sealer>,
     /// Where the CQL requests and rows written are counted.
@@ -42,6 +44,7 @@ impl SinkWriter {
     pub(crate) fn new(
         store: Arc<Store>,
         limits: Limits,
+        operator_topic: String,
         sealer: Option<Sealer>,
         metrics: ServiceMetrics,
     ) -> Self {
@@ -49,6 +52,7 @@ impl SinkWriter {
             store,
             limits,
             policy: RetentionPolicy::new(),
+            operator_topic,
             sealer,
             metrics,
         }
@@ -109,7 +113,7 @@ impl BatchWriter for SinkWriter {
                 outcomes.push(Written::Ignored);
                 continue;
             }
-            match decode(input, &self.limits, &self.policy, now) {
+            match decode(input, &self.limits, &self.policy, &self.operator_topic, now) {
                 Ok(mut record) => {
                     if self.sealer.is_none() {
                         record.position = None;

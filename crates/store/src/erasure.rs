@@ -44,8 +44,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::TryStreamExt;
 
 use crate::Store;
-use crate::crypto::Subject;
+use crate::crypto::{Keyring, MasterKey, Subject};
 use crate::error::{Result, StoreError};
+use auditflow_core::config::StoreSettings;
 
 /// Erasures a poll looks back on before the last one, for the clocks of coordinators and a
 /// poll that overlapped an erasure.
@@ -103,6 +104,18 @@ pub(crate) fn days_between(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Na
         }
     }
     days
+}
+
+/// A user's keyed pseudonym, as 64 hex digits: the name under which the store files their key
+/// and their erasure, stable across an erasure, and telling nobody without the master key who it
+/// is. The operator log names users by it (docs/operator-log.md). Needs the master key only,
+/// not the cluster.
+pub fn subject_pseudonym(settings: &StoreSettings, user_id: &str) -> Result<String> {
+    let (master, _) = MasterKey::load(settings)?;
+    let keyring = Keyring::new(&master);
+    Ok(auditflow_core::hex::encode(
+        &keyring.user_ref(Subject::User(user_id)),
+    ))
 }
 
 impl Store {

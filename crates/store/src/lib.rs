@@ -73,7 +73,7 @@ pub use auditflow_core::RetentionClass;
 pub use batch::WriteStats;
 pub use crypto::KeySource;
 pub use durability::Durability;
-pub use erasure::{RESERVED_SUBJECTS, is_reserved_subject};
+pub use erasure::{RESERVED_SUBJECTS, is_reserved_subject, subject_pseudonym};
 pub use error::{Result, StoreError};
 pub use expiry::ExpiryLimit;
 pub use migrate::MigrationReport;

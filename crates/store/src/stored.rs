@@ -27,6 +27,9 @@ pub enum RecordKind {
     SecurityEvent,
     /// `security.alerts`: also stored by time, for `report security`.
     Alert,
+    /// `audit.operator.action`: what an operator's command did to audit data, filed under the
+    /// operator (docs/operator-log.md).
+    OperatorAction,
 }
 
 impl RecordKind {
@@ -37,6 +40,7 @@ impl RecordKind {
             Self::DataAccess => "data_access",
             Self::SecurityEvent => "security_event",
             Self::Alert => "alert",
+            Self::OperatorAction => "operator_action",
         }
     }
 
@@ -47,6 +51,7 @@ impl RecordKind {
             Self::DataAccess,
             Self::SecurityEvent,
             Self::Alert,
+            Self::OperatorAction,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

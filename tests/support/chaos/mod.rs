@@ -148,6 +148,7 @@ alerts = "{al}"
 actions = "{ac}"
 blocklist = "{bl}"
 checkpoints = "{cp}"
+operator = "{op}"
 classifier_inputs = ["{ut}", "{st}"]
 partitions = {PARTITIONS}
 
@@ -173,6 +174,7 @@ id_secret_env = ""
         dlq = t("audit.dlq"),
         al = t("security.alerts"),
         ac = t("security.actions"),
+        op = t("audit.operator.action"),
         bl = t("security.blocklist"),
         cp = t("audit.checkpoints"),
         ut = names.user_topic,
@@ -186,6 +188,7 @@ id_secret_env = ""
 /// `auditflow <args>` with the run's configuration; its output, or why it failed.
 fn auditflow(s: &Settings, config_file: &Path, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(&s.binary)
+        .arg("--no-operator-log")
         .args(args)
         .env("AUDITFLOW_CONFIG", config_file)
         .env("RUST_LOG", "warn")
@@ -680,6 +683,7 @@ fn verify_row(s: &Settings, config_file: &Path, expected: &[ledger::Expected]) -
         ..Row::default()
     };
     let out = std::process::Command::new(&s.binary)
+        .arg("--no-operator-log")
         .args(["verify", "--json"])
         .env("AUDITFLOW_CONFIG", config_file)
         .env("RUST_LOG", "warn")

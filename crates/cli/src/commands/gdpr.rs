@@ -26,18 +26,28 @@
 
 use std::process::ExitCode;
 
+use auditflow_core::operator::{OperatorAction, Receipt, rfc3339};
 use auditflow_core::{Config, RetentionClass};
-use auditflow_store::{MAX_PAGE, PageToken, Store, StoredRecord, TimeRange, is_reserved_subject};
+use auditflow_store::{
+    MAX_PAGE, PageToken, RecordKind, Store, StoredRecord, TimeRange, is_reserved_subject,
+};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::operator_log::Audited;
 use crate::cli::GdprCommand;
 
-pub fn run(command: &GdprCommand, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    command: &GdprCommand,
+    config: &Config,
+    json: bool,
+    out: &mut Audited,
+) -> anyhow::Result<ExitCode> {
     let (verb, user) = match command {
         GdprCommand::Export { user } => ("export", user),
         GdprCommand::Delete { user } => ("delete", user),
         GdprCommand::Anonymize { user } => ("anonymize", user),
+        GdprCommand::Receipt { request_id } => return receipt(request_id, config, out),
     };
     if user.is_empty() {
         eprintln!("auditflow gdpr {verb}: --user must not be empty");
@@ -53,19 +63,75 @@ pub fn run(command: &GdprCommand, config: &Config, json: bool) -> anyhow::Result
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
+        let trail = whole_trail(&store, user).await?;
+        out.records = Some(trail.len() as u64);
         match command {
             GdprCommand::Export { .. } => {
-                let trail = whole_trail(&store, user).await?;
-                println!("{}", export_document(user, Utc::now(), &trail, config));
+                out.line(export_document(user, Utc::now(), &trail, config));
             }
-            GdprCommand::Delete { .. } | GdprCommand::Anonymize { .. } => {
+            _ => {
                 let destroyed = store.destroy_user_key(user).await?;
                 tracing::info!(verb, destroyed, "gdpr erasure done");
-                print_erasure(verb, user, destroyed, json);
+                let receipt = Receipt {
+                    request_id: out.request_id.clone(),
+                    request: verb.to_owned(),
+                    time: rfc3339(Utc::now()),
+                    subject: out.subject.clone().unwrap_or_default(),
+                    key_destroyed: destroyed,
+                    records_made_unreadable: if destroyed { trail.len() as u64 } else { 0 },
+                };
+                print_erasure(out, user, &receipt, json);
+                out.receipt = Some(receipt);
             }
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `gdpr receipt <id>`: the receipt the operator log stored for an erasure, as JSON.
+fn receipt(request_id: &str, config: &Config, out: &mut Audited) -> anyhow::Result<ExitCode> {
+    if request_id.is_empty() {
+        eprintln!("auditflow gdpr receipt: the request id must not be empty");
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = super::runtime()?;
+    let stored = runtime.block_on(async {
+        let store = Store::connect(&config.store, &config.retention).await?;
+        anyhow::Ok(store.get_by_id(request_id).await?)
+    })?;
+    let found = stored
+        .filter(|r| r.kind == RecordKind::OperatorAction)
+        .map(|r| r.event);
+    let action = match found {
+        None => anyhow::bail!(
+            "no erasure request {request_id:?} is stored (the sink stores the operator log: a \
+             request made seconds ago may not be yet)"
+        ),
+        Some(None) => anyhow::bail!(
+            "request {request_id:?} is stored, but its operator was erased: it can no longer be read"
+        ),
+        Some(Some(event)) => {
+            let Value::Object(object) = event else {
+                anyhow::bail!("request {request_id:?}: the stored event is not an object");
+            };
+            let event = auditflow_core::Event::from_json_object(object)
+                .map_err(|e| anyhow::anyhow!("request {request_id:?}: {e}"))?;
+            OperatorAction::from_event(&event)?
+        }
+    };
+    let Some(receipt) = action.receipt else {
+        anyhow::bail!(
+            "request {request_id:?} is a `{}`, not an erasure",
+            action.command
+        );
+    };
+    out.records = Some(1);
+    out.line(json!({
+        "receipt": receipt,
+        "operator": action.operator,
+        "outcome": action.outcome,
+    }));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every record of the user, newest first, page after page.
@@ -114,31 +180,39 @@ fn export_document(
     })
 }
 
-fn print_erasure(verb: &str, user: &str, destroyed: bool, json: bool) {
+fn print_erasure(out: &mut Audited, user: &str, receipt: &Receipt, json: bool) {
+    let destroyed = receipt.key_destroyed;
     if json {
-        let out = json!({
+        out.line(json!({
             "user_id": user,
-            "operation": verb,
+            "operation": receipt.request,
             "key_destroyed": destroyed,
             "had_data": destroyed,
-        });
-        println!("{out}");
+            "receipt": receipt,
+        }));
         return;
     }
-    let done = if verb == "anonymize" {
+    let done = if receipt.request == "anonymize" {
         "anonymized"
     } else {
         "erased"
     };
     if destroyed {
-        println!(
-            "{done} {user:?}: their data key is destroyed; their records can no longer be read \
-             or found by user, and remain countable in reports by non-personal labels only \
-             until their retention period ends"
-        );
+        out.line(format!(
+            "{done} {user:?}: their data key is destroyed; {} records can no longer be read or \
+             found by user, and remain countable in reports by non-personal labels only until \
+             their retention period ends",
+            receipt.records_made_unreadable
+        ));
     } else {
-        println!("{done} {user:?}: nothing was stored for this user (or it was already erased)");
+        out.line(format!(
+            "{done} {user:?}: nothing was stored for this user (or it was already erased)"
+        ));
     }
+    out.line(format!(
+        "receipt: auditflow gdpr receipt {}",
+        receipt.request_id
+    ));
 }
 
 #[cfg(test)]

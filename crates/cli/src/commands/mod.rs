@@ -11,6 +11,7 @@ mod gdpr;
 mod loadgen;
 mod migrate;
 mod ndjson;
+mod operator_log;
 mod prove;
 mod query;
 mod report;
@@ -32,16 +33,44 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { service } => run::run(service, &config),
         Command::Migrate => migrate::run(&config, json),
         Command::Topics { command } => topics::run(command, &config, json),
-        Command::Query(args) => query::run(&args, &config, json),
-        Command::Trail(args) => trail::run(&args, &config, json),
         Command::Demo => demo::run(&config, json),
-        Command::Gdpr { command } => gdpr::run(&command, &config, json),
-        Command::Report { command } => report::run(&command, &config, json),
         Command::Loadgen(args) => loadgen::run(&args, &config, json),
-        Command::Verify(args) => verify::run(&args, &config, json),
         Command::Keys { command } => verify::keys(&command, &config, json),
-        Command::Prove { event_id } => prove::prove(&event_id, &config),
         Command::VerifyProof { file, public_key } => prove::verify_proof(&file, &public_key, json),
+        command @ (Command::Query(_)
+        | Command::Trail(_)
+        | Command::Gdpr { .. }
+        | Command::Report { .. }
+        | Command::Verify(_)
+        | Command::Prove { .. }) => {
+            let Some(described) = operator_log::describe(&command) else {
+                anyhow::bail!(
+                    "internal: a command on audit data is not described for the operator log"
+                );
+            };
+            operator_log::run(&cli.global, &config, described, |audited| {
+                audited_command(&command, &config, json, audited)
+            })
+        }
+    }
+}
+
+/// The commands on audit data ([`operator_log::describe`]), writing their output into
+/// `audited` for the operator log to release.
+fn audited_command(
+    command: &Command,
+    config: &auditflow_core::Config,
+    json: bool,
+    audited: &mut operator_log::Audited,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Query(args) => query::run(args, config, json, audited),
+        Command::Trail(args) => trail::run(args, config, json, audited),
+        Command::Gdpr { command } => gdpr::run(command, config, json, audited),
+        Command::Report { command } => report::run(command, config, json, audited),
+        Command::Verify(args) => verify::run(args, config, json, audited),
+        Command::Prove { event_id } => prove::prove(event_id, config, audited),
+        _ => anyhow::bail!("internal: not a command on audit data"),
     }
 }
 

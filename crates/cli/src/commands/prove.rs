@@ -13,7 +13,9 @@ use auditflow_core::Config;
 use auditflow_store::Store;
 use auditflow_store::integrity::{ProofOutcome, RecordProof, SigningKey};
 
-pub fn prove(event_id: &str, config: &Config) -> anyhow::Result<ExitCode> {
+use super::operator_log::Audited;
+
+pub fn prove(event_id: &str, config: &Config, out: &mut Audited) -> anyhow::Result<ExitCode> {
     if event_id.is_empty() {
         eprintln!("auditflow prove: the event id must not be empty");
         return Ok(ExitCode::from(2));
@@ -33,7 +35,8 @@ pub fn prove(event_id: &str, config: &Config) -> anyhow::Result<ExitCode> {
                     "the stored log does not prove this record ({why}): run auditflow verify"
                 );
             }
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            out.records = Some(1);
+            out.line(serde_json::to_string_pretty(&proof)?);
             return Ok(ExitCode::SUCCESS);
         }
         ProofOutcome::NotFound => "no stored record has this id",

@@ -11,9 +11,15 @@ use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange}
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
+use super::operator_log::Audited;
 use crate::cli::QueryArgs;
 
-pub fn run(args: &QueryArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &QueryArgs,
+    config: &Config,
+    json: bool,
+    out: &mut Audited,
+) -> anyhow::Result<ExitCode> {
     let query = match Query::parse(args) {
         Ok(query) => query,
         Err(usage) => {
@@ -34,15 +40,15 @@ pub fn run(args: &QueryArgs, config: &Config, json: bool) -> anyhow::Result<Exit
             )
             .await
     })?;
+    out.records = Some(page.records.len() as u64);
     if json {
-        let out = json!({
+        out.line(json!({
             "user_id": args.user,
             "records": page.records,
             "next_page": page.next.as_ref().map(ToString::to_string),
-        });
-        println!("{out}");
+        }));
     } else {
-        print_table(&args.user, &page);
+        print_table(out, &args.user, &page);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -108,33 +114,36 @@ pub(crate) fn timestamp(flag: &str, text: &str) -> Result<DateTime<Utc>, String>
     ))
 }
 
-fn print_table(user: &str, page: &Page) {
+fn print_table(out: &mut Audited, user: &str, page: &Page) {
     if page.records.is_empty() {
-        println!("no records for this user");
+        out.line("no records for this user");
         return;
     }
     let rows: Vec<Vec<String>> = page.records.iter().map(|r| row(r).to_vec()).collect();
     print_rows(
+        out,
         &["TIME", "CLASS", "KIND", "ACTION", "OUTCOME", "RISK", "IP"],
         &rows,
     );
     if let Some(next) = &page.next {
-        println!("more: auditflow query --user {user:?} --page {next}");
+        out.line(format!(
+            "more: auditflow query --user {user:?} --page {next}"
+        ));
     }
 }
 
 /// Prints `rows` under `headers`, each column as wide as its widest cell (shared by the
 /// commands that print tables: `query`, `report`).
-pub(crate) fn print_rows(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_rows(out: &mut Audited, headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
         let padded: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        out.line(padded.join("  ").trim_end());
     };
     line(&mut headers.iter().copied());
     for r in rows {

@@ -22,13 +22,19 @@ use auditflow_store::{MAX_PAGE, PageToken, RecordKind, Store, StoredRecord, Time
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::operator_log::Audited;
 use super::query::{print_rows, timestamp};
 use crate::cli::{ReportCommand, TimeRange as RangeArgs};
 
 /// The default range: the last 30 days.
 const DEFAULT_DAYS: i64 = 30;
 
-pub fn run(command: &ReportCommand, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    command: &ReportCommand,
+    config: &Config,
+    json: bool,
+    out: &mut Audited,
+) -> anyhow::Result<ExitCode> {
     let (name, range_args) = match command {
         ReportCommand::UserActivity { range, .. } => ("user-activity", range),
         ReportCommand::Security { range } => ("security", range),
@@ -63,20 +69,21 @@ pub fn run(command: &ReportCommand, config: &Config, json: bool) -> anyhow::Resu
         anyhow::Ok(report)
     })?;
     let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    out.records = Some(report.records);
     if json {
-        let mut out = json!({"report": name, "from": time(from), "to": time(to)});
-        if let (Some(out), Value::Object(fields)) = (out.as_object_mut(), report.json) {
-            out.extend(fields);
+        let mut document = json!({"report": name, "from": time(from), "to": time(to)});
+        if let (Some(document), Value::Object(fields)) = (document.as_object_mut(), report.json) {
+            document.extend(fields);
         }
-        println!("{out}");
+        out.line(document);
     } else {
-        println!("{name} report, {} to {}", time(from), time(to));
+        out.line(format!("{name} report, {} to {}", time(from), time(to)));
         for (title, headers, rows) in &report.tables {
-            println!("\n{title}");
+            out.line(format!("\n{title}"));
             if rows.is_empty() {
-                println!("(none)");
+                out.line("(none)");
             } else {
-                print_rows(headers, rows);
+                print_rows(out, headers, rows);
             }
         }
     }
@@ -153,6 +160,8 @@ async fn records_by_time(
 struct Report {
     json: Value,
     tables: Vec<Table>,
+    /// How many stored records it was made from.
+    records: u64,
 }
 
 /// A title, the column headers and the rows.
@@ -194,6 +203,7 @@ fn user_activity(user: &str, records: &[StoredRecord]) -> Report {
     ));
     let (by_kind, kind_rows) = single(&count(records.iter().map(|r| r.kind.as_str().to_owned())));
     Report {
+        records: records.len() as u64,
         json: json!({
             "user_id": user,
             "total": records.len(),
@@ -236,6 +246,7 @@ fn security(records: &[StoredRecord]) -> Report {
     let (events_json, event_rows) = pairs(&events, "event_type", "severity");
     let (alerts_json, alert_rows) = pairs(&alerts, "rule", "level");
     Report {
+        records: records.len() as u64,
         json: json!({
             "security_events": {
                 "total": events.values().sum::<u64>(),
@@ -292,6 +303,7 @@ fn compliance(records: &[StoredRecord], config: &Config) -> Report {
         }
     }
     Report {
+        records: records.len() as u64,
         json: json!({"total": records.len(), "by_class": classes}),
         tables: vec![(
             "records by retention class",

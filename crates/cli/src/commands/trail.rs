@@ -22,9 +22,15 @@ use auditflow_store::causality::{CausalRecord, CausalityIndex, MAX_READ};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
+use super::operator_log::Audited;
 use crate::cli::TrailArgs;
 
-pub fn run(args: &TrailArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &TrailArgs,
+    config: &Config,
+    json: bool,
+    out: &mut Audited,
+) -> anyhow::Result<ExitCode> {
     let target = match (&args.event_id, &args.correlation) {
         (Some(id), None) if !id.is_empty() => Target::Event(id),
         (None, Some(id)) if !id.is_empty() => Target::Correlation(id),
@@ -43,9 +49,9 @@ pub fn run(args: &TrailArgs, config: &Config, json: bool) -> anyhow::Result<Exit
                     bail!("no event with id {id:?} in the causality index");
                 };
                 if json {
-                    println!("{}", serde_json::to_string(&trail)?);
+                    out.line(serde_json::to_string(&trail)?);
                 } else {
-                    print!("{}", render_trail(&trail));
+                    out.text(render_trail(&trail));
                 }
             }
             Target::Correlation(id) => {
@@ -53,15 +59,15 @@ pub fn run(args: &TrailArgs, config: &Config, json: bool) -> anyhow::Result<Exit
                 if members.items.is_empty() {
                     bail!("no event with correlation id {id:?} in the causality index");
                 }
+                out.records = Some(members.items.len() as u64);
                 if json {
-                    let out = json!({
+                    out.line(json!({
                         "correlation_id": id,
                         "members": members.items,
                         "more": members.more,
-                    });
-                    println!("{out}");
+                    }));
                 } else {
-                    print!("{}", render_conversation(id, &members.items, members.more));
+                    out.text(render_conversation(id, &members.items, members.more));
                 }
             }
         }

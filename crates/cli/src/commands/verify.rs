@@ -15,13 +15,19 @@ use auditflow_store::Store;
 use auditflow_store::integrity::{Problem, Report, SigningKey, VerifyOptions};
 use chrono::Utc;
 
+use super::operator_log::Audited;
 use crate::cli::{Anchor, KeysCommand, VerifyArgs};
 use crate::commands::query::timestamp;
 
 /// How long reading the anchor topic to its end may take.
 const ANCHOR_READ: Duration = Duration::from_secs(120);
 
-pub fn run(args: &VerifyArgs, config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &VerifyArgs,
+    config: &Config,
+    json: bool,
+    out: &mut Audited,
+) -> anyhow::Result<ExitCode> {
     let usage = |why: String| {
         eprintln!("auditflow verify: {why}");
         Ok(ExitCode::from(2))
@@ -73,10 +79,11 @@ pub fn run(args: &VerifyArgs, config: &Config, json: bool) -> anyhow::Result<Exi
             .await?;
         anyhow::Ok(report)
     })?;
+    out.records = Some(report.verified);
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        out.line(serde_json::to_string(&report)?);
     } else {
-        print_report(&report);
+        print_report(out, &report);
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
@@ -104,35 +111,35 @@ fn anchored(config: &Config) -> anyhow::Result<Vec<SignedCheckpoint>> {
         .collect()
 }
 
-fn print_report(report: &Report) {
+fn print_report(out: &mut Audited, report: &Report) {
     for problem in &report.problems {
-        println!("{}", problem_line(problem));
+        out.line(problem_line(problem));
     }
     if report.is_clean() {
-        println!(
+        out.line(format!(
             "verified {} records in {} checkpoints over {} logs",
             report.verified, report.checkpoints, report.logs
-        );
+        ));
     } else {
-        println!(
+        out.line(format!(
             "verification FAILED: {} problems; {} records verified in {} checkpoints over {} logs",
             report.problems.len(),
             report.verified,
             report.checkpoints,
             report.logs
-        );
+        ));
     }
     if report.not_covered > 0 {
-        println!(
+        out.line(format!(
             "{} records stored after their log's last checkpoint are not yet covered",
             report.not_covered
-        );
+        ));
     }
     if report.expired > 0 {
-        println!(
+        out.line(format!(
             "{} records past their retention period are gone (expired)",
             report.expired
-        );
+        ));
     }
 }
 

@@ -87,6 +87,7 @@ impl Topics {
             ("actions", &self.actions),
             ("blocklist", &self.blocklist),
             ("checkpoints", &self.checkpoints),
+            ("operator", &self.operator),
         ];
         for (key, name) in topics {
             let legal = !name.is_empty()

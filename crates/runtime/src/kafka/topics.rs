@@ -71,6 +71,8 @@ pub fn planned_topics(topics: &Topics) -> Vec<TopicSpec> {
                 ("retention.bytes", "-1".to_owned()),
             ],
         ),
+        // The operator log: the sink stores it, under the security retention class.
+        spec(&topics.operator, vec![]),
     ]
 }
 
@@ -197,7 +199,8 @@ mod tests {
                 "security.alerts",
                 "security.actions",
                 "security.blocklist",
-                "audit.checkpoints"
+                "audit.checkpoints",
+                "audit.operator.action"
             ]
         );
         let anchor = plan.iter().find(|s| s.name == "audit.checkpoints").unwrap();
