@@ -51,6 +51,7 @@ impl Corner {
             ("AUDITFLOW_TOPICS__ACTIONS", topic("security.actions")),
             ("AUDITFLOW_TOPICS__BLOCKLIST", topic("security.blocklist")),
             ("AUDITFLOW_TOPICS__CHECKPOINTS", topic("audit.checkpoints")),
+            ("AUDITFLOW_TOPICS__OPERATOR", topic("audit.operator.action")),
             // `unique_name` is `[a-z0-9_]`: no escaping needed inside the pattern.
             (
                 "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::format::Format;
 use crate::services::Target;
 
 #[derive(Debug, Parser)]
@@ -152,6 +153,8 @@ pub struct QueryArgs {
     /// Continue from the token a previous page printed.
     #[arg(long)]
     pub page: Option<String>,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
@@ -190,23 +193,39 @@ pub enum GdprCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// One user's activity.
+    /// One user's activity: actions, risk, timeline, security events.
     UserActivity {
         #[arg(long)]
         user: String,
         #[command(flatten)]
         range: TimeRange,
+        #[command(flatten)]
+        output: Output,
     },
-    /// Security events and alerts.
+    /// Security events and alerts, threat sources, recommendations.
     Security {
         #[command(flatten)]
         range: TimeRange,
+        #[command(flatten)]
+        output: Output,
     },
-    /// Retention and compliance overview.
+    /// GDPR requests, commands on audit data, retention, audit completeness.
     Compliance {
         #[command(flatten)]
         range: TimeRange,
+        #[command(flatten)]
+        output: Output,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Output format; default: a table (JSON with `--json`).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the output to this file instead of standard output (required for `html`).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

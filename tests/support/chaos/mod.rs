@@ -211,9 +211,9 @@ fn auditflow(s: &Settings, config_file: &Path, args: &[&str]) -> Result<String, 
 /// The groups of a run and what each reads.
 fn groups(config: &Config, run: &str) -> Vec<Group> {
     let t = &config.topics;
-    let sink = t.stored();
-    let mut indexer = sink.clone();
-    indexer.push(t.actions.clone());
+    // What each service subscribes to, from the services themselves.
+    let sink = auditflow_sink::input_topics(config);
+    let indexer = auditflow_causality_indexer::input_topics(config);
     vec![
         Group {
             service: "classifier",
@@ -223,7 +223,7 @@ fn groups(config: &Config, run: &str) -> Vec<Group> {
         Group {
             service: "security-monitor",
             id: format!("{run}-security-monitor"),
-            topics: vec![t.security_event.clone(), t.user_action.clone()],
+            topics: auditflow_security_monitor::input_topics(config),
         },
         Group {
             service: "sink",

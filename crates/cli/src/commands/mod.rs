@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 mod classify;
 mod demo;
 mod detect;
+pub(crate) mod format;
 mod gdpr;
 mod loadgen;
 mod migrate;

@@ -23,6 +23,7 @@ use auditflow_runtime::kafka::topics;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::format::Format;
 use crate::cli::{Command, GdprCommand, GlobalArgs, ReportCommand};
 
 /// How long publishing the event may take, topic creation included.
@@ -42,6 +43,8 @@ pub(crate) struct Audited {
     pub(crate) records: Option<u64>,
     /// A `gdpr delete`/`anonymize`'s receipt.
     pub(crate) receipt: Option<Receipt>,
+    /// Where the output goes instead of standard output (`-o FILE`).
+    pub(crate) file: Option<std::path::PathBuf>,
 }
 
 impl Audited {
@@ -83,6 +86,7 @@ pub(crate) fn describe(command: &Command) -> Option<Described<'_>> {
             }
             arguments.insert("limit".into(), json!(q.limit));
             set(&mut arguments, "page", q.page.clone());
+            set(&mut arguments, "format", q.output.format.map(format_name));
             ("query".into(), Some(q.user.as_str()))
         }
         Command::Trail(t) => {
@@ -100,15 +104,18 @@ pub(crate) fn describe(command: &Command) -> Option<Described<'_>> {
             }
         },
         Command::Report { command } => {
-            let (name, range, user) = match command {
-                ReportCommand::UserActivity { user, range } => {
-                    ("user_activity", range, Some(user.as_str()))
-                }
-                ReportCommand::Security { range } => ("security", range, None),
-                ReportCommand::Compliance { range } => ("compliance", range, None),
+            let (name, range, output, user) = match command {
+                ReportCommand::UserActivity {
+                    user,
+                    range,
+                    output,
+                } => ("user_activity", range, output, Some(user.as_str())),
+                ReportCommand::Security { range, output } => ("security", range, output, None),
+                ReportCommand::Compliance { range, output } => ("compliance", range, output, None),
             };
             set(&mut arguments, "from", range.from.clone());
             set(&mut arguments, "to", range.to.clone());
+            set(&mut arguments, "format", output.format.map(format_name));
             (format!("report.{name}"), user)
         }
         Command::Verify(v) => {
@@ -133,6 +140,15 @@ pub(crate) fn describe(command: &Command) -> Option<Described<'_>> {
         arguments,
         user,
     })
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Table => "table",
+        Format::Json => "json",
+        Format::Csv => "csv",
+        Format::Html => "html",
+    }
 }
 
 /// The exit code an `ExitCode` was made from (the commands make 0, 1 and 2 only).
@@ -247,11 +263,17 @@ pub(crate) fn run(
             return Ok(ExitCode::FAILURE);
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&audited.out)
-        .and_then(|()| stdout.flush())
-        .context("writing the output")?;
+    match &audited.file {
+        Some(path) if result.is_ok() => std::fs::write(path, &audited.out)
+            .with_context(|| format!("writing {}", path.display()))?,
+        _ => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&audited.out)
+                .and_then(|()| stdout.flush())
+                .context("writing the output")?;
+        }
+    }
     result
 }
 

@@ -11,6 +11,7 @@ use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange}
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
+use super::format::{Format, csv_table, text_table};
 use super::operator_log::Audited;
 use crate::cli::QueryArgs;
 
@@ -27,6 +28,11 @@ pub fn run(
             return Ok(ExitCode::from(2));
         }
     };
+    let format = Format::chosen(args.output.format, json);
+    if format == Format::Html {
+        eprintln!("auditflow query: --format html is for reports; use table, json or csv");
+        return Ok(ExitCode::from(2));
+    }
     let runtime = super::runtime()?;
     let page = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
@@ -41,14 +47,22 @@ pub fn run(
             .await
     })?;
     out.records = Some(page.records.len() as u64);
-    if json {
-        out.line(json!({
+    out.file = args.output.output.clone();
+    match format {
+        Format::Json => out.line(json!({
             "user_id": args.user,
             "records": page.records,
             "next_page": page.next.as_ref().map(ToString::to_string),
-        }));
-    } else {
-        print_table(out, &args.user, &page);
+        })),
+        Format::Table | Format::Html => print_table(out, &args.user, &page),
+        Format::Csv => {
+            let rows: Vec<Vec<String>> = page.records.iter().map(csv_row).collect();
+            out.text(csv_table(CSV_HEADERS, &rows));
+            if let Some(next) = &page.next {
+                // Standard output stays one CSV table.
+                eprintln!("more: auditflow query --user {:?} --page {next}", args.user);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -120,11 +134,10 @@ fn print_table(out: &mut Audited, user: &str, page: &Page) {
         return;
     }
     let rows: Vec<Vec<String>> = page.records.iter().map(|r| row(r).to_vec()).collect();
-    print_rows(
-        out,
+    out.text(text_table(
         &["TIME", "CLASS", "KIND", "ACTION", "OUTCOME", "RISK", "IP"],
         &rows,
-    );
+    ));
     if let Some(next) = &page.next {
         out.line(format!(
             "more: auditflow query --user {user:?} --page {next}"
@@ -132,23 +145,36 @@ fn print_table(out: &mut Audited, user: &str, page: &Page) {
     }
 }
 
-/// Prints `rows` under `headers`, each column as wide as its widest cell (shared by the
-/// commands that print tables: `query`, `report`).
-pub(crate) fn print_rows(out: &mut Audited, headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
-        out.line(padded.join("  ").trim_end());
-    };
-    line(&mut headers.iter().copied());
-    for r in rows {
-        line(&mut r.iter().map(String::as_str));
-    }
+/// The columns of `query --format csv`, one record per row.
+const CSV_HEADERS: &[&str] = &[
+    "id",
+    "time",
+    "class",
+    "kind",
+    "type",
+    "action",
+    "outcome",
+    "risk_level",
+    "severity",
+    "ip",
+];
+
+fn csv_row(r: &StoredRecord) -> Vec<String> {
+    let [time, class, kind, action, outcome, _, ip] = row(r);
+    let label = |v: &Option<String>| v.clone().unwrap_or_default();
+    let dash = |v: String| if v == "-" { String::new() } else { v };
+    vec![
+        r.id.clone(),
+        time,
+        class,
+        kind,
+        r.event_type.clone(),
+        dash(action),
+        dash(outcome),
+        label(&r.labels.risk_level),
+        label(&r.labels.severity),
+        dash(ip),
+    ]
 }
 
 fn row(r: &StoredRecord) -> [String; 7] {
@@ -186,6 +212,10 @@ mod tests {
             actions: vec![],
             limit,
             page: page.map(Into::into),
+            output: crate::cli::Output {
+                format: None,
+                output: None,
+            },
         }
     }
 

@@ -1,0 +1,309 @@
+//! `report compliance`: the recipe's `compliance_audit_report` over the range, from the clear
+//! labels of every stored record — the operator log's records included
+//! ([docs/operator-log.md](../../../../../docs/operator-log.md)).
+//!
+//! - GDPR requests by type and outcome, data exports and account deletions (with how many
+//!   records the deletions made unreadable, from their receipts' record counts): the
+//!   `gdpr.*` operator events;
+//! - every command on audit data by command and outcome (who looked, in number);
+//! - retention per class: its period, the records of the range by kind, the oldest, and how
+//!   many are older than the period by event time (a record's TTL runs from when it was
+//!   stored, so only a record that arrived late can be: each is named by number);
+//! - audit completeness as far as the store knows it: the tamper-evident log's leaves and how
+//!   many are not yet covered by a signed checkpoint. Dead letters and sampled-out inputs are
+//!   not in the store (the `audit.dlq` topic and the services' counters hold them) and are said
+//!   to be so rather than counted.
+
+use std::collections::BTreeMap;
+
+use auditflow_core::{Config, RetentionClass};
+use auditflow_store::{RecordKind, StoredRecord};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{Map, json};
+
+use super::figures::{Chart, Report, Section, count, label};
+
+/// What the tamper-evident log holds: logs, leaves, leaves after their log's last checkpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogSummary {
+    pub(crate) logs: u64,
+    pub(crate) leaves: u64,
+    pub(crate) not_covered: u64,
+}
+
+pub(crate) fn report(
+    records: &[StoredRecord],
+    config: &Config,
+    now: DateTime<Utc>,
+    log: LogSummary,
+) -> Report {
+    let operator: Vec<&StoredRecord> = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::OperatorAction)
+        .collect();
+    let gdpr: Vec<&StoredRecord> = operator
+        .iter()
+        .copied()
+        .filter(|r| {
+            r.labels
+                .action
+                .as_deref()
+                .is_some_and(|a| a.starts_with("gdpr.") && a != "gdpr.receipt")
+        })
+        .collect();
+    let succeeded = |command: &str| {
+        gdpr.iter()
+            .filter(|r| {
+                r.labels.action.as_deref() == Some(command)
+                    && r.labels.outcome.as_deref() == Some("success")
+            })
+            .count() as u64
+    };
+    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for r in &gdpr {
+        let kind = label(&r.labels.action)
+            .trim_start_matches("gdpr.")
+            .to_owned();
+        *requests
+            .entry(kind)
+            .or_default()
+            .entry(label(&r.labels.outcome))
+            .or_default() += 1;
+    }
+    let deletions: Vec<&&StoredRecord> = gdpr
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.labels.action.as_deref(),
+                Some("gdpr.delete" | "gdpr.anonymize")
+            ) && r.labels.outcome.as_deref() == Some("success")
+        })
+        .collect();
+    let unreadable: i64 = deletions.iter().filter_map(|r| r.labels.record_count).sum();
+    let commands = count(
+        operator
+            .iter()
+            .map(|r| (label(&r.labels.action), label(&r.labels.outcome))),
+    );
+
+    let mut classes = Map::new();
+    let mut class_rows = Vec::new();
+    let mut retention_rows = Vec::new();
+    let mut overdue_total = 0u64;
+    for class in RetentionClass::ALL {
+        let days = class.period_days(&config.retention);
+        let of_class: Vec<&StoredRecord> = records.iter().filter(|r| r.class == class).collect();
+        let kinds: BTreeMap<&str, u64> = count(of_class.iter().map(|r| r.kind.as_str()));
+        let oldest = of_class.iter().map(|r| r.event_time).min();
+        let limit = now - Duration::days(i64::from(days));
+        let overdue = of_class.iter().filter(|r| r.event_time < limit).count() as u64;
+        overdue_total += overdue;
+        let oldest_text = oldest.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        classes.insert(
+            class.as_str().to_owned(),
+            json!({
+                "retention_days": days,
+                "total": of_class.len(),
+                "by_kind": kinds,
+                "oldest": oldest_text,
+                "older_than_period": overdue,
+            }),
+        );
+        retention_rows.push(vec![
+            class.as_str().into(),
+            days.to_string(),
+            of_class.len().to_string(),
+            oldest_text.clone().unwrap_or_else(|| "-".into()),
+            overdue.to_string(),
+        ]);
+        for (kind, n) in &kinds {
+            class_rows.push(vec![class.as_str().into(), (*kind).into(), n.to_string()]);
+        }
+    }
+
+    let request_rows = requests
+        .iter()
+        .flat_map(|(kind, outcomes)| {
+            outcomes
+                .iter()
+                .map(move |(outcome, n)| vec![kind.clone(), outcome.clone(), n.to_string()])
+        })
+        .collect();
+    let command_rows = commands
+        .iter()
+        .map(|((c, o), n)| vec![c.clone(), o.clone(), n.to_string()])
+        .collect();
+    let charts = vec![
+        Chart::categories(
+            "records by retention class",
+            RetentionClass::ALL.iter().map(|c| {
+                (
+                    c.as_str(),
+                    records.iter().filter(|r| r.class == *c).count() as u64,
+                )
+            }),
+        ),
+        Chart::categories(
+            "GDPR requests by type",
+            requests
+                .iter()
+                .map(|(k, o)| (k.clone(), o.values().sum::<u64>())),
+        ),
+        Chart::categories(
+            "commands on audit data",
+            count(operator.iter().map(|r| label(&r.labels.action))),
+        ),
+    ];
+    Report {
+        records: records.len() as u64,
+        charts,
+        json: json!({
+            "total": records.len(),
+            "gdpr_requests": {"total": gdpr.len(), "by_type": requests},
+            "data_exports": succeeded("gdpr.export"),
+            "account_deletions": {
+                "total": deletions.len(),
+                "records_made_unreadable": unreadable,
+            },
+            "operator_actions": {
+                "total": operator.len(),
+                "by_command": commands.iter().map(|((c, o), n)| json!({
+                    "command": c, "outcome": o, "count": n,
+                })).collect::<Vec<_>>(),
+            },
+            "by_class": classes,
+            "retention_compliance": {
+                "older_than_period": overdue_total,
+                "compliant": overdue_total == 0,
+            },
+            "audit_completeness": {
+                "integrity_log": {
+                    "logs": log.logs,
+                    "leaves": log.leaves,
+                    "not_yet_covered": log.not_covered,
+                },
+                "not_in_store": [
+                    "dead letters: the audit.dlq topic and auditflow_dead_letters_total",
+                    "sampled-out inputs: auditflow_sampled_out_total",
+                ],
+            },
+        }),
+        sections: vec![
+            Section::new(
+                "summary",
+                &["FIGURE", "VALUE"],
+                vec![
+                    vec!["records in the range".into(), records.len().to_string()],
+                    vec!["GDPR requests".into(), gdpr.len().to_string()],
+                    vec!["data exports".into(), succeeded("gdpr.export").to_string()],
+                    vec!["account deletions".into(), deletions.len().to_string()],
+                    vec![
+                        "records made unreadable by them".into(),
+                        unreadable.to_string(),
+                    ],
+                    vec![
+                        "records older than their retention period".into(),
+                        overdue_total.to_string(),
+                    ],
+                    vec!["integrity log leaves".into(), log.leaves.to_string()],
+                    vec![
+                        "leaves not yet covered by a checkpoint".into(),
+                        log.not_covered.to_string(),
+                    ],
+                ],
+            ),
+            Section::new(
+                "GDPR requests",
+                &["REQUEST", "OUTCOME", "COUNT"],
+                request_rows,
+            ),
+            Section::new(
+                "commands on audit data",
+                &["COMMAND", "OUTCOME", "COUNT"],
+                command_rows,
+            ),
+            Section::new(
+                "retention",
+                &[
+                    "CLASS",
+                    "RETENTION DAYS",
+                    "RECORDS",
+                    "OLDEST",
+                    "OLDER THAN PERIOD",
+                ],
+                retention_rows,
+            ),
+            Section::new(
+                "records by retention class",
+                &["CLASS", "KIND", "COUNT"],
+                class_rows,
+            ),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::figures::testing::record;
+    use super::*;
+    use auditflow_store::Labels;
+
+    fn op(command: &str, outcome: &str, records: Option<i64>) -> StoredRecord {
+        record(
+            RecordKind::OperatorAction,
+            RetentionClass::Security,
+            "2026-11-20T10:00:00Z",
+            Labels {
+                action: Some(command.into()),
+                outcome: Some(outcome.into()),
+                record_count: records,
+                ..Labels::default()
+            },
+        )
+    }
+
+    #[test]
+    fn requests_deletions_and_retention_are_counted_exactly() {
+        let now: DateTime<Utc> = "2026-11-27T00:00:00Z".parse().unwrap();
+        let records = vec![
+            op("gdpr.export", "success", Some(7)),
+            op("gdpr.delete", "success", Some(7)),
+            op("gdpr.anonymize", "success", Some(0)),
+            op("gdpr.delete", "refused", None),
+            op("gdpr.receipt", "success", Some(1)),
+            op("query", "success", Some(3)),
+            record(
+                RecordKind::UserAction,
+                RetentionClass::Marketing,
+                "2024-01-01T00:00:00Z",
+                Labels::default(),
+            ),
+        ];
+        let log = LogSummary {
+            logs: 2,
+            leaves: 10,
+            not_covered: 1,
+        };
+        let r = report(&records, &Config::default(), now, log).json;
+        assert_eq!(r["total"], 7);
+        assert_eq!(r["gdpr_requests"]["total"], 4, "a receipt is no request");
+        assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["success"], 1);
+        assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["refused"], 1);
+        assert_eq!(r["data_exports"], 1);
+        assert_eq!(r["account_deletions"]["total"], 2);
+        assert_eq!(r["account_deletions"]["records_made_unreadable"], 7);
+        assert_eq!(r["operator_actions"]["total"], 6);
+        assert_eq!(r["by_class"]["security"]["total"], 6);
+        assert_eq!(r["by_class"]["security"]["retention_days"], 2557);
+        assert_eq!(r["by_class"]["security"]["older_than_period"], 0);
+        // Marketing keeps 731 days: a record from 2024-01-01 is past it on 2026-11-27.
+        assert_eq!(r["by_class"]["marketing"]["older_than_period"], 1);
+        assert_eq!(r["by_class"]["marketing"]["oldest"], "2024-01-01T00:00:00Z");
+        assert_eq!(r["retention_compliance"]["compliant"], false);
+        assert_eq!(
+            r["audit_completeness"]["integrity_log"]["not_yet_covered"],
+            1
+        );
+        assert_eq!(r["by_class"]["general"]["total"], 0);
+    }
+}
