@@ -101,7 +101,9 @@ fn json_of(out: &Output, what: &str) -> Value {
 async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     require_kafka();
     let chromium = chromium().unwrap_or_else(|why| panic!("{why}"));
-    let setup = SinkSetup::new("reports").await;
+    let mut setup = SinkSetup::new("reports").await;
+    // A checkpoint after every leaf: the records are covered once sealed.
+    setup.config.integrity.checkpoint_every = 1;
     let t = setup.config.topics.clone();
     // The lifecycle, over two days; one page view kept at rate 0.25 stands for four.
     let lifecycle = vec![
@@ -233,6 +235,11 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A verification, on the operator log too.
+    let verified = json_of(
+        &run(&setup, &["--json", "verify", "--anchor", "store"]),
+        "verify",
+    );
     setup.wait_caught_up().await;
 
     let range = ["--from", "2026-11-20", "--to", "2026-11-22"];
@@ -322,9 +329,10 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     );
     assert_eq!(
         comp["total"],
-        17 + 2,
-        "the stored records and the two operator events"
+        17 + 3,
+        "the stored records and the three operator events"
     );
+    assert_eq!(comp["operator_actions"]["total"], 3);
     assert_eq!(comp["gdpr_requests"]["total"], 2);
     assert_eq!(comp["gdpr_requests"]["by_type"]["export"]["success"], 1);
     assert_eq!(comp["gdpr_requests"]["by_type"]["delete"]["success"], 1);
@@ -332,8 +340,12 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     assert_eq!(comp["account_deletions"]["total"], 1);
     assert_eq!(comp["account_deletions"]["records_made_unreadable"], 3);
     assert_eq!(comp["by_class"]["general"]["total"], 9);
-    assert_eq!(comp["by_class"]["security"]["total"], 10);
+    assert_eq!(comp["by_class"]["security"]["total"], 11);
     assert_eq!(comp["retention_compliance"]["compliant"], true);
+    let runs = &comp["audit_completeness"]["verifications"];
+    assert_eq!(runs["runs"], 1);
+    assert_eq!(runs["last"]["outcome"], "success");
+    assert_eq!(runs["last"]["verified"], verified["verified"]);
     let receipt = json_of(&run(&setup, &["gdpr", "receipt", &request]), "receipt");
     assert_eq!(receipt["receipt"]["records_made_unreadable"], 3);
 

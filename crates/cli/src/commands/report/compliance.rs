@@ -10,7 +10,8 @@
 //!   many are older than the period by event time (a record's TTL runs from when it was
 //!   stored, so only a record that arrived late can be: each is named by number);
 //! - audit completeness as far as the store knows it: the tamper-evident log's leaves and how
-//!   many are not yet covered by a signed checkpoint. Dead letters and sampled-out inputs are
+//!   many are not yet covered by a signed checkpoint, and the `verify` runs of the range (the
+//!   operator log has each one's outcome and verified count). Dead letters and sampled-out inputs are
 //!   not in the store (the `audit.dlq` topic and the services' counters hold them) and are said
 //!   to be so rather than counted.
 
@@ -85,6 +86,18 @@ pub(crate) fn report(
             .iter()
             .map(|r| (label(&r.labels.action), label(&r.labels.outcome))),
     );
+    // `verify` runs are on the operator log too: the latest one's outcome and count.
+    let verifications: Vec<&&StoredRecord> = operator
+        .iter()
+        .filter(|r| r.labels.action.as_deref() == Some("verify"))
+        .collect();
+    let last_verify = verifications.iter().max_by_key(|r| r.event_time).map(|r| {
+        json!({
+            "time": r.event_time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "outcome": label(&r.labels.outcome),
+            "verified": r.labels.record_count,
+        })
+    });
 
     let mut classes = Map::new();
     let mut class_rows = Vec::new();
@@ -182,6 +195,7 @@ pub(crate) fn report(
                     "leaves": log.leaves,
                     "not_yet_covered": log.not_covered,
                 },
+                "verifications": {"runs": verifications.len(), "last": last_verify},
                 "not_in_store": [
                     "dead letters: the audit.dlq topic and auditflow_dead_letters_total",
                     "sampled-out inputs: auditflow_sampled_out_total",
@@ -209,6 +223,18 @@ pub(crate) fn report(
                     vec![
                         "leaves not yet covered by a checkpoint".into(),
                         log.not_covered.to_string(),
+                    ],
+                    vec!["verify runs".into(), verifications.len().to_string()],
+                    vec![
+                        "last verify".into(),
+                        last_verify.as_ref().map_or("-".into(), |v| {
+                            format!(
+                                "{} at {}, {} records verified",
+                                v["outcome"].as_str().unwrap_or("-"),
+                                v["time"].as_str().unwrap_or("-"),
+                                v["verified"]
+                            )
+                        }),
                     ],
                 ],
             ),
@@ -272,6 +298,7 @@ mod tests {
             op("gdpr.delete", "refused", None),
             op("gdpr.receipt", "success", Some(1)),
             op("query", "success", Some(3)),
+            op("verify", "failure", Some(12)),
             record(
                 RecordKind::UserAction,
                 RetentionClass::Marketing,
@@ -285,15 +312,19 @@ mod tests {
             not_covered: 1,
         };
         let r = report(&records, &Config::default(), now, log).json;
-        assert_eq!(r["total"], 7);
+        assert_eq!(r["total"], 8);
         assert_eq!(r["gdpr_requests"]["total"], 4, "a receipt is no request");
         assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["success"], 1);
         assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["refused"], 1);
         assert_eq!(r["data_exports"], 1);
         assert_eq!(r["account_deletions"]["total"], 2);
         assert_eq!(r["account_deletions"]["records_made_unreadable"], 7);
-        assert_eq!(r["operator_actions"]["total"], 6);
-        assert_eq!(r["by_class"]["security"]["total"], 6);
+        assert_eq!(r["operator_actions"]["total"], 7);
+        assert_eq!(r["by_class"]["security"]["total"], 7);
+        let verify = &r["audit_completeness"]["verifications"];
+        assert_eq!(verify["runs"], 1);
+        assert_eq!(verify["last"]["outcome"], "failure");
+        assert_eq!(verify["last"]["verified"], 12);
         assert_eq!(r["by_class"]["security"]["retention_days"], 2557);
         assert_eq!(r["by_class"]["security"]["older_than_period"], 0);
         // Marketing keeps 731 days: a record from 2024-01-01 is past it on 2026-11-27.

@@ -113,7 +113,16 @@ pub(crate) fn report(labelled: &[StoredRecord], readable: &[StoredRecord]) -> Re
             vec![
                 r["id"].as_str().unwrap_or_default().to_owned(),
                 r["text"].as_str().unwrap_or_default().to_owned(),
-                r["because"].to_string(),
+                r["because"]
+                    .as_object()
+                    .map(|figures| {
+                        figures
+                            .iter()
+                            .map(|(k, v)| format!("{k} = {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
             ]
         })
         .collect();

@@ -126,8 +126,10 @@ pub(crate) fn report(
         .collect();
 
     let (bucket, points) = timeline(records, from, to);
+    // The table lists the buckets with records; the chart and the JSON have every one.
     let timeline_rows = points
         .iter()
+        .filter(|p| p.tally.count > 0)
         .map(|p| {
             vec![
                 p.start.clone(),
@@ -226,9 +228,9 @@ pub(crate) fn report(
             ),
             Section::new(
                 if bucket == "hour" {
-                    "timeline, per hour"
+                    "timeline, per hour (hours with records)"
                 } else {
-                    "timeline, per day"
+                    "timeline, per day (days with records)"
                 },
                 &["START", "COUNT", "ESTIMATED", "FAILURES"],
                 timeline_rows,
