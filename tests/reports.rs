@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use auditflow_integration_tests::kafka::{Input, produce};
+use auditflow_integration_tests::kafka::{Input, create_topic, produce};
 use auditflow_integration_tests::processes::logged_command;
 use auditflow_integration_tests::sink::SinkSetup;
 use auditflow_integration_tests::stack::require_kafka;
@@ -217,6 +217,54 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     produce(&setup.bootstrap, &t.user_action, &erased).await;
     produce(&setup.bootstrap, &t.security_event, &security).await;
     produce(&setup.bootstrap, &t.alerts, &alerts).await;
+    // The monitor's responses, on its own topics: a block and an account disabled in the range,
+    // one block from before it, and the blocklist's entry for the attacker.
+    let response = |id: &str, key: &str, ty: &str, time: &str, data: Value| -> Input {
+        let value = json!({"specversion": "1.0", "id": id, "source": "/auditflow/security-monitor",
+                           "type": ty, "time": time, "data": data});
+        (
+            Some(key.into()),
+            serde_json::to_vec(&value).unwrap(),
+            Vec::new(),
+        )
+    };
+    create_topic(&setup.bootstrap, &t.actions, 1).await;
+    create_topic(&setup.bootstrap, &t.blocklist, 1).await;
+    let actions = vec![
+        response(
+            "ac-1",
+            ATTACKER,
+            "security.action",
+            "2026-11-21T12:00:21Z",
+            json!({"action": "block_ip", "ip": ATTACKER, "reason": "brute_force",
+                        "expires_at": "2026-11-21T13:00:21Z"}),
+        ),
+        response(
+            "ac-2",
+            USER,
+            "security.action",
+            "2026-11-21T12:00:22Z",
+            json!({"action": "disable_account", "user_id": USER, "reason": "security_threat"}),
+        ),
+        response(
+            "ac-0",
+            "192.0.2.99",
+            "security.action",
+            "2026-11-01T00:00:00Z",
+            json!({"action": "block_ip", "ip": "192.0.2.99", "reason": "brute_force",
+                        "expires_at": "2026-11-01T01:00:00Z"}),
+        ),
+    ];
+    let far = (Utc::now() + Duration::days(30)).to_rfc3339();
+    let blocks = vec![response(
+        "bl-1",
+        ATTACKER,
+        "security.blocklist.entry",
+        "2026-11-21T12:00:21Z",
+        json!({"ip": ATTACKER, "reason": "brute_force", "expires_at": far}),
+    )];
+    produce(&setup.bootstrap, &t.actions, &actions).await;
+    produce(&setup.bootstrap, &t.blocklist, &blocks).await;
     let _sink = setup.spawn_sink();
     setup.wait_caught_up().await;
     assert_eq!(setup.stored_ids().await, 6 + 3 + 7 + 1);
@@ -300,6 +348,15 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     assert_eq!(sec["critical_events"]["security_events"], 1);
     assert_eq!(sec["critical_events"]["alerts"], 1);
     assert_eq!(sec["alerts"]["by_rule"]["brute_force"], 1);
+    let responded = &sec["blocked_attempts"]["responses"];
+    assert_eq!(
+        responded["actions"],
+        json!({"block_ip": 1, "disable_account": 1})
+    );
+    assert_eq!(
+        responded["blocklist"],
+        json!({"added": 1, "standing_now": 1})
+    );
     let top = &sec["top_threat_sources"];
     assert_eq!(top["of"], 8);
     assert_eq!(

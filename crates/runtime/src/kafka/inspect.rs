@@ -128,8 +128,11 @@ impl TopicReader {
 }
 
 /// Every record `topic` holds now, each partition read from its beginning to the end offset it
-/// had when the read began (`auditflow verify` reading the anchor topic). Blocking; fails when
-/// the end is not reached within `timeout`.
+/// had when the read began (`auditflow verify` reading the anchor topic, `report security` the
+/// monitor's actions and blocklist). Blocking; fails when the end is not reached within
+/// `timeout`. A partition is done when a record at its end is read *or* the consumer's
+/// position is past it: a transactional topic's last offset is a commit marker, which no
+/// `read_committed` reader is ever handed (the position steps over it).
 pub fn read_to_end(
     settings: &KafkaSettings,
     topic: &str,
@@ -173,15 +176,22 @@ pub fn read_to_end(
                 ),
             });
         }
-        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let record = InputRecord::from_message(&polled.during("consuming")?);
-        if let Some(end) = ends.get(&record.partition) {
-            if record.offset + 1 >= *end {
-                ends.remove(&record.partition);
+        if let Some(polled) = consumer.poll(Duration::from_millis(200)) {
+            let record = InputRecord::from_message(&polled.during("consuming")?);
+            if let Some(end) = ends.get(&record.partition) {
+                if record.offset + 1 >= *end {
+                    ends.remove(&record.partition);
+                }
+                records.push(record);
             }
-            records.push(record);
+        }
+        if let Ok(position) = consumer.position() {
+            ends.retain(|p, end| {
+                !matches!(
+                    position.find_partition(topic, *p).map(|e| e.offset()),
+                    Some(Offset::Offset(at)) if at >= *end
+                )
+            });
         }
     }
     Ok(records)

@@ -25,6 +25,7 @@ mod user_activity;
 use std::process::ExitCode;
 
 use auditflow_core::Config;
+use auditflow_runtime::kafka::inspect;
 use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -82,7 +83,13 @@ pub fn run(
                     Ok(store.security_events(from, to, MAX_PAGE, page).await?)
                 })
                 .await?;
-                security::report(&labelled, &readable)
+                let responses = responses(config);
+                security::report(
+                    &labelled,
+                    &readable,
+                    responses.as_ref().map_err(Clone::clone),
+                    (from, to, now),
+                )
             }
             ReportCommand::Compliance { .. } => {
                 let records = records_by_time(&store, from, to).await?;
@@ -125,6 +132,34 @@ pub fn run(
         Format::Html => out.text(html::page(name, &time(from), &time(to), &report)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long reading each of the monitor's topics to its end may take.
+const RESPONSES_READ: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The security monitor's actions and blocklist as their topics hold them now, or why they
+/// could not be read.
+fn responses(config: &Config) -> Result<security::Responses, String> {
+    let read = |topic: &str| {
+        inspect::read_to_end(&config.kafka, topic, RESPONSES_READ)
+            .map(|records| {
+                records
+                    .into_iter()
+                    .map(|r| (r.key, r.payload))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| e.to_string())
+    };
+    let actions = read(&config.topics.actions)?;
+    let blocklist = read(&config.topics.blocklist)?;
+    let (responses, unreadable) = security::Responses::from_records(&actions, &blocklist);
+    if unreadable > 0 {
+        tracing::warn!(
+            unreadable,
+            "records of the monitor's topics that are no action or blocklist entry were skipped"
+        );
+    }
+    Ok(responses)
 }
 
 /// A report as CSV: a line naming the report and its range, then each section as a block — a

@@ -4,15 +4,18 @@
 //! records count). The top threat sources need the source ip, which is inside the encrypted
 //! event: they are counted over the security events and alerts whose stored data this store can
 //! still decrypt, and the report says how many of how many that was. Blocked attempts are the
-//! security events their producer marked `blocked`; the monitor's `block_ip` and
-//! `disable_account` actions and its blocklist live on Kafka topics, not in the store, and are
-//! not counted here.
+//! security events their producer marked `blocked`, and the monitor's responses, which live on
+//! Kafka rather than in the store: its `block_ip` and `disable_account` actions of the range
+//! (`security.actions`) and its blocklist (`security.blocklist`: the blocks added in the range,
+//! and those standing now), read to their ends when the report runs ([`Responses`]). When Kafka
+//! cannot be read the report says so instead of counting them.
 //!
 //! Recommendations are rules over these figures; each names the figures that triggered it.
 
 use std::collections::BTreeMap;
 
 use auditflow_store::{RecordKind, StoredRecord};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::figures::{Chart, Report, Section, count, label, pairs};
@@ -34,10 +37,78 @@ fn source_ip(record: &StoredRecord) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A Kafka record's key and value (`None`: absent; a value absent is a tombstone).
+pub(crate) type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// A block's latest entry: when it was added, and until when it stands.
+pub(crate) type Block = (DateTime<Utc>, DateTime<Utc>);
+
+/// The monitor's responses, as its topics hold them: each action's kind and time, and the
+/// blocklist's latest state per blocked source.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Responses {
+    /// `(time, action)` of every action on `security.actions`.
+    pub(crate) actions: Vec<(DateTime<Utc>, String)>,
+    /// Per blocked source, its latest entry's `(time, expires_at)`; `None` after a tombstone.
+    pub(crate) blocks: BTreeMap<String, Option<Block>>,
+}
+
+impl Responses {
+    /// Reads the two topics' records: CloudEvents in JSON, or tombstones (no value) on the
+    /// blocklist. A record that is neither is skipped and counted in the returned number.
+    pub(crate) fn from_records(actions: &[KeyValue], blocklist: &[KeyValue]) -> (Self, u64) {
+        let mut out = Self::default();
+        let mut unreadable = 0;
+        let time =
+            |v: &Value, key: &str| -> Option<DateTime<Utc>> { v.get(key)?.as_str()?.parse().ok() };
+        for (_, value) in actions {
+            let event: Option<Value> = value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice(v).ok());
+            match event
+                .as_ref()
+                .and_then(|e| Some((time(e, "time")?, e["data"]["action"].as_str()?.to_owned())))
+            {
+                Some(action) => out.actions.push(action),
+                None => unreadable += 1,
+            }
+        }
+        for (key, value) in blocklist {
+            let Some(key) = key
+                .as_deref()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+            else {
+                unreadable += 1;
+                continue;
+            };
+            let Some(value) = value else {
+                out.blocks.insert(key, None);
+                continue;
+            };
+            let event: Option<Value> = serde_json::from_slice(value).ok();
+            match event
+                .as_ref()
+                .and_then(|e| Some((time(e, "time")?, time(&e["data"], "expires_at")?)))
+            {
+                Some(entry) => {
+                    out.blocks.insert(key, Some(entry));
+                }
+                None => unreadable += 1,
+            }
+        }
+        (out, unreadable)
+    }
+}
+
 /// `labelled`: every security event and alert of the range, by their clear labels;
 /// `readable`: the same records as the store could decrypt them (`event` `None` when it could
-/// not).
-pub(crate) fn report(labelled: &[StoredRecord], readable: &[StoredRecord]) -> Report {
+/// not); `responses`: the monitor's topics as read now, or why they could not be.
+pub(crate) fn report(
+    labelled: &[StoredRecord],
+    readable: &[StoredRecord],
+    responses: Result<&Responses, String>,
+    (from, to, now): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
+) -> Report {
     let of = |kind: RecordKind| labelled.iter().filter(move |r| r.kind == kind);
     let events = count(
         of(RecordKind::SecurityEvent).map(|r| (label(&r.labels.action), label(&r.labels.severity))),
@@ -126,6 +197,52 @@ pub(crate) fn report(labelled: &[StoredRecord], readable: &[StoredRecord]) -> Re
             ]
         })
         .collect();
+    let in_range = |t: &DateTime<Utc>| *t >= from && *t < to;
+    let (responses_json, response_rows) = match &responses {
+        Ok(r) => {
+            let actions = count(
+                r.actions
+                    .iter()
+                    .filter(|(t, _)| in_range(t))
+                    .map(|(_, a)| a.clone()),
+            );
+            let added = r
+                .blocks
+                .values()
+                .flatten()
+                .filter(|(t, _)| in_range(t))
+                .count();
+            let standing = r
+                .blocks
+                .values()
+                .flatten()
+                .filter(|(_, expires)| *expires > now)
+                .count();
+            let n = |k: &str| actions.get(k).copied().unwrap_or(0);
+            (
+                json!({
+                    "actions": {"block_ip": n("block_ip"), "disable_account": n("disable_account")},
+                    "blocklist": {"added": added, "standing_now": standing},
+                }),
+                vec![
+                    vec!["block_ip actions".into(), n("block_ip").to_string()],
+                    vec![
+                        "disable_account actions".into(),
+                        n("disable_account").to_string(),
+                    ],
+                    vec!["blocks added".into(), added.to_string()],
+                    vec!["blocks standing now".into(), standing.to_string()],
+                ],
+            )
+        }
+        Err(why) => (
+            json!({"actions": null, "blocklist": null, "unavailable": why}),
+            vec![vec![
+                "the monitor's responses".into(),
+                format!("not read: {why}"),
+            ]],
+        ),
+    };
     let severities = count(of(RecordKind::SecurityEvent).map(|r| label(&r.labels.severity)));
     let charts = vec![
         Chart::categories("alerts by rule", by_rule.clone()),
@@ -143,7 +260,10 @@ pub(crate) fn report(labelled: &[StoredRecord], readable: &[StoredRecord]) -> Re
         json: json!({
             "total_events": total_events,
             "critical_events": {"security_events": critical_events, "alerts": critical_alerts},
-            "blocked_attempts": {"security_events_blocked": blocked},
+            "blocked_attempts": {
+                "security_events_blocked": blocked,
+                "responses": responses_json,
+            },
             "security_events": {
                 "total": total_events,
                 "blocked": blocked,
@@ -178,6 +298,11 @@ pub(crate) fn report(labelled: &[StoredRecord], readable: &[StoredRecord]) -> Re
                     vec!["alerts".into(), total_alerts.to_string()],
                     vec!["critical alerts".into(), critical_alerts.to_string()],
                 ],
+            ),
+            Section::new(
+                "the monitor's responses (security.actions, security.blocklist)",
+                &["FIGURE", "VALUE"],
+                response_rows,
             ),
             Section::new(
                 "security events",
@@ -324,7 +449,82 @@ mod tests {
             event(SecurityEvent, "failed_login", "warning", None),
             event(Alert, "brute_force", "critical", Some("198.51.100.7")),
         ];
-        let r = report(&records, &records).json;
+        let t = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
+        let event = |ty: &str, time: &str, data: Value| -> Option<Vec<u8>> {
+            Some(serde_json::to_vec(&json!({"type": ty, "time": time, "data": data})).unwrap())
+        };
+        let actions = vec![
+            (
+                None,
+                event(
+                    "security.action",
+                    "2026-11-20T10:00:01Z",
+                    json!({"action": "block_ip"}),
+                ),
+            ),
+            (
+                None,
+                event(
+                    "security.action",
+                    "2026-11-20T10:00:02Z",
+                    json!({"action": "disable_account"}),
+                ),
+            ),
+            // Outside the range.
+            (
+                None,
+                event(
+                    "security.action",
+                    "2026-10-01T00:00:00Z",
+                    json!({"action": "block_ip"}),
+                ),
+            ),
+            (None, Some(b"not json".to_vec())),
+        ];
+        let key = |k: &str| Some(k.as_bytes().to_vec());
+        let blocklist = vec![
+            (
+                key("198.51.100.7"),
+                event(
+                    "security.blocklist.entry",
+                    "2026-11-20T10:00:01Z",
+                    json!({"expires_at": "2026-11-20T11:00:01Z"}),
+                ),
+            ),
+            (
+                key("203.0.113.9"),
+                event(
+                    "security.blocklist.entry",
+                    "2026-11-20T10:30:00Z",
+                    json!({"expires_at": "2026-11-20T12:00:00Z"}),
+                ),
+            ),
+            // Lifted: a tombstone.
+            (key("198.51.100.7"), None),
+        ];
+        let (responses, unreadable) = Responses::from_records(&actions, &blocklist);
+        assert_eq!(unreadable, 1);
+        let range = (
+            t("2026-11-20T00:00:00Z"),
+            t("2026-11-21T00:00:00Z"),
+            t("2026-11-20T11:30:00Z"),
+        );
+        let r = report(&records, &records, Ok(&responses), range).json;
+        let responded = &r["blocked_attempts"]["responses"];
+        assert_eq!(
+            responded["actions"],
+            json!({"block_ip": 1, "disable_account": 1})
+        );
+        assert_eq!(
+            responded["blocklist"],
+            json!({"added": 1, "standing_now": 1})
+        );
+        let offline = report(&records, &records, Err("Kafka unreachable".into()), range).json;
+        assert_eq!(
+            offline["blocked_attempts"]["responses"]["actions"],
+            Value::Null
+        );
+        assert_eq!(offline["total_events"], 4);
         assert_eq!(r["total_events"], 4);
         assert_eq!(r["critical_events"]["security_events"], 1);
         assert_eq!(r["critical_events"]["alerts"], 1);
@@ -357,7 +557,8 @@ mod tests {
 
     #[test]
     fn a_quiet_period_recommends_nothing() {
-        let r = report(&[], &[]).json;
+        let now: DateTime<Utc> = "2026-11-20T00:00:00Z".parse().unwrap();
+        let r = report(&[], &[], Ok(&Responses::default()), (now, now, now)).json;
         assert_eq!(r["recommendations"], json!([]));
         assert_eq!(r["top_threat_sources"]["of"], 0);
     }
