@@ -29,16 +29,12 @@ fn settings() -> KafkaSettings {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn published_records_arrive_and_a_reading_group_is_seen_by_the_probe() {
-    let settings = settings();
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("publisher-{run}");
-    let group = format!("publisher-reader-{run}");
+/// Creates `topic` with two partitions.
+async fn two_partitions(settings: &KafkaSettings, topic: &str) {
     ensure_topics(
-        &settings,
+        settings,
         &[TopicSpec {
-            name: topic.clone(),
+            name: topic.to_owned(),
             partitions: 2,
             replication_factor: 1,
             config: Vec::new(),
@@ -46,6 +42,15 @@ async fn published_records_arrive_and_a_reading_group_is_seen_by_the_probe() {
     )
     .await
     .expect("topic");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn published_records_arrive_and_a_reading_group_is_seen_by_the_probe() {
+    let settings = settings();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("publisher-{run}");
+    let group = format!("publisher-reader-{run}");
+    two_partitions(&settings, &topic).await;
 
     let probe = GroupProbe::new(&settings).unwrap();
     assert_eq!(probe.members(&group, Duration::from_secs(10)).unwrap(), 0);
@@ -122,17 +127,7 @@ async fn a_transactional_topic_is_read_to_its_end() {
     let settings = settings();
     let run = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("read-to-end-{run}");
-    ensure_topics(
-        &settings,
-        &[TopicSpec {
-            name: topic.clone(),
-            partitions: 2,
-            replication_factor: 1,
-            config: Vec::new(),
-        }],
-    )
-    .await
-    .expect("topic");
+    two_partitions(&settings, &topic).await;
     let producer: BaseProducer =
         client::transactional_producer_config(&settings, &format!("read-to-end-{run}"))
             .create()
