@@ -264,6 +264,23 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
         json!({"ip": ATTACKER, "reason": "brute_force", "expires_at": far}),
     )];
     produce(&setup.bootstrap, &t.actions, &actions).await;
+    // Dead letters, as the services write them: two refused inputs and one refused record.
+    let letter = |reason: &str, service: &str| -> Input {
+        (
+            None,
+            b"{not json".to_vec(),
+            vec![
+                ("auditflow.error".into(), reason.as_bytes().to_vec()),
+                ("auditflow.service".into(), service.as_bytes().to_vec()),
+            ],
+        )
+    };
+    let letters = vec![
+        letter("invalid_json", "classifier"),
+        letter("invalid_json", "classifier"),
+        letter("schema_violation", "sink"),
+    ];
+    produce(&setup.bootstrap, &t.dead_letter, &letters).await;
     produce(&setup.bootstrap, &t.blocklist, &blocks).await;
     let _sink = setup.spawn_sink();
     setup.wait_caught_up().await;
@@ -399,6 +416,11 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     assert_eq!(comp["by_class"]["general"]["total"], 9);
     assert_eq!(comp["by_class"]["security"]["total"], 11);
     assert_eq!(comp["retention_compliance"]["compliant"], true);
+    assert_eq!(
+        comp["audit_completeness"]["dead_letters"],
+        json!({"total": 3, "by_reason": {"invalid_json": 2, "schema_violation": 1},
+               "by_service": {"classifier": 2, "sink": 1}})
+    );
     let runs = &comp["audit_completeness"]["verifications"];
     assert_eq!(runs["runs"], 1);
     assert_eq!(runs["last"]["outcome"], "success");

@@ -9,11 +9,12 @@
 //! - retention per class: its period, the records of the range by kind, the oldest, and how
 //!   many are older than the period by event time (a record's TTL runs from when it was
 //!   stored, so only a record that arrived late can be: each is named by number);
-//! - audit completeness as far as the store knows it: the tamper-evident log's leaves and how
-//!   many are not yet covered by a signed checkpoint, and the `verify` runs of the range (the
-//!   operator log has each one's outcome and verified count). Dead letters and sampled-out inputs are
-//!   not in the store (the `audit.dlq` topic and the services' counters hold them) and are said
-//!   to be so rather than counted.
+//! - audit completeness: the tamper-evident log's leaves and how many are not yet covered by a
+//!   signed checkpoint; the `verify` runs of the range (the operator log has each one's outcome
+//!   and verified count); the dead letters of the range by reason and service, read from the
+//!   dead-letter topic when the report runs ([`DeadLetters`]). Sampled-out inputs are recorded
+//!   nowhere durable (only the classifier's counter), and the report says so rather than
+//!   counting them.
 
 use std::collections::BTreeMap;
 
@@ -32,11 +33,55 @@ pub(crate) struct LogSummary {
     pub(crate) not_covered: u64,
 }
 
+/// A dead letter as counted: its Kafka timestamp (ms) and headers.
+pub(crate) type Letter = (Option<i64>, Vec<(String, Option<Vec<u8>>)>);
+
+/// The dead letters of the range, by reason and by the service that refused them, as the
+/// dead-letter topic holds them (it keeps `[topics] dead_letter_retention_days`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DeadLetters {
+    pub(crate) total: u64,
+    pub(crate) by_reason: BTreeMap<String, u64>,
+    pub(crate) by_service: BTreeMap<String, u64>,
+}
+
+impl DeadLetters {
+    /// Counts the records of the dead-letter topic whose Kafka timestamp is in `[from, to)`,
+    /// each by its last `auditflow.error` and `auditflow.service` header.
+    pub(crate) fn count(records: &[Letter], from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        let mut out = Self::default();
+        let (from, to) = (from.timestamp_millis(), to.timestamp_millis());
+        for (timestamp, headers) in records {
+            if !timestamp.is_some_and(|t| t >= from && t < to) {
+                continue;
+            }
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.as_deref())
+                    .map_or_else(
+                        || "-".to_owned(),
+                        |v| String::from_utf8_lossy(v).into_owned(),
+                    )
+            };
+            out.total += 1;
+            *out.by_reason.entry(header("auditflow.error")).or_default() += 1;
+            *out.by_service
+                .entry(header("auditflow.service"))
+                .or_default() += 1;
+        }
+        out
+    }
+}
+
 pub(crate) fn report(
     records: &[StoredRecord],
     config: &Config,
     now: DateTime<Utc>,
     log: LogSummary,
+    dead_letters: Result<&DeadLetters, String>,
 ) -> Report {
     let operator: Vec<&StoredRecord> = records
         .iter()
@@ -146,6 +191,19 @@ pub(crate) fn report(
         .iter()
         .map(|((c, o), n)| vec![c.clone(), o.clone(), n.to_string()])
         .collect();
+    let (dead_json, dead_rows) = match &dead_letters {
+        Ok(d) => (
+            json!({"total": d.total, "by_reason": d.by_reason, "by_service": d.by_service}),
+            d.by_reason
+                .iter()
+                .map(|(reason, n)| vec![reason.clone(), n.to_string()])
+                .collect(),
+        ),
+        Err(why) => (
+            json!({"total": null, "unavailable": why}),
+            vec![vec!["(not read)".into(), why.clone()]],
+        ),
+    };
     let charts = vec![
         Chart::categories(
             "records by retention class",
@@ -196,9 +254,9 @@ pub(crate) fn report(
                     "not_yet_covered": log.not_covered,
                 },
                 "verifications": {"runs": verifications.len(), "last": last_verify},
-                "not_in_store": [
-                    "dead letters: the audit.dlq topic and auditflow_dead_letters_total",
-                    "sampled-out inputs: auditflow_sampled_out_total",
+                "dead_letters": dead_json,
+                "not_recorded": [
+                    "sampled-out inputs by type: only the classifier's auditflow_sampled_out_total counter",
                 ],
             },
         }),
@@ -224,6 +282,12 @@ pub(crate) fn report(
                         "leaves not yet covered by a checkpoint".into(),
                         log.not_covered.to_string(),
                     ],
+                    vec![
+                        "dead letters".into(),
+                        dead_letters
+                            .as_ref()
+                            .map_or_else(|why| format!("not read: {why}"), |d| d.total.to_string()),
+                    ],
                     vec!["verify runs".into(), verifications.len().to_string()],
                     vec![
                         "last verify".into(),
@@ -248,6 +312,7 @@ pub(crate) fn report(
                 &["COMMAND", "OUTCOME", "COUNT"],
                 command_rows,
             ),
+            Section::new("dead letters by reason", &["REASON", "COUNT"], dead_rows),
             Section::new(
                 "retention",
                 &[
@@ -311,7 +376,52 @@ mod tests {
             leaves: 10,
             not_covered: 1,
         };
-        let r = report(&records, &Config::default(), now, log).json;
+        let dlq = |ts: i64, reason: &str| {
+            (
+                Some(ts),
+                vec![
+                    ("auditflow.error".to_owned(), Some(b"invalid_json".to_vec())),
+                    // A record dead-lettered twice keeps the last reason.
+                    (
+                        "auditflow.error".to_owned(),
+                        Some(reason.as_bytes().to_vec()),
+                    ),
+                    ("auditflow.service".to_owned(), Some(b"classifier".to_vec())),
+                ],
+            )
+        };
+        let inside = now.timestamp_millis() - 1_000;
+        let letters = DeadLetters::count(
+            &[
+                dlq(inside, "too_large"),
+                dlq(inside, "invalid_json"),
+                dlq(inside, "too_large"),
+                dlq(0, "too_large"),
+                (None, vec![]),
+            ],
+            now - Duration::days(1),
+            now,
+        );
+        assert_eq!(letters.total, 3);
+        assert_eq!(letters.by_reason["too_large"], 2);
+        assert_eq!(letters.by_service["classifier"], 3);
+        let r = report(&records, &Config::default(), now, log, Ok(&letters)).json;
+        assert_eq!(
+            r["audit_completeness"]["dead_letters"]["by_reason"]["invalid_json"],
+            1
+        );
+        let offline = report(
+            &records,
+            &Config::default(),
+            now,
+            log,
+            Err("no Kafka".into()),
+        )
+        .json;
+        assert_eq!(
+            offline["audit_completeness"]["dead_letters"]["total"],
+            serde_json::Value::Null
+        );
         assert_eq!(r["total"], 8);
         assert_eq!(r["gdpr_requests"]["total"], 4, "a receipt is no request");
         assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["success"], 1);

@@ -100,7 +100,20 @@ pub fn run(
                     log.leaves += tail.size;
                     log.not_covered += tail.size.saturating_sub(covered);
                 }
-                compliance::report(&records, config, now, log)
+                let dead_letters = read_topic(config, &config.topics.dead_letter).map(|found| {
+                    let found: Vec<_> = found
+                        .into_iter()
+                        .map(|r| (r.timestamp_ms, r.headers))
+                        .collect();
+                    compliance::DeadLetters::count(&found, from, to)
+                });
+                compliance::report(
+                    &records,
+                    config,
+                    now,
+                    log,
+                    dead_letters.as_ref().map_err(Clone::clone),
+                )
             }
         };
         anyhow::Ok(report)
@@ -134,21 +147,25 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long reading each of the monitor's topics to its end may take.
-const RESPONSES_READ: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long reading a topic to its end may take.
+const TOPIC_READ: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every record `topic` holds now, or why it could not be read (the reports that need Kafka
+/// say so and make the rest).
+fn read_topic(config: &Config, topic: &str) -> Result<Vec<auditflow_runtime::InputRecord>, String> {
+    inspect::read_to_end(&config.kafka, topic, TOPIC_READ).map_err(|e| e.to_string())
+}
 
 /// The security monitor's actions and blocklist as their topics hold them now, or why they
 /// could not be read.
 fn responses(config: &Config) -> Result<security::Responses, String> {
     let read = |topic: &str| {
-        inspect::read_to_end(&config.kafka, topic, RESPONSES_READ)
-            .map(|records| {
-                records
-                    .into_iter()
-                    .map(|r| (r.key, r.payload))
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|e| e.to_string())
+        read_topic(config, topic).map(|records| {
+            records
+                .into_iter()
+                .map(|r| (r.key, r.payload))
+                .collect::<Vec<_>>()
+        })
     };
     let actions = read(&config.topics.actions)?;
     let blocklist = read(&config.topics.blocklist)?;
