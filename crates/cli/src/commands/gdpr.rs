@@ -28,9 +28,7 @@ use std::process::ExitCode;
 
 use auditflow_core::operator::{OperatorAction, Receipt, rfc3339};
 use auditflow_core::{Config, RetentionClass};
-use auditflow_store::{
-    MAX_PAGE, PageToken, RecordKind, Store, StoredRecord, TimeRange, is_reserved_subject,
-};
+use auditflow_store::{MAX_PAGE, RecordKind, Store, StoredRecord, TimeRange, is_reserved_subject};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -136,18 +134,12 @@ fn receipt(request_id: &str, config: &Config, out: &mut Audited) -> anyhow::Resu
 
 /// Every record of the user, newest first, page after page.
 async fn whole_trail(store: &Store, user: &str) -> anyhow::Result<Vec<StoredRecord>> {
-    let mut records = Vec::new();
-    let mut page: Option<PageToken> = None;
-    loop {
-        let found = store
-            .query_user(user, TimeRange::default(), &[], MAX_PAGE, page.as_ref())
-            .await?;
-        records.extend(found.records);
-        match found.next {
-            Some(next) => page = Some(next),
-            None => return Ok(records),
-        }
-    }
+    super::all_pages(async |page| {
+        Ok(store
+            .query_user(user, TimeRange::default(), &[], MAX_PAGE, page)
+            .await?)
+    })
+    .await
 }
 
 /// The export document; `trail` newest first.

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use auditflow_store::{Page, PageToken, StoredRecord};
+
 use crate::cli::{Cli, Command};
 
 mod classify;
@@ -83,4 +85,21 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// Every record of a paged read (`query_user`, `records_by_time`, `security_events`), page
+/// after page.
+pub(crate) async fn all_pages(
+    mut read: impl AsyncFnMut(Option<&PageToken>) -> anyhow::Result<Page>,
+) -> anyhow::Result<Vec<StoredRecord>> {
+    let mut records = Vec::new();
+    let mut page: Option<PageToken> = None;
+    loop {
+        let found = read(page.as_ref()).await?;
+        records.extend(found.records);
+        match found.next {
+            Some(next) => page = Some(next),
+            None => return Ok(records),
+        }
+    }
 }

@@ -26,10 +26,11 @@ use std::process::ExitCode;
 
 use auditflow_core::Config;
 use auditflow_runtime::kafka::inspect;
-use auditflow_store::{MAX_PAGE, Page, PageToken, Store, StoredRecord, TimeRange};
+use auditflow_store::{MAX_PAGE, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::all_pages;
 use super::format::{Format, csv_row, csv_table, text_table};
 use super::operator_log::Audited;
 use super::query::timestamp;
@@ -234,22 +235,6 @@ async fn records_by_time(
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<StoredRecord>> {
     all_pages(async |page| Ok(store.records_by_time(from, to, MAX_PAGE, page).await?)).await
-}
-
-/// Every record of a paged read, page after page.
-async fn all_pages(
-    mut read: impl AsyncFnMut(Option<&PageToken>) -> anyhow::Result<Page>,
-) -> anyhow::Result<Vec<StoredRecord>> {
-    let mut records = Vec::new();
-    let mut page: Option<PageToken> = None;
-    loop {
-        let found = read(page.as_ref()).await?;
-        records.extend(found.records);
-        match found.next {
-            Some(next) => page = Some(next),
-            None => return Ok(records),
-        }
-    }
 }
 
 #[cfg(test)]
