@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use auditflow_integration_tests::kafka::{produce, read_committed, wait_caught_up};
-use auditflow_integration_tests::processes::logged_command;
+use auditflow_integration_tests::processes::{json_of, logged_command};
 use auditflow_integration_tests::sink::{SinkSetup, security_event, user_action};
 use auditflow_integration_tests::stack::require_kafka;
 use serde_json::Value;
@@ -23,16 +23,6 @@ fn run(setup: &SinkSetup, env: &[(&str, &str)], args: &[&str]) -> Output {
         command.env(k, v);
     }
     command.output().expect("running auditflow")
-}
-
-fn json_of(out: &Output, what: &str) -> Value {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use auditflow_integration_tests::kafka::{Input, create_topic, produce};
-use auditflow_integration_tests::processes::logged_command;
+use auditflow_integration_tests::processes::{json_of, logged_command, stdout_of};
 use auditflow_integration_tests::sink::SinkSetup;
 use auditflow_integration_tests::stack::require_kafka;
 use chrono::{Duration, Utc};
@@ -81,20 +81,6 @@ fn run(setup: &SinkSetup, args: &[&str]) -> Output {
     let mut command = logged_command(&setup.bootstrap, &setup.config, args);
     command.env("AUDITFLOW_OPERATOR", "auditor");
     command.output().expect("running auditflow")
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).expect("UTF-8")
-}
-
-fn json_of(out: &Output, what: &str) -> Value {
-    serde_json::from_str(&ok(out, what)).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,14 +415,14 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     assert_eq!(receipt["receipt"]["records_made_unreadable"], 3);
 
     // CSV: the same figures.
-    let csv = ok(&report(&["security"], &range, &["--format", "csv"]), "csv");
+    let csv = stdout_of(&report(&["security"], &range, &["--format", "csv"]), "csv");
     assert!(
         csv.starts_with("report,security,from,2026-11-20T00:00:00.000Z,to,"),
         "{csv}"
     );
     assert!(csv.contains(&format!("\r\n{ATTACKER},6,1\r\n")), "{csv}");
     assert!(csv.contains("\r\nbrute_force,critical,1\r\n"), "{csv}");
-    let query_csv = ok(
+    let query_csv = stdout_of(
         &run(
             &setup,
             &[
@@ -484,7 +470,7 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
         let file = dir.join(format!("{name}.html"));
         let file_arg = file.to_str().unwrap().to_owned();
         let out = report(&command, &range, &["--format", "html", "-o", &file_arg]);
-        ok(&out, name);
+        stdout_of(&out, name);
         assert!(out.stdout.is_empty(), "the page goes to the file");
         let rendered = render(&chromium, &file, &dir);
         let text = rendered["text"].as_str().unwrap();

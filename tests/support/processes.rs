@@ -230,3 +230,19 @@ pub fn spawn_slowed(mut command: Command, metrics_port: u16) -> ChildGuard {
         .env("AUDITFLOW_KAFKA__MAX_IN_FLIGHT_RECORDS", "300");
     ChildGuard::spawn(&mut command)
 }
+
+/// A finished command's stdout, asserting it exited 0 (`what` and its stderr name it if not).
+pub fn stdout_of(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// [`stdout_of`], parsed as one JSON document.
+pub fn json_of(out: &std::process::Output, what: &str) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(out, what)).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
