@@ -240,6 +240,8 @@ async fn records_by_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auditflow_core::RetentionClass;
+    use auditflow_store::{Labels, RecordKind};
     use chrono::TimeZone;
 
     #[test]
@@ -260,6 +262,60 @@ mod tests {
         assert!(parse_range(&bad(Some("yesterday"), None), now).is_err());
         assert!(parse_range(&bad(Some("2026-11-28"), Some("2026-11-27")), now).is_err());
         assert!(parse_range(&bad(Some("2026-11-01"), Some("2026-11-27")), now).is_ok());
+    }
+
+    fn record(kind: RecordKind, class: RetentionClass, action: &str, level: &str) -> StoredRecord {
+        StoredRecord {
+            id: format!("{action}-{level}"),
+            kind,
+            class,
+            event_time: Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap(),
+            event_type: "audit.x".into(),
+            labels: Labels {
+                action: Some(action.into()),
+                outcome: Some("success".into()),
+                risk_level: Some(level.into()),
+                severity: Some(level.into()),
+                ..Labels::default()
+            },
+            event: None,
+        }
+    }
+
+    /// The flat label counts every report has had since before the recipe's figures: kept.
+    #[test]
+    fn reports_count_labels() {
+        use RecordKind::*;
+        use RetentionClass::*;
+        let records = [
+            record(UserAction, General, "account_created", "low"),
+            record(UserAction, Security, "login_attempt", "low"),
+            record(UserAction, Security, "login_attempt", "high"),
+            record(SecurityEvent, Security, "failed_login", "warning"),
+            record(Alert, Security, "brute_force", "critical"),
+            record(UserAction, Financial, "user.payment.completed", "low"),
+        ];
+        let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let activity = user_activity::report("u1", &records, from, now).json;
+        assert_eq!(activity["total"], 6);
+        assert_eq!(activity["by_action"]["login_attempt"], 2);
+        assert_eq!(activity["by_risk"]["low"], 3);
+        let responses = security::Responses::default();
+        let sec = security::report(&records, &records, Ok(&responses), (from, now, now)).json;
+        assert_eq!(sec["security_events"]["total"], 1);
+        assert_eq!(
+            sec["security_events"]["by_type_and_severity"][0]["event_type"],
+            "failed_login"
+        );
+        assert_eq!(sec["alerts"]["by_rule_and_level"][0]["level"], "critical");
+        let letters = compliance::DeadLetters::default();
+        let log = compliance::LogSummary::default();
+        let comp = compliance::report(&records, &Config::default(), now, log, Ok(&letters)).json;
+        assert_eq!(comp["by_class"]["security"]["total"], 4);
+        assert_eq!(comp["by_class"]["security"]["retention_days"], 2557);
+        assert_eq!(comp["by_class"]["financial"]["by_kind"]["user_action"], 1);
+        assert_eq!(comp["by_class"]["marketing"]["total"], 0);
     }
 
     #[test]
