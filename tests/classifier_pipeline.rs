@@ -267,6 +267,33 @@ async fn counters_add_up_to_what_was_consumed() {
         emitted_total += found;
     }
     assert_eq!(emitted_total, 8);
+    // What was sampled out is summarised on the sampling topic, in the transactions that
+    // sampled it out: the counts add up to the counter's, and the emitted counter counts the
+    // summaries.
+    let sampling = &setup.config.topics.sampling;
+    let summaries = read_committed(&setup.bootstrap, sampling);
+    assert!(!summaries.is_empty());
+    let mut summarised = 0;
+    for s in &summaries {
+        assert_eq!(s.header("ce_type"), Some("audit.sampling.summary"));
+        let data = &s.json()["data"];
+        assert_eq!(data["event_type"], "user.page.view", "{data}");
+        assert_eq!(data["input"]["topic"], setup.input.as_str());
+        let span = (
+            data["input"]["first_offset"].as_i64().unwrap(),
+            data["input"]["last_offset"].as_i64().unwrap(),
+        );
+        assert!(span.0 <= span.1, "{data}");
+        summarised += data["count"].as_u64().unwrap();
+    }
+    assert_eq!(summarised, 5);
+    assert_eq!(
+        metric(
+            &text,
+            &format!(r#"auditflow_emitted_records_total{{{svc},topic="{sampling}"}}"#)
+        ),
+        summaries.len() as u64
+    );
     // Dead letters are counted by reason (above), not as emitted audit records.
     assert!(
         metric(

@@ -52,6 +52,10 @@ impl Corner {
             ("AUDITFLOW_TOPICS__BLOCKLIST", topic("security.blocklist")),
             ("AUDITFLOW_TOPICS__CHECKPOINTS", topic("audit.checkpoints")),
             ("AUDITFLOW_TOPICS__OPERATOR", topic("audit.operator.action")),
+            (
+                "AUDITFLOW_TOPICS__SAMPLING",
+                topic("audit.sampling.summary"),
+            ),
             // `unique_name` is `[a-z0-9_]`: no escaping needed inside the pattern.
             (
                 "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",

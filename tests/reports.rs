@@ -10,7 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use auditflow_integration_tests::kafka::{Input, create_topic, produce};
+use auditflow_core::config::SamplingRates;
+use auditflow_integration_tests::classifier::start_classifier;
+use auditflow_integration_tests::kafka::{
+    Input, create_topic, produce, read_committed, structured, wait_caught_up,
+};
 use auditflow_integration_tests::processes::{json_of, logged_command, stdout_of};
 use auditflow_integration_tests::sink::SinkSetup;
 use auditflow_integration_tests::stack::require_kafka;
@@ -268,9 +272,39 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     ];
     produce(&setup.bootstrap, &t.dead_letter, &letters).await;
     produce(&setup.bootstrap, &t.blocklist, &blocks).await;
+    // Page views of a fourth user through the real classifier, every one sampled out (rate 0),
+    // in two hours of the range: the compliance report counts them from its summaries.
+    setup.config.sampling = SamplingRates::from_pairs([("user.page.view", 0.0)]);
+    let views: Vec<Input> = [
+        "2026-11-20T11:05:00Z",
+        "2026-11-20T11:40:00Z",
+        "2026-11-20T11:59:59Z",
+        "2026-11-21T16:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, time)| {
+        let value = json!({"specversion": "1.0", "id": format!("pv-{i}"), "source": "/web",
+                           "type": "user.page.view", "time": time,
+                           "data": {"user_id": "u-pat-reports"}});
+        structured(&serde_json::to_vec(&value).unwrap())
+    })
+    .collect();
+    produce(&setup.bootstrap, &setup.input, &views).await;
+    let classifier = start_classifier(&setup.config);
+    let group = format!("{}classifier", setup.config.kafka.group_prefix);
+    wait_caught_up(&setup.bootstrap, &group, &setup.input).await;
+    classifier.0.trigger();
+    classifier.3.await.unwrap().expect("the classifier ran");
+    let summaries = read_committed(&setup.bootstrap, &t.sampling).len() as u64;
+    assert!(summaries >= 2, "two hours, two summaries at least");
     let _sink = setup.spawn_sink();
     setup.wait_caught_up().await;
-    assert_eq!(setup.stored_ids().await, 6 + 3 + 7 + 1);
+    assert_eq!(
+        setup.stored_ids().await as u64,
+        6 + 3 + 7 + 1 + summaries,
+        "the records and the summaries; no page view"
+    );
 
     // GDPR: an export and an erasure, both on the operator log.
     let export = json_of(
@@ -389,8 +423,8 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     );
     assert_eq!(
         comp["total"],
-        17 + 3,
-        "the stored records and the three operator events"
+        17 + 3 + summaries,
+        "the stored records, the three operator events and the sampling summaries"
     );
     assert_eq!(comp["operator_actions"]["total"], 3);
     assert_eq!(comp["gdpr_requests"]["total"], 2);
@@ -400,7 +434,24 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
     assert_eq!(comp["account_deletions"]["total"], 1);
     assert_eq!(comp["account_deletions"]["records_made_unreadable"], 3);
     assert_eq!(comp["by_class"]["general"]["total"], 9);
-    assert_eq!(comp["by_class"]["security"]["total"], 11);
+    assert_eq!(comp["by_class"]["security"]["total"], 11 + summaries);
+    assert_eq!(
+        comp["audit_completeness"]["sampled_out"],
+        json!({"total": 4, "by_type": {"user.page.view": 4}})
+    );
+    // Summaries are per hour of event time: a range from the second day has the last view.
+    let second_day = json_of(
+        &report(
+            &["compliance"],
+            &["--from", "2026-11-21", "--to", tomorrow.as_str()],
+            &["--format", "json"],
+        ),
+        "compliance",
+    );
+    assert_eq!(
+        second_day["audit_completeness"]["sampled_out"],
+        json!({"total": 1, "by_type": {"user.page.view": 1}})
+    );
     assert_eq!(comp["retention_compliance"]["compliant"], true);
     assert_eq!(
         comp["audit_completeness"]["dead_letters"],
@@ -452,21 +503,29 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
             vec!["user-activity", "--user", USER],
             range.to_vec(),
             vec!["login_attempt", "privilege_change", "33%", "medium (2.00)"],
+            3,
         ),
         (
             "security",
             vec!["security"],
             range.to_vec(),
             vec![ATTACKER, "brute_force", "lockout"],
+            3,
         ),
         (
             "compliance",
             vec!["compliance"],
             whole.to_vec(),
-            vec!["gdpr.delete", "records made unreadable by them"],
+            vec![
+                "gdpr.delete",
+                "records made unreadable by them",
+                "sampled-out inputs by type",
+                "user.page.view",
+            ],
+            4,
         ),
     ];
-    for (name, command, range, expected) in pages {
+    for (name, command, range, expected, chart_count) in pages {
         let file = dir.join(format!("{name}.html"));
         let file_arg = file.to_str().unwrap().to_owned();
         let out = report(&command, &range, &["--format", "html", "-o", &file_arg]);
@@ -478,7 +537,11 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
             assert!(text.contains(needle), "{name}: {needle:?} not on the page");
         }
         let charts = rendered["charts"].as_array().unwrap();
-        assert_eq!(charts.len(), 3, "{name}: every chart has something to draw");
+        assert_eq!(
+            charts.len(),
+            chart_count,
+            "{name}: every chart has something to draw"
+        );
         for chart in charts {
             assert!(
                 chart["bars"].as_u64().unwrap() > 0,

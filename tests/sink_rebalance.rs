@@ -24,9 +24,9 @@ const HELD: usize = 200;
 /// Records per input topic produced once the group has settled with both instances, each
 /// with a key of its own so that every partition, whoever holds it, gets some.
 const JOINED: usize = 40;
-/// Five input topics of three partitions (`SinkSetup`): the four audit topics and the operator
-/// log.
-const PARTITIONS: u64 = 15;
+/// Six input topics of three partitions (`SinkSetup`): the four audit topics, the operator
+/// log and the sampling summaries.
+const PARTITIONS: u64 = 18;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_leaves_mid_stream_loses_and_doubles_nothing() {

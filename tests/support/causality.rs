@@ -36,7 +36,9 @@ pub struct IndexerSetup {
 impl IndexerSetup {
     /// [`SinkSetup::new`], plus the actions topic (three partitions).
     pub async fn new(name: &str) -> Self {
-        let SinkSetup { bootstrap, config } = SinkSetup::new(name).await;
+        let SinkSetup {
+            bootstrap, config, ..
+        } = SinkSetup::new(name).await;
         create_topic(&bootstrap, &config.topics.actions, 3).await;
         Self { bootstrap, config }
     }

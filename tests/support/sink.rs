@@ -23,6 +23,9 @@ pub struct SinkSetup {
     pub bootstrap: String,
     /// The configuration the sink runs with: fresh topics, group prefix and keyspace.
     pub config: Config,
+    /// The classifier's input topic under this configuration (one partition), for the tests
+    /// that classify before they store.
+    pub input: String,
 }
 
 impl SinkSetup {
@@ -45,6 +48,7 @@ impl SinkSetup {
         Self {
             bootstrap: setup.bootstrap,
             config,
+            input: setup.input,
         }
     }
 

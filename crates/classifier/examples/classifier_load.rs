@@ -443,6 +443,10 @@ fn spawn_classifier(
             "AUDITFLOW_TOPICS__BLOCKLIST",
             format!("{run}.security.blocklist"),
         )
+        .env(
+            "AUDITFLOW_TOPICS__SAMPLING",
+            format!("{run}.audit.sampling.summary"),
+        )
         .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null())
         .spawn()

@@ -10,14 +10,20 @@
 //! records (key per docs/topics-and-records.md; headers `ce_type`, `ce_id`, `content-type` by
 //! the runtime's [`structured_record`]).
 //!
-//! What it is not: it does not decide anything about an event, and it keeps no state between
-//! records, so any instance can take over any partition at any time.
+//! What it sampled out it summarises at the end of each batch, in the batch's transaction: one
+//! `audit.sampling.summary` event per input type, input partition and hour of event time
+//! (the core's [`SampledOutTally`]), on `[topics] sampling`, so the count survives the process
+//! and `report compliance` can give it for any period.
+//!
+//! What it is not: it does not decide anything about an event, and it keeps no state beyond a
+//! batch, so any instance can take over any partition at any time.
 
 // A library never prints: services report through `tracing` (structured, and kept free of
 // personal data), and stdout/stderr belong to the binary that owns the terminal.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 use auditflow_core::classify::{Classified, Output};
+use auditflow_core::sampling::summary::{SAMPLING_SUMMARY_TYPE, SampledOutTally};
 use auditflow_core::{Classifier, Config, ConfigError};
 use auditflow_runtime::kafka::cloudevents::{decode_event, structured_record};
 use auditflow_runtime::kafka::loop_spec::LoopSpec;
@@ -50,7 +56,7 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 /// `[topics] classifier_inputs` in group `<group_prefix>classifier`.
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
-    let transform = ClassifierTransform::new(Classifier::new(config)?);
+    let transform = ClassifierTransform::new(Classifier::new(config)?, &config.topics.sampling);
     let readiness = cx.health.register(SERVICE, true);
     topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
     let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
@@ -59,15 +65,23 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The core's classifier as a harness [`Transform`]. Stateless.
+/// The core's classifier as a harness [`Transform`]. Its only state is the current batch's
+/// sampled-out inputs.
 struct ClassifierTransform {
     classifier: Classifier,
+    /// Where the summaries of what was sampled out go (`[topics] sampling`).
+    sampling_topic: String,
+    sampled_out: SampledOutTally,
 }
 
 impl ClassifierTransform {
     /// Wraps a classifier built from the service's configuration.
-    fn new(classifier: Classifier) -> Self {
-        Self { classifier }
+    fn new(classifier: Classifier, sampling_topic: &str) -> Self {
+        Self {
+            classifier,
+            sampling_topic: sampling_topic.to_owned(),
+            sampled_out: SampledOutTally::default(),
+        }
     }
 }
 
@@ -85,10 +99,33 @@ impl Transform for ClassifierTransform {
                     event_time_ms,
                 }
             }
-            Classified::SampledOut { ty } => Transformed::SampledOut { event_type: ty },
+            Classified::SampledOut { ty, rate } => {
+                let at = (record.topic.as_str(), record.partition, record.offset);
+                self.sampled_out.add(&ty, rate, at, decoded.time());
+                Transformed::SampledOut { event_type: ty }
+            }
             Classified::Ignored => Transformed::Ignored,
             Classified::Rejected(rejection) => Transformed::DeadLetter(rejection.into()),
         }
+    }
+
+    fn end_batch(&mut self) -> Vec<OutputRecord> {
+        self.sampled_out
+            .drain()
+            .into_iter()
+            .map(|(summary, time)| {
+                let event = summary.to_event(time);
+                // Keyed by the input type: one type's summaries stay in order.
+                let key = Some(summary.event_type.clone().into_bytes());
+                structured_record(
+                    self.sampling_topic.clone(),
+                    key,
+                    SAMPLING_SUMMARY_TYPE,
+                    &event.id,
+                    event.to_json_bytes(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -104,7 +141,10 @@ mod tests {
     use super::*;
 
     fn transform() -> ClassifierTransform {
-        ClassifierTransform::new(Classifier::new(&Config::default()).unwrap())
+        ClassifierTransform::new(
+            Classifier::new(&Config::default()).unwrap(),
+            "audit.sampling.summary",
+        )
     }
 
     fn record(headers: Vec<(&str, &[u8])>, payload: &[u8]) -> InputRecord {
@@ -188,6 +228,43 @@ mod tests {
             transform().transform(&tombstone),
             Transformed::DeadLetter(_)
         ));
+    }
+
+    #[test]
+    fn what_a_batch_sampled_out_is_summarised_at_its_end() {
+        let config = Config::from_toml_str("[sampling]\n\"user.page.view\" = 0\n").unwrap();
+        let mut t = ClassifierTransform::new(Classifier::new(&config).unwrap(), "sampled");
+        let view = |id: &str, offset: i64| {
+            let mut r = record(
+                vec![],
+                format!(r#"{{"id":"{id}","source":"s","type":"user.page.view","time":"2026-12-03T10:00:00Z","data":{{"user_id":"u1"}}}}"#).as_bytes(),
+            );
+            r.offset = offset;
+            r
+        };
+        for (id, offset) in [("v1", 3), ("v2", 5)] {
+            assert_eq!(
+                t.transform(&view(id, offset)),
+                Transformed::SampledOut {
+                    event_type: "user.page.view".into()
+                }
+            );
+        }
+        let summaries = t.end_batch();
+        assert_eq!(summaries.len(), 1);
+        let out = &summaries[0];
+        assert_eq!(out.topic, "sampled");
+        assert_eq!(out.key.as_deref(), Some(&b"user.page.view"[..]));
+        assert_eq!(header(out, "ce_type"), b"audit.sampling.summary");
+        let value: serde_json::Value =
+            serde_json::from_slice(out.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(value["data"]["count"], 2);
+        assert_eq!(value["data"]["sample_rate"], 0.0);
+        assert_eq!(value["data"]["input"]["first_offset"], 3);
+        assert_eq!(value["data"]["input"]["last_offset"], 5);
+        assert_eq!(value["time"], "2026-12-03T10:00:00Z");
+        // The next batch starts from nothing.
+        assert!(t.end_batch().is_empty());
     }
 
     #[test]

@@ -234,6 +234,9 @@ pub struct Topics {
     /// Where operator commands publish what they did to audit data (`audit.operator.action`
     /// events, docs/operator-log.md); the sink stores them.
     pub operator: String,
+    /// Where the classifier writes what it sampled out (`audit.sampling.summary` events, one
+    /// per input type, partition and hour in each transaction); the sink stores them.
+    pub sampling: String,
     /// What the classifier reads: topic names, or regular expressions starting with `^`.
     pub classifier_inputs: Vec<String>,
     /// Partitions of each topic `auditflow topics create` makes.
@@ -273,6 +276,7 @@ impl Default for Topics {
             blocklist: "security.blocklist".into(),
             checkpoints: "audit.checkpoints".into(),
             operator: "audit.operator.action".into(),
+            sampling: "audit.sampling.summary".into(),
         }
     }
 }

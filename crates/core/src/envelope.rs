@@ -234,6 +234,36 @@ impl Event {
         }
     }
 
+    /// An event of auditflow's own (the operator log's, a sampling summary): `payload` as its
+    /// JSON `data`, at `time`, with its `retention` extension.
+    pub fn with_payload(
+        id: impl Into<String>,
+        (source, ty): (&str, &str),
+        time: DateTime<Utc>,
+        retention: &str,
+        payload: &impl Serialize,
+    ) -> Self {
+        let mut event = Self::new(id, source, ty);
+        event.time = Some(time);
+        event.datacontenttype = Some("application/json".into());
+        event
+            .extensions
+            .insert("retention".into(), retention.into());
+        if let Ok(Value::Object(data)) = serde_json::to_value(payload) {
+            event.data = data;
+        }
+        event
+    }
+
+    /// The `data` of an event of type `ty` as a `T` (the reverse of [`Self::with_payload`]);
+    /// what is wrong, in words, when the type differs or the data does not fit.
+    pub fn payload<T: DeserializeOwned>(&self, ty: &str) -> Result<T, String> {
+        if self.ty != ty {
+            return Err(format!("the type is not {ty}"));
+        }
+        serde_json::from_value(Value::Object(self.data.clone())).map_err(|e| e.to_string())
+    }
+
     /// A context attribute: the extension when present and non-empty, else the `metadata` key.
     pub fn context(&self, attribute: ContextAttribute) -> Option<Cow<'_, str>> {
         self.extensions

@@ -107,28 +107,16 @@ pub struct NotAnOperatorAction(String);
 impl OperatorAction {
     /// The event that carries it, with id `id`, at `time` (when the command finished).
     pub fn to_event(&self, id: &str, time: DateTime<Utc>) -> Event {
-        let mut event = Event::new(id, OPERATOR_SOURCE, OPERATOR_ACTION_TYPE);
-        event.time = Some(time);
-        event.datacontenttype = Some("application/json".into());
-        event
-            .extensions
-            .insert("retention".into(), "security".into());
-        if let Ok(Value::Object(data)) = serde_json::to_value(self) {
-            event.data = data;
-        }
-        event
+        let kind = (OPERATOR_SOURCE, OPERATOR_ACTION_TYPE);
+        Event::with_payload(id, kind, time, "security", self)
     }
 
     /// The action an operator event carries, checked: an operator, a command and an outcome
     /// are required.
     pub fn from_event(event: &Event) -> Result<Self, NotAnOperatorAction> {
-        if event.ty != OPERATOR_ACTION_TYPE {
-            return Err(NotAnOperatorAction(format!(
-                "the type is not {OPERATOR_ACTION_TYPE}"
-            )));
-        }
-        let action: Self = serde_json::from_value(Value::Object(event.data.clone()))
-            .map_err(|e| NotAnOperatorAction(format!("{e}")))?;
+        let action: Self = event
+            .payload(OPERATOR_ACTION_TYPE)
+            .map_err(NotAnOperatorAction)?;
         if action.operator.is_empty() || action.command.is_empty() {
             return Err(NotAnOperatorAction(
                 "`operator` and `command` must not be empty".into(),

@@ -100,7 +100,7 @@ fn describe(out: &mut String, label: &str, classified: &Classified) {
                 writeln!(out, "  debug#={}", hash(&format!("{output:?}"))).unwrap();
             }
         }
-        Classified::SampledOut { ty } => writeln!(out, "{label}: sampled_out {ty:?}").unwrap(),
+        Classified::SampledOut { ty, .. } => writeln!(out, "{label}: sampled_out {ty:?}").unwrap(),
         Classified::Ignored => writeln!(out, "{label}: ignored").unwrap(),
         Classified::Rejected(r) => {
             writeln!(out, "{label}: rejected {} {:?}", r.reason, r.detail).unwrap()

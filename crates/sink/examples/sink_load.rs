@@ -149,6 +149,8 @@ fn run_overrides(run: &str) -> Vec<(String, String)> {
         topic("ACTIONS", "security.actions"),
         topic("BLOCKLIST", "security.blocklist"),
         topic("CHECKPOINTS", "audit.checkpoints"),
+        topic("OPERATOR", "audit.operator.action"),
+        topic("SAMPLING", "audit.sampling.summary"),
     ]
 }
 

@@ -4,13 +4,15 @@
 //! audit schemas are the core's (the runtime's `decode_event` over `decode_record`, and
 //! `AuditRecord::from_event`); this module only
 //! picks the store's clear labels out of them. A record is refused (dead-lettered) when it is
-//! not a CloudEvent, not one of the four types the sink reads, or breaks its type's schema.
+//! not a CloudEvent, not one of the types the sink reads (or on a topic not its own), or breaks
+//! its type's schema.
 
 use auditflow_core::checkpoint::LogId;
 use auditflow_core::config::Limits;
 use auditflow_core::detect::ALERT_TYPE;
 use auditflow_core::operator::{OPERATOR_ACTION_TYPE, OperatorAction};
 use auditflow_core::retention::RetentionPolicy;
+use auditflow_core::sampling::summary::{SAMPLING_SUMMARY_TYPE, SampledOutSummary};
 use auditflow_core::{AuditRecord, Event, Reason, RetentionClass};
 use auditflow_runtime::kafka::cloudevents::decode_event;
 use auditflow_runtime::{DeadLetter, InputRecord};
@@ -19,49 +21,99 @@ use auditflow_store::{Labels, RecordKind, StorableRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+/// The topics that each carry one type of auditflow's own: the operator log (written by the
+/// command-line tool) and the classifier's sampling summaries. Each type is taken from its
+/// topic only, and its topic holds nothing else, so a producer of audit records can forge
+/// neither an operator's event nor a count of what was sampled out.
+#[derive(Debug, Clone)]
+pub struct OwnTopics {
+    /// `[topics] operator`.
+    pub operator: String,
+    /// `[topics] sampling`.
+    pub sampling: String,
+}
+
+/// Which of auditflow's own types a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    Operator,
+    Sampling,
+}
+
+impl OwnTopics {
+    /// The configured topics.
+    pub fn of(topics: &auditflow_core::config::Topics) -> Self {
+        Self {
+            operator: topics.operator.clone(),
+            sampling: topics.sampling.clone(),
+        }
+    }
+
+    /// `Some` for a record of one of the own types on its own topic, `None` for any other type
+    /// on any other topic; refused when type and topic do not belong together.
+    fn check(&self, topic: &str, ty: &str) -> Result<Option<Own>, DeadLetter> {
+        let owned = [
+            (Own::Operator, self.operator.as_str(), OPERATOR_ACTION_TYPE),
+            (Own::Sampling, self.sampling.as_str(), SAMPLING_SUMMARY_TYPE),
+        ];
+        for (own, own_topic, own_type) in owned {
+            if (topic == own_topic) != (ty == own_type) {
+                return Err(DeadLetter::new(
+                    Reason::SchemaViolation.as_str(),
+                    format!("{own_type} events belong on their own topic, and only they"),
+                ));
+            }
+            if topic == own_topic {
+                return Ok(Some(own));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Decodes one record. `now` is the event time of last resort (no `time`, no Kafka timestamp).
-/// `operator_topic` is the operator log's topic: it holds operator events only, and they are
-/// taken from nowhere else (a producer of audit records cannot forge an operator's).
+/// `own` names the topics of auditflow's own types ([`OwnTopics`]).
 pub fn decode(
     record: &InputRecord,
     limits: &Limits,
     policy: &RetentionPolicy,
-    operator_topic: &str,
+    own: &OwnTopics,
     now: DateTime<Utc>,
 ) -> Result<StorableRecord, DeadLetter> {
     let decoded = decode_event(record, limits, now)?;
     let event_time = decoded.time();
     let event = decoded.event;
 
-    let on_operator_topic = record.topic == operator_topic;
-    if on_operator_topic != (event.ty == OPERATOR_ACTION_TYPE) {
-        return Err(DeadLetter::new(
-            Reason::SchemaViolation.as_str(),
-            format!(
-                "{OPERATOR_ACTION_TYPE} events belong on the operator log's topic, and only they"
-            ),
-        ));
-    }
-    let (kind, user_id, labels, class) = if on_operator_topic {
-        let (user_id, labels) = operator_action(&event)?;
-        (
-            RecordKind::OperatorAction,
-            Some(user_id),
-            labels,
+    let (kind, user_id, labels, class) = match own.check(&record.topic, &event.ty)? {
+        Some(Own::Operator) => {
+            let (user_id, labels) = operator_action(&event)?;
+            (
+                RecordKind::OperatorAction,
+                Some(user_id),
+                labels,
+                RetentionClass::Security,
+            )
+        }
+        Some(Own::Sampling) => (
+            RecordKind::SamplingSummary,
+            None,
+            sampling_summary(&event)?,
             RetentionClass::Security,
-        )
-    } else if event.ty == ALERT_TYPE {
-        let (user_id, labels) = alert(&event.data)?;
-        (RecordKind::Alert, user_id, labels, RetentionClass::Security)
-    } else {
-        let audit = AuditRecord::from_event(&event)?;
-        let class = declared_class(&event).unwrap_or_else(|| {
-            // Written by another producer than our classifier: decide as it would.
-            let original = extension_text(&event, "originaltype").unwrap_or(&event.ty);
-            policy.class_of(original, &audit)
-        });
-        let (kind, labels) = audit_labels(&audit);
-        (kind, audit.user_id().map(str::to_owned), labels, class)
+        ),
+        None if event.ty == ALERT_TYPE => {
+            let (user_id, labels) = alert(&event.data)?;
+            (RecordKind::Alert, user_id, labels, RetentionClass::Security)
+        }
+        None => {
+            let audit = AuditRecord::from_event(&event)?;
+            let class = declared_class(&event).unwrap_or_else(|| {
+                // Written by another producer than our classifier: decide as it would.
+                let original = extension_text(&event, "originaltype").unwrap_or(&event.ty);
+                policy.class_of(original, &audit)
+            });
+            let (kind, labels) = audit_labels(&audit);
+            (kind, audit.user_id().map(str::to_owned), labels, class)
+        }
     };
     let labels = Labels {
         sample_rate: sample_rate(&event),
@@ -170,6 +222,18 @@ fn operator_action(event: &Event) -> Result<(String, Labels), DeadLetter> {
     Ok((action.operator, labels))
 }
 
+/// A sampling summary: filed under no one; the input type and how many were sampled out are
+/// its clear labels (what the compliance report counts).
+fn sampling_summary(event: &Event) -> Result<Labels, DeadLetter> {
+    let summary = SampledOutSummary::from_event(event)
+        .map_err(|e| DeadLetter::new(Reason::SchemaViolation.as_str(), e.to_string()))?;
+    Ok(Labels {
+        action: Some(summary.event_type),
+        record_count: Some(i64::try_from(summary.count).unwrap_or(i64::MAX)),
+        ..Labels::default()
+    })
+}
+
 fn extension_text<'e>(event: &'e Event, name: &str) -> Option<&'e str> {
     event.extensions.get(name).and_then(Value::as_str)
 }
@@ -209,7 +273,7 @@ mod tests {
             &input(value),
             &Limits::default(),
             &RetentionPolicy::new(),
-            "audit.operator.action",
+            &OwnTopics::of(&Default::default()),
             Utc::now(),
         )
     }
@@ -329,7 +393,7 @@ mod tests {
             &not_json,
             &Limits::default(),
             &RetentionPolicy::new(),
-            "audit.operator.action",
+            &OwnTopics::of(&Default::default()),
             Utc::now(),
         )
         .unwrap_err();
@@ -344,7 +408,7 @@ mod tests {
             },
             &Limits::default(),
             &RetentionPolicy::new(),
-            "audit.operator.action",
+            &OwnTopics::of(&Default::default()),
             Utc::now(),
         )
     }
@@ -368,6 +432,43 @@ mod tests {
         assert_eq!(op.labels.action.as_deref(), Some("gdpr.delete"));
         assert_eq!(op.labels.outcome.as_deref(), Some("success"));
         assert_eq!(op.labels.record_count, Some(4));
+    }
+
+    fn summary_event() -> Value {
+        json!({"specversion": "1.0", "id": "sum-1", "source": "/auditflow/classifier",
+            "type": "audit.sampling.summary", "time": "2026-12-03T10:59:00Z",
+            "data": {"event_type": "user.page.view", "count": 41, "sample_rate": 0.5,
+                     "input": {"topic": "user.events", "partition": 2, "first_offset": 10, "last_offset": 90},
+                     "first_time": "2026-12-03T10:00:00Z", "last_time": "2026-12-03T10:59:00Z"}})
+    }
+
+    #[test]
+    fn a_sampling_summary_is_counted_by_type_and_filed_under_no_one() {
+        let s = on_topic("audit.sampling.summary", summary_event()).unwrap();
+        assert_eq!(
+            (s.kind, s.class, s.user_id.as_deref()),
+            (RecordKind::SamplingSummary, RetentionClass::Security, None)
+        );
+        assert_eq!(s.labels.action.as_deref(), Some("user.page.view"));
+        assert_eq!(s.labels.record_count, Some(41));
+        assert_eq!(s.event_time.to_rfc3339(), "2026-12-03T10:59:00+00:00");
+    }
+
+    #[test]
+    fn sampling_summaries_come_from_their_topic_only() {
+        let forged = on_topic("audit.user.action", summary_event()).unwrap_err();
+        assert_eq!(forged.reason, "schema_violation");
+        let intruder = on_topic("audit.sampling.summary", action(json!({}))).unwrap_err();
+        assert_eq!(intruder.reason, "schema_violation");
+        let mut zero = summary_event();
+        zero["data"]["count"] = json!(0);
+        let zero = on_topic("audit.sampling.summary", zero).unwrap_err();
+        assert_eq!(zero.reason, "schema_violation");
+        // Each own topic refuses the other's type.
+        let crossed = on_topic("audit.operator.action", summary_event()).unwrap_err();
+        assert_eq!(crossed.reason, "schema_violation");
+        let crossed = on_topic("audit.sampling.summary", operator_event()).unwrap_err();
+        assert_eq!(crossed.reason, "schema_violation");
     }
 
     #[test]

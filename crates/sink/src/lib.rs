@@ -38,6 +38,7 @@ use auditflow_store::integrity::SigningKey;
 use auditflow_store::{KeySource, Store, StoreError};
 use tokio::task::JoinHandle;
 
+use decode::OwnTopics;
 use sealer::{Sealer, SealerParts};
 
 use writer::SinkWriter;
@@ -49,11 +50,12 @@ pub const SERVICE: &str = "sink";
 /// Why the sink stopped: its store (connecting, migrating) or the Kafka harness.
 pub type Error = ServiceError<StoreError>;
 
-/// The topics the sink reads (docs/topics-and-records.md): the stored ones and the operator
-/// log (docs/operator-log.md).
+/// The topics the sink reads (docs/topics-and-records.md): the stored ones, the operator log
+/// (docs/operator-log.md) and the classifier's sampling summaries.
 pub fn input_topics(config: &Config) -> Vec<String> {
     let mut topics = config.topics.stored();
     topics.push(config.topics.operator.clone());
+    topics.push(config.topics.sampling.clone());
     topics
 }
 
@@ -99,13 +101,13 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
         let store = Store::open_for_service(SERVICE, config)
             .await
             .map_err(Error::Store)?;
-        // The operator log's topic is written by the command-line tool only: it may not exist
-        // yet when the sink subscribes to it.
-        let operator: Vec<_> = topics::planned_topics(&config.topics)
+        // The operator log's topic is written by the command-line tool only, the sampling
+        // summaries' by the classifier: either may not exist yet when the sink subscribes.
+        let own: Vec<_> = topics::planned_topics(&config.topics)
             .into_iter()
-            .filter(|t| t.name == config.topics.operator)
+            .filter(|t| [&config.topics.operator, &config.topics.sampling].contains(&&t.name))
             .collect();
-        topics::ensure_topics(&config.kafka, &operator).await?;
+        topics::ensure_topics(&config.kafka, &own).await?;
         let sealer = if config.integrity.enabled {
             let (sealer, task) = start_sealer(config, &store).await?;
             *started.lock().unwrap_or_else(|p| p.into_inner()) = Some((sealer.clone(), task));
@@ -121,7 +123,7 @@ pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
         Ok(SinkWriter::new(
             store,
             config.limits.clone(),
-            config.topics.operator.clone(),
+            OwnTopics::of(&config.topics),
             sealer,
             metrics.clone(),
         ))

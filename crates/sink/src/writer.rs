@@ -22,7 +22,7 @@ use auditflow_runtime::{InputRecord, Partition, ServiceMetrics};
 use auditflow_store::{Store, StoreError, class_table};
 use chrono::Utc;
 
-use crate::decode::decode;
+use crate::decode::{OwnTopics, decode};
 use crate::sealer::Sealer;
 
 /// Stores the audit topics' records and alerts through one [`Store`]; shared by every
@@ -31,8 +31,8 @@ pub struct SinkWriter {
     store: Arc<Store>,
     limits: Limits,
     policy: RetentionPolicy,
-    /// The operator log's topic (operator events are taken from it only).
-    operator_topic: String,
+    /// The topics of auditflow's own types (each taken from its topic only).
+    own_topics: OwnTopics,
     /// `None` with `[integrity] enabled = false`: records are stored in no log.
     sealer: Option<Sealer>,
     /// Where the CQL requests and rows written are counted.
@@ -44,7 +44,7 @@ impl SinkWriter {
     pub(crate) fn new(
         store: Arc<Store>,
         limits: Limits,
-        operator_topic: String,
+        own_topics: OwnTopics,
         sealer: Option<Sealer>,
         metrics: ServiceMetrics,
     ) -> Self {
@@ -52,7 +52,7 @@ impl SinkWriter {
             store,
             limits,
             policy: RetentionPolicy::new(),
-            operator_topic,
+            own_topics,
             sealer,
             metrics,
         }
@@ -113,7 +113,7 @@ impl BatchWriter for SinkWriter {
                 outcomes.push(Written::Ignored);
                 continue;
             }
-            match decode(input, &self.limits, &self.policy, &self.operator_topic, now) {
+            match decode(input, &self.limits, &self.policy, &self.own_topics, now) {
                 Ok(mut record) => {
                     if self.sealer.is_none() {
                         record.position = None;

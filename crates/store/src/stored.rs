@@ -30,6 +30,9 @@ pub enum RecordKind {
     /// `audit.operator.action`: what an operator's command did to audit data, filed under the
     /// operator (docs/operator-log.md).
     OperatorAction,
+    /// `audit.sampling.summary`: how many inputs of one type the classifier sampled out (one
+    /// transaction, one input partition, one hour), filed under no one.
+    SamplingSummary,
 }
 
 impl RecordKind {
@@ -41,6 +44,7 @@ impl RecordKind {
             Self::SecurityEvent => "security_event",
             Self::Alert => "alert",
             Self::OperatorAction => "operator_action",
+            Self::SamplingSummary => "sampling_summary",
         }
     }
 
@@ -52,6 +56,7 @@ impl RecordKind {
             Self::SecurityEvent,
             Self::Alert,
             Self::OperatorAction,
+            Self::SamplingSummary,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -120,6 +120,8 @@ pub struct Topics {
     pub actions: Vec<Read>,
     /// `security.blocklist`, in offset order per partition.
     pub blocklist: Vec<Read>,
+    /// The classifier's sampling summaries.
+    pub sampling: Vec<Read>,
 }
 
 /// Where each input went: `(topic, partition, offset)`, by corpus index.
@@ -227,6 +229,8 @@ pub fn kafka_rows(config: &Config, corpus: &Corpus, positions: &Positions, t: &T
         });
     }
 
+    rows.extend(sampling_rows(corpus, positions, &t.sampling));
+
     // Alerts by (rule, level, key); ids must be distinct too.
     let alerts: Vec<Value> = t.alerts.iter().map(json).collect();
     let found = tally(alerts.iter().map(|a| {
@@ -290,14 +294,64 @@ pub fn kafka_rows(config: &Config, corpus: &Corpus, positions: &Positions, t: &T
     rows
 }
 
+/// The sampling summaries against the sampled-out inputs: per input type, the summaries'
+/// counts add up to the inputs sampled out (more is duplicated, fewer lost); every sampled-out
+/// input lies in the offset span of a summary of its type and partition (else wrong); and
+/// the summaries' ids are distinct.
+fn sampling_rows(corpus: &Corpus, positions: &Positions, summaries: &[Read]) -> Vec<Row> {
+    let sampled: Vec<(String, &(String, i32, i64))> = corpus
+        .records
+        .iter()
+        .zip(positions)
+        .filter(|(r, _)| r.fate == Fate::SampledOut)
+        .map(|(r, pos)| (input_attribute(r, "type").unwrap_or_default(), pos))
+        .collect();
+    let expected = tally(sampled.iter().map(|(ty, _)| ty.clone()));
+    let data: Vec<Value> = summaries.iter().map(|r| json(r)["data"].clone()).collect();
+    let mut counted: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &data {
+        let n = d["count"].as_u64().unwrap_or(0) as usize;
+        *counted
+            .entry(text(d, "event_type").unwrap_or_default())
+            .or_default() += n;
+    }
+    let mut row = Row::compare("sampled out, summarised by type", &expected, &counted);
+    row.found = counted.values().sum();
+    for (ty, (topic, partition, offset)) in &sampled {
+        let covered = data.iter().any(|d| {
+            let input = &d["input"];
+            text(d, "event_type").as_ref() == Some(ty)
+                && text(input, "topic").as_ref() == Some(topic)
+                && input["partition"].as_i64() == Some(i64::from(*partition))
+                && input["first_offset"].as_i64().is_some_and(|o| o <= *offset)
+                && input["last_offset"].as_i64().is_some_and(|o| o >= *offset)
+        });
+        if !covered {
+            row.wrong += 1;
+            row.example(format!(
+                "{topic}/{partition}@{offset} in no summary of {ty}"
+            ));
+        }
+    }
+    let ids = tally(summaries.iter().filter_map(|r| text(&json(r), "id")));
+    let once = ids.keys().map(|id| (id.clone(), 1)).collect();
+    vec![row, Row::compare("sampling summary ids", &once, &ids)]
+}
+
 /// An input's CloudEvent id (structured or binary mode).
 pub fn input_id(r: &super::corpus::Planned) -> Option<String> {
-    if let Some((_, v)) = r.headers.iter().find(|(k, _)| k == "ce_id") {
+    input_attribute(r, "id")
+}
+
+/// An input's CloudEvents attribute `name` (structured or binary mode).
+fn input_attribute(r: &super::corpus::Planned, name: &str) -> Option<String> {
+    let header = format!("ce_{name}");
+    if let Some((_, v)) = r.headers.iter().find(|(k, _)| *k == header) {
         return String::from_utf8(v.clone()).ok();
     }
     serde_json::from_slice::<Value>(&r.value)
         .ok()
-        .and_then(|v| text(&v, "id"))
+        .and_then(|v| text(&v, name))
 }
 
 /// A record the store must hold once: its id, retention class and whether it is a security
@@ -314,17 +368,24 @@ pub struct Expected {
     pub user: Option<String>,
     /// What caused it (`causationid`).
     pub cause: Option<String>,
+    /// Whether the causality indexer reads it (not a sampling summary).
+    pub indexed: bool,
 }
 
 /// The records the store and the causality index must hold: every classifier output and
-/// every alert found in the topics (the actions are indexed, not stored).
+/// every alert found in the topics (the actions are indexed, not stored), and the sampling
+/// summaries (stored, not indexed).
 ///
 /// Each id once: a record the topics hold twice (which their own rows count as duplicated) is
 /// still one row per table, the store's keys being the ids.
 pub fn expected_records(config: &Config, t: &Topics) -> Vec<Expected> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    for (topic, reads) in t.outputs.iter().chain([(&config.topics.alerts, &t.alerts)]) {
+    let own = [
+        (&config.topics.alerts, &t.alerts),
+        (&config.topics.sampling, &t.sampling),
+    ];
+    for (topic, reads) in t.outputs.iter().chain(own) {
         for r in reads {
             let v = json(r);
             let Some(id) = text(&v, "id") else { continue };
@@ -342,6 +403,7 @@ pub fn expected_records(config: &Config, t: &Topics) -> Vec<Expected> {
                     user
                 },
                 cause: text(&v, "causationid"),
+                indexed: topic != &config.topics.sampling,
             });
         }
     }
@@ -459,6 +521,7 @@ pub async fn causality_rows(
 ) -> Result<Vec<Row>, String> {
     let mut nodes: Vec<(String, Option<String>)> = expected
         .iter()
+        .filter(|e| e.indexed)
         .map(|e| (e.id.clone(), e.cause.clone()))
         .collect();
     for a in actions {

@@ -149,6 +149,7 @@ actions = "{ac}"
 blocklist = "{bl}"
 checkpoints = "{cp}"
 operator = "{op}"
+sampling = "{sa}"
 classifier_inputs = ["{ut}", "{st}"]
 partitions = {PARTITIONS}
 
@@ -175,6 +176,7 @@ id_secret_env = ""
         al = t("security.alerts"),
         ac = t("security.actions"),
         op = t("audit.operator.action"),
+        sa = t("audit.sampling.summary"),
         bl = t("security.blocklist"),
         cp = t("audit.checkpoints"),
         ut = names.user_topic,
@@ -441,6 +443,7 @@ pub async fn run(s: &Settings) -> Result<Report, String> {
         alerts: read_committed(&bootstrap, &t.alerts),
         actions: read_committed(&bootstrap, &t.actions),
         blocklist: read_committed(&bootstrap, &t.blocklist),
+        sampling: read_committed(&bootstrap, &t.sampling),
     })
     .await
     .map_err(|e| e.to_string())?;

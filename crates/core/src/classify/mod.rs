@@ -88,6 +88,8 @@ pub enum Classified {
     SampledOut {
         /// The input's type.
         ty: String,
+        /// The rate it was sampled at.
+        rate: f64,
     },
     /// Deliberately not audited (`audit.**`, the loop guard).
     Ignored,
@@ -183,6 +185,7 @@ impl Classifier {
             if !keep(&correlation, rate) {
                 return Classified::SampledOut {
                     ty: event.ty.clone(),
+                    rate,
                 };
             }
         }
@@ -248,7 +251,9 @@ impl Counters {
                     *self.emitted.entry(output.ty.to_owned()).or_default() += 1;
                 }
             }
-            Classified::SampledOut { ty } => *self.sampled_out.entry(ty.clone()).or_default() += 1,
+            Classified::SampledOut { ty, .. } => {
+                *self.sampled_out.entry(ty.clone()).or_default() += 1
+            }
             Classified::Ignored => self.ignored += 1,
             Classified::Rejected(rejection) => {
                 *self.dead_lettered.entry(rejection.reason).or_default() += 1

@@ -602,7 +602,8 @@ fn rate_zero_drops_routine_actions_only() {
     assert_eq!(
         classify_with(&classifier, input("user.page.view", json!({}))),
         Classified::SampledOut {
-            ty: "user.page.view".into()
+            ty: "user.page.view".into(),
+            rate: 0.0,
         }
     );
     assert!(sampled(&classifier, input("user.created", json!({}))));

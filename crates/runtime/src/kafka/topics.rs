@@ -73,6 +73,8 @@ pub fn planned_topics(topics: &Topics) -> Vec<TopicSpec> {
         ),
         // The operator log: the sink stores it, under the security retention class.
         spec(&topics.operator, vec![]),
+        // What the classifier sampled out, summarised: the sink stores it.
+        spec(&topics.sampling, vec![]),
     ]
 }
 
@@ -200,7 +202,8 @@ mod tests {
                 "security.actions",
                 "security.blocklist",
                 "audit.checkpoints",
-                "audit.operator.action"
+                "audit.operator.action",
+                "audit.sampling.summary"
             ]
         );
         let anchor = plan.iter().find(|s| s.name == "audit.checkpoints").unwrap();

@@ -60,6 +60,8 @@ impl Run {
             ("ACTIONS", "security.actions"),
             ("BLOCKLIST", "security.blocklist"),
             ("CHECKPOINTS", "audit.checkpoints"),
+            ("OPERATOR", "audit.operator.action"),
+            ("SAMPLING", "audit.sampling.summary"),
         ] {
             overrides.push((
                 format!("AUDITFLOW_TOPICS__{key}"),

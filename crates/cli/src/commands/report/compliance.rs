@@ -12,9 +12,10 @@
 //! - audit completeness: the tamper-evident log's leaves and how many are not yet covered by a
 //!   signed checkpoint; the `verify` runs of the range (the operator log has each one's outcome
 //!   and verified count); the dead letters of the range by reason and service, read from the
-//!   dead-letter topic when the report runs ([`DeadLetters`]). Sampled-out inputs are recorded
-//!   nowhere durable (only the classifier's counter), and the report says so rather than
-//!   counting them.
+//!   dead-letter topic when the report runs ([`DeadLetters`]); the inputs sampled out in the
+//!   range by type, from the classifier's stored sampling summaries (one per input type,
+//!   partition and hour of event time in each of its transactions, so the range is exact to
+//!   the hour).
 
 use std::collections::BTreeMap;
 
@@ -144,6 +145,21 @@ pub(crate) fn report(
         })
     });
 
+    // What sampling dropped: the classifier's summaries, counted by the input type.
+    let mut sampled_out: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.kind == RecordKind::SamplingSummary)
+    {
+        let n = r.labels.record_count.and_then(|n| u64::try_from(n).ok());
+        *sampled_out.entry(label(&r.labels.action)).or_default() += n.unwrap_or(0);
+    }
+    let sampled_out_total: u64 = sampled_out.values().sum();
+    let sampled_rows = sampled_out
+        .iter()
+        .map(|(ty, n)| vec![ty.clone(), n.to_string()])
+        .collect();
+
     let mut classes = Map::new();
     let mut class_rows = Vec::new();
     let mut retention_rows = Vec::new();
@@ -221,6 +237,10 @@ pub(crate) fn report(
                 .map(|(k, o)| (k.clone(), o.values().sum::<u64>())),
         ),
         Chart::categories(
+            "sampled-out inputs by type",
+            sampled_out.iter().map(|(ty, n)| (ty.clone(), *n)),
+        ),
+        Chart::categories(
             "commands on audit data",
             count(operator.iter().map(|r| label(&r.labels.action))),
         ),
@@ -255,9 +275,7 @@ pub(crate) fn report(
                 },
                 "verifications": {"runs": verifications.len(), "last": last_verify},
                 "dead_letters": dead_json,
-                "not_recorded": [
-                    "sampled-out inputs by type: only the classifier's auditflow_sampled_out_total counter",
-                ],
+                "sampled_out": {"total": sampled_out_total, "by_type": sampled_out},
             },
         }),
         sections: vec![
@@ -288,6 +306,7 @@ pub(crate) fn report(
                             .as_ref()
                             .map_or_else(|why| format!("not read: {why}"), |d| d.total.to_string()),
                     ],
+                    vec!["inputs sampled out".into(), sampled_out_total.to_string()],
                     vec!["verify runs".into(), verifications.len().to_string()],
                     vec![
                         "last verify".into(),
@@ -313,6 +332,11 @@ pub(crate) fn report(
                 command_rows,
             ),
             Section::new("dead letters by reason", &["REASON", "COUNT"], dead_rows),
+            Section::new(
+                "sampled-out inputs by type",
+                &["INPUT TYPE", "COUNT"],
+                sampled_rows,
+            ),
             Section::new(
                 "retention",
                 &[
@@ -353,6 +377,19 @@ mod tests {
         )
     }
 
+    fn summary(ty: &str, n: i64) -> StoredRecord {
+        record(
+            RecordKind::SamplingSummary,
+            RetentionClass::Security,
+            "2026-11-20T10:00:00Z",
+            Labels {
+                action: Some(ty.into()),
+                record_count: Some(n),
+                ..Labels::default()
+            },
+        )
+    }
+
     #[test]
     fn requests_deletions_and_retention_are_counted_exactly() {
         let now: DateTime<Utc> = "2026-11-27T00:00:00Z".parse().unwrap();
@@ -370,6 +407,9 @@ mod tests {
                 "2024-01-01T00:00:00Z",
                 Labels::default(),
             ),
+            summary("user.page.view", 41),
+            summary("user.page.view", 2),
+            summary("user.search", 5),
         ];
         let log = LogSummary {
             logs: 2,
@@ -422,7 +462,11 @@ mod tests {
             offline["audit_completeness"]["dead_letters"]["total"],
             serde_json::Value::Null
         );
-        assert_eq!(r["total"], 8);
+        assert_eq!(r["total"], 11);
+        let sampled = &r["audit_completeness"]["sampled_out"];
+        assert_eq!(sampled["total"], 48);
+        assert_eq!(sampled["by_type"]["user.page.view"], 43);
+        assert_eq!(sampled["by_type"]["user.search"], 5);
         assert_eq!(r["gdpr_requests"]["total"], 4, "a receipt is no request");
         assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["success"], 1);
         assert_eq!(r["gdpr_requests"]["by_type"]["delete"]["refused"], 1);
@@ -430,7 +474,7 @@ mod tests {
         assert_eq!(r["account_deletions"]["total"], 2);
         assert_eq!(r["account_deletions"]["records_made_unreadable"], 7);
         assert_eq!(r["operator_actions"]["total"], 7);
-        assert_eq!(r["by_class"]["security"]["total"], 7);
+        assert_eq!(r["by_class"]["security"]["total"], 10);
         let verify = &r["audit_completeness"]["verifications"];
         assert_eq!(verify["runs"], 1);
         assert_eq!(verify["last"]["outcome"], "failure");

@@ -1,6 +1,7 @@
 //! The exactly-once consume-transform-produce loop (classifier, security monitor).
 //!
-//! One cycle: poll a bounded batch → [`Transform::transform`] each record → begin a transaction
+//! One cycle: poll a bounded batch → [`Transform::transform`] each record, then
+//! [`Transform::end_batch`] → begin a transaction
 //! → produce the outputs and dead letters → `send_offsets_to_transaction` with the consumer's
 //! group metadata (KIP-447) → commit. Outputs and input offsets become visible together or not
 //! at all, so `read_committed` readers see every output exactly once. The transaction runs on
@@ -405,8 +406,17 @@ impl<T: Transform> TransactionalLoop<T> {
                 }
             }
         }
+        let summary = self.transform.end_batch();
+        for r in &summary {
+            *tally.emitted.entry(r.topic.clone()).or_default() += 1;
+        }
+        outputs.extend(summary);
         tally.on_commit.extend(self.transform.on_commit());
         if next.is_empty() {
+            debug_assert!(
+                outputs.is_empty(),
+                "outputs of a batch of replayed records only"
+            );
             // Replayed records only: no transaction, and nothing live to roll back.
             for work in tally.on_commit {
                 work();

@@ -10,6 +10,14 @@ pub trait Transform: Send {
     /// record (and of state rebuilt by `replay`), so a redelivered batch yields the same outputs.
     fn transform(&mut self, record: &InputRecord) -> Transformed;
 
+    /// What the batch just transformed adds as a whole (the classifier's summary of what it
+    /// sampled out): called once after every batch's records, its outputs produced in that
+    /// batch's transaction. After an abort the batch is transformed again and this asked
+    /// again, so it must describe only the records transformed since the last call.
+    fn end_batch(&mut self) -> Vec<OutputRecord> {
+        Vec::new()
+    }
+
     /// Partitions newly owned — after a rebalance, and again for every owned partition after an
     /// aborted transaction. Return a [`Rewind`] for partitions whose recent history must be
     /// re-read (through [`Transform::replay`]) before new records are judged.

@@ -5,7 +5,10 @@
 //! and every replay decides alike, and a causal chain (one correlation id) is kept or dropped
 //! as a whole. Comparing the hash with `rate × 2⁶⁴` makes the decision monotone in the rate.
 //! What an audit must keep — failures, risk medium or higher, security events, data access,
-//! security and financial retention — is never sampled out, whatever the rate.
+//! security and financial retention — is never sampled out, whatever the rate. What is
+//! sampled out is summarised durably by the classifier service ([`summary`]).
+
+pub mod summary;
 
 use sha2::{Digest, Sha256};
 
