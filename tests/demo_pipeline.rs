@@ -6,8 +6,10 @@
 //! Checks what the demo printed against docs/topics-and-records.md (actions, outcomes, risk
 //! levels, retention classes, the failed logins' security events) and docs/security-rules.md (one
 //! medium, one high and one critical brute-force alert; the critical one blocks the ip), that
-//! `/readyz` reports the four services ready, and that SIGTERM stops the process with exit code
-//! 0. Waits are bounded by deadlines that fail the test; nothing asserts on timing.
+//! `/readyz` reports the four services ready, that a real Prometheus scraping the pipeline
+//! answers every panel query of both Grafana dashboards with data and evaluates every alerting
+//! rule, and that SIGTERM stops the process with exit code 0. Waits are bounded by deadlines
+//! that fail the test; nothing asserts on timing.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use auditflow_integration_tests::kafka::produce;
 use auditflow_integration_tests::processes::auditflow_binary;
+use auditflow_integration_tests::prometheus::{Prometheus, dashboard_queries};
 use auditflow_integration_tests::stack::{cql_nodes, require_cql, require_kafka, unique_name};
 use serde_json::Value;
 
@@ -56,6 +60,7 @@ impl Corner {
                 "AUDITFLOW_TOPICS__SAMPLING",
                 topic("audit.sampling.summary"),
             ),
+            ("AUDITFLOW_TOPICS__OCSF", topic("audit.ocsf")),
             // `unique_name` is `[a-z0-9_]`: no escaping needed inside the pattern.
             (
                 "AUDITFLOW_TOPICS__CLASSIFIER_INPUTS",
@@ -149,6 +154,84 @@ fn await_readyz(corner: &Corner, pipeline: &mut Pipeline, want: &[&str]) {
     }
 }
 
+/// Every panel query of both dashboards returns at least one series from the Prometheus that
+/// scraped the demo, and every alerting rule parses and evaluates there (health `ok`, also
+/// when queried directly). A refused input on the classifier's topic and one on the
+/// monitor's first give the dead-letter panels their series: a dead-letter counter appears at
+/// its first increment.
+fn dashboards_and_rules_meet_prometheus(corner: &Corner, prometheus: &Prometheus) {
+    let env = |key: &str| {
+        corner
+            .env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{key} not set"))
+    };
+    let garbage = vec![(None, b"{not json".to_vec(), Vec::new())];
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let bootstrap = env("AUDITFLOW_KAFKA__BOOTSTRAP_SERVERS");
+    for topic in [
+        env("AUDITFLOW_DEMO_TOPIC"),
+        env("AUDITFLOW_TOPICS__SECURITY_EVENT"),
+    ] {
+        runtime.block_on(produce(&bootstrap, &topic, &garbage));
+    }
+    let mut queries = dashboard_queries("deploy/grafana/dashboards/auditflow.json");
+    queries.extend(dashboard_queries(
+        "deploy/grafana/dashboards/auditflow-security.json",
+    ));
+    assert!(queries.len() > 20, "{queries:?}");
+    let start = Instant::now();
+    loop {
+        let empty: Vec<String> = queries
+            .iter()
+            .filter_map(|(panel, expr)| match prometheus.query(expr) {
+                Ok(series) if !series.is_empty() => None,
+                Ok(_) => Some(format!("{panel}: no series for {expr}")),
+                Err(e) => panic!("{panel}: {expr}: {e}"),
+            })
+            .collect();
+        if empty.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "panels without data (targets {:?}):\n{}",
+            prometheus.target_health(),
+            empty.join("\n")
+        );
+        thread::sleep(Duration::from_secs(2));
+    }
+    // The rules, as Prometheus evaluated them, and each expression queried directly.
+    let start = Instant::now();
+    let rules = loop {
+        let rules = prometheus.rules().expect("rules");
+        let evaluated = rules.iter().all(|r| {
+            r["lastEvaluation"]
+                .as_str()
+                .is_some_and(|t| !t.starts_with("0001"))
+        });
+        if evaluated && !rules.is_empty() {
+            break rules;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "rules not evaluated: {rules:#?}"
+        );
+        thread::sleep(Duration::from_secs(1));
+    };
+    assert!(rules.len() >= 15, "{} rules loaded", rules.len());
+    for rule in &rules {
+        let name = rule["name"].as_str().unwrap_or("?");
+        assert_eq!(rule["health"], "ok", "{name}: {}", rule["lastError"]);
+        let expr = rule["query"].as_str().expect("query");
+        if let Err(e) = prometheus.query(expr) {
+            panic!("{name}: {expr}: {e}");
+        }
+    }
+}
+
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
@@ -168,6 +251,8 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
             .spawn()
             .expect("starting auditflow run all"),
     );
+    // A real Prometheus scrapes the pipeline while the demo runs (and evaluates the rules).
+    let prometheus = Prometheus::start("demo", &[corner.listen.as_str()]);
     // The classifier joins once a topic matches its pattern; the demo creates that topic.
     await_readyz(&corner, &mut pipeline, &["ready", "not ready: classifier"]);
 
@@ -395,6 +480,8 @@ fn run_all_and_demo_store_the_lifecycle_and_fire_brute_force() {
         "{checked}"
     );
     let _ = std::fs::remove_file(&file);
+
+    dashboards_and_rules_meet_prometheus(&corner, &prometheus);
 
     // docs/operations.md: SIGTERM → finish, commit, leave the groups, exit 0.
     let pid = pipeline.0.id().to_string();

@@ -15,6 +15,7 @@ use auditflow_integration_tests::classifier::start_classifier;
 use auditflow_integration_tests::kafka::{
     Input, create_topic, produce, read_committed, structured, wait_caught_up,
 };
+use auditflow_integration_tests::ocsf::validate;
 use auditflow_integration_tests::processes::{json_of, logged_command, stdout_of};
 use auditflow_integration_tests::sink::SinkSetup;
 use auditflow_integration_tests::stack::require_kafka;
@@ -493,6 +494,28 @@ async fn each_report_counts_exactly_what_was_produced_in_every_format() {
         "id,time,class,kind,type,action,outcome,risk_level,severity,ip"
     );
     assert_eq!(lines.len(), 1 + 8);
+    // OCSF: the same eight records as events valid against the pinned schema.
+    let query_ocsf = stdout_of(
+        &run(
+            &setup,
+            &[
+                "--no-operator-log",
+                "query",
+                "--user",
+                USER,
+                "--format",
+                "ocsf",
+            ],
+        ),
+        "query ocsf",
+    );
+    assert_eq!(query_ocsf.lines().count(), 8, "{query_ocsf}");
+    let validated = validate(query_ocsf.as_bytes());
+    assert!(
+        validated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validated.stdout)
+    );
 
     // HTML, rendered by Chromium: the numbers are on the page and every chart has bars.
     let dir = std::env::temp_dir().join(format!("auditflow-reports-{}", std::process::id()));

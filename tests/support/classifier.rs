@@ -43,6 +43,7 @@ impl Setup {
         t.checkpoints = format!("{prefix}.audit.checkpoints");
         t.operator = format!("{prefix}.audit.operator.action");
         t.sampling = format!("{prefix}.audit.sampling.summary");
+        t.ocsf = format!("{prefix}.audit.ocsf");
         // `unique_name` is `[a-z0-9_]`, so it needs no escaping inside the pattern.
         t.classifier_inputs = vec![format!(r"^{prefix}\.user\..+")];
         t.partitions = 3;

@@ -8,7 +8,8 @@
 //! binary as a child process), [`metrics`] (a service's Prometheus text) and
 //! [`private_node`] (a Cassandra node a test may kill). The fixture modules hold each service's
 //! setup and inputs: [`classifier`], [`sink`] (and [`integrity`], its tamper-evident log), [`causality`],
-//! [`security_monitor`].
+//! [`security_monitor`], [`ocsf`] (a corpus for the OCSF output and its validator), and [`prometheus`] (a real
+//! Prometheus scraping a test's services).
 //!
 //! The tests run against real Kafka and Cassandra and fail — never skip — when a server is
 //! unreachable. One test file is one binary: tests in one binary run concurrently and some
@@ -22,8 +23,10 @@ pub mod classifier;
 pub mod integrity;
 pub mod kafka;
 pub mod metrics;
+pub mod ocsf;
 pub mod private_node;
 pub mod processes;
+pub mod prometheus;
 pub mod security_monitor;
 pub mod sink;
 pub mod stack;

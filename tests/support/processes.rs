@@ -181,6 +181,7 @@ fn configured(command: &mut Command, bootstrap: &str, config: &Config) {
         .env("AUDITFLOW_TOPICS__CHECKPOINTS", &t.checkpoints)
         .env("AUDITFLOW_TOPICS__OPERATOR", &t.operator)
         .env("AUDITFLOW_TOPICS__SAMPLING", &t.sampling)
+        .env("AUDITFLOW_TOPICS__OCSF", &t.ocsf)
         .env("AUDITFLOW_METRICS__LISTEN", "127.0.0.1:0")
         // `AUDITFLOW_TEST_CHILD_LOG` (a `RUST_LOG` filter) makes a failing test's services talk.
         .env(

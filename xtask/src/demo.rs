@@ -51,6 +51,13 @@ pub fn run(layout: &Layout) -> Result<()> {
          health: http://{listen}/readyz",
         layout.shown(&layout.log_file(pipeline::PIPELINE))
     );
+    if let Some(pid) = crate::prometheus::running(layout) {
+        println!(
+            "Prometheus (pid {pid}) scrapes it: http://{}/graph, alerts at http://{}/alerts",
+            crate::prometheus::ADDR,
+            crate::prometheus::ADDR
+        );
+    }
     println!(
         "run the demo again with `{} demo`; `cargo xtask down` stops the pipeline and the stack",
         layout.shown(&binary)

@@ -22,6 +22,7 @@ mod node;
 mod pipeline;
 mod probe;
 mod process;
+mod prometheus;
 mod server;
 mod stack;
 mod testrun;

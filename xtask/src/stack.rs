@@ -14,7 +14,7 @@ use crate::error::{Context, Result, bail};
 use crate::java;
 use crate::layout::Layout;
 use crate::server::{Prepare, Server};
-use crate::{cassandra, fetch, kafka, probe, process};
+use crate::{cassandra, fetch, kafka, probe, process, prometheus};
 
 /// Both servers, in start order.
 pub fn servers() -> [&'static dyn Server; 2] {
@@ -207,18 +207,24 @@ fn wait_ready(layout: &Layout, l: &mut Launched) -> Result<()> {
     }
 }
 
-/// `cargo xtask up`: start what is not running and wait until both servers answer.
+/// `cargo xtask up`: start what is not running and wait until both servers answer; then
+/// Prometheus beside them when one can be had (the `prometheus` module; the stack runs
+/// without it otherwise, saying so).
 pub fn up(layout: &Layout) -> Result<Vec<Launched>> {
     let mut launched = launch(layout)?;
     await_ready(layout, &mut launched)?;
+    let _lock = layout.lock()?;
+    prometheus::up(layout)?;
     Ok(launched)
 }
 
 /// Stops the servers this stack started (by their recorded pids).
 pub fn down(layout: &Layout) -> Result<()> {
     let _lock = layout.lock()?;
-    // The pipeline `cargo xtask demo` left running uses both servers: it goes first.
+    // The pipeline `cargo xtask demo` left running uses both servers: it goes first, and
+    // Prometheus, which watches it, next.
     crate::pipeline::stop(layout)?;
+    prometheus::down(layout)?;
     for server in servers().into_iter().rev() {
         stop_server(layout, server)?;
     }
@@ -268,6 +274,16 @@ pub fn status(layout: &Layout) -> Result<bool> {
             server.addr()
         );
     }
+    let prometheus = match prometheus::running(layout) {
+        Some(pid) => format!("running (pid {pid})"),
+        None => "stopped (optional)".to_string(),
+    };
+    println!(
+        "{:<10} {:<20} {}",
+        prometheus::NAME,
+        prometheus,
+        prometheus::ADDR
+    );
     println!("logs: {}", layout.shown(&layout.logs_dir()));
     Ok(all_ready)
 }
@@ -288,8 +304,9 @@ pub fn logs(layout: &Layout, only: Option<&'static dyn Server>, lines: usize) {
 pub fn reset(layout: &Layout) -> Result<()> {
     down(layout)?;
     let _lock = layout.lock()?;
-    for server in servers() {
-        let data = layout.service_dir(server.name()).join("data");
+    let names = servers().map(|s| s.name());
+    for name in names.into_iter().chain([prometheus::NAME]) {
+        let data = layout.service_dir(name).join("data");
         if data.exists() {
             fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
             println!("removed {}", layout.shown(&data));

@@ -26,9 +26,8 @@ use auditflow_core::classify::{Classified, Output};
 use auditflow_core::sampling::summary::{SAMPLING_SUMMARY_TYPE, SampledOutTally};
 use auditflow_core::{Classifier, Config, ConfigError};
 use auditflow_runtime::kafka::cloudevents::{decode_event, structured_record};
-use auditflow_runtime::kafka::loop_spec::LoopSpec;
 use auditflow_runtime::kafka::transactional::{self, Transform};
-use auditflow_runtime::{InputRecord, OutputRecord, ServiceContext, Transformed, kafka::topics};
+use auditflow_runtime::{InputRecord, OutputRecord, ServiceContext, Transformed};
 use chrono::Utc;
 
 /// The service name: metric label, `auditflow.service` header, group id suffix.
@@ -57,11 +56,7 @@ pub fn input_topics(config: &Config) -> Vec<String> {
 pub async fn run(cx: ServiceContext<'_>) -> Result<(), Error> {
     let config = cx.config;
     let transform = ClassifierTransform::new(Classifier::new(config)?, &config.topics.sampling);
-    let readiness = cx.health.register(SERVICE, true);
-    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
-    let spec = LoopSpec::for_service(SERVICE, input_topics(config), config);
-    let metrics = cx.metrics.service(SERVICE);
-    transactional::spawn(spec, transform, metrics, readiness, cx.shutdown).await?;
+    transactional::run_service(SERVICE, input_topics(config), cx, transform).await?;
     Ok(())
 }
 

@@ -42,7 +42,9 @@ pub enum Command {
     Classify,
     /// Run the security monitor offline over what `classify` writes.
     Detect,
-    /// Run a service (or all four in one process).
+    /// Turn what `classify` and `detect` write into OCSF events (NDJSON), without Kafka.
+    Ocsf,
+    /// Run a service (or all of the pipeline in one process).
     Run {
         #[arg(value_parser = crate::services::target_parser())]
         service: Target,

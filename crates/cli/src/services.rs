@@ -1,7 +1,8 @@
-//! The four services, each described once — its name, what it consumes, its consumer group,
-//! how it starts — in one list, [`SERVICES`], in pipeline order. `auditflow run <service>`
-//! accepts exactly these names (and `all`), `run all` starts this list, and `auditflow demo`
-//! probes these groups: a service's name or group is spelled nowhere else.
+//! The services, each described once — its name, what it consumes, its consumer group, how it
+//! starts, whether `run all` starts it — in one list, [`SERVICES`], in pipeline order.
+//! `auditflow run <service>` accepts exactly these names (and `all`), `run all` starts the
+//! four of the pipeline and the opt-in ones the configuration enables ([`in_run_all`]), and
+//! `auditflow demo` probes those groups: a service's name or group is spelled nowhere else.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,10 @@ pub struct Service {
     pub inputs: fn(&Config) -> Vec<String>,
     /// Starts it on the process's registry, health and shutdown signal.
     pub start: for<'a> fn(ServiceContext<'a>) -> Running<'a>,
+    /// Whether `run all` starts it under a configuration: always for the pipeline's four;
+    /// the OCSF exporter when `[ocsf] enabled` (it sends personal data out of reach of
+    /// `gdpr delete`, so it is never on by default).
+    pub in_run_all: fn(&Config) -> bool,
 }
 
 impl Service {
@@ -35,29 +40,36 @@ impl Service {
 /// A service crate's entry: every service crate offers the same three things, its `SERVICE`
 /// name, its `input_topics(&Config)` and its `run(ServiceContext)`.
 macro_rules! service {
-    ($krate:ident) => {
+    ($krate:ident, $in_run_all:expr) => {
         Service {
             name: $krate::SERVICE,
             inputs: $krate::input_topics,
             start: |cx| Box::pin(async move { Ok($krate::run(cx).await?) }),
+            in_run_all: $in_run_all,
         }
     };
 }
 
-/// Every service, in pipeline order (what `run all` starts).
-pub static SERVICES: [Service; 4] = [
-    service!(auditflow_classifier),
-    service!(auditflow_security_monitor),
-    service!(auditflow_sink),
-    service!(auditflow_causality_indexer),
+/// Every service, in pipeline order, the opt-in ones last.
+pub static SERVICES: [Service; 5] = [
+    service!(auditflow_classifier, |_| true),
+    service!(auditflow_security_monitor, |_| true),
+    service!(auditflow_sink, |_| true),
+    service!(auditflow_causality_indexer, |_| true),
+    service!(auditflow_ocsf_exporter, |config| config.ocsf.enabled),
 ];
+
+/// The services `run all` starts under `config`, in pipeline order.
+pub fn in_run_all(config: &Config) -> impl Iterator<Item = &'static Service> + '_ {
+    SERVICES.iter().filter(move |s| (s.in_run_all)(config))
+}
 
 /// What `auditflow run` is asked to run.
 #[derive(Clone, Copy)]
 pub enum Target {
     /// One service.
     One(&'static Service),
-    /// Every service of [`SERVICES`], in this one process.
+    /// Every service [`in_run_all`] names, in this one process.
     All,
 }
 
@@ -102,8 +114,14 @@ mod tests {
                     "causality-indexer",
                     "auditflow-causality-indexer".to_owned()
                 ),
+                ("ocsf-exporter", "auditflow-ocsf-exporter".to_owned()),
             ]
         );
+        let names = |c: &Config| in_run_all(c).map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(names(&config).len(), 4, "the exporter is opt-in");
+        let mut enabled = config.clone();
+        enabled.ocsf.enabled = true;
+        assert_eq!(names(&enabled).last(), Some(&"ocsf-exporter"));
         for service in &SERVICES {
             assert!(!(service.inputs)(&config).is_empty(), "{}", service.name);
         }

@@ -68,6 +68,8 @@ pub struct Config {
     pub integrity: IntegritySettings,
     /// `[operator]`: who runs the command-line tool, for the operator log.
     pub operator: OperatorSettings,
+    /// `[ocsf]`: the OCSF exporter's output (docs/ocsf.md).
+    pub ocsf: OcsfSettings,
 }
 
 /// `[sampling]`: type pattern → rate, in declaration order (it breaks specificity ties,
@@ -237,6 +239,9 @@ pub struct Topics {
     /// Where the classifier writes what it sampled out (`audit.sampling.summary` events, one
     /// per input type, partition and hour in each transaction); the sink stores them.
     pub sampling: String,
+    /// Where the OCSF exporter writes the OCSF events of the audit and security records
+    /// (docs/ocsf.md).
+    pub ocsf: String,
     /// What the classifier reads: topic names, or regular expressions starting with `^`.
     pub classifier_inputs: Vec<String>,
     /// Partitions of each topic `auditflow topics create` makes.
@@ -277,6 +282,7 @@ impl Default for Topics {
             checkpoints: "audit.checkpoints".into(),
             operator: "audit.operator.action".into(),
             sampling: "audit.sampling.summary".into(),
+            ocsf: "audit.ocsf".into(),
         }
     }
 }
@@ -467,6 +473,37 @@ impl Default for IntegritySettings {
             checkpoint_interval_secs: 60,
             signing_key_file: None,
             signing_key_env: "AUDITFLOW_SIGNING_KEY".into(),
+        }
+    }
+}
+
+/// `[ocsf]`: OCSF output (docs/ocsf.md), by the exporter service, `auditflow ocsf` and
+/// `query --format ocsf` alike.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OcsfSettings {
+    /// Whether `auditflow run all` starts the OCSF exporter too (`run ocsf-exporter` always
+    /// does).
+    pub enabled: bool,
+    /// The audited application, as authentications name their `service` and data accesses
+    /// their `src_endpoint` (OCSF requires one, and a record names none).
+    pub service_name: String,
+    /// Replace user ids and ip addresses by keyed pseudonyms in OCSF output.
+    pub pseudonymize: bool,
+    /// The environment variable holding the pseudonyms' key (64 hex digits).
+    pub pseudonym_key_env: String,
+    /// A file holding the pseudonyms' key, when the variable is unset.
+    pub pseudonym_key_file: Option<std::path::PathBuf>,
+}
+
+impl Default for OcsfSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            service_name: "application".into(),
+            pseudonymize: false,
+            pseudonym_key_env: "AUDITFLOW_OCSF_PSEUDONYM_KEY".into(),
+            pseudonym_key_file: None,
         }
     }
 }

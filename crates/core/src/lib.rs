@@ -27,6 +27,7 @@ pub mod error;
 pub mod hex;
 mod json;
 pub mod merkle;
+pub mod ocsf;
 pub mod operator;
 pub mod pattern;
 pub mod retention;

@@ -150,6 +150,7 @@ blocklist = "{bl}"
 checkpoints = "{cp}"
 operator = "{op}"
 sampling = "{sa}"
+ocsf = "{oc}"
 classifier_inputs = ["{ut}", "{st}"]
 partitions = {PARTITIONS}
 
@@ -177,6 +178,7 @@ id_secret_env = ""
         ac = t("security.actions"),
         op = t("audit.operator.action"),
         sa = t("audit.sampling.summary"),
+        oc = t("audit.ocsf"),
         bl = t("security.blocklist"),
         cp = t("audit.checkpoints"),
         ut = names.user_topic,

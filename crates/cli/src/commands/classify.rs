@@ -19,7 +19,7 @@ use auditflow_core::{Classified, Classifier, Config, Counters};
 use chrono::Utc;
 use serde_json::json;
 
-use super::ndjson::{Line, LineReader};
+use super::ndjson::{Failure, Line, each_line};
 
 /// Runs the command over stdin and stdout; the summary goes to stderr (JSON with `--json`).
 pub fn run(config: &Config, json_summary: bool) -> anyhow::Result<ExitCode> {
@@ -41,29 +41,17 @@ pub fn run(config: &Config, json_summary: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Which side of the pipe failed.
-#[derive(Debug)]
-pub enum Failure {
-    Read(io::Error),
-    Write(io::Error),
-}
-
 /// The command without its process edges: classifies `input` to its end (or first I/O
 /// failure) into `output`, and returns the counts either way.
 pub fn classify(
     classifier: &Classifier,
     config: &Config,
     input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write,
 ) -> (Counters, Result<(), Failure>) {
     let mut counters = Counters::default();
-    let mut lines = LineReader::new(input, classifier.limits().max_record_bytes);
-    let result = loop {
-        let line = match lines.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(Failure::Read(e)),
-        };
+    let max = classifier.limits().max_record_bytes;
+    let result = each_line(input, max, output, |line, output| {
         let (number, classified) = match line {
             Line::Text { number, bytes } if bytes.trim_ascii().is_empty() => {
                 // Nothing is dropped silently, not even an empty line.
@@ -84,14 +72,9 @@ pub fn classify(
             ),
         };
         counters.record(&classified);
-        if let Err(e) = write(&mut output, &classified, number, config) {
-            break Err(Failure::Write(e));
-        }
-    };
-    match output.flush() {
-        Err(e) if result.is_ok() => (counters, Err(Failure::Write(e))),
-        _ => (counters, result),
-    }
+        write(output, &classified, number, config)
+    });
+    (counters, result)
 }
 
 fn write(

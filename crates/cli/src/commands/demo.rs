@@ -45,7 +45,7 @@ use auditflow_store::{RecordKind, Store, StoredRecord, TimeRange};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::services::SERVICES;
+use crate::services::in_run_all;
 use uuid::Uuid;
 
 /// The recipe's "Complete Working Example" (user lifecycle) as CloudEvents, one per line:
@@ -133,7 +133,7 @@ pub(crate) async fn ensure_input_topic(config: &Config, topic: &str) -> anyhow::
 
 /// `Ok(Err(groups))` names the consumer groups that had no member within [`PIPELINE_WAIT`].
 fn await_pipeline(config: &Config, json: bool) -> anyhow::Result<Result<(), Vec<String>>> {
-    let groups: Vec<String> = SERVICES.iter().map(|s| s.group(config)).collect();
+    let groups: Vec<String> = in_run_all(config).map(|s| s.group(config)).collect();
     let probe = GroupProbe::new(&config.kafka).context("creating a Kafka client")?;
     let start = Instant::now();
     let mut told = false;

@@ -30,8 +30,7 @@ use auditflow_security_monitor::secret::{self, DevelopmentSecret, SecretSource};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::classify::Failure;
-use super::ndjson::{Line, LineReader};
+use super::ndjson::{Failure, Line, each_line};
 
 /// Runs the command over stdin and stdout; the summary goes to stderr (JSON with `--json`).
 /// Exit codes as for `classify`: 0 when stdin was read to the end (also when the reader of
@@ -143,17 +142,11 @@ pub fn detect(
     mut detector: Detector,
     config: &Config,
     input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write,
 ) -> (Summary, Result<(), Failure>) {
     let mut summary = Summary::default();
     let max = config.limits.max_record_bytes;
-    let mut lines = LineReader::new(input, max);
-    let result = loop {
-        let line = match lines.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(Failure::Read(e)),
-        };
+    let result = each_line(input, max, output, |line, output| {
         summary.lines += 1;
         let (number, routed) = match line {
             Line::Text { number, bytes } if bytes.trim_ascii().is_empty() => {
@@ -168,7 +161,7 @@ pub fn detect(
                 (number, Routed::Rejected(Rejection::too_large(size, max)))
             }
         };
-        let written = match routed {
+        match routed {
             Routed::Ignored => {
                 summary.ignored += 1;
                 Ok(())
@@ -192,20 +185,14 @@ pub fn detect(
                         Output::Action(_) => summary.actions += 1,
                         Output::Block(_) | Output::Unblock { .. } => summary.blocklist += 1,
                     }
-                    write_output(&mut output, out, config)
+                    write_output(&mut *output, out, config)
                 })
             }
-        };
-        if let Err(e) = written {
-            break Err(Failure::Write(e));
         }
-    };
+    });
     summary.too_late = detector.stats().too_late;
     summary.future_dated = detector.stats().future_dated;
-    match output.flush() {
-        Err(e) if result.is_ok() => (summary, Err(Failure::Write(e))),
-        _ => (summary, result),
-    }
+    (summary, result)
 }
 
 enum Routed {

@@ -21,6 +21,8 @@ pub enum Format {
     Csv,
     /// A self-contained HTML page with charts (reports, with `-o FILE`).
     Html,
+    /// One OCSF 1.8.0 event per line (`query`; docs/ocsf.md).
+    Ocsf,
 }
 
 impl Format {

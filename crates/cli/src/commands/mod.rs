@@ -14,6 +14,7 @@ mod gdpr;
 mod loadgen;
 mod migrate;
 mod ndjson;
+mod ocsf;
 mod operator_log;
 mod prove;
 mod query;
@@ -33,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Classify => classify::run(&config, json),
         Command::Detect => detect::run(&config, json),
+        Command::Ocsf => ocsf::run(&config, json),
         Command::Run { service } => run::run(service, &config),
         Command::Migrate => migrate::run(&config, json),
         Command::Topics { command } => topics::run(command, &config, json),

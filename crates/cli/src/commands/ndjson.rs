@@ -88,6 +88,39 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+/// Which side of the pipe failed.
+#[derive(Debug)]
+pub enum Failure {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Hands every line of `input` to `each`, which writes what it makes of it to `output`, until
+/// the end of input or the first I/O failure; then flushes `output`. The offline commands'
+/// loop (`classify`, `detect`, `ocsf`): they differ only in `each`.
+pub fn each_line<W: io::Write>(
+    input: impl BufRead,
+    max_record_bytes: usize,
+    mut output: W,
+    mut each: impl FnMut(Line<'_>, &mut W) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let mut lines = LineReader::new(input, max_record_bytes);
+    let result = loop {
+        let line = match lines.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(Failure::Read(e)),
+        };
+        if let Err(e) = each(line, &mut output) {
+            break Err(Failure::Write(e));
+        }
+    };
+    match output.flush() {
+        Err(e) if result.is_ok() => Err(Failure::Write(e)),
+        _ => result,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,7 @@ fn format_name(format: Format) -> &'static str {
         Format::Json => "json",
         Format::Csv => "csv",
         Format::Html => "html",
+        Format::Ocsf => "ocsf",
     }
 }
 

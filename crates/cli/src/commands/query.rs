@@ -30,9 +30,19 @@ pub fn run(
     };
     let format = Format::chosen(args.output.format, json);
     if format == Format::Html {
-        eprintln!("auditflow query: --format html is for reports; use table, json or csv");
+        eprintln!("auditflow query: --format html is for reports; use table, json, csv or ocsf");
         return Ok(ExitCode::from(2));
     }
+    let mapper = match format {
+        Format::Ocsf => match auditflow_ocsf_exporter::mapper(config) {
+            Ok(mapper) => Some(mapper),
+            Err(e) => {
+                eprintln!("auditflow query: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
     let runtime = super::runtime()?;
     let page = runtime.block_on(async {
         let store = Store::connect(&config.store, &config.retention).await?;
@@ -55,6 +65,23 @@ pub fn run(
             "next_page": page.next.as_ref().map(ToString::to_string),
         })),
         Format::Table | Format::Html => print_table(out, &args.user, &page),
+        Format::Ocsf => {
+            let mapper = mapper.as_ref().expect("built for --format ocsf");
+            let (unreadable, unclassed) = print_ocsf(out, mapper, &page);
+            if unreadable > 0 {
+                eprintln!(
+                    "auditflow query: {unreadable} records are unreadable (erased): no OCSF event"
+                );
+            }
+            if unclassed > 0 {
+                eprintln!(
+                    "auditflow query: {unclassed} records have no OCSF class (docs/ocsf.md): not shown"
+                );
+            }
+            if let Some(next) = &page.next {
+                eprintln!("more: auditflow query --user {:?} --page {next}", args.user);
+            }
+        }
         Format::Csv => {
             let rows: Vec<Vec<String>> = page.records.iter().map(csv_row).collect();
             out.text(csv_table(CSV_HEADERS, &rows));
@@ -65,6 +92,30 @@ pub fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The page's records as OCSF events, one per line (docs/ocsf.md); returns how many had no
+/// readable event (their user was erased) and how many no OCSF class (operator events).
+fn print_ocsf(
+    out: &mut Audited,
+    mapper: &auditflow_core::ocsf::Mapper,
+    page: &Page,
+) -> (usize, usize) {
+    let (mut unreadable, mut unclassed) = (0, 0);
+    for record in &page.records {
+        let event = match &record.event {
+            Some(Value::Object(event)) => {
+                auditflow_core::Event::from_json_object(event.clone()).ok()
+            }
+            _ => None,
+        };
+        match event.map(|e| mapper.map(&e)) {
+            Some(Ok(ocsf)) => out.line(Value::Object(ocsf)),
+            Some(Err(_)) => unclassed += 1,
+            None => unreadable += 1,
+        }
+    }
+    (unreadable, unclassed)
 }
 
 struct Query {

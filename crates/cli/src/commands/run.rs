@@ -4,10 +4,11 @@
 //! endpoint for whatever services it runs. SIGTERM or SIGINT stops the services gracefully
 //! (finish the batch in hand, commit, leave the group); the exit code is then 0.
 //!
-//! `run all` runs the four services side by side in this one process. Each keeps its own
+//! `run all` runs the four services (and the OCSF exporter with `[ocsf] enabled`) side by side
+//! in this one process. Each keeps its own
 //! consumer group and transactional ids (exactly as if it ran alone, so instances of `run all`
 //! and of single services can be mixed), while the registry, the health endpoint (`/readyz`
-//! answers ready only once all four are) and the shutdown signal are shared. When one service
+//! answers ready only once all of them are) and the shutdown signal are shared. When one service
 //! fails, the others are stopped gracefully and the process exits 1 naming the one that failed:
 //! a half-running pipeline that looks alive is worse than one that is visibly down.
 
@@ -19,7 +20,7 @@ use anyhow::{Context, anyhow};
 use auditflow_core::Config;
 use auditflow_runtime::{Health, Metrics, ServiceContext, Shutdown, telemetry::http};
 
-use crate::services::{SERVICES, Service, Target};
+use crate::services::{Service, Target, in_run_all};
 
 pub fn run(target: Target, config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,7 +80,7 @@ async fn run_service(
     .await
 }
 
-/// The four services as tasks of this process; returns once all have stopped. The first
+/// The services of `run all` as tasks of this process; returns once all have stopped. The first
 /// failure (an error, a panic, or a service returning before shutdown was asked for) stops
 /// the rest and is the result.
 async fn run_all(
@@ -88,10 +89,11 @@ async fn run_all(
     health: &Health,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    let services: Vec<&'static Service> = in_run_all(config).collect();
     let config = Arc::new(config.clone());
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
-    for service in &SERVICES {
+    for service in services {
         let (config, metrics, health, stop) = (
             Arc::clone(&config),
             metrics.clone(),

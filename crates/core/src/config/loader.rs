@@ -88,6 +88,8 @@ impl Topics {
             ("blocklist", &self.blocklist),
             ("checkpoints", &self.checkpoints),
             ("operator", &self.operator),
+            ("sampling", &self.sampling),
+            ("ocsf", &self.ocsf),
         ];
         for (key, name) in topics {
             let legal = !name.is_empty()

@@ -75,6 +75,8 @@ pub fn planned_topics(topics: &Topics) -> Vec<TopicSpec> {
         spec(&topics.operator, vec![]),
         // What the classifier sampled out, summarised: the sink stores it.
         spec(&topics.sampling, vec![]),
+        // The OCSF exporter's output, for SIEMs and data lakes.
+        spec(&topics.ocsf, vec![]),
     ]
 }
 
@@ -203,7 +205,8 @@ mod tests {
                 "security.blocklist",
                 "audit.checkpoints",
                 "audit.operator.action",
-                "audit.sampling.summary"
+                "audit.sampling.summary",
+                "audit.ocsf"
             ]
         );
         let anchor = plan.iter().find(|s| s.name == "audit.checkpoints").unwrap();

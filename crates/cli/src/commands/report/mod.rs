@@ -67,6 +67,11 @@ pub fn run(
     {
         return usage("--user must not be empty".into());
     }
+    if format == Format::Ocsf {
+        return usage(
+            "--format ocsf is for records (auditflow query); use table, json, csv or html".into(),
+        );
+    }
     if format == Format::Html && file.is_none() {
         return usage("--format html writes a page: give -o FILE".into());
     }
@@ -144,6 +149,7 @@ pub fn run(
         }
         Format::Csv => out.text(csv_report(name, &time(from), &time(to), &report)),
         Format::Html => out.text(html::page(name, &time(from), &time(to), &report)),
+        Format::Ocsf => unreachable!("refused above"),
     }
     Ok(ExitCode::SUCCESS)
 }

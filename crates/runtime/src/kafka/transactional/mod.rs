@@ -61,6 +61,7 @@ use crate::kafka::loop_spec::LoopSpec;
 use crate::kafka::rebalance::{HarnessContext, SharedAssignment, owned_positions};
 use crate::kafka::records::{DeadLetter, InputRecord, OutputRecord, Partition, Transformed};
 use crate::kafka::retry::{MAX_BACKOFF, MIN_BACKOFF};
+use crate::kafka::topics;
 use crate::shutdown::Shutdown;
 use crate::sync::lock;
 use crate::telemetry::health::Readiness;
@@ -94,6 +95,24 @@ struct Prepared {
 struct InFlight {
     tally: Tally,
     offsets: Vec<(Partition, i64)>,
+}
+
+/// Runs a service that transforms records into records until its shutdown: registers it with
+/// its health (not ready while it starts), creates the planned topics (idempotent), then runs
+/// [`spawn`] in group `<group_prefix><service>`. The service brings only what is its own: its
+/// name, its inputs and its transform (the classifier, the OCSF exporter).
+pub async fn run_service<T: Transform + 'static>(
+    service: &str,
+    inputs: Vec<String>,
+    cx: crate::ServiceContext<'_>,
+    transform: T,
+) -> Result<()> {
+    let config = cx.config;
+    let readiness = cx.health.register(service, true);
+    topics::ensure_topics(&config.kafka, &topics::planned_topics(&config.topics)).await?;
+    let spec = LoopSpec::for_service(service, inputs, config);
+    let metrics = cx.metrics.service(service);
+    spawn(spec, transform, metrics, readiness, cx.shutdown).await
 }
 
 /// Runs `transform` on its own blocking thread until `shutdown`.
