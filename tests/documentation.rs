@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use auditflow_core::Reason;
+use auditflow_integration_tests::markdown::{heading, slug};
 
 /// The repository's root.
 fn root() -> PathBuf {
@@ -283,29 +284,11 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
     targets
 }
 
-/// GitHub's anchor of a heading: lowercased, spaces as `-`, punctuation dropped.
-fn slug(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Every anchor a page's headings give, with GitHub's `-1`, `-2` suffixes for repeats.
 fn anchors(text: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     for (_, line) in prose_lines(text) {
-        let Some(heading) = line
-            .strip_prefix('#')
-            .map(|h| h.trim_start_matches('#'))
-            .filter(|h| h.starts_with(' '))
-        else {
+        let Some(heading) = heading(line) else {
             continue;
         };
         let base = slug(heading);

@@ -27,6 +27,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use auditflow_integration_tests::markdown::{heading, slug};
+
 /// A path relative to the repository's root.
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -231,21 +233,6 @@ fn tested_alerts(text: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     (firing, named)
 }
 
-/// GitHub's anchor of a heading (as tests/documentation.rs reads it): lowercased, spaces as
-/// `-`, punctuation dropped.
-fn slug(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The headings of a markdown page outside fenced code blocks, without their `#`s.
 fn headings(text: &str) -> Vec<String> {
     let mut fenced = false;
@@ -253,12 +240,7 @@ fn headings(text: &str) -> Vec<String> {
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             fenced = !fenced;
-        } else if !fenced
-            && let Some(heading) = line
-                .strip_prefix('#')
-                .map(|h| h.trim_start_matches('#'))
-                .filter(|h| h.starts_with(' '))
-        {
+        } else if !fenced && let Some(heading) = heading(line) {
             headings.push(heading.trim().to_owned());
         }
     }

@@ -5,8 +5,9 @@
 //! are, fresh names, the deadline every wait is bounded by), [`kafka`] (topics, producing,
 //! committed offsets, `read_committed` reads, dead letters), [`store`] (CQL sessions and
 //! counts, a fresh migrated store, stored records), [`processes`] (the real `auditflow`
-//! binary as a child process), [`metrics`] (a service's Prometheus text) and
-//! [`private_node`] (a Cassandra node a test may kill). The fixture modules hold each service's
+//! binary as a child process), [`metrics`] (a service's Prometheus text),
+//! [`private_node`] (a Cassandra node a test may kill) and [`markdown`] (headings and anchors
+//! as GitHub renders them, for the documentation checks). The fixture modules hold each service's
 //! setup and inputs: [`classifier`], [`sink`] (and [`integrity`], its tamper-evident log), [`causality`],
 //! [`security_monitor`], [`ocsf`] (a corpus for the OCSF output and its validator), and [`prometheus`] (a real
 //! Prometheus scraping a test's services).
@@ -22,6 +23,7 @@ pub mod chaos;
 pub mod classifier;
 pub mod integrity;
 pub mod kafka;
+pub mod markdown;
 pub mod metrics;
 pub mod ocsf;
 pub mod private_node;

@@ -28,9 +28,9 @@ use auditflow_core::detect::{Detector, InputKind, Mode, Observation, Output};
 use auditflow_core::envelope::{Event, Reason, Rejection, parse_structured};
 use auditflow_security_monitor::secret::{self, DevelopmentSecret, SecretSource};
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use super::ndjson::{Failure, Line, each_line};
+use super::ndjson::{Failure, Line, each_line, is_classify_line};
 
 /// Runs the command over stdin and stdout; the summary goes to stderr (JSON with `--json`).
 /// Exit codes as for `classify`: 0 when stdin was read to the end (also when the reader of
@@ -255,15 +255,6 @@ fn observe_event(
         Ok(observation) => Routed::Observed(Box::new(observation)),
         Err(rejection) => Routed::Rejected(rejection),
     }
-}
-
-/// `classify` writes `{"topic", "key", "value"}` and dead-letter lines `{"topic", "error", ...}`.
-/// A CloudEvent always has a `type` and never needs a wrapper's shape, so a line with `type` is
-/// an event even if a producer gave it `topic` and `value` extensions.
-fn is_classify_line(object: &Map<String, Value>) -> bool {
-    object.get("topic").is_some_and(Value::is_string)
-        && (object.contains_key("value") || object.contains_key("error"))
-        && !object.contains_key("type")
 }
 
 fn rejected_by_core(bytes: &[u8], config: &Config) -> Routed {

@@ -6,6 +6,8 @@
 
 use std::io::{self, BufRead};
 
+use serde_json::{Map, Value};
+
 /// One input line, without its `\n` (or `\r\n`). Numbers start at 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
@@ -86,6 +88,16 @@ impl<R: BufRead> LineReader<R> {
             bytes: &self.buffer,
         }))
     }
+}
+
+/// Whether a parsed line is a record line of `classify` or `detect` rather than a bare
+/// CloudEvent. `classify` writes `{"topic", "key", "value"}` and dead-letter lines `{"topic", "error", ...}`.
+/// A CloudEvent always has a `type` and never needs a wrapper's shape, so a line with `type` is
+/// an event even if a producer gave it `topic` and `value` extensions.
+pub fn is_classify_line(object: &Map<String, Value>) -> bool {
+    object.get("topic").is_some_and(Value::is_string)
+        && (object.contains_key("value") || object.contains_key("error"))
+        && !object.contains_key("type")
 }
 
 /// Which side of the pipe failed.

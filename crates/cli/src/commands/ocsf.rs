@@ -20,7 +20,7 @@ use auditflow_core::envelope::{Event, parse_structured};
 use auditflow_core::ocsf::{Mapper, NotMapped};
 use serde_json::{Value, json};
 
-use super::ndjson::{Failure, Line, each_line};
+use super::ndjson::{Failure, Line, each_line, is_classify_line};
 
 /// Runs the command over stdin and stdout. Exit codes: 0 when every line was an event or
 /// skipped, 1 when a line was rejected or stdin or stdout failed, 2 for unusable `[ocsf]`
@@ -137,10 +137,7 @@ fn event_of(bytes: &[u8], config: &Config) -> Result<Option<Event>, String> {
     let Value::Object(mut object) = value else {
         return Err("not a JSON object".into());
     };
-    let classify_line = object.get("topic").is_some_and(Value::is_string)
-        && (object.contains_key("value") || object.contains_key("error"))
-        && !object.contains_key("type");
-    if !classify_line {
+    if !is_classify_line(&object) {
         return parse_structured(bytes, &config.limits)
             .map(Some)
             .map_err(|r| format!("{}: {}", r.reason, r.detail));

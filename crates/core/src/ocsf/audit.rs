@@ -186,12 +186,7 @@ fn security_event(head: &Head<'_>, s: &SecurityEvent) -> Result<Map<String, Valu
         crate::audit_record::Severity::Warning => classes::MEDIUM,
         crate::audit_record::Severity::Critical => classes::CRITICAL,
     };
-    let mut out = head.event(
-        classes::DETECTION_FINDING,
-        classes::finding::CREATE,
-        severity,
-    )?;
-    set_status(&mut out, classes::NEW, None);
+    let mut out = head.finding(severity)?;
     let id = out["metadata"]["uid"].clone();
     out.insert(
         "finding_info".into(),

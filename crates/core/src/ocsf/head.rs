@@ -117,6 +117,18 @@ impl<'a> Head<'a> {
         Ok(out)
     }
 
+    /// The common attributes of a new Detection Finding (activity Create, status New), the
+    /// class of security events and alerts alike.
+    pub(super) fn finding(&self, severity: Severity) -> Result<Map<String, Value>, NotMapped> {
+        let mut out = self.event(
+            super::classes::DETECTION_FINDING,
+            super::classes::finding::CREATE,
+            severity,
+        )?;
+        set_status(&mut out, super::classes::NEW, None);
+        Ok(out)
+    }
+
     /// The input type the record came from (`originaltype`), else its own type.
     pub(super) fn original_type(&self) -> &str {
         self.extension("originaltype").unwrap_or(&self.event.ty)

@@ -64,15 +64,6 @@ impl Mapper {
         }
     }
 
-    /// The types [`Mapper::map`] turns into events: the three audit records, alerts, actions.
-    pub const EXPORTED: [&'static str; 5] = [
-        USER_ACTION,
-        DATA_ACCESS,
-        SECURITY_EVENT,
-        ALERT_TYPE,
-        ACTION_TYPE,
-    ];
-
     /// The Kafka key of a record's OCSF event: its own key (a user id or an ip, so one user's
     /// events stay in order), or that key's pseudonym when pseudonymising.
     pub fn key(&self, key: &str) -> String {

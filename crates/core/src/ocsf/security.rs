@@ -57,12 +57,7 @@ pub(super) fn alert(
         time(data, TY, "window_start")?,
         time(data, TY, "window_end")?,
     );
-    let mut out = head.event(
-        classes::DETECTION_FINDING,
-        classes::finding::CREATE,
-        severity,
-    )?;
-    set_status(&mut out, classes::NEW, None);
+    let mut out = head.finding(severity)?;
     let related: Vec<Value> = data
         .get("evidence")
         .and_then(Value::as_array)
