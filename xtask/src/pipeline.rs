@@ -3,8 +3,6 @@
 //! marker) in `.stack/pipeline.bin`, output in `.stack/logs/pipeline.log` — so that `demo`
 //! reuses one already running and `cargo xtask down` stops it (by that pid) before the servers.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Context, Result, bail};
 use crate::layout::Layout;
-use crate::process;
+use crate::{probe, process};
 
 /// The pipeline's name under `.stack/` (pid file, log).
 pub const PIPELINE: &str = "pipeline";
@@ -123,19 +121,7 @@ pub fn metrics_addr() -> String {
 
 /// `GET /readyz`, as the trimmed body (`ready` or `not ready: <services>`).
 fn readyz(addr: &str) -> std::result::Result<String, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("not answering ({e})"))?;
-    let timeout = Some(Duration::from_secs(5));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
-    stream
-        .write_all(format!("GET /readyz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .map_err(|e| format!("request failed ({e})"))?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| format!("no response ({e})"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok(body.trim().to_string())
+    probe::http_get(addr, "/readyz").map(|(_, body)| body.trim().to_string())
 }
 
 /// Stops the pipeline `demo` started, if it runs (SIGTERM: it finishes in-flight work,

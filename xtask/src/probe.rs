@@ -29,6 +29,28 @@ fn connect(addr: &str) -> Result<TcpStream> {
     Ok(stream)
 }
 
+/// `GET path` over HTTP/1.0 from `addr` (`host:port`): the status code and the body. The error
+/// says in words what failed (for the messages of the pipeline's and Prometheus' waits).
+pub fn http_get(addr: &str, path: &str) -> std::result::Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("not answering ({e})"))?;
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("request failed ({e})"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("no response ({e})"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
 /// Whether anything accepts TCP connections on `addr` (to spot a port taken by a stranger).
 pub fn port_open(addr: &str) -> bool {
     connect(addr).is_ok()

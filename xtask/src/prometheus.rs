@@ -10,8 +10,6 @@
 //! [`Server`](crate::server::Server).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -161,20 +159,7 @@ pub fn up(layout: &Layout) -> Result<bool> {
 
 /// Whether `/-/ready` answers 200.
 fn ready() -> bool {
-    let Ok(mut stream) = TcpStream::connect(ADDR) else {
-        return false;
-    };
-    let timeout = Some(Duration::from_secs(5));
-    let _ = stream.set_read_timeout(timeout);
-    if stream
-        .write_all(format!("GET /-/ready HTTP/1.0\r\nHost: {ADDR}\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
+    probe::http_get(ADDR, "/-/ready").is_ok_and(|(status, _)| status == 200)
 }
 
 /// Whether this stack's Prometheus runs (and answers).
